@@ -1,0 +1,35 @@
+package ai.wafer.cli;
+
+import ai.wafer.WaferException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** Entry point of the {@code wafer} command: one subcommand per job. */
+@Command(name = "wafer", mixinStandardHelpOptions = true, version = "wafer 0.1.0",
+        description = "Pretrain, fine-tune, evaluate and serve GPT-style (Cerebras-GPT) language models.",
+        subcommands = {
+                // one line per subcommand; keep sorted by job
+                CommandLine.HelpCommand.class,
+        })
+public final class Wafer implements Runnable {
+    @Override public void run() { new CommandLine(this).usage(System.out); }
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The configured command line; bad input becomes a one-line error and exit code 2, not a stack trace. */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Wafer());
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof WaferException || ex instanceof java.io.IOException
+                    || ex instanceof IllegalArgumentException || ex instanceof java.io.UncheckedIOException) {
+                cmd.getErr().println("wafer " + cmd.getCommandName() + ": error: " + ex.getMessage());
+                if (System.getenv("WAFER_DEBUG") != null) ex.printStackTrace(cmd.getErr());
+                return 2;
+            }
+            throw ex;
+        });
+        return cl;
+    }
+}

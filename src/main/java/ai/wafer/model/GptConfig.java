@@ -1,0 +1,183 @@
+package ai.wafer.model;
+
+import ai.wafer.WaferException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The shape of a GPT-2-architecture model, as Hugging Face's {@code config.json} states it.
+ * Absent keys take Hugging Face's GPT2Config defaults; keys Wafer does not interpret are kept in
+ * {@code extra} and written back unchanged, so a round trip loses nothing.
+ */
+public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, int nInner,
+                        Activation activation, float layerNormEpsilon, boolean scaleAttnWeights,
+                        boolean tieWordEmbeddings, float initializerRange, Map<String, JsonNode> extra) {
+
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    /** Keys of Hugging Face's GPT2Config (and PretrainedConfig) that are known and need no interpretation here. */
+    private static final Set<String> KNOWN_PASSIVE = Set.of(
+            "architectures", "model_type", "bos_token_id", "eos_token_id", "pad_token_id", "resid_pdrop",
+            "embd_pdrop", "attn_pdrop", "summary_type", "summary_use_proj", "summary_activation",
+            "summary_proj_to_labels", "summary_first_dropout", "use_cache", "torch_dtype", "dtype",
+            "transformers_version", "task_specific_params", "n_ctx", "id2label", "label2id", "num_labels",
+            "problem_type", "classifier_dropout", "_name_or_path", "gradient_checkpointing", "tokenizer_class",
+            "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention",
+            "output_hidden_states", "output_attentions", "return_dict", "finetuning_task", "prefix",
+            "max_length", "do_sample", "temperature", "top_k", "top_p", "mup_width_scale", "name_or_path");
+
+    public GptConfig {
+        extra = Map.copyOf(extra);
+        check(vocabSize > 0, "vocab_size must be positive, got " + vocabSize);
+        check(nPositions > 0, "n_positions must be positive, got " + nPositions);
+        check(nLayer > 0, "n_layer must be positive, got " + nLayer);
+        check(nHead > 0 && nEmbd > 0 && nEmbd % nHead == 0,
+                "n_embd (" + nEmbd + ") must be a positive multiple of n_head (" + nHead + ")");
+        check(nInner > 0, "n_inner must be positive, got " + nInner);
+        check(layerNormEpsilon > 0, "layer_norm_epsilon must be positive");
+    }
+
+    private static void check(boolean ok, String msg) { if (!ok) throw new WaferException("config: " + msg); }
+
+    public int headSize() { return nEmbd / nHead; }
+
+    /** Builder-style copy with the main shape changed; everything else kept. */
+    public GptConfig withShape(int nLayer, int nEmbd, int nHead, int vocabSize, int nPositions) {
+        return new GptConfig(vocabSize, nPositions, nEmbd, nLayer, nHead, 4 * nEmbd, activation, layerNormEpsilon,
+                scaleAttnWeights, tieWordEmbeddings, initializerRange, extra);
+    }
+
+    public GptConfig withExtra(String key, JsonNode value) {
+        Map<String, JsonNode> e = new LinkedHashMap<>(extra);
+        e.put(key, value);
+        return new GptConfig(vocabSize, nPositions, nEmbd, nLayer, nHead, nInner, activation, layerNormEpsilon,
+                scaleAttnWeights, tieWordEmbeddings, initializerRange, e);
+    }
+
+    /** A Cerebras-GPT-style configuration: exact GELU, epsilon 1e-5, tied embeddings, d_ffn = 4d. */
+    public static GptConfig of(int nLayer, int nEmbd, int nHead, int vocabSize, int nPositions) {
+        return new GptConfig(vocabSize, nPositions, nEmbd, nLayer, nHead, 4 * nEmbd, Activation.GELU, 1e-5f,
+                true, true, 0.02f, Map.of());
+    }
+
+    /** The seven Cerebras-GPT sizes and small shapes for tests and demos. */
+    public static final Map<String, GptConfig> PRESETS = presets();
+
+    private static Map<String, GptConfig> presets() {
+        Map<String, GptConfig> m = new LinkedHashMap<>();
+        m.put("cerebras-gpt-111m", of(10, 768, 12, 50257, 2048));
+        m.put("cerebras-gpt-256m", of(14, 1088, 17, 50257, 2048));
+        m.put("cerebras-gpt-590m", of(18, 1536, 12, 50257, 2048));
+        m.put("cerebras-gpt-1.3b", of(24, 2048, 16, 50257, 2048));
+        m.put("cerebras-gpt-2.7b", of(32, 2560, 32, 50257, 2048));
+        m.put("cerebras-gpt-6.7b", of(32, 4096, 32, 50257, 2048));
+        m.put("cerebras-gpt-13b", of(40, 5120, 40, 50257, 2048));
+        m.put("gpt2-124m", of(12, 768, 12, 50257, 1024));
+        m.put("tiny", of(2, 64, 4, 50257, 256));
+        m.put("small", of(4, 256, 4, 50257, 512));
+        return Map.copyOf(m);
+    }
+
+    public static GptConfig preset(String name) {
+        GptConfig c = PRESETS.get(name.toLowerCase());
+        if (c == null) throw new WaferException("unknown preset '" + name + "'; known: " + List.copyOf(PRESETS.keySet()).stream().sorted().toList());
+        return c;
+    }
+
+    public static GptConfig read(Path file) {
+        try {
+            return fromJson(JSON.readTree(Files.readString(file)), file.toString());
+        } catch (NoSuchFileException e) {
+            throw new WaferException("config: no file " + file);
+        } catch (IOException e) {
+            throw new WaferException("config: cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    public static GptConfig fromJson(JsonNode n, String where) {
+        if (n == null || !n.isObject()) throw new WaferException(where + ": config must be a JSON object");
+        String type = n.path("model_type").asText("gpt2");
+        if (!type.equals("gpt2")) throw new WaferException(where + ": model_type '" + type + "' is not supported (only gpt2)");
+        if (n.path("scale_attn_by_inverse_layer_idx").asBoolean(false) || n.path("reorder_and_upcast_attn").asBoolean(false))
+            throw new WaferException(where + ": scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported");
+        Map<String, JsonNode> extra = new LinkedHashMap<>();
+        Set<String> interpreted = Set.of("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
+                "activation_function", "layer_norm_epsilon", "scale_attn_weights", "tie_word_embeddings",
+                "initializer_range");
+        List<String> unknown = new java.util.ArrayList<>();
+        n.properties().forEach(e -> {
+            if (interpreted.contains(e.getKey())) return;
+            if (!KNOWN_PASSIVE.contains(e.getKey())) unknown.add(e.getKey());
+            extra.put(e.getKey(), e.getValue());
+        });
+        if (!unknown.isEmpty())
+            System.err.println("wafer: warning: " + where + ": keys not used by Wafer (kept as they are): " + unknown);
+        int nEmbd = intKey(n, "n_embd", 768, where);
+        JsonNode inner = n.get("n_inner");
+        int nInner = inner == null || inner.isNull() ? 4 * nEmbd : intKey(n, "n_inner", 0, where);
+        String act = n.path("activation_function").asText("gelu_new");
+        return new GptConfig(intKey(n, "vocab_size", 50257, where), intKey(n, "n_positions", 1024, where), nEmbd,
+                intKey(n, "n_layer", 12, where), intKey(n, "n_head", 12, where), nInner,
+                Activation.parse(act, where), (float) n.path("layer_norm_epsilon").asDouble(1e-5),
+                n.path("scale_attn_weights").asBoolean(true), n.path("tie_word_embeddings").asBoolean(true),
+                (float) n.path("initializer_range").asDouble(0.02), extra);
+    }
+
+    private static int intKey(JsonNode n, String key, int dflt, String where) {
+        JsonNode v = n.get(key);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.canConvertToInt() || !v.isIntegralNumber()) throw new WaferException(where + ": " + key + " must be an integer, got " + v);
+        return v.intValue();
+    }
+
+    public ObjectNode toJson() {
+        ObjectNode o = JSON.createObjectNode();
+        o.putArray("architectures").add("GPT2LMHeadModel");
+        o.put("model_type", "gpt2");
+        extra.forEach(o::set); // may override architectures (e.g. a classification head)
+        o.put("vocab_size", vocabSize);
+        o.put("n_positions", nPositions);
+        o.put("n_embd", nEmbd);
+        o.put("n_layer", nLayer);
+        o.put("n_head", nHead);
+        if (nInner == 4 * nEmbd) o.putNull("n_inner"); else o.put("n_inner", nInner);
+        o.put("activation_function", activation.hfName);
+        o.put("layer_norm_epsilon", (double) layerNormEpsilon);
+        o.put("scale_attn_weights", scaleAttnWeights);
+        o.put("tie_word_embeddings", tieWordEmbeddings);
+        o.put("initializer_range", (double) initializerRange);
+        return o;
+    }
+
+    public void write(Path file) throws IOException {
+        Files.writeString(file, JSON.writeValueAsString(toJson()) + "\n");
+    }
+
+    /** The MLP nonlinearity, by Hugging Face's {@code activation_function} name. */
+    public enum Activation {
+        GELU("gelu"), GELU_TANH("gelu_new"), RELU("relu");
+        public final String hfName;
+        Activation(String hfName) { this.hfName = hfName; }
+
+        static Activation parse(String s, String where) {
+            return switch (s) {
+                case "gelu" -> GELU;
+                case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> GELU_TANH;
+                case "relu" -> RELU;
+                default -> throw new WaferException(where + ": unknown activation_function '" + s
+                        + "' (known: gelu, gelu_new, gelu_pytorch_tanh, relu)");
+            };
+        }
+    }
+}

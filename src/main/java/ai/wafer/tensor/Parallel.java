@@ -1,0 +1,122 @@
+package ai.wafer.tensor;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A fixed team of worker threads for data-parallel loops over the cores.
+ *
+ * <p>{@link #forRange} splits {@code [0, n)} into one contiguous chunk per thread; the caller runs
+ * chunk 0 itself. Dispatch allocates nothing (the body is stored in a field, workers are woken with
+ * {@code unpark}), so kernels may call it inside training steps. A call made while a loop is already
+ * running (from a worker, or nested) runs serially on the calling thread: kernels never deadlock by
+ * nesting.
+ *
+ * <p>The thread count is {@code WAFER_THREADS} or the number of available processors.
+ */
+public final class Parallel {
+    /** The body of a parallel loop: handles indices {@code [from, to)}; {@code worker} is 0..threads-1. */
+    @FunctionalInterface
+    public interface RangeBody { void run(int worker, int from, int to); }
+
+    private static final int THREADS = threadsFromEnv();
+    private static final Worker[] WORKERS = new Worker[THREADS];
+    private static final AtomicInteger PENDING = new AtomicInteger();
+    private static final Object LOCK = new Object();
+    private static volatile Thread caller;
+    private static volatile RangeBody body;
+    private static volatile int total;
+    private static volatile Throwable failure;
+
+    static {
+        for (int i = 1; i < THREADS; i++) {
+            WORKERS[i] = new Worker(i);
+            WORKERS[i].start();
+        }
+    }
+
+    private Parallel() {}
+
+    public static int threads() { return THREADS; }
+
+    private static int threadsFromEnv() {
+        String s = System.getenv("WAFER_THREADS");
+        if (s != null && !s.isBlank()) {
+            try { return Math.max(1, Integer.parseInt(s.trim())); } catch (NumberFormatException ignored) { }
+        }
+        return Math.max(1, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** Runs {@code b} over {@code [0, n)} on all threads and returns when every chunk is done. */
+    public static void forRange(int n, RangeBody b) {
+        if (n <= 0) return;
+        if (THREADS == 1 || n == 1 || Thread.currentThread() instanceof Worker) {
+            b.run(0, 0, n);
+            return;
+        }
+        synchronized (LOCK) {
+            if (caller != null) { // nested call from the caller thread inside a running loop
+                b.run(0, 0, n);
+                return;
+            }
+            caller = Thread.currentThread();
+            total = n;
+            failure = null;
+            body = b;
+            PENDING.set(THREADS - 1);
+            for (int i = 1; i < THREADS; i++) WORKERS[i].wake();
+            try {
+                runChunk(b, 0, n);
+                int spins = 0;
+                while (PENDING.get() > 0) {
+                    if (++spins < 20_000) Thread.onSpinWait(); else LockSupport.park();
+                }
+            } finally {
+                body = null;
+                caller = null;
+            }
+            Throwable f = failure;
+            if (f instanceof RuntimeException re) throw re;
+            if (f instanceof Error er) throw er;
+        }
+    }
+
+    private static void runChunk(RangeBody b, int worker, int n) {
+        int from = (int) ((long) n * worker / THREADS), to = (int) ((long) n * (worker + 1) / THREADS);
+        if (from < to) b.run(worker, from, to);
+    }
+
+    private static final class Worker extends Thread {
+        private final int id;
+        private volatile boolean go;
+
+        Worker(int id) {
+            super("wafer-worker-" + id);
+            this.id = id;
+            setDaemon(true);
+        }
+
+        void wake() {
+            go = true;
+            LockSupport.unpark(this);
+        }
+
+        @Override public void run() {
+            while (true) {
+                int spins = 0;
+                while (!go) {
+                    if (++spins < 20_000) Thread.onSpinWait(); else LockSupport.park(this);
+                }
+                go = false;
+                try {
+                    runChunk(body, id, total);
+                } catch (Throwable t) {
+                    failure = t;
+                } finally {
+                    Thread c = caller;
+                    if (PENDING.decrementAndGet() == 0 && c != null) LockSupport.unpark(c);
+                }
+            }
+        }
+    }
+}
