@@ -1,0 +1,108 @@
+package ai.wafer.io;
+
+import ai.wafer.WaferException;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
+import ai.wafer.model.Parameter;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+
+/**
+ * A model in Hugging Face's directory form: {@code config.json} plus {@code model.safetensors}
+ * (or shards with {@code model.safetensors.index.json}). Tensor names are accepted with or without
+ * the {@code transformer.} prefix; the attention-mask buffers of older GPT-2 files are skipped;
+ * {@code lm_head.weight} is read only when embeddings are untied. Saving writes the names
+ * GPT2LMHeadModel writes, so Hugging Face's loaders read what Wafer saved.
+ */
+public final class Checkpoint {
+    private Checkpoint() {}
+
+    public static final String PREFIX = "transformer.";
+    /** Buffers, not parameters: the causal mask (and its fill value) that older GPT-2 files carry. */
+    private static final Pattern MASK_BUFFER = Pattern.compile("h\\.\\d+\\.attn\\.(bias|masked_bias)");
+
+    public static Gpt load(Path dir) {
+        if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
+        GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
+        Gpt model = new Gpt(cfg);
+        try (SafeTensors.Reader r = SafeTensors.open(dir)) {
+            load(model, r, dir.toString());
+        }
+        return model;
+    }
+
+    /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
+    public static void load(Gpt model, SafeTensors.Reader r, String where) {
+        Map<String, String> stored = new LinkedHashMap<>(); // canonical name -> name in the file
+        List<String> extra = new ArrayList<>();
+        for (String name : r.names()) {
+            String canon = canonical(name);
+            if (MASK_BUFFER.matcher(canon).matches()) continue;
+            if (canon.equals("lm_head.weight") && model.config.tieWordEmbeddings()) continue; // tied: wte is the head
+            if (!model.hasParameter(canon)) { extra.add(name); continue; }
+            if (stored.put(canon, name) != null) throw new WaferException(where + ": tensor " + canon + " is stored twice");
+        }
+        if (!extra.isEmpty()) throw new WaferException(where + ": tensors that a " + shape(model.config) + " model does not have: " + extra);
+        List<String> missing = new ArrayList<>();
+        for (Parameter p : model.parameters()) if (!stored.containsKey(p.name)) missing.add(p.name);
+        if (!missing.isEmpty()) throw new WaferException(where + ": missing tensors " + missing);
+        for (Parameter p : model.parameters()) {
+            String name = stored.get(p.name);
+            long[] have = r.info(name).shape();
+            long[] want = Arrays.stream(p.shape).asLongStream().toArray();
+            if (!Arrays.equals(have, want))
+                throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have)
+                        + " but the config needs " + Arrays.toString(want));
+            r.read(name, p.data, 0);
+        }
+    }
+
+    static String canonical(String name) { return name.startsWith(PREFIX) ? name.substring(PREFIX.length()) : name; }
+
+    private static String shape(GptConfig c) {
+        return c.nLayer() + "-layer, n_embd " + c.nEmbd() + (c.tieWordEmbeddings() ? "" : ", untied");
+    }
+
+    /** Writes config.json and the weights (F32, or BF16) as GPT2LMHeadModel names them; shards above {@code maxShardBytes} (0 = one file). */
+    public static void save(Gpt model, Path dir, SafeTensors.DType dtype, long maxShardBytes) {
+        try {
+            Files.createDirectories(dir);
+            model.config.write(dir.resolve("config.json"));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + dir.resolve("config.json") + ": " + e.getMessage(), e);
+        }
+        Map<String, SafeTensors.Tensor> out = new LinkedHashMap<>();
+        for (Parameter p : model.parameters()) {
+            String name = p.name.equals("lm_head.weight") ? p.name : PREFIX + p.name;
+            out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.data));
+        }
+        // a stale single file or index next to the new one would be ambiguous on the next load
+        deleteIfExists(dir.resolve(SafeTensors.SINGLE_FILE));
+        deleteIfExists(dir.resolve(SafeTensors.INDEX_FILE));
+        if (maxShardBytes > 0) SafeTensors.writeSharded(dir, out, dtype, maxShardBytes);
+        else SafeTensors.write(dir.resolve(SafeTensors.SINGLE_FILE), out, dtype);
+    }
+
+    public static void save(Gpt model, Path dir) { save(model, dir, SafeTensors.DType.F32, 0); }
+
+    private static void deleteIfExists(Path p) {
+        try { Files.deleteIfExists(p); } catch (IOException e) { throw new UncheckedIOException(e); }
+    }
+
+    /** The parameter names a checkpoint of this config holds, canonical form: for messages and tests. */
+    public static TreeSet<String> names(Gpt model) {
+        TreeSet<String> s = new TreeSet<>();
+        for (Parameter p : model.parameters()) s.add(p.name);
+        return s;
+    }
+}

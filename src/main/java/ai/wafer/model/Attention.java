@@ -1,0 +1,68 @@
+package ai.wafer.model;
+
+import ai.wafer.tensor.Gemm;
+import ai.wafer.tensor.Parallel;
+
+/**
+ * Causal multi-head self-attention on the packed c_attn output qkv[B,T,3C] (q, k, v side by
+ * side, each split into H heads of size hs). One (batch, head) pair is one task: its matmuls are
+ * small, so they run serially inside the parallel loop over pairs.
+ *
+ * <p>The softmax probabilities att[B,H,T,T] are kept for the backward pass (zero above the diagonal).
+ */
+public final class Attention {
+    private Attention() {}
+
+    public static void forward(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, boolean scaled) {
+        int hs = C / H, C3 = 3 * C;
+        float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
+        Parallel.forRange(B * H, (w, from, to) -> {
+            for (int bh = from; bh < to; bh++) {
+                int b = bh / H, h = bh % H;
+                int q = b * T * C3 + h * hs, k = q + C, v = q + 2 * C, a = bh * T * T;
+                Gemm.sgemmSerial(false, true, T, T, hs, scale, qkv, q, C3, qkv, k, C3, 0f, att, a, T);
+                for (int t = 0; t < T; t++) {
+                    int r = a + t * T;
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int j = 0; j <= t; j++) max = Math.max(max, att[r + j]);
+                    float sum = 0;
+                    for (int j = 0; j <= t; j++) { float e = (float) Math.exp(att[r + j] - max); att[r + j] = e; sum += e; }
+                    float inv = 1f / sum;
+                    for (int j = 0; j <= t; j++) att[r + j] *= inv;
+                    for (int j = t + 1; j < T; j++) att[r + j] = 0f;
+                }
+                Gemm.sgemmSerial(false, false, T, hs, T, 1f, att, a, T, qkv, v, C3, 0f, out, b * T * C + h * hs, C);
+            }
+        });
+    }
+
+    /**
+     * dqkv[B,T,3C] = gradient of qkv (overwritten) from dout[B,T,C]; scratch holds threads*T*T floats.
+     */
+    public static void backward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H,
+                                boolean scaled, float[] scratch) {
+        int hs = C / H, C3 = 3 * C;
+        float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
+        Parallel.forRange(B * H, (w, from, to) -> {
+            int ds = w * T * T;
+            for (int bh = from; bh < to; bh++) {
+                int b = bh / H, h = bh % H;
+                int q = b * T * C3 + h * hs, k = q + C, v = q + 2 * C, a = bh * T * T, y = b * T * C + h * hs;
+                // dP = dY V^T ; dV = P^T dY
+                Gemm.sgemmSerial(false, true, T, T, hs, 1f, dout, y, C, qkv, v, C3, 0f, scratch, ds, T);
+                Gemm.sgemmSerial(true, false, T, hs, T, 1f, att, a, T, dout, y, C, 0f, dqkv, v, C3);
+                // softmax backward: dS = P * (dP - rowsum(P * dP)), then the 1/sqrt(hs) of the forward
+                for (int t = 0; t < T; t++) {
+                    int r = a + t * T, s = ds + t * T;
+                    float dot = 0;
+                    for (int j = 0; j <= t; j++) dot += att[r + j] * scratch[s + j];
+                    for (int j = 0; j <= t; j++) scratch[s + j] = att[r + j] * (scratch[s + j] - dot) * scale;
+                    for (int j = t + 1; j < T; j++) scratch[s + j] = 0f;
+                }
+                // dQ = dS K ; dK = dS^T Q
+                Gemm.sgemmSerial(false, false, T, hs, T, 1f, scratch, ds, T, qkv, k, C3, 0f, dqkv, q, C3);
+                Gemm.sgemmSerial(true, false, T, hs, T, 1f, scratch, ds, T, qkv, q, C3, 0f, dqkv, k, C3);
+            }
+        });
+    }
+}

@@ -1,0 +1,32 @@
+package ai.wafer.model;
+
+import ai.wafer.tensor.Parallel;
+
+/** Token plus learned position embedding: x[b,t] = wte[token] + wpe[t]. */
+public final class Encoder {
+    private Encoder() {}
+
+    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset) {
+        Parallel.forRange(B * T, (w, from, to) -> {
+            for (int bt = from; bt < to; bt++) {
+                int tok = tokens[bt], t = bt % T + posOffset;
+                int o = bt * C, e = tok * C, p = t * C;
+                for (int c = 0; c < C; c++) out[o + c] = wte[e + c] + wpe[p + c];
+            }
+        });
+    }
+
+    /**
+     * dwte[token] += dout, dwpe[t] += dout. Tokens repeat, so rows collide: the work is split over
+     * channels instead of rows, and each thread owns a slice of every row.
+     */
+    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int B, int T, int C) {
+        Parallel.forRange(C, (w, from, to) -> {
+            for (int bt = 0; bt < B * T; bt++) {
+                int o = bt * C, e = tokens[bt] * C, p = (bt % T) * C;
+                if (dwte != null) for (int c = from; c < to; c++) dwte[e + c] += dout[o + c];
+                if (dwpe != null) for (int c = from; c < to; c++) dwpe[p + c] += dout[o + c];
+            }
+        });
+    }
+}

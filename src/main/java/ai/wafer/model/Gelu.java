@@ -1,0 +1,58 @@
+package ai.wafer.model;
+
+import ai.wafer.tensor.Parallel;
+
+/**
+ * The MLP nonlinearity, forward and backward: exact GELU (x * Phi(x), the erf form Cerebras-GPT
+ * uses), the tanh approximation ("gelu_new"), or ReLU.
+ */
+public final class Gelu {
+    private Gelu() {}
+
+    private static final double SQRT_HALF = Math.sqrt(0.5);
+    private static final double INV_SQRT_2PI = 1.0 / Math.sqrt(2 * Math.PI);
+    private static final double TANH_K = Math.sqrt(2.0 / Math.PI);
+
+    public static void forward(GptConfig.Activation act, float[] out, float[] inp, int n) {
+        Parallel.forRange(n, (w, from, to) -> {
+            switch (act) {
+                case GELU -> { for (int i = from; i < to; i++) { double x = inp[i]; out[i] = (float) (x * phi(x)); } }
+                case GELU_TANH -> { for (int i = from; i < to; i++) { double x = inp[i];
+                    out[i] = (float) (0.5 * x * (1 + Math.tanh(TANH_K * (x + 0.044715 * x * x * x)))); } }
+                case RELU -> { for (int i = from; i < to; i++) out[i] = Math.max(inp[i], 0f); }
+            }
+        });
+    }
+
+    /** dinp[i] = dout[i] * f'(inp[i]) (overwrites dinp; it may be the same array as dout). */
+    public static void backward(GptConfig.Activation act, float[] dinp, float[] inp, float[] dout, int n) {
+        Parallel.forRange(n, (w, from, to) -> {
+            switch (act) {
+                case GELU -> { for (int i = from; i < to; i++) { double x = inp[i];
+                    double d = phi(x) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI;
+                    dinp[i] = (float) (dout[i] * d); } }
+                case GELU_TANH -> { for (int i = from; i < to; i++) { double x = inp[i];
+                    double t = Math.tanh(TANH_K * (x + 0.044715 * x * x * x));
+                    double d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * TANH_K * (1 + 3 * 0.044715 * x * x);
+                    dinp[i] = (float) (dout[i] * d); } }
+                case RELU -> { for (int i = from; i < to; i++) dinp[i] = inp[i] > 0 ? dout[i] : 0f; }
+            }
+        });
+    }
+
+    /** The standard normal CDF, Phi(x) = erfc(-x / sqrt 2) / 2, accurate to ~1e-7 relative even in the tails. */
+    static double phi(double x) { return 0.5 * erfc(-x * SQRT_HALF); }
+
+    /**
+     * Complementary error function by a Chebyshev-fitted exponential (fractional error below 1.2e-7
+     * for every z): erfc(z) = t * exp(-z^2 + P(t)), t = 1 / (1 + z/2), for z >= 0.
+     */
+    static double erfc(double z) {
+        double az = Math.abs(z);
+        double t = 1.0 / (1.0 + 0.5 * az);
+        double p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+                + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+        double r = t * Math.exp(-az * az + p);
+        return z >= 0 ? r : 2.0 - r;
+    }
+}

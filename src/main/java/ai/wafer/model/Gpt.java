@@ -1,0 +1,230 @@
+package ai.wafer.model;
+
+import ai.wafer.WaferException;
+import ai.wafer.tensor.Gemm;
+import ai.wafer.tensor.Parallel;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A GPT-2-architecture language model (the Cerebras-GPT family): learned positions, pre-LayerNorm
+ * blocks, Conv1D weights stored [in, out], GELU MLP, final LayerNorm, and a head tied to the token
+ * embedding unless the config unties it.
+ *
+ * <p>Forward and backward are written out layer by layer, llm.c style; activations live in
+ * {@link Activations}, allocated once per batch shape and reused by every step.
+ */
+public final class Gpt {
+    /** One transformer block's parameters, named as in Hugging Face's GPT2Block. */
+    public record Block(Parameter ln1W, Parameter ln1B, Parameter attnW, Parameter attnB, Parameter attnProjW,
+                        Parameter attnProjB, Parameter ln2W, Parameter ln2B, Parameter fcW, Parameter fcB,
+                        Parameter mlpProjW, Parameter mlpProjB) {
+        List<Parameter> all() {
+            return List.of(ln1W, ln1B, attnW, attnB, attnProjW, attnProjB, ln2W, ln2B, fcW, fcB, mlpProjW, mlpProjB);
+        }
+    }
+
+    public final GptConfig config;
+    public final Parameter wte, wpe, lnfW, lnfB;
+    /** The output projection [V, C]: wte itself when embeddings are tied. */
+    public final Parameter lmHead;
+    public final Block[] h;
+    private final List<Parameter> params;
+    private final Map<String, Parameter> byName = new LinkedHashMap<>();
+    private Activations acts;
+
+    /** A model with every parameter zero; see {@link #init} for random initialisation. */
+    public Gpt(GptConfig cfg) {
+        this.config = cfg;
+        int C = cfg.nEmbd(), F = cfg.nInner(), V = cfg.vocabSize();
+        List<Parameter> ps = new ArrayList<>();
+        wte = add(ps, new Parameter("wte.weight", V, C));
+        wpe = add(ps, new Parameter("wpe.weight", cfg.nPositions(), C));
+        h = new Block[cfg.nLayer()];
+        for (int l = 0; l < h.length; l++) {
+            String p = "h." + l + ".";
+            h[l] = new Block(new Parameter(p + "ln_1.weight", C), new Parameter(p + "ln_1.bias", C),
+                    new Parameter(p + "attn.c_attn.weight", C, 3 * C), new Parameter(p + "attn.c_attn.bias", 3 * C),
+                    new Parameter(p + "attn.c_proj.weight", C, C), new Parameter(p + "attn.c_proj.bias", C),
+                    new Parameter(p + "ln_2.weight", C), new Parameter(p + "ln_2.bias", C),
+                    new Parameter(p + "mlp.c_fc.weight", C, F), new Parameter(p + "mlp.c_fc.bias", F),
+                    new Parameter(p + "mlp.c_proj.weight", F, C), new Parameter(p + "mlp.c_proj.bias", C));
+            for (Parameter q : h[l].all()) add(ps, q);
+        }
+        lnfW = add(ps, new Parameter("ln_f.weight", C));
+        lnfB = add(ps, new Parameter("ln_f.bias", C));
+        lmHead = cfg.tieWordEmbeddings() ? wte : add(ps, new Parameter("lm_head.weight", V, C));
+        params = Collections.unmodifiableList(ps);
+        for (Parameter p : ps) p.setTrainable(true);
+    }
+
+    private Parameter add(List<Parameter> ps, Parameter p) {
+        ps.add(p);
+        byName.put(p.name, p);
+        return p;
+    }
+
+    /**
+     * Cerebras-GPT's initialisation: weights normal with std 0.02, the two output projections of
+     * each block (attn.c_proj, mlp.c_proj) with 0.02 / sqrt(2 * n_layer), biases zero, LayerNorm gains one.
+     * Each tensor draws from its own stream split from {@code seed}, so the result is independent of threads.
+     */
+    public static Gpt init(GptConfig cfg, long seed) {
+        Gpt m = new Gpt(cfg);
+        float std = cfg.initializerRange();
+        float projStd = (float) (std / Math.sqrt(2.0 * cfg.nLayer()));
+        SplittableRandom root = new SplittableRandom(seed);
+        for (Parameter p : m.params) {
+            SplittableRandom r = root.split();
+            if (p.name.endsWith(".bias")) continue;
+            if (p.name.startsWith("ln_") || p.name.contains(".ln_")) { java.util.Arrays.fill(p.data, 1f); continue; }
+            float s = p.name.endsWith("attn.c_proj.weight") || p.name.endsWith("mlp.c_proj.weight") ? projStd : std;
+            for (int i = 0; i < p.data.length; i++) p.data[i] = (float) (r.nextGaussian() * s);
+        }
+        return m;
+    }
+
+    /** Every parameter once, in Hugging Face's order (the tied head is not repeated). */
+    public List<Parameter> parameters() { return params; }
+
+    public Parameter parameter(String name) {
+        Parameter p = byName.get(name);
+        if (p == null) throw new WaferException("model has no parameter '" + name + "'");
+        return p;
+    }
+
+    public boolean hasParameter(String name) { return byName.containsKey(name); }
+
+    public long parameterCount() {
+        long n = 0;
+        for (Parameter p : params) n += p.size();
+        return n;
+    }
+
+    public void zeroGrad() { for (Parameter p : params) p.zeroGrad(); }
+
+    /** The activations of the last forward pass (null before the first). */
+    public Activations activations() { return acts; }
+
+    private Activations activationsFor(int B, int T) {
+        if (acts == null || !acts.fits(B, T)) acts = new Activations(config, B, T);
+        acts.B = B;
+        acts.T = T;
+        return acts;
+    }
+
+    /** Checks a batch against the model: shapes, sequence length, token ids. */
+    private void checkBatch(int[] inputs, int[] targets, int B, int T) {
+        if (B <= 0 || T <= 0) throw new WaferException("batch shape must be positive, got B=" + B + " T=" + T);
+        if (T > config.nPositions())
+            throw new WaferException("sequence length " + T + " exceeds the model's n_positions " + config.nPositions());
+        if (inputs.length < B * T) throw new WaferException("inputs hold " + inputs.length + " tokens, batch needs " + B * T);
+        if (targets != null && targets.length < B * T)
+            throw new WaferException("targets hold " + targets.length + " tokens, batch needs " + B * T);
+        int V = config.vocabSize();
+        for (int i = 0; i < B * T; i++) {
+            if (inputs[i] < 0 || inputs[i] >= V)
+                throw new WaferException("token id " + inputs[i] + " at position " + i + " is outside the vocabulary [0, " + V + ")");
+            if (targets != null && targets[i] >= V)
+                throw new WaferException("target id " + targets[i] + " at position " + i + " is outside the vocabulary [0, " + V + ")");
+        }
+    }
+
+    /**
+     * Runs the model on inputs[B*T]. With targets, returns the mean cross-entropy over the targets
+     * that are not ignored (negative) and keeps the softmax for {@link #backward}; without, returns
+     * NaN and leaves the raw logits in {@code activations().logits}.
+     */
+    public float forward(int[] inputs, int[] targets, int B, int T) {
+        checkBatch(inputs, targets, B, T);
+        GptConfig c = config;
+        int C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), BT = B * T;
+        Activations a = activationsFor(B, T);
+        System.arraycopy(inputs, 0, a.inputs, 0, BT);
+        Encoder.forward(a.encoded, inputs, wte.data, wpe.data, B, T, C, 0);
+        float[] res = a.encoded;
+        for (int l = 0; l < h.length; l++) {
+            Block w = h[l];
+            LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, c.layerNormEpsilon());
+            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.data, w.attnB.data, BT, C, 3 * C);
+            Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights());
+            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.data, w.attnProjB.data, BT, C, C);
+            add(a.res2[l], res, BT * C);
+            LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, c.layerNormEpsilon());
+            Linear.forward(a.fch[l], a.ln2[l], w.fcW.data, w.fcB.data, BT, C, F);
+            Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * F);
+            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.data, w.mlpProjB.data, BT, F, C);
+            add(a.res3[l], a.res2[l], BT * C);
+            res = a.res3[l];
+        }
+        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, BT, C, c.layerNormEpsilon());
+        Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.data, 0, C, 0f, a.logits, 0, V);
+        if (targets == null) {
+            a.hasTargets = false;
+            return Float.NaN;
+        }
+        System.arraycopy(targets, 0, a.targets, 0, BT);
+        a.hasTargets = true;
+        int valid = 0;
+        for (int i = 0; i < BT; i++) if (!CrossEntropy.ignored(targets[i])) valid++;
+        a.validTargets = valid;
+        double sum = CrossEntropy.forward(a.logits, a.losses, targets, BT, V);
+        return valid == 0 ? 0f : (float) (sum / valid);
+    }
+
+    /** Backward of the mean loss of the last forward: gradients are added to every trainable parameter. */
+    public void backward() {
+        Activations a = acts;
+        backward(a == null || a.validTargets == 0 ? 0f : 1f / a.validTargets);
+    }
+
+    /**
+     * Adds the gradient of (sum of token losses) * {@code scale} to every trainable parameter's grad.
+     * Gradient accumulation over K micro-batches of n tokens each passes scale = 1 / (K * n).
+     */
+    public void backward(float scale) {
+        Activations a = acts;
+        if (a == null || !a.hasTargets) throw new IllegalStateException("backward needs a forward pass with targets");
+        GptConfig c = config;
+        int B = a.B, T = a.T, C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), BT = B * T;
+        a.hasTargets = false; // the softmax buffer is consumed below
+        CrossEntropy.backward(a.logits, a.targets, BT, V, scale);
+        float[] dlogits = a.logits;
+        float[] dres = a.dres, dx = a.dx, dy = a.dy;
+        // head: logits = lnf @ head^T
+        Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.data, 0, C, 0f, dx, 0, C);
+        if (lmHead.trainable())
+            Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), 0, C);
+        java.util.Arrays.fill(dres, 0, BT * C, 0f);
+        float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
+        LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dx, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
+        for (int l = h.length - 1; l >= 0; l--) {
+            Block w = h[l];
+            float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];
+            // MLP: res3 = res2 + mlp_c_proj(act(c_fc(ln_2(res2))))
+            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dres, a.fchAct[l], w.mlpProjW.data, BT, F, C);
+            Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * F);
+            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.data, BT, C, F);
+            LayerNorm.backward(dres, w.ln2W.grad(), w.ln2B.grad(), dx, a.res2[l], w.ln2W.data, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
+            // attention: res2 = resIn + c_proj(attn(c_attn(ln_1(resIn))))
+            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), dres, a.atty[l], w.attnProjW.data, BT, C, C);
+            Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch);
+            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.data, BT, C, 3 * C);
+            // The key bias adds q.b_k to every score of a query's row, and softmax ignores a constant
+            // shift: its true gradient is exactly zero. Keep it zero rather than float32 rounding noise,
+            // which AdamW would normalise into steps of size ~lr.
+            if (w.attnB.trainable()) java.util.Arrays.fill(w.attnB.grad(), C, 2 * C, 0f);
+            LayerNorm.backward(dres, w.ln1W.grad(), w.ln1B.grad(), dx, resIn, w.ln1W.data, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
+        }
+        Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C);
+    }
+
+    private static void add(float[] acc, float[] x, int n) {
+        Parallel.forRange(n, (w, from, to) -> { for (int i = from; i < to; i++) acc[i] += x[i]; });
+    }
+}

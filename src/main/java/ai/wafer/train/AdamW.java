@@ -1,0 +1,83 @@
+package ai.wafer.train;
+
+import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Parallel;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * AdamW as PyTorch defines it: bias-corrected moments and decoupled weight decay
+ * ({@code p -= lr*wd*p}, then {@code p -= lr * m_hat / (sqrt(v_hat) + eps)}), the decay applied
+ * only to tensors of two or more dimensions. Moments exist for trainable parameters only.
+ */
+public final class AdamW {
+    public record Hyper(float beta1, float beta2, float eps, float weightDecay) {
+        public static Hyper defaults() { return new Hyper(0.9f, 0.95f, 1e-8f, 0.1f); }
+    }
+
+    private final List<Parameter> params = new ArrayList<>();
+    private final List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
+    private final Hyper hp;
+    private long step;
+
+    public AdamW(List<Parameter> all, Hyper hp) {
+        this.hp = hp;
+        for (Parameter p : all) {
+            if (!p.trainable()) continue;
+            params.add(p);
+            m.add(new float[p.size()]);
+            v.add(new float[p.size()]);
+        }
+    }
+
+    public Hyper hyper() { return hp; }
+    public long stepCount() { return step; }
+    public List<Parameter> parameters() { return params; }
+    /** First and second moments, parallel to {@link #parameters()}; for checkpoints. */
+    public List<float[]> firstMoments() { return m; }
+    public List<float[]> secondMoments() { return v; }
+    public void setStepCount(long s) { step = s; }
+
+    /** The global L2 norm of all trainable gradients, accumulated in double. */
+    public double gradNorm() {
+        double s = 0;
+        for (Parameter p : params) {
+            float[] g = p.grad();
+            double part = 0;
+            for (float x : g) part += (double) x * x;
+            s += part;
+        }
+        return Math.sqrt(s);
+    }
+
+    /**
+     * Clips the gradients to a global norm of {@code clip} (PyTorch's clip_grad_norm_: scale =
+     * min(1, clip / (norm + 1e-6)); off when clip <= 0), then takes one AdamW step at rate lr.
+     * Returns the norm before clipping.
+     */
+    public double step(float lr, float clip) {
+        double norm = gradNorm();
+        float gscale = clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f;
+        step++;
+        float b1 = hp.beta1(), b2 = hp.beta2(), eps = hp.eps();
+        double bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            float[] w = p.data, g = p.grad(), mi = m.get(i), vi = v.get(i);
+            float decay = p.decays() ? 1f - lr * hp.weightDecay() : 1f;
+            Parallel.forRange(w.length, (t, from, to) -> {
+                for (int j = from; j < to; j++) {
+                    float gj = g[j] * gscale;
+                    float mj = b1 * mi[j] + (1 - b1) * gj;
+                    float vj = b2 * vi[j] + (1 - b2) * gj * gj;
+                    mi[j] = mj;
+                    vi[j] = vj;
+                    double mhat = mj / bc1, vhat = vj / bc2;
+                    w[j] = (float) (w[j] * decay - lr * mhat / (Math.sqrt(vhat) + eps));
+                }
+            });
+        }
+        return norm;
+    }
+}
