@@ -86,11 +86,13 @@ public final class Checkpoint {
             String name = p.name.equals("lm_head.weight") ? p.name : PREFIX + p.name;
             out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.data));
         }
-        // a stale single file or index next to the new one would be ambiguous on the next load
-        deleteIfExists(dir.resolve(SafeTensors.SINGLE_FILE));
-        deleteIfExists(dir.resolve(SafeTensors.INDEX_FILE));
+        // writeSharded removes stale files itself once the new ones are in place; after a single-file
+        // write, an old index would be ambiguous on the next load, so it goes only then
         if (maxShardBytes > 0) SafeTensors.writeSharded(dir, out, dtype, maxShardBytes);
-        else SafeTensors.write(dir.resolve(SafeTensors.SINGLE_FILE), out, dtype);
+        else {
+            SafeTensors.write(dir.resolve(SafeTensors.SINGLE_FILE), out, dtype);
+            deleteIfExists(dir.resolve(SafeTensors.INDEX_FILE));
+        }
     }
 
     public static void save(Gpt model, Path dir) { save(model, dir, SafeTensors.DType.F32, 0); }

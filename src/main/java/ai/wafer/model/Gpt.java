@@ -146,24 +146,38 @@ public final class Gpt {
         int C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), BT = B * T;
         Activations a = activationsFor(B, T);
         System.arraycopy(inputs, 0, a.inputs, 0, BT);
+        long t = Profile.t();
         Encoder.forward(a.encoded, inputs, wte.data, wpe.data, B, T, C, 0);
+        t = Profile.add("encoder fwd", t);
         float[] res = a.encoded;
         for (int l = 0; l < h.length; l++) {
             Block w = h[l];
             LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, c.layerNormEpsilon());
+            t = Profile.add("layernorm fwd", t);
             Linear.forward(a.qkv[l], a.ln1[l], w.attnW.data, w.attnB.data, BT, C, 3 * C);
+            t = Profile.add("c_attn fwd", t);
             Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights());
+            t = Profile.add("attention fwd", t);
             Linear.forward(a.res2[l], a.atty[l], w.attnProjW.data, w.attnProjB.data, BT, C, C);
+            t = Profile.add("attn.c_proj fwd", t);
             add(a.res2[l], res, BT * C);
+            t = Profile.add("residual fwd", t);
             LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, c.layerNormEpsilon());
+            t = Profile.add("layernorm fwd", t);
             Linear.forward(a.fch[l], a.ln2[l], w.fcW.data, w.fcB.data, BT, C, F);
+            t = Profile.add("c_fc fwd", t);
             Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * F);
+            t = Profile.add("gelu fwd", t);
             Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.data, w.mlpProjB.data, BT, F, C);
+            t = Profile.add("mlp.c_proj fwd", t);
             add(a.res3[l], a.res2[l], BT * C);
+            t = Profile.add("residual fwd", t);
             res = a.res3[l];
         }
         LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, BT, C, c.layerNormEpsilon());
+        t = Profile.add("layernorm fwd", t);
         Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.data, 0, C, 0f, a.logits, 0, V);
+        t = Profile.add("lm_head fwd", t);
         if (targets == null) {
             a.hasTargets = false;
             return Float.NaN;
@@ -174,6 +188,7 @@ public final class Gpt {
         for (int i = 0; i < BT; i++) if (!CrossEntropy.ignored(targets[i])) valid++;
         a.validTargets = valid;
         double sum = CrossEntropy.forward(a.logits, a.losses, targets, BT, V);
+        t = Profile.add("softmax+loss fwd", t);
         return valid == 0 ? 0f : (float) (sum / valid);
     }
 
@@ -193,35 +208,50 @@ public final class Gpt {
         GptConfig c = config;
         int B = a.B, T = a.T, C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), BT = B * T;
         a.hasTargets = false; // the softmax buffer is consumed below
+        long t = Profile.t();
         CrossEntropy.backward(a.logits, a.targets, BT, V, scale);
+        t = Profile.add("softmax+loss bwd", t);
         float[] dlogits = a.logits;
         float[] dres = a.dres, dx = a.dx, dy = a.dy;
         // head: logits = lnf @ head^T
         Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.data, 0, C, 0f, dx, 0, C);
-        if (lmHead.trainable())
+        t = Profile.add("lm_head bwd", t);
+        if (lmHead.trainable()) {
             Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), 0, C);
+            t = Profile.add("lm_head bwd", t);
+        }
         java.util.Arrays.fill(dres, 0, BT * C, 0f);
         float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
         LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dx, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
+        t = Profile.add("layernorm bwd", t);
         for (int l = h.length - 1; l >= 0; l--) {
             Block w = h[l];
             float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];
             // MLP: res3 = res2 + mlp_c_proj(act(c_fc(ln_2(res2))))
             Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dres, a.fchAct[l], w.mlpProjW.data, BT, F, C);
+            t = Profile.add("mlp.c_proj bwd", t);
             Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * F);
+            t = Profile.add("gelu bwd", t);
             Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.data, BT, C, F);
+            t = Profile.add("c_fc bwd", t);
             LayerNorm.backward(dres, w.ln2W.grad(), w.ln2B.grad(), dx, a.res2[l], w.ln2W.data, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
+            t = Profile.add("layernorm bwd", t);
             // attention: res2 = resIn + c_proj(attn(c_attn(ln_1(resIn))))
             Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), dres, a.atty[l], w.attnProjW.data, BT, C, C);
+            t = Profile.add("attn.c_proj bwd", t);
             Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch);
+            t = Profile.add("attention bwd", t);
             Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.data, BT, C, 3 * C);
+            t = Profile.add("c_attn bwd", t);
             // The key bias adds q.b_k to every score of a query's row, and softmax ignores a constant
             // shift: its true gradient is exactly zero. Keep it zero rather than float32 rounding noise,
             // which AdamW would normalise into steps of size ~lr.
             if (w.attnB.trainable()) java.util.Arrays.fill(w.attnB.grad(), C, 2 * C, 0f);
             LayerNorm.backward(dres, w.ln1W.grad(), w.ln1B.grad(), dx, resIn, w.ln1W.data, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
+            t = Profile.add("layernorm bwd", t);
         }
         Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C);
+        t = Profile.add("encoder bwd", t);
     }
 
     private static void add(float[] acc, float[] x, int n) {

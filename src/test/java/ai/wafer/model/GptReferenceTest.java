@@ -55,7 +55,7 @@ class GptReferenceTest {
         batch(tokens, 0, B, T, x, y);
         model.forward(x, null, B, T);
         float[] logits = model.activations().logits;
-        float[] want = SafeTensors.open(exp.resolve("step1_logits.safetensors")).floats("logits");
+        float[] want = ai.wafer.testutil.Fixtures.tensor(exp.resolve("step1_logits.safetensors"), "logits");
         assertClose(name + " logits", want, java.util.Arrays.copyOf(logits, want.length), 1e-4);
 
         double[] losses = new ObjectMapper().readTree(exp.resolve("losses.json").toFile()).get("losses")

@@ -1,0 +1,29 @@
+package ai.wafer.cli;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+
+/** A saved model keeps its tokenizer beside it, so the directory stays loadable by Hugging Face tools. */
+final class TokenizerFiles {
+    private TokenizerFiles() {}
+
+    static final List<String> NAMES = List.of("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json");
+
+    static void copy(Path from, Path to) {
+        if (from.toAbsolutePath().normalize().equals(to.toAbsolutePath().normalize())) return;
+        for (String n : NAMES) {
+            Path f = from.resolve(n);
+            if (!Files.isRegularFile(f)) continue;
+            try {
+                Files.copy(f, to.resolve(n), StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot copy " + f + " to " + to + ": " + e.getMessage(), e);
+            }
+        }
+    }
+}
