@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
         description = "Pretrain, fine-tune, evaluate and serve GPT-style (Cerebras-GPT) language models.",
         subcommands = {
                 // one line per subcommand; keep sorted by job
+                PlotCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Wafer implements Runnable {

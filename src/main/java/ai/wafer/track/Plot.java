@@ -1,0 +1,142 @@
+package ai.wafer.track;
+
+import ai.wafer.WaferException;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.style.Styler;
+import org.knowm.xchart.style.markers.SeriesMarkers;
+
+import javax.imageio.ImageIO;
+import java.awt.Color;
+import java.awt.Graphics2D;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Training curves of a run as one PNG: train (and eval, when logged) loss against step on top,
+ * learning rate against step below (when logged). Reads the run's metrics.jsonl.
+ */
+public final class Plot {
+    static {
+        // charts are rendered off-screen; no display is needed (or present on training machines)
+        System.setProperty("java.awt.headless", "true");
+    }
+
+    public static final int WIDTH = 1000, HEIGHT = 700;
+    /** Share of the height the loss panel gets when a learning-rate panel is drawn below it. */
+    private static final double LOSS_SHARE = 0.65;
+
+    private Plot() {}
+
+    /** Draws the curves of {@code runDirOrFile} (a run directory or a metrics.jsonl) into {@code png}. */
+    public static Path write(Path runDirOrFile, Path png) {
+        List<Map<String, Object>> rows = MetricsLog.read(runDirOrFile);
+        Path runDir = Files.isDirectory(runDirOrFile) ? runDirOrFile : runDirOrFile.toAbsolutePath().getParent();
+        String runName = runDir == null || runDir.getFileName() == null ? "run" : runDir.getFileName().toString();
+        BufferedImage image = render(rows, runName);
+        try {
+            Path parent = png.toAbsolutePath().getParent();
+            if (parent != null) Files.createDirectories(parent);
+            ImageIO.write(image, "png", png.toFile());
+        } catch (IOException e) {
+            throw new WaferException("cannot write " + png + ": " + e.getMessage(), e);
+        }
+        return png;
+    }
+
+    /** Renders the rows; throws if there is neither a loss nor a learning rate to draw. */
+    public static BufferedImage render(List<Map<String, Object>> rows, String runName) {
+        Series train = series(rows, "loss"), eval = series(rows, "eval_loss"), lr = series(rows, "lr");
+        if (train.isEmpty() && eval.isEmpty() && lr.isEmpty())
+            throw new WaferException("run " + runName + ": metrics have no step with loss, eval_loss or lr to plot");
+
+        boolean lossPanel = !train.isEmpty() || !eval.isEmpty();
+        int lossHeight = !lossPanel ? 0 : lr.isEmpty() ? HEIGHT : (int) Math.round(HEIGHT * LOSS_SHARE);
+        BufferedImage image = new BufferedImage(WIDTH, HEIGHT, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = image.createGraphics();
+        try {
+            if (lossPanel) {
+                XYChart loss = chart(lossHeight, runName + ": loss", "loss");
+                if (!train.isEmpty()) {
+                    XYSeries s = loss.addSeries("train loss", train.steps(), train.values());
+                    s.setMarker(SeriesMarkers.NONE);
+                    s.setLineColor(new Color(31, 119, 180));
+                }
+                if (!eval.isEmpty()) {
+                    XYSeries s = loss.addSeries("eval loss", eval.steps(), eval.values());
+                    s.setMarker(SeriesMarkers.CIRCLE);
+                    s.setMarkerColor(new Color(214, 39, 40));
+                    s.setLineColor(new Color(214, 39, 40));
+                }
+                Series first = !train.isEmpty() ? train : eval;
+                addTickAnchor(loss, first.steps().getFirst(), first.values().getFirst());
+                g.drawImage(BitmapEncoder.getBufferedImage(loss), 0, 0, null);
+            }
+            if (!lr.isEmpty()) {
+                // XChart's tick labels garble values around 1e-4; plot the mantissa and name the scale instead
+                double max = lr.values().stream().mapToDouble(Math::abs).max().orElse(1);
+                int exp = max > 0 ? (int) Math.floor(Math.log10(max)) : 0;
+                double scale = Math.pow(10, -exp);
+                String yTitle = exp == 0 ? "lr" : "lr (x1e" + exp + ")";
+                XYChart rate = chart(HEIGHT - lossHeight, lossPanel ? "learning rate" : runName + ": learning rate", yTitle);
+                List<Double> scaled = lr.values().stream().map(v -> v * scale).toList();
+                XYSeries s = rate.addSeries("lr", lr.steps(), scaled);
+                s.setMarker(SeriesMarkers.NONE);
+                s.setLineColor(new Color(44, 160, 44));
+                addTickAnchor(rate, lr.steps().getFirst(), scaled.getFirst());
+                g.drawImage(BitmapEncoder.getBufferedImage(rate), 0, lossHeight, null);
+            }
+        } finally {
+            g.dispose();
+        }
+        return image;
+    }
+
+    private static XYChart chart(int height, String title, String yTitle) {
+        XYChart c = new XYChartBuilder().width(WIDTH).height(height).title(title).xAxisTitle("step").yAxisTitle(yTitle).build();
+        c.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
+        c.getStyler().setChartBackgroundColor(Color.WHITE);
+        c.getStyler().setPlotBackgroundColor(Color.WHITE);
+        c.getStyler().setPlotGridLinesColor(new Color(225, 225, 225));
+        // steps start at 0 or 1; anchoring the axis at 0 gives round tick values instead of 1, 31, 61, ...
+        c.getStyler().setXAxisMin(0.0);
+        c.getStyler().setXAxisDecimalPattern("#,##0.##");
+        return c;
+    }
+
+    /**
+     * XChart labels the x axis with data values (1, 31, 61, ... packed edge to edge) when all x values are
+     * evenly spaced, as logged steps are. One invisible point half a step in breaks the even spacing, so it
+     * falls back to round tick values (0, 100, 200, ...).
+     */
+    private static void addTickAnchor(XYChart c, double x, double y) {
+        XYSeries anchor = c.addSeries(" anchor", new double[] {x + 0.5}, new double[] {y});
+        anchor.setShowInLegend(false);
+        anchor.setMarker(SeriesMarkers.NONE);
+        anchor.setLineColor(new Color(0, 0, 0, 0));
+    }
+
+    /** Points (step, value) of rows that have both, finite; a diverged NaN loss is left out rather than breaking the axis. */
+    private record Series(List<Double> steps, List<Double> values) {
+        boolean isEmpty() { return steps.isEmpty(); }
+    }
+
+    private static Series series(List<Map<String, Object>> rows, String key) {
+        List<Double> steps = new ArrayList<>(), values = new ArrayList<>();
+        for (Map<String, Object> row : rows) {
+            if (!row.containsKey("step") || !row.containsKey(key)) continue;
+            double step = MetricsLog.asDouble(row.get("step")), v = MetricsLog.asDouble(row.get(key));
+            if (!Double.isFinite(step) || !Double.isFinite(v)) continue;
+            steps.add(step);
+            values.add(v);
+        }
+        return new Series(steps, values);
+    }
+}
