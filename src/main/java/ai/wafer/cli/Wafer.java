@@ -10,6 +10,9 @@ import picocli.CommandLine.Command;
         subcommands = {
                 // one line per subcommand; keep sorted by job
                 PlotCommand.class,
+                TokenizeCommand.class,
+                PrepareCommand.class,
+                BenchTokenizeCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Wafer implements Runnable {

@@ -1,0 +1,103 @@
+package ai.wafer.data;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * Groups examples into padded batches.
+ *
+ * <p>Each example is cut to {@code maxLength} tokens (its first tokens are kept) and padded on the right
+ * with {@code padId} to the longest example of its batch (mask 0, label {@link Example#IGNORE}), so a batch
+ * is only as long as it needs to be. Length bucketing keeps padding small: without shuffling, examples are
+ * sorted by length and cut into batches; with shuffling, the examples are shuffled, taken in pools of
+ * {@link #POOL_BATCHES} batches, each pool sorted by length and cut into batches, and the batch order is
+ * shuffled again, so batches stay random but hold examples of similar length.
+ */
+public final class Batcher {
+    /**
+     * A padded batch, row-major [size][length]. {@code mask} is 1 on real tokens; {@code labels} holds the
+     * per-token labels (null when examples have none), {@code classes} the sequence labels (null when none);
+     * {@code examples} are the indices of the rows' examples in the list given to the batcher;
+     * {@code lengths} the rows' unpadded lengths.
+     */
+    public record Batch(int size, int length, int[] ids, int[] mask, int[] labels, int[] classes,
+                        int[] lengths, int[] examples) {
+        /** Real (non-padding) tokens over all tokens: how much compute is not wasted. */
+        public double fill() {
+            long real = 0;
+            for (int l : lengths) real += l;
+            return (double) real / ((long) size * length);
+        }
+    }
+
+    public static final int POOL_BATCHES = 50;
+
+    private final int batchSize, maxLength, padId;
+
+    public Batcher(int batchSize, int maxLength, int padId) {
+        if (batchSize < 1 || maxLength < 1) throw new IllegalArgumentException("batch size and max length must be >= 1");
+        this.batchSize = batchSize;
+        this.maxLength = maxLength;
+        this.padId = padId;
+    }
+
+    /** All examples in length-bucketed batches (see the class comment); the last batch may be smaller. */
+    public List<Batch> batches(List<Example> examples, boolean shuffle, long seed) {
+        Integer[] order = new Integer[examples.size()];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        Comparator<Integer> byLength = Comparator.comparingInt(i -> Math.min(examples.get(i).length(), maxLength));
+        Random rng = new Random(seed);
+        if (shuffle) {
+            shuffle(order, rng);
+            int pool = POOL_BATCHES * batchSize;
+            for (int from = 0; from < order.length; from += pool) Arrays.sort(order, from, Math.min(order.length, from + pool), byLength);
+        } else {
+            Arrays.sort(order, byLength);
+        }
+        List<Batch> out = new ArrayList<>();
+        for (int from = 0; from < order.length; from += batchSize) {
+            int to = Math.min(order.length, from + batchSize);
+            int[] idx = new int[to - from];
+            for (int i = 0; i < idx.length; i++) idx[i] = order[from + i];
+            out.add(batch(examples, idx));
+        }
+        if (shuffle) java.util.Collections.shuffle(out, rng);
+        return out;
+    }
+
+    /** One padded batch of {@code examples[idx[0]], examples[idx[1]], ...}. */
+    public Batch batch(List<Example> examples, int[] idx) {
+        int b = idx.length, t = 1;
+        boolean tokenLabels = false, classes = false;
+        for (int i : idx) {
+            Example e = examples.get(i);
+            t = Math.max(t, Math.min(e.length(), maxLength));
+            tokenLabels |= e.labels() != null;
+            classes |= e.labels() == null; // sequence-classification examples carry a class instead
+        }
+        int[] ids = new int[b * t], mask = new int[b * t], lengths = new int[b];
+        int[] labels = tokenLabels ? new int[b * t] : null, cls = classes ? new int[b] : null;
+        Arrays.fill(ids, padId);
+        if (labels != null) Arrays.fill(labels, Example.IGNORE);
+        for (int r = 0; r < b; r++) {
+            Example e = examples.get(idx[r]);
+            int n = Math.min(e.length(), maxLength);
+            lengths[r] = n;
+            System.arraycopy(e.ids(), 0, ids, r * t, n);
+            Arrays.fill(mask, r * t, r * t + n, 1);
+            if (labels != null && e.labels() != null) System.arraycopy(e.labels(), 0, labels, r * t, n);
+            if (cls != null) cls[r] = e.label();
+        }
+        return new Batch(b, t, ids, mask, labels, cls, lengths, idx.clone());
+    }
+
+    private static void shuffle(Integer[] a, Random rng) {
+        for (int i = a.length - 1; i > 0; i--) {
+            int j = rng.nextInt(i + 1);
+            Integer x = a[i]; a[i] = a[j]; a[j] = x;
+        }
+    }
+}
