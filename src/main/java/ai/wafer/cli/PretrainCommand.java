@@ -8,6 +8,7 @@ import ai.wafer.model.GptConfig;
 import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
 import ai.wafer.train.Pretrainer;
+import ai.wafer.train.TrainCheckpoint;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -16,9 +17,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
 
 /** {@code wafer pretrain}: next-token training on llm.c token shards, written out as a Hugging Face checkpoint. */
-@Command(name = "pretrain", mixinStandardHelpOptions = true,
+@Command(name = "pretrain", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Pretrain (or continue training) a GPT model on token shards with AdamW.")
 public final class PretrainCommand implements Callable<Integer> {
     static final class Init {
@@ -29,10 +31,16 @@ public final class PretrainCommand implements Callable<Integer> {
         String preset;
     }
 
-    @ArgGroup(exclusive = true, multiplicity = "1") Init init;
+    @ArgGroup(exclusive = true, multiplicity = "0..1") Init init = new Init();
+    @Option(names = "--resume", paramLabel = "DIR", description = "continue a run from a checkpoint (checkpoints/step-N) or a run directory's latest")
+    Path resume;
     @Option(names = "--data", required = true, arity = "1..*", paramLabel = "SHARD", description = "token shard files (or directories of *train*.bin)")
     List<Path> data;
-    @Option(names = "--steps", required = true) int steps;
+    @Option(names = "--eval-data", arity = "1..*", paramLabel = "SHARD", description = "held-out shards (or directories of *val*.bin)")
+    List<Path> evalData;
+    @Option(names = "--steps", description = "optimiser steps (or give --tokens-per-param)") Integer steps;
+    @Option(names = "--tokens-per-param", paramLabel = "R", description = "Chinchilla-style budget: steps = R * parameters / tokens per step (Cerebras-GPT: 20)")
+    Double tokensPerParam;
     @Option(names = "--batch-size", defaultValue = "4") int batchSize;
     @Option(names = "--seq-len", defaultValue = "256") int seqLen;
     @Option(names = "--grad-accum", defaultValue = "1") int gradAccum;
@@ -47,29 +55,73 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--grad-clip", defaultValue = "1.0", description = "global gradient-norm clip, 0 = off (default ${DEFAULT-VALUE})") float gradClip;
     @Option(names = "--no-shuffle", description = "batch k row b starts at ((k*B+b)*T) mod (N-T-1): reproducible elsewhere") boolean noShuffle;
     @Option(names = "--seed", defaultValue = "1337") long seed;
-    @Option(names = "--log-every", defaultValue = "1", description = "print a line every N steps") int logEvery;
-    @Option(names = "--out", required = true, paramLabel = "DIR") Path out;
+    @Option(names = "--eval-every", defaultValue = "0", description = "evaluate on --eval-data every N steps (and at the end)") int evalEvery;
+    @Option(names = "--eval-batches", defaultValue = "20", description = "batches per evaluation (the same ones each time)") int evalBatches;
+    @Option(names = "--save-every", defaultValue = "0", description = "write a resumable checkpoint every N steps") int saveEvery;
+    @Option(names = "--log-every", defaultValue = "0", description = "also print a line every N steps") int logEvery;
+    @Option(names = "--no-progress", description = "no progress bar") boolean noProgress;
+    @Option(names = "--crash-after-step", hidden = true) int crashAfter;
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
+    Path out;
 
     @Override public Integer call() {
-        if (steps < 1) throw new WaferException("--steps must be at least 1");
         if (gradAccum < 1) throw new WaferException("--grad-accum must be at least 1");
-        Gpt model = init.init != null ? Checkpoint.load(init.init) : Gpt.init(GptConfig.preset(init.preset), seed);
+        Gpt model = buildModel();
         if (seqLen > model.config.nPositions())
             throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + model.config.nPositions());
+        long tokensPerStep = (long) gradAccum * batchSize * seqLen;
+        int nSteps;
+        if (steps != null) nSteps = steps;
+        else if (tokensPerParam != null) nSteps = (int) Math.ceil(tokensPerParam * model.parameterCount() / tokensPerStep);
+        else throw new WaferException("give --steps or --tokens-per-param");
+        if (nSteps < 1) throw new WaferException("--steps must be at least 1");
         List<Path> shards = new ArrayList<>();
         for (Path p : data) shards.addAll(TokenLoader.shards(p, "train"));
-        try (TokenLoader loader = new TokenLoader(shards, batchSize, seqLen, !noShuffle, seed)) {
-            System.err.printf("wafer: %,d parameters, %,d tokens of data, %d steps of %d x %d x %d tokens%n",
-                    model.parameterCount(), loader.totalTokens(), steps, gradAccum, batchSize, seqLen);
-            LrSchedule sched = new LrSchedule(LrSchedule.parse(schedule), lr, warmup, steps, minLrRatio);
-            var trainer = new Pretrainer(model, loader, new Pretrainer.Options(steps, batchSize, seqLen, gradAccum,
+        List<Path> evalShards = new ArrayList<>();
+        if (evalData != null) for (Path p : evalData) evalShards.addAll(TokenLoader.shards(p, "val"));
+        try (TokenLoader loader = new TokenLoader(shards, batchSize, seqLen, !noShuffle, seed);
+             TokenLoader eval = evalShards.isEmpty() ? null : new TokenLoader(evalShards, batchSize, seqLen, false, seed)) {
+            LrSchedule sched = new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio);
+            var trainer = new Pretrainer(model, loader, new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
                     sched, new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip));
-            trainer.run(System.out, Math.max(1, logEvery), null);
+            if (resume != null) trainer.resume(TrainCheckpoint.resolve(resume));
+            trainer.crashAfterStep(crashAfter);
+            System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%n",
+                    model.parameterCount(), loader.totalTokens(), trainer.step() + 1, nSteps, tokensPerStep,
+                    nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount());
+            // Ctrl-C: let the current step finish, save a checkpoint, then exit
+            CountDownLatch done = new CountDownLatch(1);
+            Thread hook = new Thread(() -> {
+                trainer.requestStop();
+                try { done.await(); } catch (InterruptedException ignored) { }
+            });
+            Runtime.getRuntime().addShutdownHook(hook);
+            try {
+                var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, logEvery, !noProgress);
+                double evalLoss = trainer.run(eval, rep, System.out);
+                if (trainer.step() == nSteps) {
+                    Checkpoint.save(model, out);
+                    if (init.init != null) TokenizerFiles.copy(init.init, out);
+                    System.err.printf("wafer: saved %s (final train loss and curves in %s)%s%n", out, out.resolve("metrics.jsonl"),
+                            Double.isNaN(evalLoss) ? "" : String.format("; held-out loss %.4f, perplexity %.2f", evalLoss, Math.exp(evalLoss)));
+                }
+            } finally {
+                done.countDown();
+                try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { } // already shutting down
+            }
         }
-        Checkpoint.save(model, out);
-        if (init.init != null) TokenizerFiles.copy(init.init, out);
-        System.err.println("wafer: saved " + out);
         return 0;
+    }
+
+    /** The model: from --init or --preset, or, resuming, the checkpoint's own shape (which --init/--preset must match). */
+    private Gpt buildModel() {
+        GptConfig resumed = resume == null ? null : TrainCheckpoint.config(TrainCheckpoint.resolve(resume));
+        Gpt model;
+        if (init.init != null) model = Checkpoint.load(init.init);
+        else if (init.preset != null) model = Gpt.init(GptConfig.preset(init.preset), seed);
+        else if (resumed != null) model = new Gpt(resumed);
+        else throw new WaferException("give --init DIR, --preset NAME, or --resume DIR");
+        return model; // a resumed checkpoint whose shape differs is refused when it is loaded
     }
 
     /** Preset names for the help text. */

@@ -1,0 +1,33 @@
+package ai.wafer.train;
+
+import ai.wafer.data.TokenLoader;
+import ai.wafer.model.Gpt;
+
+/** Mean next-token loss of a model over batches of a loader (perplexity = exp of it). */
+public final class LmEval {
+    private LmEval() {}
+
+    public record Result(double loss, long tokens) {
+        public double perplexity() { return Math.exp(loss); }
+    }
+
+    /** Evaluates {@code batches} batches, starting where the loader stands. */
+    public static Result run(Gpt model, TokenLoader data, long batches) {
+        int B = data.batchSize(), T = data.seqLen();
+        int[] x = new int[B * T], y = new int[B * T];
+        double sum = 0;
+        long tokens = 0;
+        for (long i = 0; i < batches; i++) {
+            data.nextBatch(x, y);
+            sum += (double) model.forward(x, y, B, T) * x.length;
+            tokens += x.length;
+        }
+        return new Result(sum / tokens, tokens);
+    }
+
+    /** Evaluates the same {@code batches} batches every time: the loader is rewound to its start first. */
+    public static Result fixed(Gpt model, TokenLoader data, long batches) {
+        data.restore(new TokenLoader.State(0, data.totalTokens(), data.seqLen(), data.state().shuffled(), data.state().seed()));
+        return run(model, data, batches);
+    }
+}

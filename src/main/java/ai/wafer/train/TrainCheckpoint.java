@@ -1,0 +1,141 @@
+package ai.wafer.train;
+
+import ai.wafer.WaferException;
+import ai.wafer.data.TokenLoader;
+import ai.wafer.io.Checkpoint;
+import ai.wafer.io.SafeTensors;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
+import ai.wafer.model.Parameter;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * Everything a training run needs to continue exactly where it stopped, in one directory:
+ * the model as a Hugging Face checkpoint, the AdamW moments ({@code optimizer.safetensors}, keys
+ * {@code m.NAME} and {@code v.NAME}), and {@code state.json} (step, data position, batch shape).
+ * A directory is written under a temporary name and renamed, so a crash leaves either the old
+ * checkpoint or the new one, never half of one.
+ */
+public final class TrainCheckpoint {
+    private TrainCheckpoint() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    public static final String DIR_PREFIX = "step-";
+
+    /** What state.json holds besides the tensors. */
+    public record State(int step, TokenLoader.State data, int batchSize, int seqLen, int gradAccum) {}
+
+    public static Path dirFor(Path runDir, int step) {
+        return runDir.resolve("checkpoints").resolve(String.format("%s%06d", DIR_PREFIX, step));
+    }
+
+    public static Path save(Path runDir, Gpt model, AdamW opt, State st) {
+        Path dir = dirFor(runDir, st.step());
+        Path tmp = dir.resolveSibling(dir.getFileName() + ".tmp");
+        try {
+            deleteTree(tmp);
+            Files.createDirectories(tmp);
+            Checkpoint.save(model, tmp);
+            Map<String, SafeTensors.Tensor> moments = new LinkedHashMap<>();
+            List<Parameter> ps = opt.parameters();
+            for (int i = 0; i < ps.size(); i++) {
+                long[] shape = Arrays.stream(ps.get(i).shape).asLongStream().toArray();
+                moments.put("m." + ps.get(i).name, new SafeTensors.Tensor(shape, opt.firstMoments().get(i)));
+                moments.put("v." + ps.get(i).name, new SafeTensors.Tensor(shape, opt.secondMoments().get(i)));
+            }
+            SafeTensors.write(tmp.resolve("optimizer.safetensors"), moments);
+            ObjectNode s = JSON.createObjectNode();
+            s.put("step", st.step());
+            s.put("adamw_steps", opt.stepCount());
+            s.set("data", JSON.valueToTree(st.data()));
+            s.put("batch_size", st.batchSize());
+            s.put("seq_len", st.seqLen());
+            s.put("grad_accum", st.gradAccum());
+            Files.writeString(tmp.resolve("state.json"), JSON.writeValueAsString(s));
+            deleteTree(dir);
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** A checkpoint directory, or a run directory whose latest checkpoint is taken. */
+    public static Path resolve(Path dirOrRun) {
+        if (Files.isRegularFile(dirOrRun.resolve("state.json"))) return dirOrRun;
+        Path ck = dirOrRun.resolve("checkpoints");
+        if (Files.isDirectory(ck)) {
+            try (Stream<Path> s = Files.list(ck)) {
+                var latest = s.filter(p -> p.getFileName().toString().startsWith(DIR_PREFIX) && !p.toString().endsWith(".tmp")
+                        && Files.isRegularFile(p.resolve("state.json"))).sorted().reduce((a, b) -> b);
+                if (latest.isPresent()) return latest.get();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        throw new WaferException(dirOrRun + ": not a training checkpoint (no state.json, and no checkpoints/step-*/ inside)");
+    }
+
+    /** The model config stored in a checkpoint. */
+    public static GptConfig config(Path ckpt) { return GptConfig.read(ckpt.resolve("config.json")); }
+
+    /**
+     * Restores parameters and moments into {@code model} and {@code opt} (which must have the
+     * checkpoint's shape: a mismatch is an error naming both shapes) and returns the saved state.
+     */
+    public static State load(Path ckpt, Gpt model, AdamW opt) {
+        GptConfig saved = config(ckpt);
+        GptConfig have = model.config;
+        if (saved.nLayer() != have.nLayer() || saved.nEmbd() != have.nEmbd() || saved.nHead() != have.nHead()
+                || saved.vocabSize() != have.vocabSize() || saved.nPositions() != have.nPositions() || saved.nInner() != have.nInner())
+            throw new WaferException(ckpt + ": the checkpoint holds a model of shape " + describe(saved)
+                    + " but this run builds " + describe(have));
+        try (SafeTensors.Reader r = SafeTensors.open(ckpt)) {
+            Checkpoint.load(model, r, ckpt.toString());
+        }
+        try (SafeTensors.Reader r = SafeTensors.open(ckpt.resolve("optimizer.safetensors"))) {
+            List<Parameter> ps = opt.parameters();
+            for (int i = 0; i < ps.size(); i++) {
+                String n = ps.get(i).name;
+                for (String k : new String[]{"m." + n, "v." + n})
+                    if (!r.contains(k)) throw new WaferException(ckpt + "/optimizer.safetensors: no moment " + k);
+                r.read("m." + n, opt.firstMoments().get(i), 0);
+                r.read("v." + n, opt.secondMoments().get(i), 0);
+            }
+        }
+        try {
+            JsonNode s = JSON.readTree(ckpt.resolve("state.json").toFile());
+            opt.setStepCount(s.get("adamw_steps").asLong());
+            TokenLoader.State data = JSON.treeToValue(s.get("data"), TokenLoader.State.class);
+            return new State(s.get("step").asInt(), data, s.get("batch_size").asInt(), s.get("seq_len").asInt(), s.get("grad_accum").asInt());
+        } catch (IOException | NullPointerException e) {
+            throw new WaferException(ckpt + "/state.json: unreadable or incomplete (" + e.getMessage() + ")");
+        }
+    }
+
+    static String describe(GptConfig c) {
+        return c.nLayer() + " layers, n_embd " + c.nEmbd() + ", " + c.nHead() + " heads, vocab " + c.vocabSize()
+                + ", n_positions " + c.nPositions();
+    }
+
+    static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(q);
+        }
+    }
+}

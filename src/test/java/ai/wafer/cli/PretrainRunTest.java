@@ -1,0 +1,127 @@
+package ai.wafer.cli;
+
+import ai.wafer.io.SafeTensors;
+import ai.wafer.io.TokenShard;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
+import ai.wafer.io.Checkpoint;
+import ai.wafer.track.MetricsLog;
+import ai.wafer.track.TensorBoardReader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A pretraining run as a product: tracking files, checkpoints, resume after a kill, and its errors. */
+class PretrainRunTest {
+    @TempDir Path tmp;
+
+    private Path model() {
+        Path d = tmp.resolve("init");
+        Checkpoint.save(Gpt.init(GptConfig.of(2, 32, 2, 97, 64), 11), d);
+        return d;
+    }
+
+    private Path tokens(String name, int n, long seed) {
+        int[] t = new int[n];
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < n; i++) t[i] = i % 7 == 0 ? 3 : r.nextInt(97); // some structure to learn
+        Path p = tmp.resolve(name);
+        TokenShard.write(p, t);
+        return p;
+    }
+
+    private List<String> args(Path init, Path train, Path val, Path out, String... extra) {
+        List<String> a = new ArrayList<>(List.of("pretrain", "--init", init.toString(), "--data", train.toString(),
+                "--eval-data", val.toString(), "--steps", "6", "--batch-size", "2", "--seq-len", "16", "--lr", "3e-3",
+                "--schedule", "cosine", "--warmup-steps", "2", "--eval-every", "3", "--eval-batches", "2",
+                "--save-every", "2", "--no-progress", "--out", out.toString()));
+        a.addAll(List.of(extra));
+        return a;
+    }
+
+    /** Runs wafer in a child JVM, so that --crash-after-step can end it as abruptly as kill -9. */
+    private int child(List<String> args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.Wafer"));
+        cmd.addAll(args);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("child.log").toFile()).start();
+        return p.waitFor();
+    }
+
+    @Test
+    void killedRunResumesToTheSameParameters() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2);
+        Path whole = tmp.resolve("whole"), broken = tmp.resolve("broken");
+        assertEquals(0, PretrainCliTest.wafer(args(init, train, val, whole).toArray(String[]::new)).code());
+
+        int code = child(args(init, train, val, broken, "--crash-after-step", "5"));
+        assertEquals(137, code, Files.readString(tmp.resolve("child.log")));
+        assertFalse(Files.exists(broken.resolve("model.safetensors")), "the killed run never finished");
+        assertTrue(Files.isDirectory(broken.resolve("checkpoints/step-000004")));
+
+        var r = PretrainCliTest.wafer(args(init, train, val, broken, "--resume", broken.toString()).toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        try (SafeTensors.Reader a = SafeTensors.open(whole); SafeTensors.Reader b = SafeTensors.open(broken)) {
+            for (String n : a.names()) assertArrayEquals(a.floats(n), b.floats(n), "bit-identical " + n);
+        }
+        // metrics: one row per step, no duplicates from the replayed step 5
+        var rows = MetricsLog.read(broken);
+        assertEquals(List.of(1.0, 2.0, 3.0, 4.0, 5.0, 6.0), rows.stream().map(m -> MetricsLog.asDouble(m.get("step"))).toList());
+    }
+
+    @Test
+    void runWritesMetricsTensorBoardAndCurves() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("run");
+        var r = PretrainCliTest.wafer(args(init, train, val, out).toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        var rows = MetricsLog.read(out);
+        assertEquals(6, rows.size());
+        assertTrue(rows.get(2).containsKey("eval_loss") && rows.get(5).containsKey("eval_loss") && !rows.get(0).containsKey("eval_loss"));
+        Path events;
+        try (Stream<Path> s = Files.list(out)) { events = s.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents")).findFirst().orElseThrow(); }
+        var scalars = TensorBoardReader.readScalars(events); // verifies every record's CRCs
+        assertEquals(6, scalars.stream().filter(s -> s.tag().equals("loss")).count());
+        assertEquals(MetricsLog.asDouble(rows.get(5).get("loss")),
+                scalars.stream().filter(s -> s.tag().equals("loss") && s.step() == 6).findFirst().orElseThrow().value(), 1e-6);
+        BufferedImage png = ImageIO.read(out.resolve("curves.png").toFile());
+        int bg = png.getRGB(5, 5), differ = 0;
+        for (int x = 100; x < png.getWidth() - 100; x += 3)
+            for (int y = 60; y < png.getHeight() / 2; y += 3) if (png.getRGB(x, y) != bg) differ++;
+        assertTrue(differ > 100, "the loss panel has a curve drawn in it");
+    }
+
+    @Test
+    void badInputIsNamed() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("run");
+        assertEquals(0, PretrainCliTest.wafer(args(init, train, val, out).toArray(String[]::new)).code());
+        // a resume directory from another model shape
+        var r = PretrainCliTest.wafer(args(init, train, val, tmp.resolve("x"), "--resume", out.toString()).toArray(String[]::new));
+        assertEquals(0, r.code(), "same shape resumes: " + r.err());
+        List<String> other = args(init, train, val, tmp.resolve("y"), "--resume", out.toString());
+        other.set(other.indexOf("--init"), "--preset");
+        other.set(other.indexOf("--preset") + 1, "tiny");
+        r = PretrainCliTest.wafer(other.toArray(String[]::new));
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("holds a model of shape 2 layers, n_embd 32"), r.err());
+        // an empty data directory
+        Path empty = tmp.resolve("empty");
+        Files.createDirectories(empty);
+        r = PretrainCliTest.wafer(args(init, empty, val, tmp.resolve("z")).toArray(String[]::new));
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("no train token shards"), r.err());
+    }
+}
