@@ -39,6 +39,23 @@ public final class Parallel {
 
     public static int threads() { return THREADS; }
 
+    /**
+     * Threads marked serial run every loop on themselves. In-process training ranks (one thread per
+     * rank) use it: several ranks sharing the one team would queue on its lock, each rank waiting for
+     * the others' loops, so each rank computes on its own thread instead.
+     */
+    private static final ThreadLocal<Boolean> SERIAL = ThreadLocal.withInitial(() -> Boolean.FALSE);
+
+    /** Runs {@code r} with every {@link #forRange} on this thread executed serially on it. */
+    public static void runSerially(Runnable r) {
+        Boolean before = SERIAL.get();
+        SERIAL.set(Boolean.TRUE);
+        try { r.run(); } finally { SERIAL.set(before); }
+    }
+
+    /** True inside {@link #runSerially}. */
+    public static boolean serialOnThisThread() { return SERIAL.get(); }
+
     private static int threadsFromEnv() {
         String s = System.getenv("WAFER_THREADS");
         if (s != null && !s.isBlank()) {
@@ -50,7 +67,7 @@ public final class Parallel {
     /** Runs {@code b} over {@code [0, n)} on all threads and returns when every chunk is done. */
     public static void forRange(int n, RangeBody b) {
         if (n <= 0) return;
-        if (THREADS == 1 || n == 1 || Thread.currentThread() instanceof Worker) {
+        if (THREADS == 1 || n == 1 || Thread.currentThread() instanceof Worker || SERIAL.get()) {
             b.run(0, 0, n);
             return;
         }
