@@ -33,16 +33,8 @@ public final class EvalLmCommand implements Callable<Integer> {
         for (Path p : data) shards.addAll(TokenLoader.shards(p, "val"));
         try (TokenLoader loader = new TokenLoader(shards, batchSize, seqLen, !noShuffle, seed)) {
             long n = batches > 0 ? batches : Math.max(1, loader.windowsPerEpoch() / batchSize);
-            double sum = 0;
-            long tokens = 0;
-            int[] x = new int[batchSize * seqLen], y = new int[batchSize * seqLen];
-            for (long i = 0; i < n; i++) {
-                loader.nextBatch(x, y);
-                sum += (double) m.forward(x, y, batchSize, seqLen) * x.length;
-                tokens += x.length;
-            }
-            double loss = sum / tokens;
-            System.out.printf("{\"loss\": %.6f, \"perplexity\": %.4f, \"tokens\": %d}%n", loss, Math.exp(loss), tokens);
+            var r = ai.wafer.train.LmEval.run(m, loader, n);
+            System.out.printf("{\"loss\": %.6f, \"perplexity\": %.4f, \"tokens\": %d}%n", r.loss(), r.perplexity(), r.tokens());
         }
         return 0;
     }

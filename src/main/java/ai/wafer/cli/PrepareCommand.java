@@ -34,14 +34,16 @@ public final class PrepareCommand implements Callable<Integer> {
         long total = TextDocuments.totalBytes(TextDocuments.files(inputs));
         long t0 = System.nanoTime();
         Prepare.Summary s;
-        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("prepare").setInitialMax(total)
-                .setUnit(" MB", 1 << 20).setStyle(ProgressBarStyle.ASCII).showSpeed()
+        // a bar for a person at a terminal; a log file gets only the summary line
+        try (ProgressBar bar = !ai.wafer.track.Terminal.interactive() ? null : new ProgressBarBuilder().setTaskName("prepare")
+                .setInitialMax(total).setUnit(" MB", 1 << 20).setStyle(ProgressBarStyle.ASCII).showSpeed()
                 .setConsumer(new ConsoleProgressBarConsumer(System.err)).build()) {
             s = Prepare.run(tok, inputs, out, valFraction, shardTokens, (bytes, tokens, docs) -> {
+                if (bar == null) return;
                 bar.stepTo(bytes);
                 double sec = (System.nanoTime() - t0) / 1e9;
                 bar.setExtraMessage(String.format(" %,d tokens, %,.0f tokens/s", tokens, tokens / Math.max(sec, 1e-9)));
-            }, m -> System.err.println("\nwarning: " + m));
+            }, m -> System.err.println((bar == null ? "" : "\n") + "warning: " + m));
         }
         System.out.println(summary(s, out));
         return 0;

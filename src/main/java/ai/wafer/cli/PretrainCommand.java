@@ -60,6 +60,8 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--save-every", defaultValue = "0", description = "write a resumable checkpoint every N steps") int saveEvery;
     @Option(names = "--log-every", defaultValue = "0", description = "also print a line every N steps") int logEvery;
     @Option(names = "--no-progress", description = "no progress bar") boolean noProgress;
+    @Option(names = "--tokenizer", paramLabel = "DIR", description = "copy this tokenizer (vocab.json, merges.txt) into the output, so it is a complete model directory")
+    Path tokenizer;
     @Option(names = "--crash-after-step", hidden = true) int crashAfter;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
     Path out;
@@ -102,6 +104,7 @@ public final class PretrainCommand implements Callable<Integer> {
                 if (trainer.step() == nSteps) {
                     Checkpoint.save(model, out);
                     if (init.init != null) TokenizerFiles.copy(init.init, out);
+                    if (tokenizer != null) TokenizerFiles.copy(tokenizer, out);
                     System.err.printf("wafer: saved %s (final train loss and curves in %s)%s%n", out, out.resolve("metrics.jsonl"),
                             Double.isNaN(evalLoss) ? "" : String.format("; held-out loss %.4f, perplexity %.2f", evalLoss, Math.exp(evalLoss)));
                 }

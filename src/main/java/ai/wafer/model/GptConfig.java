@@ -85,6 +85,7 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
         m.put("cerebras-gpt-13b", of(40, 5120, 40, 50257, 2048));
         m.put("gpt2-124m", of(12, 768, 12, 50257, 1024));
         m.put("tiny", of(2, 64, 4, 50257, 256));
+        m.put("mini", of(4, 128, 4, 50257, 256));
         m.put("small", of(4, 256, 4, 50257, 512));
         return Map.copyOf(m);
     }

@@ -106,7 +106,10 @@ public final class Pretrainer {
         }
         double evalLoss = Double.NaN;
         long started = System.nanoTime();
-        ProgressBar bar = rep.progressBar() ? new ProgressBarBuilder().setTaskName("pretrain").setInitialMax(opt.steps())
+        // a bar for a person at a terminal; in a log file, a plain line every 5% of the run instead
+        boolean useBar = rep.progressBar() && ai.wafer.track.Terminal.interactive();
+        int logEvery = rep.logEvery() > 0 ? rep.logEvery() : rep.progressBar() && !useBar ? Math.max(1, opt.steps() / 20) : 0;
+        ProgressBar bar = useBar ? new ProgressBarBuilder().setTaskName("pretrain").setInitialMax(opt.steps())
                 .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).showSpeed().setUnit(" steps", 1)
                 .startsFrom(step, Duration.ZERO).build() : null;
         try {
@@ -135,7 +138,7 @@ public final class Pretrainer {
                     bar.setExtraMessage(String.format(" loss %.3f%s | %.0f tok/s", r.loss(),
                             Double.isNaN(evalLoss) ? "" : String.format(" eval %.3f", evalLoss), r.tokensPerSecond()));
                 }
-                if (log != null && rep.logEvery() > 0 && (r.step() % rep.logEvery() == 0 || r.step() == 1 || last))
+                if (log != null && logEvery > 0 && (r.step() % logEvery == 0 || r.step() == 1 || last))
                     log.printf("step %5d/%d | loss %.6f%s | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms%n", r.step(), opt.steps(),
                             r.loss(), row.containsKey("eval_loss") ? String.format(" | eval %.4f", evalLoss) : "",
                             r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3);

@@ -1,0 +1,30 @@
+package ai.wafer.cli;
+
+import ai.wafer.eval.ChoiceScorer;
+import ai.wafer.io.Checkpoint;
+import ai.wafer.model.Gpt;
+import ai.wafer.tokenizer.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code wafer eval-choice}: zero-shot multiple-choice accuracy, scoring each choice by its log-likelihood. */
+@Command(name = "eval-choice", mixinStandardHelpOptions = true,
+        description = "Zero-shot multiple-choice accuracy (HellaSwag/PIQA/ARC style); prints one JSON line.")
+public final class EvalChoiceCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR") Path model;
+    @Option(names = "--tokenizer", paramLabel = "DIR", description = "default: the model directory") Path tokenizer;
+    @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "lines of {\"context\", \"choices\": [...], \"label\"}") Path data;
+
+    @Override public Integer call() {
+        var items = ChoiceScorer.read(data);
+        Gpt m = Checkpoint.load(model);
+        Tokenizer tok = Tokenizer.load(tokenizer != null ? tokenizer : model);
+        var r = ChoiceScorer.score(m, tok, items);
+        double chance = items.stream().mapToDouble(i -> 1.0 / i.choices().size()).average().orElse(0);
+        System.out.printf("{\"items\": %d, \"acc\": %.4f, \"acc_norm\": %.4f, \"chance\": %.4f}%n", r.items(), r.accuracy(), r.accuracyNorm(), chance);
+        return 0;
+    }
+}

@@ -1,0 +1,112 @@
+package ai.wafer.eval;
+
+import ai.wafer.WaferException;
+import ai.wafer.model.Gpt;
+import ai.wafer.tokenizer.Tokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Zero-shot multiple choice as the Cerebras-GPT paper evaluates (HellaSwag, PIQA, ARC style):
+ * each choice is scored by the log-likelihood of its tokens after the context; the prediction is
+ * the best sum ("acc") or the best sum per byte of the choice ("acc_norm", as lm-evaluation-harness
+ * normalises), so long choices are not punished for their length.
+ */
+public final class ChoiceScorer {
+    private ChoiceScorer() {}
+
+    public record Item(String context, List<String> choices, int label, String where) {}
+
+    public record Result(int items, int correct, int correctNorm) {
+        public double accuracy() { return (double) correct / items; }
+        public double accuracyNorm() { return (double) correctNorm / items; }
+    }
+
+    /** Reads {"context", "choices": [...], "label"} lines; every problem names its file and line. */
+    public static List<Item> read(Path file) {
+        List<Item> items = new ArrayList<>();
+        ObjectMapper json = new ObjectMapper();
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new WaferException(file + ": cannot read: " + e.getMessage(), e);
+        }
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i), where = file + ":" + (i + 1);
+            if (line.isBlank()) continue;
+            JsonNode n;
+            try { n = json.readTree(line); } catch (IOException e) { throw new WaferException(where + ": not JSON: " + e.getMessage().lines().findFirst().orElse("")); }
+            if (!n.path("context").isTextual()) throw new WaferException(where + ": \"context\" must be a string");
+            JsonNode ch = n.path("choices");
+            if (!ch.isArray() || ch.size() < 2) throw new WaferException(where + ": \"choices\" must be a list of at least 2 strings");
+            List<String> choices = new ArrayList<>();
+            for (JsonNode c : ch) {
+                if (!c.isTextual() || c.asText().isEmpty()) throw new WaferException(where + ": every choice must be a non-empty string");
+                choices.add(c.asText());
+            }
+            JsonNode l = n.path("label");
+            if (!l.isIntegralNumber()) throw new WaferException(where + ": \"label\" must be an integer index into choices");
+            if (l.asInt() < 0 || l.asInt() >= choices.size())
+                throw new WaferException(where + ": label " + l.asInt() + " is out of range for " + choices.size() + " choices");
+            items.add(new Item(n.get("context").asText(), choices, l.asInt(), where));
+        }
+        if (items.isEmpty()) throw new WaferException(file + ": no items");
+        return items;
+    }
+
+    /** Scores every item; the choices of one item run as one batch, right-padded (causal: pads never reach real tokens). */
+    public static Result score(Gpt model, Tokenizer tok, List<Item> items) {
+        int correct = 0, correctNorm = 0, P = model.config.nPositions();
+        for (Item it : items) {
+            int[] ctx = tok.encode(it.context());
+            int n = it.choices().size();
+            int[][] rows = new int[n][];
+            int[] start = new int[n];
+            int T = 0;
+            for (int c = 0; c < n; c++) {
+                int[] ans = tok.encode(it.choices().get(c));
+                int keep = Math.min(ctx.length, Math.max(1, P + 1 - ans.length)); // drop context from the left if too long
+                if (ans.length >= P) throw new WaferException(it.where() + ": choice " + c + " alone is longer than the model's " + P + " positions");
+                int[] row = new int[keep + ans.length];
+                System.arraycopy(ctx, ctx.length - keep, row, 0, keep);
+                System.arraycopy(ans, 0, row, keep, ans.length);
+                rows[c] = row;
+                start[c] = keep;
+                T = Math.max(T, row.length - 1);
+            }
+            int[] x = new int[n * T];
+            for (int c = 0; c < n; c++) System.arraycopy(rows[c], 0, x, c * T, rows[c].length - 1);
+            model.forward(x, null, n, T);
+            float[] logits = model.activations().logits;
+            int V = model.config.vocabSize();
+            double best = -Double.MAX_VALUE, bestNorm = -Double.MAX_VALUE;
+            int arg = -1, argNorm = -1;
+            for (int c = 0; c < n; c++) {
+                double ll = 0;
+                for (int t = start[c]; t < rows[c].length; t++) ll += logProb(logits, (c * T + t - 1) * V, V, rows[c][t]);
+                double norm = ll / it.choices().get(c).getBytes(StandardCharsets.UTF_8).length;
+                if (ll > best) { best = ll; arg = c; }
+                if (norm > bestNorm) { bestNorm = norm; argNorm = c; }
+            }
+            if (arg == it.label()) correct++;
+            if (argNorm == it.label()) correctNorm++;
+        }
+        return new Result(items.size(), correct, correctNorm);
+    }
+
+    static double logProb(float[] logits, int off, int V, int target) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int v = 0; v < V; v++) max = Math.max(max, logits[off + v]);
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += Math.exp(logits[off + v] - max);
+        return logits[off + target] - max - Math.log(sum);
+    }
+}
