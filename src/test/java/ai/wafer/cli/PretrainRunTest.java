@@ -28,6 +28,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class PretrainRunTest {
     @TempDir Path tmp;
 
+    /** Bit-identical resume needs the same GEMM on both sides of the kill; another test may have changed it. */
+    @org.junit.jupiter.api.BeforeEach
+    void sameKernels() { ai.wafer.tensor.Gemm.setImpl(ai.wafer.tensor.Gemm.Impl.JAVA); }
+
+    @org.junit.jupiter.api.AfterEach
+    void defaultKernels() { ai.wafer.tensor.Gemm.setImpl(null); }
+
     private Path model() {
         Path d = tmp.resolve("init");
         Checkpoint.save(Gpt.init(GptConfig.of(2, 32, 2, 97, 64), 11), d);
@@ -58,7 +65,9 @@ class PretrainRunTest {
                 "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
                 "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.Wafer"));
         cmd.addAll(args);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("child.log").toFile()).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("WAFER_GEMM", "java"); // the same kernels as this JVM (see @BeforeEach)
+        Process p = pb.redirectErrorStream(true).redirectOutput(tmp.resolve("child.log").toFile()).start();
         return p.waitFor();
     }
 
