@@ -1,0 +1,241 @@
+package ai.wafer.parallel;
+
+import ai.wafer.WaferException;
+import ai.wafer.data.TokenLoader;
+import ai.wafer.model.CrossEntropy;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.Parameter;
+import ai.wafer.train.AdamW;
+import ai.wafer.train.Pretrainer;
+import ai.wafer.train.TrainCheckpoint;
+
+import java.nio.file.Path;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Data-parallel training: each of the p ranks of {@code dp} holds a whole replica and takes rows
+ * [r*B/p, (r+1)*B/p) of every global batch of B rows, so a step sees exactly the batch the
+ * single-process {@link Pretrainer} sees. Each rank's backward scales by 1/(K*B*T) for the global
+ * token count, so summing the ranks' gradients gives the single-process gradient; the sums run bucket
+ * by bucket over flat buffers ({@link GradBuckets}).
+ *
+ * <p>With ZeRO-1 the optimiser moments are sharded: gradients are reduce-scattered instead of
+ * all-reduced, each rank updates only the chunk of each bucket it owns (the global clipping norm is
+ * one all-reduced double), and the updated parameters are all-gathered. Same volume as an all-reduce,
+ * moments cut by p.
+ *
+ * <p>Every rank reads the whole global batch from its own loader (memory-mapped, so cheap) and keeps
+ * its rows; the loader position is then the same on every rank and checkpoints are the single-process
+ * format: a checkpoint saved here resumes on any number of ranks, or in {@link Pretrainer}.
+ */
+public final class DataParallelTrainer {
+    /** Default bucket size: large enough for bandwidth, small enough to pipeline (PyTorch DDP's 25 MB). */
+    public static final long DEFAULT_BUCKET_BYTES = 25L << 20;
+
+    private final Communicator dp;
+    private final Gpt model;
+    private final TokenLoader data;
+    private final Pretrainer.Options opt;
+    private final boolean zero;
+    private final GradBuckets buckets;
+    private final AdamW adamw;          // without ZeRO: the full optimiser, identical on every rank
+    private final float[][] m, v, w;    // with ZeRO: moments of the owned chunk of each bucket; padded weights
+    private final AdamW.Hyper hyper;
+    private long zeroSteps;
+    private final int[] x, y, lx, ly;
+    private final double[] lossParts, sq = new double[1];
+    private int step;
+    private long lastBytes;
+
+    public DataParallelTrainer(Communicator dp, Gpt model, TokenLoader data, Pretrainer.Options opt, boolean zero1, long bucketBytes) {
+        int p = dp.size(), B = opt.batchSize(), T = opt.seqLen();
+        if (B % p != 0) throw new WaferException("--batch-size " + B + " must be a multiple of dp=" + p + " (each rank takes B/dp rows)");
+        if (data.batchSize() != B || data.seqLen() != T)
+            throw new WaferException("the token loader gives " + data.batchSize() + " x " + data.seqLen() + " batches; the run needs the global " + B + " x " + T);
+        this.dp = dp;
+        this.model = model;
+        this.data = data;
+        this.opt = opt;
+        this.zero = zero1 && p > 1;
+        this.hyper = opt.hyper();
+        this.buckets = new GradBuckets(model.parameters(), bucketBytes, p);
+        this.adamw = zero ? null : new AdamW(model.parameters(), opt.hyper());
+        int nb = buckets.buckets.size();
+        m = zero ? new float[nb][] : null;
+        v = zero ? new float[nb][] : null;
+        w = zero ? new float[nb][] : null;
+        for (int i = 0; zero && i < nb; i++) {
+            GradBuckets.Bucket b = buckets.buckets.get(i);
+            m[i] = new float[b.chunk];
+            v[i] = new float[b.chunk];
+            w[i] = new float[b.padded()];
+        }
+        x = new int[B * T];
+        y = new int[B * T];
+        lx = new int[B / p * T];
+        ly = new int[B / p * T];
+        lossParts = new double[2 * opt.gradAccum()];
+    }
+
+    public Gpt model() { return model; }
+    public int step() { return step; }
+    public boolean zero() { return zero; }
+    /** Bytes this rank sent in the last step (gradients, loss statistics, and with ZeRO the parameters). */
+    public long lastStepBytes() { return lastBytes; }
+    /** Floats of optimiser state held by this rank. */
+    public long optimizerStateFloats() {
+        long n = 0;
+        if (zero) for (float[] a : m) n += 2L * a.length;
+        else for (float[] a : adamw.firstMoments()) n += 2L * a.length;
+        return n;
+    }
+
+    /** One optimiser step over K micro-batches of the global batch; the result is the same on every rank. */
+    public Pretrainer.StepResult trainStep() {
+        long t0 = System.nanoTime();
+        int p = dp.size(), r = dp.rank(), B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum(), Bl = B / p;
+        model.zeroGrad();
+        for (int k = 0; k < K; k++) {
+            data.nextBatch(x, y);
+            System.arraycopy(x, r * Bl * T, lx, 0, Bl * T);
+            System.arraycopy(y, r * Bl * T, ly, 0, Bl * T);
+            float mean = model.forward(lx, ly, Bl, T);
+            int valid = 0;
+            for (int i = 0; i < Bl * T; i++) if (!CrossEntropy.ignored(ly[i])) valid++;
+            lossParts[2 * k] = (double) mean * valid;
+            lossParts[2 * k + 1] = valid;
+            model.backward(1f / ((float) K * B * T));
+        }
+        long b0 = dp.bytesSent();
+        dp.allReduceSum(lossParts, 0, lossParts.length);
+        double loss = 0;
+        for (int k = 0; k < K; k++) loss += lossParts[2 * k + 1] == 0 ? 0 : lossParts[2 * k] / lossParts[2 * k + 1];
+        float lr = opt.schedule().at(step);
+        double norm = zero ? zeroStep(lr) : allReduceStep(lr);
+        lastBytes = dp.bytesSent() - b0;
+        step++;
+        return new Pretrainer.StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
+    }
+
+    private double allReduceStep(float lr) {
+        if (dp.size() > 1) {
+            for (GradBuckets.Bucket b : buckets.buckets) {
+                b.packGrads();
+                dp.allReduceSum(b.flat, 0, b.length);
+                b.unpackGrads();
+            }
+        }
+        return adamw.step(lr, opt.gradClip());
+    }
+
+    /** ZeRO-1: reduce-scatter, AdamW on the owned chunks (as {@link AdamW#step} computes it), all-gather. */
+    private double zeroStep(float lr) {
+        int r = dp.rank();
+        List<GradBuckets.Bucket> bs = buckets.buckets;
+        double s = 0;
+        for (GradBuckets.Bucket b : bs) {
+            b.packGrads();
+            java.util.Arrays.fill(b.flat, b.length, b.flat.length, 0f); // padding adds nothing to the norm
+            dp.reduceScatterSum(b.flat, 0, b.chunk);
+            for (int j = r * b.chunk, e = j + b.chunk; j < e; j++) s += (double) b.flat[j] * b.flat[j];
+        }
+        sq[0] = s;
+        dp.allReduceSum(sq, 0, 1);
+        double norm = Math.sqrt(sq[0]);
+        float clip = opt.gradClip();
+        float gscale = clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f;
+        zeroSteps++;
+        float b1 = hyper.beta1(), b2 = hyper.beta2(), eps = hyper.eps();
+        double bc1 = 1 - Math.pow(b1, zeroSteps), bc2 = 1 - Math.pow(b2, zeroSteps);
+        for (int i = 0; i < bs.size(); i++) {
+            GradBuckets.Bucket b = bs.get(i);
+            int lo = r * b.chunk, hi = lo + b.chunk;
+            float[] g = b.flat, wi = w[i], mi = m[i], vi = v[i];
+            b.copyData(wi, lo, hi, false);
+            for (int q = 0; q < b.params.size(); q++) {
+                Parameter par = b.params.get(q);
+                int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + par.size(), hi);
+                float decay = par.decays() ? 1f - lr * hyper.weightDecay() : 1f;
+                for (int j = a; j < e; j++) {
+                    float gj = g[j] * gscale;
+                    float mj = b1 * mi[j - lo] + (1 - b1) * gj;
+                    float vj = b2 * vi[j - lo] + (1 - b2) * gj * gj;
+                    mi[j - lo] = mj;
+                    vi[j - lo] = vj;
+                    double mhat = mj / bc1, vhat = vj / bc2;
+                    wi[j] = (float) (wi[j] * decay - lr * mhat / (Math.sqrt(vhat) + eps));
+                }
+            }
+            dp.allGather(wi, 0, b.chunk);
+            b.copyData(wi, 0, b.length, true);
+        }
+        return norm;
+    }
+
+    /**
+     * Saves a single-process checkpoint (parameters, full moments, step, data position) under runDir;
+     * every rank must call it, rank 0 writes. Returns the checkpoint directory.
+     */
+    public Path save(Path runDir) {
+        AdamW full = adamw;
+        if (zero) {
+            full = new AdamW(model.parameters(), hyper);
+            full.setStepCount(zeroSteps);
+            gatherMoments(full);
+        }
+        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
+        Path dir = dp.rank() == 0 ? TrainCheckpoint.save(runDir, model, full, st) : TrainCheckpoint.dirFor(runDir, step);
+        dp.barrier(); // nobody reads it before it is complete
+        return dir;
+    }
+
+    private void gatherMoments(AdamW full) {
+        Map<Parameter, Integer> index = new IdentityHashMap<>();
+        for (int i = 0; i < full.parameters().size(); i++) index.put(full.parameters().get(i), i);
+        int r = dp.rank();
+        for (int i = 0; i < buckets.buckets.size(); i++) {
+            GradBuckets.Bucket b = buckets.buckets.get(i);
+            for (int which = 0; which < 2; which++) {
+                float[] mine = which == 0 ? m[i] : v[i];
+                System.arraycopy(mine, 0, b.flat, r * b.chunk, b.chunk);
+                dp.allGather(b.flat, 0, b.chunk);
+                for (int q = 0; q < b.params.size(); q++) {
+                    int at = index.get(b.params.get(q));
+                    float[] dst = which == 0 ? full.firstMoments().get(at) : full.secondMoments().get(at);
+                    System.arraycopy(b.flat, b.start[q], dst, 0, dst.length);
+                }
+            }
+        }
+    }
+
+    /** Continues from a checkpoint saved by any layout (or by {@link Pretrainer}): every rank loads it. */
+    public void resume(Path checkpoint) {
+        AdamW full = zero ? new AdamW(model.parameters(), hyper) : adamw;
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, full);
+        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
+            throw new WaferException(checkpoint + ": saved with global batch " + st.batchSize() + " x " + st.seqLen() + " x "
+                    + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x " + opt.seqLen()
+                    + " x " + opt.gradAccum() + ")");
+        data.restore(st.data());
+        step = st.step();
+        if (zero) {
+            Map<Parameter, Integer> index = new IdentityHashMap<>();
+            for (int i = 0; i < full.parameters().size(); i++) index.put(full.parameters().get(i), i);
+            int r = dp.rank();
+            for (int i = 0; i < buckets.buckets.size(); i++) {
+                GradBuckets.Bucket b = buckets.buckets.get(i);
+                int lo = r * b.chunk, hi = lo + b.chunk;
+                for (int q = 0; q < b.params.size(); q++) {
+                    int s = b.start[q], e = s + b.params.get(q).size(), a = Math.max(s, lo), z = Math.min(e, hi);
+                    if (a >= z) continue;
+                    int at = index.get(b.params.get(q));
+                    System.arraycopy(full.firstMoments().get(at), a - s, m[i], a - lo, z - a);
+                    System.arraycopy(full.secondMoments().get(at), a - s, v[i], a - lo, z - a);
+                }
+            }
+            zeroSteps = full.stepCount();
+        }
+    }
+}

@@ -1,0 +1,80 @@
+package ai.wafer.parallel;
+
+import ai.wafer.io.TokenShard;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
+import ai.wafer.model.Parameter;
+import ai.wafer.train.AdamW;
+import ai.wafer.train.LrSchedule;
+import ai.wafer.train.Pretrainer;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A tiny model, tokens and the single-process reference run that every layout must reproduce. */
+final class ParallelFixtures {
+    private ParallelFixtures() {}
+
+    static final GptConfig CFG = GptConfig.of(2, 32, 4, 97, 64);
+    static final long SEED = 7;
+
+    static Path tokens(Path dir, int n) {
+        int[] t = new int[n];
+        SplittableRandom r = new SplittableRandom(3);
+        for (int i = 0; i < n; i++) t[i] = i % 5 == 0 ? 4 : r.nextInt(97);
+        Path p = dir.resolve("train.bin");
+        TokenShard.write(p, t);
+        return p;
+    }
+
+    static Pretrainer.Options options(int steps, int batch, int seqLen, int accum) {
+        return new Pretrainer.Options(steps, batch, seqLen, accum,
+                new LrSchedule(LrSchedule.Kind.COSINE, 3e-3f, 1, steps, 0.1f), AdamW.Hyper.defaults(), 1.0f);
+    }
+
+    /**
+     * Loss and gradient norm of each step (the norm catches a wrongly scaled gradient, which Adam's
+     * update would hide), then copies of every parameter, in model order.
+     */
+    record Run(List<Float> losses, List<Double> norms, List<float[]> params) {}
+
+    static Run snapshot(List<Pretrainer.StepResult> steps, List<Parameter> ps) {
+        List<float[]> out = new ArrayList<>();
+        for (Parameter p : ps) out.add(p.data.clone());
+        return new Run(steps.stream().map(Pretrainer.StepResult::loss).toList(),
+                steps.stream().map(Pretrainer.StepResult::gradNorm).toList(), out);
+    }
+
+    static Run reference(Path shard, Pretrainer.Options o, int steps) {
+        Gpt m = Gpt.init(CFG, SEED);
+        try (var loader = new ai.wafer.data.TokenLoader(List.of(shard), o.batchSize(), o.seqLen(), false, 0)) {
+            Pretrainer p = new Pretrainer(m, loader, o);
+            List<Pretrainer.StepResult> rs = new ArrayList<>();
+            for (int s = 0; s < steps; s++) rs.add(p.trainStep());
+            return snapshot(rs, m.parameters());
+        }
+    }
+
+    /** Loss and every parameter within 1e-5 relative (per tensor, against its largest element). */
+    static void assertSameRun(Run want, Run got, String what) {
+        assertEquals(want.losses().size(), got.losses().size());
+        for (int i = 0; i < want.losses().size(); i++) {
+            float a = want.losses().get(i), b = got.losses().get(i);
+            assertTrue(Math.abs(a - b) <= 1e-5 * Math.abs(a), what + ": loss of step " + (i + 1) + ": " + a + " vs " + b);
+            double na = want.norms().get(i), nb = got.norms().get(i);
+            assertTrue(Math.abs(na - nb) <= 1e-5 * na, what + ": gradient norm of step " + (i + 1) + ": " + na + " vs " + nb);
+        }
+        assertEquals(want.params().size(), got.params().size());
+        for (int t = 0; t < want.params().size(); t++) {
+            float[] a = want.params().get(t), b = got.params().get(t);
+            double max = 0, diff = 0;
+            for (int i = 0; i < a.length; i++) { max = Math.max(max, Math.abs(a[i])); diff = Math.max(diff, Math.abs(a[i] - b[i])); }
+            assertTrue(diff <= 1e-5 * max, what + ": parameter " + t + " differs by " + diff + " (largest element " + max + ")");
+        }
+    }
+}
