@@ -1,0 +1,102 @@
+package ai.wafer.parallel;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.DataInputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static ai.wafer.parallel.ParallelFixtures.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/** Two real processes under mpirun (skipped where Open MPI is not installed). */
+class MpiTest {
+    @TempDir Path tmp;
+
+    static String mpirun() {
+        for (String d : System.getenv().getOrDefault("PATH", "/usr/bin").split(":"))
+            if (Files.isExecutable(Path.of(d, "mpirun"))) return Path.of(d, "mpirun").toString();
+        return null;
+    }
+
+    private record Out(int code, String log) {}
+
+    private Out launch(String mode, Path shard, Path out, int steps, int timeoutS) throws Exception {
+        String mpirun = mpirun();
+        assumeTrue(mpirun != null, "mpirun not installed (apt-get install openmpi-bin libopenmpi-dev)");
+        List<String> cmd = new ArrayList<>(List.of(mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                "--mca", "btl_vader_single_copy_mechanism", "none", "-x", "WAFER_THREADS=1",
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx1g", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"), MpiCheck.class.getName(),
+                mode, shard.toString(), out.toString(), String.valueOf(steps)));
+        Path log = tmp.resolve(mode + ".log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        if (!p.waitFor(timeoutS, TimeUnit.SECONDS)) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            throw new AssertionError(mode + ": mpirun did not finish in " + timeoutS + " s:\n" + Files.readString(log));
+        }
+        return new Out(p.exitValue(), Files.readString(log));
+    }
+
+    @Test void collectivesAcrossTwoProcesses() throws Exception {
+        Path out = tmp.resolve("c.bin");
+        Out r = launch("collectives", tokens(tmp, 100), out, 0, 120);
+        assertEquals(0, r.code(), r.log());
+        try (DataInputStream in = new DataInputStream(Files.newInputStream(out))) {
+            assertEquals(3f, in.readFloat());
+            assertEquals(30f, in.readFloat());
+            assertEquals(0.5, in.readDouble());
+            assertEquals(0f + 0 + 0 + 1, in.readFloat()); // chunk 0 of rank 0: (0 + 0) + (0 + 1)
+            assertEquals(1f + 2, in.readFloat());
+            assertEquals(100f, in.readFloat());
+            assertEquals(101f, in.readFloat());
+            assertEquals(42f, in.readFloat());
+            assertEquals(8f, in.readFloat());  // rank 1 sent 7 + 1
+            assertEquals(1, in.readInt());
+            assertEquals(5f, in.readFloat());
+        }
+    }
+
+    @Test void dataParallelOverTwoProcessesEqualsOneProcess() throws Exception {
+        Path shard = tokens(tmp, 3000);
+        int steps = 3;
+        Run want = reference(shard, options(steps, 4, 16, 1), steps);
+        for (String mode : new String[]{"dp", "dp-zero"}) {
+            Path out = tmp.resolve(mode + ".bin");
+            Out r = launch(mode, shard, out, steps, 180);
+            assertEquals(0, r.code(), r.log());
+            List<Float> losses = new ArrayList<>();
+            List<Double> norms = new ArrayList<>();
+            List<float[]> params = new ArrayList<>();
+            try (DataInputStream in = new DataInputStream(Files.newInputStream(out))) {
+                for (int s = 0; s < steps; s++) {
+                    losses.add(in.readFloat());
+                    norms.add(in.readDouble());
+                    assertTrue(in.readLong() > 0);
+                }
+                for (float[] w : want.params()) {
+                    float[] a = new float[w.length];
+                    for (int i = 0; i < a.length; i++) a[i] = in.readFloat();
+                    params.add(a);
+                }
+            }
+            assertSameRun(want, new Run(losses, norms, params), "MPI " + mode);
+        }
+    }
+
+    @Test void aProcessThatDiesEndsTheJobWithAMessage() throws Exception {
+        Out r = launch("die", tokens(tmp, 100), tmp.resolve("d.bin"), 0, 120);
+        assertNotEquals(0, r.code(), r.log());
+        // mpirun ends rank 0 (waiting in an all-reduce) and names the process that died
+        assertTrue(r.log().contains("exited with non-zero status") && r.log().contains("Exit code:    3"), r.log());
+    }
+}
