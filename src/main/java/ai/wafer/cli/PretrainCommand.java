@@ -32,6 +32,9 @@ public final class PretrainCommand implements Callable<Integer> {
     }
 
     @ArgGroup(exclusive = true, multiplicity = "0..1") Init init = new Init();
+    @Option(names = "--n-layer", description = "with --preset: override its number of layers") Integer nLayer;
+    @Option(names = "--n-embd", description = "with --preset: override its width") Integer nEmbd;
+    @Option(names = "--n-head", description = "with --preset: override its number of heads") Integer nHead;
     @Option(names = "--resume", paramLabel = "DIR", description = "continue a run from a checkpoint (checkpoints/step-N) or a run directory's latest")
     Path resume;
     @Option(names = "--data", required = true, arity = "1..*", paramLabel = "SHARD", description = "token shard files (or directories of *train*.bin)")
@@ -121,7 +124,13 @@ public final class PretrainCommand implements Callable<Integer> {
         GptConfig resumed = resume == null ? null : TrainCheckpoint.config(TrainCheckpoint.resolve(resume));
         Gpt model;
         if (init.init != null) model = Checkpoint.load(init.init);
-        else if (init.preset != null) model = Gpt.init(GptConfig.preset(init.preset), seed);
+        else if (init.preset != null) {
+            GptConfig c = GptConfig.preset(init.preset);
+            if (nLayer != null || nEmbd != null || nHead != null)
+                c = c.withShape(nLayer != null ? nLayer : c.nLayer(), nEmbd != null ? nEmbd : c.nEmbd(),
+                        nHead != null ? nHead : c.nHead(), c.vocabSize(), c.nPositions());
+            model = Gpt.init(c, seed);
+        } else if (nLayer != null || nEmbd != null || nHead != null) throw new WaferException("--n-layer/--n-embd/--n-head go with --preset");
         else if (resumed != null) model = new Gpt(resumed);
         else throw new WaferException("give --init DIR, --preset NAME, or --resume DIR");
         return model; // a resumed checkpoint whose shape differs is refused when it is loaded

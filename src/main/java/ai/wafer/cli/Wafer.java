@@ -9,6 +9,11 @@ import picocli.CommandLine.Command;
         description = "Pretrain, fine-tune, evaluate and serve GPT-style (Cerebras-GPT) language models.",
         subcommands = {
                 // one line per subcommand; keep sorted by job
+                DemoCommand.class,
+                PretrainCommand.class,
+                EvalLmCommand.class,
+                EvalChoiceCommand.class,
+                BenchCommand.class,
                 PlotCommand.class,
                 TokenizeCommand.class,
                 PrepareCommand.class,
