@@ -21,11 +21,11 @@ import java.util.function.ToLongFunction;
 import java.util.stream.Stream;
 
 /**
- * {@code wafer bench-tokenize}: tokens/s and MB/s of {@code wafer prepare} and of the tokenizer alone,
+ * {@code wafer bench tokenize}: tokens/s and MB/s of {@code wafer prepare} and of the tokenizer alone,
  * next to jtokkit's built-in r50k_base (tiktoken's GPT-2 ranks) on the same documents in the same run.
  * Standalone for now; meant to become {@code wafer bench tokenize}.
  */
-@Command(name = "bench-tokenize", mixinStandardHelpOptions = true,
+@Command(name = "tokenize", mixinStandardHelpOptions = true,
         description = "Benchmark wafer prepare and the tokenizer against jtokkit's r50k_base on the same text.")
 public final class BenchTokenizeCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", required = true, paramLabel = "DIR") Path tokenizer;

@@ -17,7 +17,6 @@ import picocli.CommandLine.Command;
                 PlotCommand.class,
                 TokenizeCommand.class,
                 PrepareCommand.class,
-                BenchTokenizeCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Wafer implements Runnable {
