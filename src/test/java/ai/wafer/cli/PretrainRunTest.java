@@ -93,6 +93,28 @@ class PretrainRunTest {
     }
 
     @Test
+    void terminationSavesACheckpointFirst() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("stopped");
+        List<String> a = args(init, train, val, out);
+        a.set(a.indexOf("--steps") + 1, "100000");
+        a.set(a.indexOf("--save-every") + 1, "0");
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.Wafer"));
+        cmd.addAll(a);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("stop.log").toFile()).start();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline && (!Files.exists(out.resolve("metrics.jsonl"))
+                || MetricsLog.read(out).size() < 3)) Thread.sleep(100);
+        p.destroy(); // SIGTERM, as Ctrl-C's SIGINT: the shutdown hook asks the loop to stop and waits for the save
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "the run ends after a termination signal");
+        String log = Files.readString(tmp.resolve("stop.log"));
+        assertTrue(log.contains("stopped at step"), log);
+        Path ck = ai.wafer.train.TrainCheckpoint.resolve(out);
+        int step = Integer.parseInt(ck.getFileName().toString().substring("step-".length()));
+        assertTrue(step >= 3 && step < 100000, "checkpoint at the step reached: " + ck);
+    }
+
+    @Test
     void runWritesMetricsTensorBoardAndCurves() throws Exception {
         Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("run");
         var r = PretrainCliTest.wafer(args(init, train, val, out).toArray(String[]::new));
