@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
                 // one line per subcommand; keep sorted by job
                 DemoCommand.class,
                 PretrainCommand.class,
+                PlanCommand.class,
                 EvalLmCommand.class,
                 EvalChoiceCommand.class,
                 BenchCommand.class,
