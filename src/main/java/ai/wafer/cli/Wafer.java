@@ -18,6 +18,10 @@ import picocli.CommandLine.Command;
                 PlotCommand.class,
                 TokenizeCommand.class,
                 PrepareCommand.class,
+                GenerateCommand.class,
+                ChatCommand.class,
+                ServeCommand.class,
+                BenchGenerateCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Wafer implements Runnable {

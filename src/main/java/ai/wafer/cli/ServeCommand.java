@@ -1,0 +1,44 @@
+package ai.wafer.cli;
+
+import ai.wafer.generate.LoadedModel;
+import ai.wafer.generate.WeightType;
+import ai.wafer.serve.WaferServer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+/** {@code wafer serve}: an OpenAI-compatible HTTP server with continuous batching and a chat page at /. */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = "Serve a model over HTTP: /v1/completions, /v1/chat/completions (stream: true for SSE), /v1/models, /health, /metrics, and a chat page at /.")
+public final class ServeCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR") Path model;
+    @Option(names = "--adapter", paramLabel = "DIR", description = "a fine-tuning adapter to apply (not supported yet)") Path adapter;
+    @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
+    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})") String dtype;
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})") String host;
+    @Option(names = "--port", defaultValue = "8000", description = "(default: ${DEFAULT-VALUE}; 0 picks a free one)") int port;
+    @Option(names = "--api-key", description = "require 'Authorization: Bearer KEY' (default: $WAFER_API_KEY, else none)") String apiKey;
+    @Option(names = "--max-batch", defaultValue = "16", description = "sequences decoded together (default: ${DEFAULT-VALUE})") int maxBatch;
+    @Option(names = "--max-queue", defaultValue = "64", description = "requests waiting beyond the batch before 429 (default: ${DEFAULT-VALUE})") int maxQueue;
+    @Option(names = "--max-body-bytes", defaultValue = "1048576", description = "(default: ${DEFAULT-VALUE})") long maxBody;
+    @Option(names = "--max-prompt-tokens", defaultValue = "0", description = "0 = the model's context") int maxPrompt;
+    @Option(names = "--max-tokens", defaultValue = "1024", description = "largest max_tokens a request may ask (default: ${DEFAULT-VALUE})") int maxTokens;
+
+    @Override public Integer call() throws InterruptedException {
+        if (maxBatch < 1 || maxQueue < 1 || maxBody < 1 || maxTokens < 1 || maxPrompt < 0)
+            throw new IllegalArgumentException("--max-batch, --max-queue, --max-body-bytes and --max-tokens must be positive");
+        LoadedModel lm = LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype));
+        String key = apiKey != null ? apiKey : System.getenv("WAFER_API_KEY");
+        var cfg = new WaferServer.Config(host, port, key == null || key.isEmpty() ? null : key, maxBatch, maxQueue, maxBody,
+                maxPrompt == 0 ? Integer.MAX_VALUE : maxPrompt, maxTokens, 600);
+        WaferServer s = new WaferServer(lm, cfg);
+        System.err.println("wafer serve: " + lm.name() + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
+        CountDownLatch stop = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));
+        stop.await();
+        return 0;
+    }
+}

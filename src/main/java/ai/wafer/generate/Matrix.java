@@ -1,0 +1,186 @@
+package ai.wafer.generate;
+
+import ai.wafer.tensor.Gemm;
+import ai.wafer.tensor.Parallel;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * A weight matrix laid out for inference: [rows = outputs, cols = inputs], row-major, so every
+ * output is the dot product of one contiguous row with the input. Held as float32 or as bfloat16
+ * (the top 16 bits of a float, kept in a short[] and widened inside the kernel), which halves the
+ * bytes a decode step has to stream from memory.
+ *
+ * <p>Decoding is bound by memory bandwidth, not arithmetic: {@link #mul} walks the weights exactly
+ * once per call however many sequences are decoded together, by keeping a tile of four rows hot in
+ * L1 while it visits every input row.
+ */
+public final class Matrix {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    /** Output rows per tile: four rows of a 768-wide matrix are 12 KiB, well inside L1. */
+    private static final int TILE = 4;
+
+    public final int rows, cols;
+    private final float[] f32;
+    private final short[] bf16;
+
+    private Matrix(int rows, int cols, float[] f32, short[] bf16) {
+        this.rows = rows;
+        this.cols = cols;
+        this.f32 = f32;
+        this.bf16 = bf16;
+    }
+
+    /** A matrix already stored [out, in] (an embedding used as the LM head); float32 shares the array. */
+    public static Matrix ofRows(float[] w, int rows, int cols, WeightType type) {
+        if (type == WeightType.F32) return new Matrix(rows, cols, w, null);
+        short[] b = new short[rows * cols];
+        Parallel.forRange(b.length, (t, from, to) -> { for (int i = from; i < to; i++) b[i] = toBf16(w[i]); });
+        return new Matrix(rows, cols, null, b);
+    }
+
+    /** A Hugging Face Conv1D weight stored [in, out]: transposed once here so decoding reads rows. */
+    public static Matrix ofConv1D(float[] w, int in, int out, WeightType type) {
+        float[] f = type == WeightType.F32 ? new float[in * out] : null;
+        short[] b = type == WeightType.BF16 ? new short[in * out] : null;
+        Parallel.forRange(out, (t, from, to) -> {
+            for (int o = from; o < to; o++) {
+                for (int i = 0; i < in; i++) {
+                    float v = w[i * out + o];
+                    if (f != null) f[o * in + i] = v; else b[o * in + i] = toBf16(v);
+                }
+            }
+        });
+        return new Matrix(out, in, f, b);
+    }
+
+    public WeightType type() { return f32 != null ? WeightType.F32 : WeightType.BF16; }
+
+    public long bytes() { return (long) rows * cols * (f32 != null ? 4 : 2); }
+
+    /** Round to nearest even, as PyTorch converts float32 to bfloat16; NaN stays a (quiet) NaN. */
+    public static short toBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        if (Float.isNaN(v)) return (short) ((bits >>> 16) | 0x40);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    public static float fromBf16(short s) { return Float.intBitsToFloat(s << 16); }
+
+    /** Copies row r (widened to float) into dst[off, off + cols). */
+    public void row(int r, float[] dst, int off) {
+        int o = r * cols;
+        if (f32 != null) { System.arraycopy(f32, o, dst, off, cols); return; }
+        for (int c = 0; c < cols; c++) dst[off + c] = fromBf16(bf16[o + c]);
+    }
+
+    /**
+     * out[i, :] = x[i, :] @ W^T + bias for i < n: x is [n, cols], out is [n, rows], both row-major;
+     * bias may be null. Parallel over tiles of output rows; n is the number of sequences decoded together.
+     */
+    public void mul(float[] out, float[] x, int n, float[] bias) {
+        int tiles = (rows + TILE - 1) / TILE;
+        Parallel.forRange(tiles, (w, from, to) -> {
+            int r1 = Math.min(rows, to * TILE);
+            for (int r = from * TILE; r < r1; r += TILE) {
+                if (r + TILE <= rows) {
+                    for (int i = 0; i < n; i += 2) tile4(out, x, i, Math.min(i + 1, n - 1), r, bias);
+                } else {
+                    for (int rr = r; rr < r1; rr++) for (int i = 0; i < n; i++) out[i * rows + rr] = dot1(x, i * cols, rr) + (bias == null ? 0f : bias[rr]);
+                }
+            }
+        });
+    }
+
+    /** Four output rows r..r+3 for input rows i0 and i1 (i1 == i0 when n is odd: computed twice, stored once). */
+    private void tile4(float[] out, float[] x, int i0, int i1, int r, float[] bias) {
+        int x0 = i0 * cols, x1 = i1 * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        int upper = F.loopBound(cols), c = 0;
+        if (f32 != null) {
+            float[] m = f32;
+            for (; c < upper; c += L) {
+                FloatVector v0 = FloatVector.fromArray(F, x, x0 + c), v1 = FloatVector.fromArray(F, x, x1 + c);
+                FloatVector q = FloatVector.fromArray(F, m, w0 + c);
+                a00 = q.fma(v0, a00); a01 = q.fma(v1, a01);
+                q = FloatVector.fromArray(F, m, w1 + c);
+                a10 = q.fma(v0, a10); a11 = q.fma(v1, a11);
+                q = FloatVector.fromArray(F, m, w2 + c);
+                a20 = q.fma(v0, a20); a21 = q.fma(v1, a21);
+                q = FloatVector.fromArray(F, m, w3 + c);
+                a30 = q.fma(v0, a30); a31 = q.fma(v1, a31);
+            }
+        } else {
+            short[] m = bf16;
+            for (; c < upper; c += L) {
+                FloatVector v0 = FloatVector.fromArray(F, x, x0 + c), v1 = FloatVector.fromArray(F, x, x1 + c);
+                FloatVector q = widen(m, w0 + c);
+                a00 = q.fma(v0, a00); a01 = q.fma(v1, a01);
+                q = widen(m, w1 + c);
+                a10 = q.fma(v0, a10); a11 = q.fma(v1, a11);
+                q = widen(m, w2 + c);
+                a20 = q.fma(v0, a20); a21 = q.fma(v1, a21);
+                q = widen(m, w3 + c);
+                a30 = q.fma(v0, a30); a31 = q.fma(v1, a31);
+            }
+        }
+        float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
+        float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
+        float s20 = a20.reduceLanes(VectorOperators.ADD), s21 = a21.reduceLanes(VectorOperators.ADD);
+        float s30 = a30.reduceLanes(VectorOperators.ADD), s31 = a31.reduceLanes(VectorOperators.ADD);
+        for (; c < cols; c++) {
+            float v0 = x[x0 + c], v1 = x[x1 + c];
+            float q0 = at(w0 + c), q1 = at(w1 + c), q2 = at(w2 + c), q3 = at(w3 + c);
+            s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
+            s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
+        }
+        if (bias != null) {
+            s00 += bias[r]; s01 += bias[r]; s10 += bias[r + 1]; s11 += bias[r + 1];
+            s20 += bias[r + 2]; s21 += bias[r + 2]; s30 += bias[r + 3]; s31 += bias[r + 3];
+        }
+        int o0 = i0 * rows + r, o1 = i1 * rows + r;
+        out[o1] = s01; out[o1 + 1] = s11; out[o1 + 2] = s21; out[o1 + 3] = s31;
+        out[o0] = s00; out[o0 + 1] = s10; out[o0 + 2] = s20; out[o0 + 3] = s30;
+    }
+
+    private float dot1(float[] x, int xo, int r) {
+        int w = r * cols;
+        float s = 0;
+        for (int c = 0; c < cols; c++) s += at(w + c) * x[xo + c];
+        return s;
+    }
+
+    private float at(int i) { return f32 != null ? f32[i] : fromBf16(bf16[i]); }
+
+    /** L bfloat16 values to floats: sign-extend to int (the shift pushes the extension out again), shift into the high half. */
+    private static FloatVector widen(short[] a, int off) {
+        return ((IntVector) ShortVector.fromArray(S, a, off).convertShape(VectorOperators.S2I, I, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    /**
+     * out[T, rows] = x[T, cols] @ W^T + bias, for a prompt (T > 1): arithmetic bound, so it goes to
+     * the blocked GEMM. BF16 weights are widened into {@code scratch} (rows*cols floats) first.
+     */
+    public void gemm(float[] out, float[] x, int T, float[] bias, float[] scratch) {
+        float[] w = f32;
+        if (w == null) {
+            w = scratch;
+            short[] b = bf16;
+            int n = rows * cols;
+            Parallel.forRange((n + 4095) / 4096, (t, from, to) -> {
+                int hi = Math.min(n, to * 4096);
+                for (int i = from * 4096; i < hi; i++) scratch[i] = fromBf16(b[i]);
+            });
+        }
+        if (bias != null) for (int t = 0; t < T; t++) System.arraycopy(bias, 0, out, t * rows, rows);
+        Gemm.sgemm(false, true, T, rows, cols, 1f, x, 0, cols, w, 0, cols, bias != null ? 1f : 0f, out, 0, rows);
+    }
+}

@@ -1,0 +1,92 @@
+package ai.wafer.generate;
+
+import ai.wafer.WaferException;
+import ai.wafer.tokenizer.Tokenizer;
+
+import java.util.Arrays;
+
+/**
+ * One generation in progress: its tokens, KV cache, sampler and text stream. A driver (a
+ * {@link Generator}, or the server's batch loop) prefills it once, then feeds it the logits of each
+ * decode step through {@link #accept} until {@link #done}.
+ */
+public final class Sequence {
+    /** Receives each generated token as it is made, with the text it completes (token -1: text only, at the end). */
+    @FunctionalInterface
+    public interface Listener { void onToken(int token, String text); }
+
+    public final SamplingParams params;
+    public final int promptLength;
+    final KvCache cache;
+    private final InferenceModel model;
+    private final Sampler sampler;
+    private final int[] tokens;
+    private int length;
+    private final TextStream stream;
+    private final int[] stopIds;
+    private final Listener listener;
+    private FinishReason finish;
+
+    /** @param tok may be null: then there is no text and stop strings are not allowed */
+    public Sequence(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p, Listener listener) {
+        int nPos = model.config.nPositions();
+        if (prompt.length == 0) throw new WaferException("the prompt is empty (it needs at least one token)");
+        if (prompt.length > nPos)
+            throw new WaferException("the prompt has " + prompt.length + " tokens, more than the model's context of " + nPos);
+        if (tok == null && !p.stop().isEmpty()) throw new WaferException("stop strings need a tokenizer");
+        this.model = model;
+        this.params = p;
+        this.promptLength = prompt.length;
+        this.listener = listener;
+        int capacity = (int) Math.min(nPos, (long) prompt.length + p.maxNewTokens());
+        cache = model.newCache(capacity);
+        tokens = Arrays.copyOf(prompt, capacity);
+        length = prompt.length;
+        sampler = new Sampler(p, model.vocabSize());
+        stream = tok == null ? null : new TextStream(tok, p.stop());
+        stopIds = p.stopTokens().stream().mapToInt(Integer::intValue).sorted().toArray();
+        if (length >= capacity) finish = FinishReason.LENGTH;
+    }
+
+    /** Runs the prompt through the model and picks the first token; logits is scratch of V floats. */
+    public void prefill(float[] logits) {
+        if (finish != null) return;
+        model.prefill(cache, tokens, 0, promptLength, logits);
+        accept(logits, 0);
+    }
+
+    /** Picks the next token from logits[off, off+V) (those after {@link #last}); returns true when done. */
+    public boolean accept(float[] logits, int off) {
+        if (finish != null) throw new IllegalStateException("the sequence is finished");
+        int t = sampler.next(logits, off, tokens, length);
+        String delta = "";
+        if (Arrays.binarySearch(stopIds, t) >= 0) {
+            finish = FinishReason.STOP;
+        } else {
+            tokens[length++] = t;
+            if (stream != null) delta = stream.add(t);
+            if (stream != null && stream.stopped()) finish = FinishReason.STOP;
+            else if (length >= tokens.length) finish = FinishReason.LENGTH;
+            if (finish != null && stream != null) delta += stream.finish();
+            if (listener != null) listener.onToken(t, delta);
+            return finish != null;
+        }
+        if (stream != null) delta = stream.finish();
+        if (listener != null && !delta.isEmpty()) listener.onToken(-1, delta);
+        return true;
+    }
+
+    public boolean done() { return finish != null; }
+
+    public FinishReason finishReason() { return finish; }
+
+    /** The last token, which the next decode step consumes. */
+    public int last() { return tokens[length - 1]; }
+
+    public KvCache cache() { return cache; }
+
+    public int[] generated() { return Arrays.copyOfRange(tokens, promptLength, length); }
+
+    /** The generated text (empty without a tokenizer). */
+    public String text() { return stream == null ? "" : stream.text(); }
+}

@@ -1,0 +1,208 @@
+package ai.wafer.serve;
+
+import ai.wafer.WaferException;
+import ai.wafer.data.ChatReader;
+import ai.wafer.generate.ChatTemplate;
+import ai.wafer.generate.SamplingParams;
+import ai.wafer.tokenizer.Tokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Reads OpenAI-style completion and chat requests into a prompt and sampling parameters, checking
+ * every field's type and range so that bad input becomes a 400 naming the field, never a 500.
+ * Beyond OpenAI's fields: {@code top_k}, {@code min_p}, {@code repetition_penalty}.
+ */
+final class OpenAiRequests {
+    /** A validated request. */
+    record Parsed(int[] prompt, SamplingParams params, boolean stream) {}
+
+    /** The limits of one server. */
+    record Limits(int context, int vocabSize, int maxPromptTokens, int maxTokens) {}
+
+    private static final Set<String> COMMON = Set.of("model", "max_tokens", "temperature", "top_p", "n", "stream", "stop",
+            "seed", "presence_penalty", "frequency_penalty", "user", "top_k", "min_p", "repetition_penalty", "logit_bias",
+            "stream_options");
+    private static final Set<String> COMPLETION = Set.of("prompt", "echo", "logprobs", "best_of", "suffix");
+    private static final Set<String> CHAT = Set.of("messages", "max_completion_tokens", "logprobs", "top_logprobs",
+            "response_format", "parallel_tool_calls");
+
+    private OpenAiRequests() {}
+
+    static Parsed completion(ObjectNode body, Tokenizer tok, Limits lim) {
+        checkFields(body, COMPLETION);
+        JsonNode p = body.get("prompt");
+        int[] prompt;
+        if (p == null || p.isNull()) throw ApiException.bad("you must provide a prompt", "prompt");
+        if (p.isTextual()) prompt = encode(tok, p.asText());
+        else if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) prompt = encode(tok, p.get(0).asText());
+        else if (p.isArray() && p.size() > 0 && allInts(p)) {
+            prompt = new int[p.size()];
+            for (int i = 0; i < prompt.length; i++) {
+                prompt[i] = p.get(i).asInt();
+                if (prompt[i] < 0 || prompt[i] >= lim.vocabSize())
+                    throw ApiException.bad("prompt[" + i + "] = " + prompt[i] + " is not a token id in [0, " + lim.vocabSize() + ")", "prompt");
+            }
+        } else throw ApiException.bad("prompt must be a string or an array of token ids (one prompt per request)", "prompt");
+        if (bool(body, "echo", false)) throw ApiException.bad("echo is not supported", "echo");
+        if (body.hasNonNull("logprobs")) throw ApiException.bad("logprobs are not supported", "logprobs");
+        if (body.hasNonNull("suffix")) throw ApiException.bad("suffix is not supported", "suffix");
+        int bestOf = integer(body, "best_of", 1);
+        if (bestOf != 1) throw ApiException.bad("best_of must be 1", "best_of");
+        return finish(body, tok, prompt, lim, integerOrNull(body, "max_tokens"), 16, List.of());
+    }
+
+    static Parsed chat(ObjectNode body, Tokenizer tok, Limits lim) {
+        checkFields(body, CHAT);
+        if (tok == null) throw new ApiException(400, "this model has no tokenizer, so it cannot chat", "messages", "model_not_supported");
+        JsonNode ms = body.get("messages");
+        if (ms == null || !ms.isArray() || ms.isEmpty()) throw ApiException.bad("messages must be a non-empty array", "messages");
+        List<ChatReader.Message> list = new ArrayList<>();
+        for (int i = 0; i < ms.size(); i++) {
+            JsonNode m = ms.get(i);
+            String where = "messages[" + i + "]";
+            if (!m.isObject()) throw ApiException.bad(where + " must be an object", where);
+            if (!m.path("role").isTextual()) throw ApiException.bad(where + ".role must be a string", where + ".role");
+            String role = m.get("role").asText();
+            if (role.equals("developer")) role = "system";
+            if (!Set.of("system", "user", "assistant").contains(role))
+                throw ApiException.bad(where + ".role must be system, user or assistant, got '" + role + "'", where + ".role");
+            list.add(new ChatReader.Message(role, content(m.get("content"), where + ".content")));
+        }
+        if (body.hasNonNull("logprobs") && bool(body, "logprobs", false)) throw ApiException.bad("logprobs are not supported", "logprobs");
+        Integer max = integerOrNull(body, "max_completion_tokens");
+        if (max == null) max = integerOrNull(body, "max_tokens");
+        int[] prompt = ChatTemplate.render(tok, list);
+        return finish(body, tok, prompt, lim, max, -1, ChatTemplate.STOPS);
+    }
+
+    /** Message content: a string, or an array of {type: text, text} parts. */
+    private static String content(JsonNode c, String where) {
+        if (c == null || c.isNull()) return "";
+        if (c.isTextual()) return c.asText();
+        if (c.isArray()) {
+            StringBuilder sb = new StringBuilder();
+            for (JsonNode part : c) {
+                if (!part.isObject() || !"text".equals(part.path("type").asText()) || !part.path("text").isTextual())
+                    throw ApiException.bad(where + " parts must be {\"type\": \"text\", \"text\": ...}", where);
+                sb.append(part.get("text").asText());
+            }
+            return sb.toString();
+        }
+        throw ApiException.bad(where + " must be a string", where);
+    }
+
+    private static Parsed finish(ObjectNode body, Tokenizer tok, int[] prompt, Limits lim, Integer maxTokens, int dflt,
+                                 List<String> extraStops) {
+        if (prompt.length == 0) throw ApiException.bad("the prompt is empty", "prompt");
+        if (prompt.length > lim.maxPromptTokens() || prompt.length >= lim.context())
+            throw new ApiException(400, "the prompt has " + prompt.length + " tokens, more than this server allows ("
+                    + Math.min(lim.maxPromptTokens(), lim.context() - 1) + "; the model's context is " + lim.context() + ")",
+                    "messages", "context_length_exceeded");
+        int room = lim.context() - prompt.length;
+        int max;
+        if (maxTokens == null) max = Math.min(dflt < 0 ? room : dflt, Math.min(room, lim.maxTokens()));
+        else {
+            max = maxTokens;
+            if (max < 0) throw ApiException.bad("max_tokens must not be negative, got " + max, "max_tokens");
+            if (max > lim.maxTokens()) throw ApiException.bad("max_tokens is " + max + ", more than this server's limit of " + lim.maxTokens(), "max_tokens");
+            if (max > room)
+                throw new ApiException(400, "this model's maximum context length is " + lim.context() + " tokens; you requested "
+                        + (prompt.length + max) + " (" + prompt.length + " in the prompt, " + max + " in the completion)",
+                        "max_tokens", "context_length_exceeded");
+        }
+        if (integer(body, "n", 1) != 1) throw ApiException.bad("n must be 1", "n");
+        for (String f : new String[] {"presence_penalty", "frequency_penalty"}) {
+            double v = number(body, f, 0);
+            if (v != 0) throw ApiException.bad(f + " is not supported (use repetition_penalty)", f);
+        }
+        if (body.hasNonNull("logit_bias") && !body.get("logit_bias").isObject()) throw ApiException.bad("logit_bias must be an object", "logit_bias");
+        if (body.hasNonNull("logit_bias") && !body.get("logit_bias").isEmpty()) throw ApiException.bad("logit_bias is not supported", "logit_bias");
+        if (body.has("user") && !body.get("user").isTextual() && !body.get("user").isNull()) throw ApiException.bad("user must be a string", "user");
+        if (body.has("model") && !body.get("model").isTextual() && !body.get("model").isNull()) throw ApiException.bad("model must be a string", "model");
+        double temperature = number(body, "temperature", 1);
+        if (temperature < 0 || temperature > 2) throw ApiException.bad("temperature must be in [0, 2], got " + temperature, "temperature");
+        double topP = number(body, "top_p", 1);
+        if (!(topP > 0 && topP <= 1)) throw ApiException.bad("top_p must be in (0, 1], got " + topP, "top_p");
+        int topK = integer(body, "top_k", 0);
+        if (topK < 0) throw ApiException.bad("top_k must not be negative", "top_k");
+        double minP = number(body, "min_p", 0);
+        if (minP < 0 || minP > 1) throw ApiException.bad("min_p must be in [0, 1]", "min_p");
+        double rep = number(body, "repetition_penalty", 1);
+        if (!(rep > 0)) throw ApiException.bad("repetition_penalty must be > 0", "repetition_penalty");
+        List<String> stops = new ArrayList<>(extraStops);
+        JsonNode s = body.get("stop");
+        if (s != null && !s.isNull()) {
+            if (s.isTextual()) stops.add(s.asText());
+            else if (s.isArray() && s.size() <= 4) for (JsonNode x : s) {
+                if (!x.isTextual()) throw ApiException.bad("stop must be a string or an array of up to 4 strings", "stop");
+                stops.add(x.asText());
+            }
+            else throw ApiException.bad("stop must be a string or an array of up to 4 strings", "stop");
+        }
+        stops.removeIf(String::isEmpty);
+        if (!stops.isEmpty() && tok == null) throw ApiException.bad("stop strings need a tokenizer, and this model has none", "stop");
+        Long seed = null;
+        if (body.hasNonNull("seed")) {
+            if (!body.get("seed").isIntegralNumber() || !body.get("seed").canConvertToLong()) throw ApiException.bad("seed must be an integer", "seed");
+            seed = body.get("seed").asLong();
+        }
+        boolean stream = bool(body, "stream", false);
+        if (body.hasNonNull("stream_options") && !body.get("stream_options").isObject()) throw ApiException.bad("stream_options must be an object", "stream_options");
+        List<Integer> stopIds = tok != null && tok.eot() >= 0 ? List.of(tok.eot()) : List.of();
+        try {
+            return new Parsed(prompt, new SamplingParams(max, (float) temperature, topK, (float) topP, (float) minP, (float) rep,
+                    stops, stopIds, seed, 1), stream);
+        } catch (WaferException e) {
+            throw ApiException.bad(e.getMessage(), null);
+        }
+    }
+
+    private static int[] encode(Tokenizer tok, String text) {
+        if (tok == null) throw ApiException.bad("this model has no tokenizer: give the prompt as an array of token ids", "prompt");
+        return tok.encode(text);
+    }
+
+    private static boolean allInts(JsonNode a) {
+        for (JsonNode x : a) if (!x.isIntegralNumber() || !x.canConvertToInt()) return false;
+        return true;
+    }
+
+    private static void checkFields(ObjectNode body, Set<String> specific) {
+        for (var it = body.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!COMMON.contains(f) && !specific.contains(f))
+                throw new ApiException(400, "Unrecognized request argument supplied: " + f, f, "unknown_parameter");
+        }
+    }
+
+    static double number(JsonNode body, String f, double dflt) {
+        JsonNode v = body.get(f);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isNumber() || !Double.isFinite(v.asDouble())) throw ApiException.bad(f + " must be a number, got " + v, f);
+        return v.asDouble();
+    }
+
+    static int integer(JsonNode body, String f, int dflt) {
+        Integer v = integerOrNull(body, f);
+        return v == null ? dflt : v;
+    }
+
+    static Integer integerOrNull(JsonNode body, String f) {
+        JsonNode v = body.get(f);
+        if (v == null || v.isNull()) return null;
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw ApiException.bad(f + " must be an integer, got " + v, f);
+        return v.asInt();
+    }
+
+    static boolean bool(JsonNode body, String f, boolean dflt) {
+        JsonNode v = body.get(f);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isBoolean()) throw ApiException.bad(f + " must be true or false, got " + v, f);
+        return v.asBoolean();
+    }
+}

@@ -1,0 +1,265 @@
+package ai.wafer.serve;
+
+import ai.wafer.generate.LoadedModel;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.javalin.Javalin;
+import io.javalin.http.Context;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The HTTP server: OpenAI's completions, chat completions and models endpoints (streaming as
+ * server-sent events), classification and tagging endpoints, health, metrics and a chat page at
+ * {@code /}. Generation runs in one {@link BatchEngine}; HTTP threads (virtual) only parse, wait
+ * for events and write them.
+ */
+public final class WaferServer implements AutoCloseable {
+    /** Server settings; apiKey null means no authentication. */
+    public record Config(String host, int port, String apiKey, int maxBatch, int maxQueue, long maxBodyBytes,
+                         int maxPromptTokens, int maxTokens, long requestTimeoutSeconds) {
+        public static Config defaults(String host, int port) {
+            return new Config(host, port, null, 16, 64, 1 << 20, Integer.MAX_VALUE, 1024, 600);
+        }
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final LoadedModel lm;
+    private final Config cfg;
+    private final Metrics metrics = new Metrics();
+    private final BatchEngine engine;
+    private final OpenAiRequests.Limits limits;
+    private final Javalin app;
+    private final long created = System.currentTimeMillis() / 1000;
+
+    public WaferServer(LoadedModel lm, Config cfg) {
+        this.lm = lm;
+        this.cfg = cfg;
+        int ctx = lm.model().config.nPositions();
+        limits = new OpenAiRequests.Limits(ctx, lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
+        engine = new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
+        app = Javalin.create(c -> {
+            c.showJavalinBanner = false;
+            c.useVirtualThreads = true;
+            c.http.disableCompression();
+            c.http.maxRequestSize = cfg.maxBodyBytes();
+        });
+        app.before(ctx1 -> {
+            String p = ctx1.path();
+            if (p.startsWith("/v1/") || p.equals("/metrics")) metrics.requests.incrementAndGet();
+            if (cfg.apiKey() != null && (p.startsWith("/v1/") || p.equals("/metrics"))) authorize(ctx1);
+        });
+        app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page()));
+        app.get("/health", c -> c.json(obj().put("status", "ok").put("model", lm.name())
+                .put("queued", engine.queued()).put("active", engine.active())));
+        app.get("/metrics", c -> c.json(metrics.snapshot(engine.queued(), engine.active())));
+        app.get("/v1/models", c -> {
+            ObjectNode o = obj().put("object", "list");
+            o.putArray("data").add(model());
+            c.json(o);
+        });
+        app.get("/v1/models/{id}", c -> {
+            if (!c.pathParam("id").equals(lm.name())) throw new ApiException(404, "The model '" + c.pathParam("id") + "' does not exist", "model", "model_not_found");
+            c.json(model());
+        });
+        app.post("/v1/completions", c -> generate(c, false));
+        app.post("/v1/chat/completions", c -> generate(c, true));
+        app.post("/v1/classify", c -> noHead(c, "classify", "a sequence-classification head"));
+        app.post("/v1/tag", c -> noHead(c, "tag", "a token-classification head"));
+        app.exception(ApiException.class, (e, c) -> error(c, e));
+        app.exception(Exception.class, (e, c) -> {
+            metrics.errors.incrementAndGet();
+            error(c, new ApiException(500, "internal error: " + e, null, null));
+        });
+        app.error(404, c -> { if (c.result() == null || !c.result().contains("\"error\"")) error(c, new ApiException(404, "no route " + c.method() + " " + c.path(), null, "not_found")); });
+        app.error(405, c -> error(c, new ApiException(405, "method " + c.method() + " not allowed on " + c.path(), null, "method_not_allowed")));
+        app.start(cfg.host(), cfg.port());
+    }
+
+    /** The port listened on (useful with port 0). */
+    public int port() { return app.port(); }
+
+    public String url() { return "http://" + cfg.host() + ":" + port(); }
+
+    private ObjectNode model() {
+        return obj().put("id", lm.name()).put("object", "model").put("created", created).put("owned_by", "wafer");
+    }
+
+    private void authorize(Context c) {
+        String h = c.header("Authorization");
+        String want = "Bearer " + cfg.apiKey();
+        if (h == null || !MessageDigest.isEqual(h.getBytes(StandardCharsets.UTF_8), want.getBytes(StandardCharsets.UTF_8)))
+            throw new ApiException(401, h == null ? "missing API key: send 'Authorization: Bearer <key>'" : "incorrect API key", null, "invalid_api_key");
+    }
+
+    private void error(Context c, ApiException e) {
+        if (e.status >= 400 && e.status != 401) metrics.errors.incrementAndGet();
+        ObjectNode err = obj();
+        ObjectNode inner = err.putObject("error");
+        inner.put("message", e.getMessage()).put("type", e.type);
+        if (e.param != null) inner.put("param", e.param); else inner.putNull("param");
+        if (e.code != null) inner.put("code", e.code); else inner.putNull("code");
+        c.status(e.status).contentType("application/json").result(err.toString());
+    }
+
+    /** Reads at most maxBodyBytes and parses a JSON object. */
+    private ObjectNode body(Context c) throws IOException {
+        long declared = c.contentLength();
+        if (declared > cfg.maxBodyBytes()) throw new ApiException(413, "request body of " + declared + " bytes exceeds the limit of " + cfg.maxBodyBytes(), null, "request_too_large");
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        try (InputStream in = c.req().getInputStream()) {
+            byte[] b = new byte[8192];
+            int n;
+            while ((n = in.read(b)) > 0) {
+                buf.write(b, 0, n);
+                if (buf.size() > cfg.maxBodyBytes()) throw new ApiException(413, "request body exceeds the limit of " + cfg.maxBodyBytes() + " bytes", null, "request_too_large");
+            }
+        }
+        JsonNode n;
+        try {
+            n = JSON.readTree(buf.toByteArray());
+        } catch (JsonProcessingException e) {
+            throw ApiException.bad("We could not parse the JSON body of your request: " + e.getOriginalMessage(), null);
+        }
+        if (n == null || !n.isObject()) throw ApiException.bad("the request body must be a JSON object", null);
+        return (ObjectNode) n;
+    }
+
+    private void noHead(Context c, String what, String head) throws IOException {
+        ObjectNode b = body(c);
+        JsonNode in = b.get("input");
+        if (in == null || !(in.isTextual() || in.isArray())) throw ApiException.bad("input must be a string or an array of strings", "input");
+        throw new ApiException(400, "model " + lm.name() + " has no classification head: /v1/" + what + " needs a model fine-tuned with "
+                + head, "model", "model_not_supported");
+    }
+
+    private void generate(Context c, boolean chat) throws IOException, InterruptedException {
+        ObjectNode b = body(c);
+        OpenAiRequests.Parsed p = chat ? OpenAiRequests.chat(b, lm.tokenizer(), limits) : OpenAiRequests.completion(b, lm.tokenizer(), limits);
+        if (b.hasNonNull("model") && !b.get("model").asText().equals(lm.name()) && !b.get("model").asText().isEmpty()) {
+            // OpenAI answers 404 for an unknown model; clients often send any name, so only warn in the header
+            c.header("X-Wafer-Model", lm.name());
+        }
+        BatchEngine.Job job = new BatchEngine.Job(p.prompt(), p.params());
+        if (!engine.submit(job)) throw new ApiException(429, "the server is busy (" + cfg.maxQueue() + " requests queued); retry later", null, "queue_full");
+        String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
+        long createdAt = System.currentTimeMillis() / 1000;
+        if (p.stream()) stream(c, job, chat, id, createdAt);
+        else whole(c, job, chat, id, createdAt);
+    }
+
+    private BatchEngine.Event next(BatchEngine.Job job) throws InterruptedException {
+        BatchEngine.Event e = job.events.poll(cfg.requestTimeoutSeconds(), TimeUnit.SECONDS);
+        if (e == null) {
+            job.cancelled = true;
+            throw new ApiException(504, "generation timed out", null, "timeout");
+        }
+        return e;
+    }
+
+    private void whole(Context c, BatchEngine.Job job, boolean chat, String id, long createdAt) throws InterruptedException {
+        StringBuilder text = new StringBuilder();
+        while (true) {
+            BatchEngine.Event e = next(job);
+            switch (e) {
+                case BatchEngine.Delta d -> text.append(d.text());
+                case BatchEngine.Failed f -> throw new ApiException(500, f.message(), null, null);
+                case BatchEngine.Done d -> {
+                    ObjectNode o = head(chat ? "chat.completion" : "text_completion", id, createdAt);
+                    ObjectNode ch = o.putArray("choices").addObject().put("index", 0);
+                    if (chat) ch.putObject("message").put("role", "assistant").put("content", text.toString());
+                    else ch.put("text", text.toString()).putNull("logprobs");
+                    ch.put("finish_reason", d.reason().api);
+                    o.putObject("usage").put("prompt_tokens", d.promptTokens()).put("completion_tokens", d.completionTokens())
+                            .put("total_tokens", d.promptTokens() + d.completionTokens());
+                    c.json(o);
+                    return;
+                }
+            }
+        }
+    }
+
+    private void stream(Context c, BatchEngine.Job job, boolean chat, String id, long createdAt) throws InterruptedException {
+        c.status(200);
+        c.res().setContentType("text/event-stream; charset=utf-8");
+        c.res().setHeader("Cache-Control", "no-cache");
+        c.res().setHeader("X-Accel-Buffering", "no");
+        try {
+            OutputStream out = c.res().getOutputStream();
+            String object = chat ? "chat.completion.chunk" : "text_completion";
+            if (chat) send(out, chunk(object, id, createdAt, chat, null, null, true));
+            while (true) {
+                BatchEngine.Event e = next(job);
+                switch (e) {
+                    case BatchEngine.Delta d -> send(out, chunk(object, id, createdAt, chat, d.text(), null, false));
+                    case BatchEngine.Failed f -> {
+                        ObjectNode err = obj();
+                        err.putObject("error").put("message", f.message()).put("type", "server_error");
+                        send(out, err);
+                        out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+                        out.flush();
+                        return;
+                    }
+                    case BatchEngine.Done d -> {
+                        ObjectNode last = chunk(object, id, createdAt, chat, chat ? null : "", d.reason().api, false);
+                        last.putObject("usage").put("prompt_tokens", d.promptTokens()).put("completion_tokens", d.completionTokens())
+                                .put("total_tokens", d.promptTokens() + d.completionTokens());
+                        send(out, last);
+                        out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+                        out.flush();
+                        return;
+                    }
+                }
+            }
+        } catch (IOException gone) {
+            job.cancelled = true; // the client went away: stop spending steps on it
+        }
+    }
+
+    private ObjectNode chunk(String object, String id, long createdAt, boolean chat, String text, String finish, boolean roleOnly) {
+        ObjectNode o = head(object, id, createdAt);
+        ObjectNode ch = o.putArray("choices").addObject().put("index", 0);
+        if (chat) {
+            ObjectNode delta = ch.putObject("delta");
+            if (roleOnly) delta.put("role", "assistant").put("content", "");
+            else if (text != null) delta.put("content", text);
+        } else {
+            ch.put("text", text == null ? "" : text).putNull("logprobs");
+        }
+        if (finish != null) ch.put("finish_reason", finish); else ch.putNull("finish_reason");
+        return o;
+    }
+
+    private ObjectNode head(String object, String id, long createdAt) {
+        return obj().put("id", id).put("object", object).put("created", createdAt).put("model", lm.name());
+    }
+
+    private static void send(OutputStream out, JsonNode o) throws IOException {
+        out.write(("data: " + o + "\n\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+
+    private static ObjectNode obj() { return JSON.createObjectNode(); }
+
+    private static String page() throws IOException {
+        try (InputStream in = WaferServer.class.getResourceAsStream("index.html")) {
+            if (in == null) return "<!doctype html><p>chat page missing from the build</p>";
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    @Override public void close() {
+        app.stop();
+        engine.close();
+    }
+
+}
