@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
 
@@ -42,12 +43,38 @@ public final class Checkpoint {
     }
 
     /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
-    public static void load(Gpt model, SafeTensors.Reader r, String where) {
+    public static void load(Gpt model, SafeTensors.Reader r, String where) { load(model, r, where, Map.of()); }
+
+    /**
+     * Loads {@code dir}'s weights into {@code model} (built from the same config) plus, where the file has them,
+     * the tensors named in {@code heads} (a fine-tuned head: {@code classifier.weight}, {@code score.weight}, stored
+     * without the transformer. prefix as GPT2For*Classification stores them). Returns the head names it read;
+     * any other tensor the model lacks is still an error.
+     */
+    public static Set<String> load(Gpt model, Path dir, Map<String, Parameter> heads) {
+        if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
+        try (SafeTensors.Reader r = SafeTensors.open(dir)) {
+            return load(model, r, dir.toString(), heads);
+        }
+    }
+
+    private static Set<String> load(Gpt model, SafeTensors.Reader r, String where, Map<String, Parameter> heads) {
+        Set<String> headsRead = new java.util.LinkedHashSet<>();
         Map<String, String> stored = new LinkedHashMap<>(); // canonical name -> name in the file
         List<String> extra = new ArrayList<>();
         for (String name : r.names()) {
             String canon = canonical(name);
             if (MASK_BUFFER.matcher(canon).matches()) continue;
+            Parameter head = heads.get(name);
+            if (head != null) {
+                long[] have = r.info(name).shape(), want = Arrays.stream(head.shape).asLongStream().toArray();
+                if (!Arrays.equals(have, want))
+                    throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have) + " but "
+                            + Arrays.toString(want) + " is needed (a head for another number of labels?)");
+                r.read(name, head.data, 0);
+                headsRead.add(name);
+                continue;
+            }
             if (canon.equals("lm_head.weight") && model.config.tieWordEmbeddings()) continue; // tied: wte is the head
             if (!model.hasParameter(canon)) { extra.add(name); continue; }
             if (stored.put(canon, name) != null) throw new WaferException(where + ": tensor " + canon + " is stored twice");
@@ -65,6 +92,7 @@ public final class Checkpoint {
                         + " but the config needs " + Arrays.toString(want));
             r.read(name, p.data, 0);
         }
+        return headsRead;
     }
 
     static String canonical(String name) { return name.startsWith(PREFIX) ? name.substring(PREFIX.length()) : name; }
@@ -75,9 +103,21 @@ public final class Checkpoint {
 
     /** Writes config.json and the weights (F32, or BF16) as GPT2LMHeadModel names them; shards above {@code maxShardBytes} (0 = one file). */
     public static void save(Gpt model, Path dir, SafeTensors.DType dtype, long maxShardBytes) {
+        save(model, model.config, Map.of(), dir, dtype, maxShardBytes);
+    }
+
+    /**
+     * Saves with {@code config} as config.json (the model's shape, plus e.g. a task's architectures and labels) and
+     * a fine-tuned head's tensors under their own names, as GPT2For*Classification saves them.
+     */
+    public static void save(Gpt model, GptConfig config, Map<String, Parameter> heads, Path dir) {
+        save(model, config, heads, dir, SafeTensors.DType.F32, 0);
+    }
+
+    private static void save(Gpt model, GptConfig config, Map<String, Parameter> heads, Path dir, SafeTensors.DType dtype, long maxShardBytes) {
         try {
             Files.createDirectories(dir);
-            model.config.write(dir.resolve("config.json"));
+            config.write(dir.resolve("config.json"));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + dir.resolve("config.json") + ": " + e.getMessage(), e);
         }
@@ -86,6 +126,7 @@ public final class Checkpoint {
             String name = p.name.equals("lm_head.weight") ? p.name : PREFIX + p.name;
             out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.data));
         }
+        heads.forEach((name, p) -> out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.data)));
         // writeSharded removes stale files itself once the new ones are in place; after a single-file
         // write, an old index would be ambiguous on the next load, so it goes only then
         if (maxShardBytes > 0) SafeTensors.writeSharded(dir, out, dtype, maxShardBytes);

@@ -21,6 +21,8 @@ public final class Activations {
     /** Per-token loss of the last forward with targets. */
     public final float[] losses;
     final float[] dres, dx, dy, dqkv, dfch, lnScratch, attScratch;
+    /** Gradient scratch for a bottleneck adapter's input (dres must survive it: it also feeds the residual). */
+    final float[] dadapt;
 
     Activations(GptConfig c, int B, int T) {
         this.maxB = B;
@@ -42,11 +44,18 @@ public final class Activations {
         dqkv = new float[BT * 3 * C]; dfch = new float[BT * F];
         lnScratch = new float[Parallel.threads() * 2 * C];
         attScratch = new float[Parallel.threads() * T * T];
+        dadapt = new float[BT * C];
     }
 
-    /** Same buffers serve a batch of the same shape; another shape gets new ones (row layout depends on T). */
-    boolean fits(int B, int T) { return B == maxB && T == maxT; }
+    /**
+     * Buffers for [maxB, maxT] serve any smaller batch too: every kernel lays out [B, T] densely from
+     * offset 0, so a padded batch of a shorter length reuses them (fine-tuning batches vary in length).
+     */
+    boolean fits(int B, int T) { return B <= maxB && T <= maxT; }
 
     public int batch() { return B; }
     public int seqLen() { return T; }
+
+    /** The final hidden states, ln_f's output [B*T, C] (rows beyond B*T are stale). */
+    public float[] hidden() { return lnf; }
 }

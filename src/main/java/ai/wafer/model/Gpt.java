@@ -37,6 +37,8 @@ public final class Gpt {
     private final List<Parameter> params;
     private final Map<String, Parameter> byName = new LinkedHashMap<>();
     private Activations acts;
+    /** Per-layer fine-tuning hooks (LoRA, (IA)3, prefixes, adapters); empty by default. */
+    private final BlockHooks[] hooks;
 
     /** A model with every parameter zero; see {@link #init} for random initialisation. */
     public Gpt(GptConfig cfg) {
@@ -61,6 +63,8 @@ public final class Gpt {
         lmHead = cfg.tieWordEmbeddings() ? wte : add(ps, new Parameter("lm_head.weight", V, C));
         params = Collections.unmodifiableList(ps);
         for (Parameter p : ps) p.setTrainable(true);
+        hooks = new BlockHooks[h.length];
+        clearHooks();
     }
 
     private Parameter add(List<Parameter> ps, Parameter p) {
@@ -111,18 +115,36 @@ public final class Gpt {
     /** The activations of the last forward pass (null before the first). */
     public Activations activations() { return acts; }
 
+    /** Allocates activations for batches up to [B, T] now, so no later batch of at most that size allocates. */
+    public void reserve(int B, int T) { activationsFor(B, T); }
+
     private Activations activationsFor(int B, int T) {
-        if (acts == null || !acts.fits(B, T)) acts = new Activations(config, B, T);
+        if (acts == null || !acts.fits(B, T))
+            acts = acts == null ? new Activations(config, B, T) : new Activations(config, Math.max(B, acts.maxB), Math.max(T, acts.maxT));
         acts.B = B;
         acts.T = T;
         return acts;
     }
 
+    /** The hooks of layer {@code l}: where fine-tuning methods attach (all empty for a plain model). */
+    public BlockHooks hooks(int l) { return hooks[l]; }
+
+    /** Removes every hook: the plain model again. */
+    public void clearHooks() { for (int l = 0; l < hooks.length; l++) hooks[l] = new BlockHooks(); }
+
+    /**
+     * Positions the sequence starts at: 0, or the prefix length under prefix tuning (Hugging Face numbers
+     * positions after the past keys and values, so the tokens keep positions P, P+1, ...).
+     */
+    public int positionOffset() { return hooks.length > 0 && hooks[0].prefix != null ? hooks[0].prefix.length() : 0; }
+
     /** Checks a batch against the model: shapes, sequence length, token ids. */
     private void checkBatch(int[] inputs, int[] targets, int B, int T) {
         if (B <= 0 || T <= 0) throw new WaferException("batch shape must be positive, got B=" + B + " T=" + T);
-        if (T > config.nPositions())
-            throw new WaferException("sequence length " + T + " exceeds the model's n_positions " + config.nPositions());
+        int off = positionOffset();
+        if (T + off > config.nPositions())
+            throw new WaferException("sequence length " + T + (off > 0 ? " plus a prefix of " + off : "")
+                    + " exceeds the model's n_positions " + config.nPositions());
         if (inputs.length < B * T) throw new WaferException("inputs hold " + inputs.length + " tokens, batch needs " + B * T);
         if (targets != null && targets.length < B * T)
             throw new WaferException("targets hold " + targets.length + " tokens, batch needs " + B * T);
@@ -142,40 +164,9 @@ public final class Gpt {
      */
     public float forward(int[] inputs, int[] targets, int B, int T) {
         checkBatch(inputs, targets, B, T);
-        GptConfig c = config;
-        int C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), BT = B * T;
-        Activations a = activationsFor(B, T);
-        System.arraycopy(inputs, 0, a.inputs, 0, BT);
+        int C = config.nEmbd(), V = config.vocabSize(), BT = B * T;
+        Activations a = body(inputs, B, T);
         long t = Profile.t();
-        Encoder.forward(a.encoded, inputs, wte.data, wpe.data, B, T, C, 0);
-        t = Profile.add("encoder fwd", t);
-        float[] res = a.encoded;
-        for (int l = 0; l < h.length; l++) {
-            Block w = h[l];
-            LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, c.layerNormEpsilon());
-            t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.data, w.attnB.data, BT, C, 3 * C);
-            t = Profile.add("c_attn fwd", t);
-            Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights());
-            t = Profile.add("attention fwd", t);
-            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.data, w.attnProjB.data, BT, C, C);
-            t = Profile.add("attn.c_proj fwd", t);
-            add(a.res2[l], res, BT * C);
-            t = Profile.add("residual fwd", t);
-            LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, c.layerNormEpsilon());
-            t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.fch[l], a.ln2[l], w.fcW.data, w.fcB.data, BT, C, F);
-            t = Profile.add("c_fc fwd", t);
-            Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * F);
-            t = Profile.add("gelu fwd", t);
-            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.data, w.mlpProjB.data, BT, F, C);
-            t = Profile.add("mlp.c_proj fwd", t);
-            add(a.res3[l], a.res2[l], BT * C);
-            t = Profile.add("residual fwd", t);
-            res = a.res3[l];
-        }
-        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, BT, C, c.layerNormEpsilon());
-        t = Profile.add("layernorm fwd", t);
         Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.data, 0, C, 0f, a.logits, 0, V);
         t = Profile.add("lm_head fwd", t);
         if (targets == null) {
@@ -192,6 +183,67 @@ public final class Gpt {
         return valid == 0 ? 0f : (float) (sum / valid);
     }
 
+    /**
+     * Runs the model up to the final LayerNorm, without the language-model head, and returns the hidden
+     * states [B*T, C] (the array is reused by the next forward): what classification heads read.
+     * Follow with {@link #backwardHidden}.
+     */
+    public float[] forwardHidden(int[] inputs, int B, int T) {
+        checkBatch(inputs, null, B, T);
+        Activations a = body(inputs, B, T);
+        a.hasTargets = false;
+        return a.lnf;
+    }
+
+    /** Embeddings, blocks (with their hooks) and ln_f; the result is in a.lnf. */
+    private Activations body(int[] inputs, int B, int T) {
+        GptConfig c = config;
+        int C = c.nEmbd(), F = c.nInner(), H = c.nHead(), BT = B * T;
+        Activations a = activationsFor(B, T);
+        System.arraycopy(inputs, 0, a.inputs, 0, BT);
+        long t = Profile.t();
+        Encoder.forward(a.encoded, inputs, wte.data, wpe.data, B, T, C, positionOffset());
+        t = Profile.add("encoder fwd", t);
+        float[] res = a.encoded;
+        for (int l = 0; l < h.length; l++) {
+            Block w = h[l];
+            BlockHooks k = hooks[l];
+            LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, c.layerNormEpsilon());
+            t = Profile.add("layernorm fwd", t);
+            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.data, w.attnB.data, BT, C, 3 * C);
+            if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
+            if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
+            t = Profile.add("c_attn fwd", t);
+            if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights());
+            else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights());
+            t = Profile.add("attention fwd", t);
+            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.data, w.attnProjB.data, BT, C, C);
+            if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
+            if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
+            t = Profile.add("attn.c_proj fwd", t);
+            add(a.res2[l], res, BT * C);
+            t = Profile.add("residual fwd", t);
+            LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, c.layerNormEpsilon());
+            t = Profile.add("layernorm fwd", t);
+            Linear.forward(a.fch[l], a.ln2[l], w.fcW.data, w.fcB.data, BT, C, F);
+            if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
+            t = Profile.add("c_fc fwd", t);
+            Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * F);
+            if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
+            t = Profile.add("gelu fwd", t);
+            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.data, w.mlpProjB.data, BT, F, C);
+            if (k.mlpProj != null) k.mlpProj.forward(a.res3[l], a.fchAct[l], BT);
+            if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
+            t = Profile.add("mlp.c_proj fwd", t);
+            add(a.res3[l], a.res2[l], BT * C);
+            t = Profile.add("residual fwd", t);
+            res = a.res3[l];
+        }
+        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, BT, C, c.layerNormEpsilon());
+        Profile.add("layernorm fwd", t);
+        return a;
+    }
+
     /** Backward of the mean loss of the last forward: gradients are added to every trainable parameter. */
     public void backward() {
         Activations a = acts;
@@ -205,43 +257,74 @@ public final class Gpt {
     public void backward(float scale) {
         Activations a = acts;
         if (a == null || !a.hasTargets) throw new IllegalStateException("backward needs a forward pass with targets");
-        GptConfig c = config;
-        int B = a.B, T = a.T, C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), BT = B * T;
+        int BT = a.B * a.T, C = config.nEmbd(), V = config.vocabSize();
         a.hasTargets = false; // the softmax buffer is consumed below
         long t = Profile.t();
         CrossEntropy.backward(a.logits, a.targets, BT, V, scale);
         t = Profile.add("softmax+loss bwd", t);
         float[] dlogits = a.logits;
-        float[] dres = a.dres, dx = a.dx, dy = a.dy;
         // head: logits = lnf @ head^T
-        Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.data, 0, C, 0f, dx, 0, C);
+        Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.data, 0, C, 0f, a.dx, 0, C);
         t = Profile.add("lm_head bwd", t);
         if (lmHead.trainable()) {
             Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), 0, C);
-            t = Profile.add("lm_head bwd", t);
+            Profile.add("lm_head bwd", t);
         }
+        backwardBody(a, a.dx);
+    }
+
+    /**
+     * Adds the gradients of a loss whose gradient with respect to the hidden states of the last
+     * {@link #forwardHidden} is {@code dhidden} [B*T, C] (it may be {@code activations().hidden()}'s size or larger).
+     */
+    public void backwardHidden(float[] dhidden) {
+        Activations a = acts;
+        if (a == null) throw new IllegalStateException("backwardHidden needs a forward pass first");
+        backwardBody(a, dhidden);
+    }
+
+    /** From d(ln_f output) down to the embeddings, through every block and hook. */
+    private void backwardBody(Activations a, float[] dlnf) {
+        GptConfig c = config;
+        int B = a.B, T = a.T, C = c.nEmbd(), F = c.nInner(), H = c.nHead(), BT = B * T;
+        if (positionOffset() > 0 && wpe.trainable())
+            throw new IllegalStateException("a trainable wpe with a prefix: Encoder.backward assumes positions from 0");
+        long t = Profile.t();
+        float[] dres = a.dres, dx = a.dx, dy = a.dy;
         java.util.Arrays.fill(dres, 0, BT * C, 0f);
         float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
-        LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dx, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
+        LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dlnf, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
         t = Profile.add("layernorm bwd", t);
         for (int l = h.length - 1; l >= 0; l--) {
             Block w = h[l];
+            BlockHooks k = hooks[l];
             float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];
-            // MLP: res3 = res2 + mlp_c_proj(act(c_fc(ln_2(res2))))
-            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dres, a.fchAct[l], w.mlpProjW.data, BT, F, C);
+            // MLP: res3 = res2 + afterMlp(mlp_c_proj(act(c_fc(ln_2(res2))))); dres must survive for the residual
+            float[] dm = dres;
+            if (k.afterMlp != null) { k.afterMlp.backward(a.dadapt, dres, BT); dm = a.dadapt; }
+            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.data, BT, F, C);
+            if (k.mlpProj != null) k.mlpProj.backward(a.dfch, dm, a.fchAct[l], BT);
             t = Profile.add("mlp.c_proj bwd", t);
+            if (k.mlpAct != null) k.mlpAct.backward(a.dfch, a.dfch, BT);
             Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * F);
             t = Profile.add("gelu bwd", t);
             Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.data, BT, C, F);
+            if (k.cFc != null) k.cFc.backward(dx, a.dfch, a.ln2[l], BT);
             t = Profile.add("c_fc bwd", t);
             LayerNorm.backward(dres, w.ln2W.grad(), w.ln2B.grad(), dx, a.res2[l], w.ln2W.data, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
-            // attention: res2 = resIn + c_proj(attn(c_attn(ln_1(resIn))))
-            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), dres, a.atty[l], w.attnProjW.data, BT, C, C);
+            // attention: res2 = resIn + afterAttn(c_proj(attn(c_attn(ln_1(resIn)))))
+            float[] da = dres;
+            if (k.afterAttn != null) { k.afterAttn.backward(a.dadapt, dres, BT); da = a.dadapt; }
+            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.data, BT, C, C);
+            if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
-            Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch);
+            if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights());
+            else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch);
             t = Profile.add("attention bwd", t);
+            if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
             Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.data, BT, C, 3 * C);
+            if (k.cAttn != null) k.cAttn.backward(dx, a.dqkv, a.ln1[l], BT);
             t = Profile.add("c_attn bwd", t);
             // The key bias adds q.b_k to every score of a query's row, and softmax ignores a constant
             // shift: its true gradient is exactly zero. Keep it zero rather than float32 rounding noise,
@@ -250,8 +333,10 @@ public final class Gpt {
             LayerNorm.backward(dres, w.ln1W.grad(), w.ln1B.grad(), dx, resIn, w.ln1W.data, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
         }
-        Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C);
-        t = Profile.add("encoder bwd", t);
+        if (wte.trainable() || wpe.trainable()) {
+            Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C);
+            Profile.add("encoder bwd", t);
+        }
     }
 
     private static void add(float[] acc, float[] x, int n) {

@@ -1,0 +1,73 @@
+package ai.wafer.finetune;
+
+import ai.wafer.model.CrossEntropy;
+import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Gemm;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * GPT2ForSequenceClassification's head: {@code score}, a linear layer [K, C] without bias, on the hidden
+ * state of each sequence's last non-padding token (a causal model has seen the whole text only there).
+ * Rows are right-padded, so that token is at position length - 1; Hugging Face finds the same token as
+ * the rightmost non-pad id, which also covers left padding (Wafer's model has no attention mask, so it
+ * pads on the right only).
+ */
+public final class SequenceClassifier implements Head {
+    public final Parameter weight;
+    private final int C, K;
+    private float[] pooled = new float[0], logits = new float[0], losses = new float[0];
+    private int[] targets = new int[0], rows = new int[0];
+    private int lastB, valid;
+
+    public SequenceClassifier(int C, int K, float initStd, long seed) {
+        this.C = C;
+        this.K = K;
+        weight = new Parameter("score.weight", K, C);
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < weight.data.length; i++) weight.data[i] = (float) (r.nextGaussian() * initStd);
+        weight.setTrainable(true);
+    }
+
+    @Override public List<Parameter> parameters() { return List.of(weight); }
+    @Override public int numLabels() { return K; }
+
+    private void ensure(int B) {
+        if (targets.length < B) { pooled = new float[B * C]; logits = new float[B * K]; losses = new float[B]; targets = new int[B]; rows = new int[B]; }
+    }
+
+    /** logits[B, K] from the hidden state at (b, lengths[b] - 1) of hidden[B*T, C]; the buffer is reused. */
+    public float[] logits(float[] hidden, int[] lengths, int B, int T) {
+        ensure(B);
+        for (int b = 0; b < B; b++) {
+            rows[b] = b * T + Math.max(lengths[b], 1) - 1;
+            System.arraycopy(hidden, rows[b] * C, pooled, b * C, C);
+        }
+        Gemm.sgemm(false, true, B, K, C, 1f, pooled, 0, C, weight.data, 0, C, 0f, logits, 0, K);
+        lastB = B;
+        return logits;
+    }
+
+    /** Summed cross-entropy over the sequences whose class is not ignored. */
+    public double loss(float[] hidden, int[] lengths, int[] classes, int B, int T) {
+        logits(hidden, lengths, B, T);
+        System.arraycopy(classes, 0, targets, 0, B);
+        valid = 0;
+        for (int b = 0; b < B; b++) if (!CrossEntropy.ignored(classes[b])) valid++;
+        return CrossEntropy.forward(logits, losses, targets, B, K);
+    }
+
+    public int validTargets() { return valid; }
+
+    /** dhidden[B*T, C]: zero except at the pooled rows (overwritten); score's grad accumulates. */
+    public void backward(float[] dhidden, int T, float scale) {
+        int B = lastB;
+        CrossEntropy.backward(logits, targets, B, K, scale);
+        Arrays.fill(dhidden, 0, B * T * C, 0f);
+        for (int b = 0; b < B; b++)
+            Gemm.sgemmSerial(false, false, 1, C, K, 1f, logits, b * K, K, weight.data, 0, C, 0f, dhidden, rows[b] * C, C);
+        if (weight.trainable()) Gemm.sgemm(true, false, K, C, B, 1f, logits, 0, K, pooled, 0, C, 1f, weight.grad(), 0, C);
+    }
+}

@@ -1,0 +1,82 @@
+package ai.wafer.peft;
+
+import ai.wafer.model.BlockHooks;
+import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Gemm;
+
+import java.util.SplittableRandom;
+
+/**
+ * LoRA on one Conv1D layer: out[N,OUT] += scaling * dropout(x) @ A^T @ B^T, with lora_A [r, in] and
+ * lora_B [out, r] in PEFT's (nn.Linear) layout, scaling = alpha / r. B starts at zero, so the update
+ * starts at zero and the model starts exactly where the base model is.
+ *
+ * <p>Buffers grow to the largest N seen and are then reused: steady-state steps allocate nothing.
+ */
+public final class LoraLinear implements BlockHooks.LinearAdapter {
+    public final Parameter loraA, loraB;
+    final int in, out, r;
+    final float scaling, dropout;
+    private final SplittableRandom rng;
+    boolean training = true;
+    /** u = x' @ A^T [N, r] (kept for dB), du its gradient, xd = dropout(x) and its mask scale (only with dropout). */
+    private float[] u = new float[0], du = new float[0], xd = new float[0], mask = new float[0];
+    private boolean droppedLast;
+
+    LoraLinear(String name, int in, int out, int r, float alpha, float dropout, SplittableRandom rng) {
+        this.in = in;
+        this.out = out;
+        this.r = r;
+        this.scaling = alpha / r;
+        this.dropout = dropout;
+        this.rng = rng.split();
+        loraA = new Parameter(name + ".lora_A.weight", r, in);
+        loraB = new Parameter(name + ".lora_B.weight", out, r);
+        // PEFT's default: A ~ kaiming_uniform(a = sqrt 5) = U(-1/sqrt(in), 1/sqrt(in)), B = 0
+        double bound = 1.0 / Math.sqrt(in);
+        for (int i = 0; i < loraA.data.length; i++) loraA.data[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
+        loraA.setTrainable(true);
+        loraB.setTrainable(true);
+    }
+
+    private void ensure(int N) {
+        if (u.length < N * r) { u = new float[N * r]; du = new float[N * r]; }
+        if (dropout > 0 && xd.length < N * in) { xd = new float[N * in]; mask = new float[N * in]; }
+    }
+
+    @Override public void forward(float[] y, float[] x, int N) {
+        ensure(N);
+        float[] src = x;
+        droppedLast = dropout > 0 && training;
+        if (droppedLast) {
+            // inverted dropout on the adapter's input only (PEFT's lora_dropout); the base path sees x
+            float keep = 1f / (1f - dropout);
+            for (int i = 0; i < N * in; i++) {
+                mask[i] = rng.nextDouble() < dropout ? 0f : keep;
+                xd[i] = x[i] * mask[i];
+            }
+            src = xd;
+        }
+        Gemm.sgemm(false, true, N, r, in, 1f, src, 0, in, loraA.data, 0, in, 0f, u, 0, r);
+        Gemm.sgemm(false, true, N, out, r, scaling, u, 0, r, loraB.data, 0, r, 1f, y, 0, out);
+    }
+
+    @Override public void backward(float[] dx, float[] dy, float[] x, int N) {
+        float[] src = droppedLast ? xd : x;
+        // du = scaling * dy @ B ; dB += scaling * dy^T @ u ; dA += du^T @ x'
+        Gemm.sgemm(false, false, N, r, out, scaling, dy, 0, out, loraB.data, 0, r, 0f, du, 0, r);
+        if (loraB.trainable()) Gemm.sgemm(true, false, out, r, N, scaling, dy, 0, out, u, 0, r, 1f, loraB.grad(), 0, r);
+        if (loraA.trainable()) Gemm.sgemm(true, false, r, in, N, 1f, du, 0, r, src, 0, in, 1f, loraA.grad(), 0, in);
+        if (!droppedLast) {
+            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 1f, dx, 0, in);
+        } else {
+            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 0f, xd, 0, in); // xd is free now
+            for (int i = 0; i < N * in; i++) dx[i] += xd[i] * mask[i];
+        }
+    }
+
+    /** W[in, out] (Conv1D layout) += scaling * A^T B^T: the same function without the extra matmuls. */
+    void mergeInto(float[] w) {
+        Gemm.sgemm(true, true, in, out, r, scaling, loraA.data, 0, in, loraB.data, 0, r, 1f, w, 0, out);
+    }
+}
