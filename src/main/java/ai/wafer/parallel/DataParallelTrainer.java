@@ -144,29 +144,17 @@ public final class DataParallelTrainer {
         sq[0] = s;
         dp.allReduceSum(sq, 0, 1);
         double norm = Math.sqrt(sq[0]);
-        float clip = opt.gradClip();
-        float gscale = clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f;
+        float gscale = AdamWMath.clipScale(norm, opt.gradClip());
         zeroSteps++;
-        float b1 = hyper.beta1(), b2 = hyper.beta2(), eps = hyper.eps();
-        double bc1 = 1 - Math.pow(b1, zeroSteps), bc2 = 1 - Math.pow(b2, zeroSteps);
         for (int i = 0; i < bs.size(); i++) {
             GradBuckets.Bucket b = bs.get(i);
             int lo = r * b.chunk, hi = lo + b.chunk;
-            float[] g = b.flat, wi = w[i], mi = m[i], vi = v[i];
+            float[] wi = w[i];
             b.copyData(wi, lo, hi, false);
             for (int q = 0; q < b.params.size(); q++) {
                 Parameter par = b.params.get(q);
                 int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + par.size(), hi);
-                float decay = par.decays() ? 1f - lr * hyper.weightDecay() : 1f;
-                for (int j = a; j < e; j++) {
-                    float gj = g[j] * gscale;
-                    float mj = b1 * mi[j - lo] + (1 - b1) * gj;
-                    float vj = b2 * vi[j - lo] + (1 - b2) * gj * gj;
-                    mi[j - lo] = mj;
-                    vi[j - lo] = vj;
-                    double mhat = mj / bc1, vhat = vj / bc2;
-                    wi[j] = (float) (wi[j] * decay - lr * mhat / (Math.sqrt(vhat) + eps));
-                }
+                if (a < e) AdamWMath.update(wi, a, b.flat, a, m[i], v[i], a - lo, e - a, lr, par.decays(), gscale, hyper, zeroSteps);
             }
             dp.allGather(wi, 0, b.chunk);
             b.copyData(wi, 0, b.length, true);

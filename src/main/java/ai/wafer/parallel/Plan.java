@@ -10,7 +10,8 @@ import ai.wafer.model.GptConfig;
  * {@code ai.wafer.model.Activations} (split by tp where the tensor is split: qkv, attention, MLP,
  * logits); traffic is counted with {@link Traffic}, as the communicators count it, so a run's
  * reported bytes can be checked against the plan. A pipeline stage s keeps min(K, pp - s) micro-batches
- * of activations in flight under 1F1B; the plan reports the most loaded stage.
+ * of activations in flight under 1F1B; the plan reports the most loaded stage (and, where the vocabulary
+ * does not split evenly, the tensor rank with the larger slice).
  *
  * @param trainableFraction share of parameters that train (1 for full training; e.g. LoRA's few
  *                          percent): only those have gradients, moments and all-reduce traffic.
@@ -70,7 +71,7 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
         long perMicro = 4L * layers * Traffic.allReduce(4 * n * C, tp);
         if (first) perMicro += Traffic.allReduce(4 * n * C, tp);                       // vocab-parallel embedding
         if (last) perMicro += Traffic.allReduce(4 * n * C, tp)                          // head's input gradient
-                + Traffic.allReduce(4 * n, tp) + Traffic.allReduce(8 * n, tp);           // parallel cross-entropy
+                + Traffic.allGather(4 * n * tp, tp) + Traffic.allReduce(8 * n, tp);      // parallel cross-entropy
         long tpBytes = K * perMicro;
         long ppBytes = K * 4 * n * C * ((last ? 0 : 1) + (first ? 0 : 1));
         return new Stage(s, layers, params, trainable, trainable, optimizer, activations, dpBytes, tpBytes, ppBytes);

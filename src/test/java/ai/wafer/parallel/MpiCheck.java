@@ -15,7 +15,7 @@ import static ai.wafer.parallel.ParallelFixtures.*;
 
 /**
  * The program each MPI process of {@link MpiTest} runs: {@code MpiCheck MODE SHARD OUT STEPS}.
- * MODE dp / dp-zero trains the fixture model data-parallel; "collectives" exercises each collective;
+ * MODE dp / dp-zero trains the fixture model data-parallel, tp tensor-parallel; "collectives" exercises each collective;
  * "die" makes rank 1 exit before a collective that rank 0 waits in. Rank 0 writes the results to OUT.
  */
 public final class MpiCheck {
@@ -37,6 +37,19 @@ public final class MpiCheck {
                         }
                     }
                     if (o != null) for (Parameter p : m.parameters()) for (float x : p.data) o.writeFloat(x);
+                }
+                case "tp" -> {
+                    Pretrainer.Options opt = options(steps, 4, 16, 1);
+                    Layout l = Layout.parse("tp=2");
+                    try (TokenLoader loader = new TokenLoader(List.of(shard), 4, 16, false, 0)) {
+                        ParallelTrainer t = new ParallelTrainer(l, l.groups(world), Gpt.init(CFG, SEED), loader, opt);
+                        for (int s = 0; s < steps; s++) {
+                            Pretrainer.StepResult r = t.trainStep();
+                            if (o != null) { o.writeFloat(r.loss()); o.writeDouble(r.gradNorm()); o.writeLong(t.lastStepBytes()); }
+                        }
+                        Gpt full = t.gather();
+                        if (o != null) for (Parameter p : full.parameters()) for (float x : p.data) o.writeFloat(x);
+                    }
                 }
                 case "collectives" -> {
                     int p = world.size(), r = world.rank();
