@@ -11,6 +11,8 @@ import picocli.CommandLine.Command;
                 // one line per subcommand; keep sorted by job
                 DemoCommand.class,
                 PretrainCommand.class,
+                FinetuneCommand.class,
+                EvaluateCommand.class,
                 PlanCommand.class,
                 EvalLmCommand.class,
                 EvalChoiceCommand.class,

@@ -166,6 +166,14 @@ public final class FinetuneModel {
         throw new IllegalStateException("predict is for classification tasks");
     }
 
+    /** Predictions from the scores the last {@link #forward} left in the head (no second pass over the model). */
+    int[] predictFromLastForward(Batcher.Batch b) {
+        int B = b.size(), N = tokenHead != null ? B * b.length() : B, K = labels.size();
+        int[] out = new int[N];
+        TokenClassifier.argmax(tokenHead != null ? tokenHead.scores() : seqHead.scores(), N, K, out);
+        return out;
+    }
+
     // ------------------------------------------------------------------ saving and loading
 
     private Map<String, Parameter> headByName() {
@@ -194,7 +202,7 @@ public final class FinetuneModel {
      */
     public void save(Path dir, String baseName) {
         if (method == null) {
-            Checkpoint.save(gpt, taskConfig(), headByName(), dir);
+            saveWhole(dir);
             return;
         }
         ObjectNode w = JSON.createObjectNode();
@@ -208,6 +216,16 @@ public final class FinetuneModel {
         w.put("base_n_embd", gpt.config.nEmbd());
         w.put("base_vocab_size", gpt.config.vocabSize());
         AdapterIo.save(dir, method, task.peftTaskType, baseName, headParameters(), w);
+    }
+
+    /**
+     * Saves as a whole Hugging Face model directory (config.json with the task's architecture and labels, weights
+     * with the head), whatever the method: after {@link Lora#merge}, a LoRA model saved so needs no PEFT to load.
+     */
+    public void saveWhole(Path dir) {
+        for (int l = 0; l < gpt.config.nLayer(); l++)
+            if (!gpt.hooks(l).isEmpty()) throw new IllegalStateException("the model has unmerged " + spec.kind().cliName() + " hooks");
+        Checkpoint.save(gpt, taskConfig(), headByName(), dir);
     }
 
     /**

@@ -61,6 +61,9 @@ public final class SequenceClassifier implements Head {
 
     public int validTargets() { return valid; }
 
+    /** Logits after {@link #logits}, probabilities after a loss (either way, the argmax is the prediction). */
+    public float[] scores() { return logits; }
+
     /** dhidden[B*T, C]: zero except at the pooled rows (overwritten); score's grad accumulates. */
     public void backward(float[] dhidden, int T, float scale) {
         int B = lastB;

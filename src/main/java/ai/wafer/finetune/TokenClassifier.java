@@ -60,6 +60,9 @@ public final class TokenClassifier implements Head {
 
     public int validTargets() { return valid; }
 
+    /** Logits after {@link #logits}, probabilities after a loss (either way, the argmax is the prediction). */
+    public float[] scores() { return logits; }
+
     /** dhidden[N, C] = d(scale * summed loss)/dhidden (overwritten); the head's grads accumulate. */
     public void backward(float[] dhidden, float scale) {
         int N = lastN;

@@ -1,0 +1,125 @@
+package ai.wafer.cli;
+
+import ai.wafer.WaferException;
+import ai.wafer.finetune.Evaluator;
+import ai.wafer.finetune.FinetuneModel;
+import ai.wafer.finetune.Finetuner;
+import ai.wafer.finetune.Task;
+import ai.wafer.finetune.TaskData;
+import ai.wafer.io.Checkpoint;
+import ai.wafer.model.Gpt;
+import ai.wafer.peft.Lora;
+import ai.wafer.peft.Peft;
+import ai.wafer.tokenizer.Tokenizer;
+import ai.wafer.train.AdamW;
+import ai.wafer.train.LrSchedule;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.Callable;
+
+/** {@code wafer finetune}: a task head and a fine-tuning method on a pretrained model. */
+@Command(name = "finetune", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Fine-tune a GPT model for token classification (CoNLL), sequence classification (JSONL/CSV) or "
+                + "causal LM on instruction data (JSONL; loss on responses only).",
+                "Batches are right-padded (no attention mask is needed then); longer examples are truncated to --max-length with a warning."})
+public final class FinetuneCommand implements Callable<Integer> {
+    @Spec CommandSpec cmd;
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "pretrained model directory (config.json + safetensors)") Path model;
+    @Option(names = "--task", required = true, description = "token-classification, sequence-classification or causal-lm") String task;
+    @Option(names = "--train", required = true, paramLabel = "FILE") Path trainFile;
+    @Option(names = "--dev", paramLabel = "FILE", description = "scored during training; the best model is kept") Path devFile;
+    @Option(names = "--method", defaultValue = "lora", description = "full, lora, prefix, ia3, adapter, bitfit, top-k (default ${DEFAULT-VALUE})") String method;
+    @Option(names = "--lora-r", defaultValue = "8") int loraR;
+    @Option(names = "--lora-alpha", defaultValue = "16") float loraAlpha;
+    @Option(names = "--lora-dropout", defaultValue = "0.05") float loraDropout;
+    @Option(names = "--lora-targets", defaultValue = "c_attn", split = ",", description = "among c_attn, attn.c_proj, c_fc, mlp.c_proj (default ${DEFAULT-VALUE})")
+    List<String> loraTargets;
+    @Option(names = "--merge", description = "LoRA: also write merged/, a whole model with the update merged into the weights") boolean merge;
+    @Option(names = "--prefix-tokens", defaultValue = "16", description = "prefix tuning: virtual tokens per layer") int prefixTokens;
+    @Option(names = "--adapter-size", defaultValue = "64", description = "bottleneck adapters: hidden size") int adapterSize;
+    @Option(names = "--top-k", defaultValue = "2", description = "top-k: how many of the last blocks to train") int topK;
+    @Option(names = "--epochs", defaultValue = "3") int epochs;
+    @Option(names = "--batch-size", defaultValue = "16") int batchSize;
+    @Option(names = "--grad-accum", defaultValue = "1") int gradAccum;
+    @Option(names = "--lr", description = "peak learning rate (default: 5e-5 full, 1e-3 bitfit/top-k, 2e-3 lora/adapter/prefix, 5e-3 ia3)") Float lr;
+    @Option(names = "--schedule", defaultValue = "linear", description = "constant, linear or cosine (default ${DEFAULT-VALUE})") String schedule;
+    @Option(names = "--warmup-ratio", defaultValue = "0.06") float warmupRatio;
+    @Option(names = "--weight-decay", defaultValue = "0.01") float weightDecay;
+    @Option(names = "--grad-clip", defaultValue = "1.0") float gradClip;
+    @Option(names = "--max-length", description = "tokens per example (default: the model's n_positions, at most 512)") Integer maxLength;
+    @Option(names = "--max-train", defaultValue = "0", description = "use a random subsample of this many training examples (0 = all)") int maxTrain;
+    @Option(names = "--eval-every", defaultValue = "0", description = "evaluate on --dev every N steps (0 = after each epoch)") int evalEvery;
+    @Option(names = "--early-stopping", defaultValue = "0", paramLabel = "PATIENCE", description = "stop after this many evaluations without improvement (0 = off)") int patience;
+    @Option(names = "--seed", defaultValue = "1337") long seed;
+    @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
+    @Option(names = "--no-progress") boolean noProgress;
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png") Path out;
+
+    @Override public Integer call() {
+        Task t = Task.parse(task);
+        Peft.Kind kind = Peft.Kind.parse(method);
+        Tokenizer tok = Tokenizer.load(tokenizerDir != null ? tokenizerDir : model);
+        if (!Files.isRegularFile(model.resolve("config.json"))) throw new WaferException(model + ": no config.json (not a model directory)");
+        Gpt gpt = Checkpoint.load(model);
+        int maxLen = maxLength != null ? maxLength : Math.min(512, gpt.config.nPositions());
+        int room = gpt.config.nPositions() - (kind == Peft.Kind.PREFIX ? prefixTokens : 0);
+        if (maxLen < 1 || maxLen > room)
+            throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "] (the model's n_positions "
+                    + gpt.config.nPositions() + (kind == Peft.Kind.PREFIX ? " minus the prefix" : "") + ")");
+        TaskData train = TaskData.load(t, trainFile, tok, null, maxLen);
+        if (maxTrain > 0 && maxTrain < train.examples().size()) train = subsample(train, maxTrain, seed);
+        TaskData dev = devFile == null ? null : TaskData.load(t, devFile, tok, train.labels(), maxLen);
+        for (String w : train.warnings(maxLen)) cmd.commandLine().getErr().println("wafer: warning: " + w);
+        if (dev != null) for (String w : dev.warnings(maxLen)) cmd.commandLine().getErr().println("wafer: warning: " + w);
+        Peft.Spec spec = new Peft.Spec(kind, new Lora.Config(loraR, loraAlpha, loraDropout, loraTargets), topK, prefixTokens, adapterSize);
+        FinetuneModel fm = FinetuneModel.create(gpt, t, train.labels(), spec, tok.eot(), seed);
+        float rate = lr != null ? lr : switch (kind) {
+            case FULL -> 5e-5f;
+            case BITFIT, TOP_K -> 1e-3f;
+            case IA3 -> 5e-3f;
+            default -> 2e-3f;
+        };
+        var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
+                new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, maxLen, evalEvery, patience, seed, !noProgress);
+        cmd.commandLine().getErr().println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + fm.trainableShare()
+                + (t.classifies() ? "; " + train.labels().size() + " labels" : ""));
+        Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(out, model.toString(), cmd.commandLine().getErr());
+        if (!kind.addsTensors()) TokenizerFiles.copy(tokenizerDir != null ? tokenizerDir : model, out);
+        if (merge) {
+            if (!(fm.method instanceof Lora l)) throw new WaferException("--merge is for --method lora");
+            FinetuneModel best = FinetuneModel.load(model, out, t); // the best adapter, not the last state
+            ((Lora) best.method).merge(best.gpt);
+            best.saveWhole(out.resolve("merged"));
+            TokenizerFiles.copy(tokenizerDir != null ? tokenizerDir : model, out.resolve("merged"));
+        }
+        cmd.commandLine().getErr().printf("wafer: %d steps in %.1f s%s; peak heap %.0f MB; saved %s%s%n", r.steps(), r.seconds(),
+                r.stoppedEarly() ? " (stopped early)" : "", r.peakHeapBytes() / 1e6, out,
+                r.best() == null ? "" : String.format("; best dev (step %d): %s %.4f", r.bestStep(),
+                        Evaluator.Scores.primaryName(t), r.best().primary()));
+        return 0;
+    }
+
+    static TaskData subsample(TaskData d, int n, long seed) {
+        Integer[] idx = new Integer[d.examples().size()];
+        for (int i = 0; i < idx.length; i++) idx[i] = i;
+        java.util.Collections.shuffle(Arrays.asList(idx), new Random(seed));
+        Arrays.sort(idx, 0, n); // keep file order within the sample
+        List<ai.wafer.data.Example> ex = new ArrayList<>();
+        List<List<String>> gold = new ArrayList<>();
+        List<int[]> pos = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            ex.add(d.examples().get(idx[i]));
+            if (!d.gold().isEmpty()) { gold.add(d.gold().get(idx[i])); pos.add(d.positions().get(idx[i])); }
+        }
+        return new TaskData(d.task(), ex, gold, pos, d.labels(), d.unknownLabels(), d.truncated(), d.file() + " (" + n + " sampled)");
+    }
+}

@@ -1,0 +1,81 @@
+package ai.wafer.finetune;
+
+import ai.wafer.data.Batcher;
+import ai.wafer.eval.ClassificationReport;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+
+/** Runs a fine-tuned model over a task's data: mean loss, predictions and the classification report. */
+public final class Evaluator {
+    private Evaluator() {}
+
+    /** Predicted for a word cut off by --max-length: never a label, so always an error, and left out of the report's rows. */
+    public static final String CUT = "-";
+
+    /**
+     * Scores of one pass. {@code gold}/{@code pred} are per example (per word for token classification, one item
+     * per sequence); {@code report} is over all items (null for causal LM). {@code loss} is the mean over targets
+     * with a known label.
+     */
+    public record Scores(Task task, double loss, List<List<String>> gold, List<List<String>> pred, ClassificationReport report) {
+        public double accuracy() { return report == null ? Double.NaN : report.accuracy(); }
+        public double macroF1() { return report == null ? Double.NaN : report.table().macro().f1(); }
+
+        /** The number early stopping and "best checkpoint" follow (higher is better): token accuracy, macro F1, or -loss. */
+        public double primary() {
+            return switch (task) {
+                case TOKEN_CLASSIFICATION -> accuracy();
+                case SEQUENCE_CLASSIFICATION -> macroF1();
+                case CAUSAL_LM -> -loss;
+            };
+        }
+
+        public static String primaryName(Task t) {
+            return switch (t) {
+                case TOKEN_CLASSIFICATION -> "accuracy";
+                case SEQUENCE_CLASSIFICATION -> "macro_f1";
+                case CAUSAL_LM -> "neg_loss";
+            };
+        }
+    }
+
+    public static Scores run(FinetuneModel fm, TaskData data, int batchSize, int maxLength) {
+        fm.setTraining(false);
+        Batcher batcher = new Batcher(batchSize, maxLength, fm.padId);
+        List<List<String>> pred = new ArrayList<>(java.util.Collections.nCopies(data.examples().size(), (List<String>) null));
+        double lossSum = 0;
+        long count = 0;
+        for (Batcher.Batch b : batcher.batches(data.examples(), false, 0)) {
+            lossSum += fm.forward(b);
+            count += fm.validTargets();
+            if (!fm.task.classifies()) continue;
+            // forward left probabilities in the head's buffer; their argmax is the logits' argmax
+            int[] ids = fm.predictFromLastForward(b);
+            for (int r = 0; r < b.size(); r++) {
+                int ex = b.examples()[r];
+                if (fm.task == Task.SEQUENCE_CLASSIFICATION) { pred.set(ex, List.of(fm.labels.get(ids[r]))); continue; }
+                int[] where = data.positions().get(ex);
+                List<String> p = new ArrayList<>(where.length);
+                for (int w : where) p.add(w < b.length() && w < b.lengths()[r] ? fm.labels.get(ids[r * b.length() + w]) : CUT);
+                pred.set(ex, p);
+            }
+        }
+        double loss = count == 0 ? Double.NaN : lossSum / count;
+        if (!fm.task.classifies()) return new Scores(fm.task, loss, List.of(), List.of(), null);
+        List<String> g = new ArrayList<>(), p = new ArrayList<>();
+        for (int i = 0; i < pred.size(); i++) { g.addAll(data.gold().get(i)); p.addAll(pred.get(i)); }
+        return new Scores(fm.task, loss, data.gold(), pred, ClassificationReport.excluding(g, p, Set.of(CUT)));
+    }
+
+    /** Flattens per-example lists. */
+    static List<String> flat(List<List<String>> xs) {
+        List<String> out = new ArrayList<>();
+        xs.forEach(out::addAll);
+        return out;
+    }
+
+    static int[] copy(int[] a, int n) { return Arrays.copyOf(a, n); }
+}

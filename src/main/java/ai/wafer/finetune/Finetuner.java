@@ -1,0 +1,179 @@
+package ai.wafer.finetune;
+
+import ai.wafer.data.Batcher;
+import ai.wafer.model.Parameter;
+import ai.wafer.train.AdamW;
+import ai.wafer.train.LrSchedule;
+import ai.wafer.track.MetricsLog;
+import ai.wafer.track.Plot;
+import ai.wafer.track.TensorBoardWriter;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+
+import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The fine-tuning loop: epochs over length-bucketed, shuffled, right-padded batches; K micro-batches of
+ * forward and backward per AdamW step (each micro-batch's mean loss weighted 1/K); the scheduled
+ * learning rate; evaluation on the dev set every N steps (and at the end of each epoch when N = 0), the
+ * best model by the task's primary dev score saved to the output directory, and early stopping after
+ * {@code patience} evaluations without improvement. Tracking as in pretraining: metrics.jsonl,
+ * TensorBoard events and curves.png.
+ */
+public final class Finetuner {
+    public record Options(int epochs, int batchSize, int gradAccum, float lr, LrSchedule.Kind schedule, float warmupRatio,
+                          float minLrRatio, AdamW.Hyper hyper, float gradClip, int maxLength, int evalEvery, int patience,
+                          long seed, boolean progressBar) {
+        public static Options defaults() {
+            return new Options(3, 16, 1, 5e-5f, LrSchedule.Kind.LINEAR, 0.06f, 0f, new AdamW.Hyper(0.9f, 0.999f, 1e-8f, 0.01f),
+                    1f, 256, 0, 0, 1337, false);
+        }
+    }
+
+    /** The outcome: the best dev scores (null without dev data) and at which step, steps run, wall time, peak heap. */
+    public record Result(Evaluator.Scores best, int bestStep, int steps, double seconds, long peakHeapBytes, boolean stoppedEarly) {}
+
+    private final FinetuneModel fm;
+    private final TaskData train, dev;
+    private final Options opt;
+
+    public Finetuner(FinetuneModel fm, TaskData train, TaskData dev, Options opt) {
+        if (opt.gradAccum() < 1 || opt.batchSize() < 1 || opt.epochs() < 1)
+            throw new ai.wafer.WaferException("epochs, batch size and grad-accum must be at least 1");
+        this.fm = fm;
+        this.train = train;
+        this.dev = dev;
+        this.opt = opt;
+    }
+
+    /**
+     * Trains; saves the best model (or the last, without dev data) into {@code out} by {@link FinetuneModel#save}
+     * ({@code baseName} goes into an adapter's base_model_name_or_path). Progress lines go to {@code log} (may be null;
+     * {@code new PrintWriter(System.err, true)} for the console).
+     */
+    public Result run(Path out, String baseName, PrintWriter log) {
+        List<Parameter> params = fm.parameters();
+        AdamW adamw = new AdamW(params, opt.hyper());
+        Batcher batcher = new Batcher(opt.batchSize(), opt.maxLength(), fm.padId);
+        int batchesPerEpoch = (train.examples().size() + opt.batchSize() - 1) / opt.batchSize();
+        int stepsPerEpoch = (batchesPerEpoch + opt.gradAccum() - 1) / opt.gradAccum();
+        int total = stepsPerEpoch * opt.epochs();
+        LrSchedule sched = new LrSchedule(opt.schedule(), opt.lr(), Math.round(opt.warmupRatio() * total), total, opt.minLrRatio());
+        fm.gpt.reserve(opt.batchSize(), Math.min(opt.maxLength(), maxLength(train)));
+        if (log != null) log.println("wafer: " + fm.trainableShare() + "; " + train.examples().size() + " training examples, "
+                + total + " steps (" + stepsPerEpoch + " per epoch) of " + opt.batchSize() + " x " + opt.gradAccum());
+        long started = System.nanoTime();
+        Evaluator.Scores best = null;
+        int bestStep = 0, sinceBest = 0, step = 0;
+        boolean stop = false, savedAny = false;
+        resetPeaks();
+        try (MetricsLog metrics = out == null ? null : MetricsLog.open(out);
+             TensorBoardWriter tb = out == null ? null : TensorBoardWriter.create(out)) {
+            ProgressBar bar = opt.progressBar() ? new ProgressBarBuilder().setTaskName("finetune").setInitialMax(total)
+                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).showSpeed().setUnit(" steps", 1).build() : null;
+            try {
+                for (int epoch = 0; epoch < opt.epochs() && !stop; epoch++) {
+                    fm.setTraining(true);
+                    List<Batcher.Batch> batches = batcher.batches(train.examples(), true, opt.seed() + epoch);
+                    for (int from = 0; from < batches.size() && !stop; from += opt.gradAccum()) {
+                        long t0 = System.nanoTime();
+                        int K = Math.min(opt.gradAccum(), batches.size() - from);
+                        fm.zeroGrad();
+                        double loss = 0;
+                        long tokens = 0;
+                        for (int k = 0; k < K; k++) {
+                            Batcher.Batch b = batches.get(from + k);
+                            double sum = fm.forward(b);
+                            int n = fm.validTargets();
+                            if (n > 0) {
+                                loss += sum / n / K;
+                                fm.backward(1f / ((float) n * K));
+                            }
+                            for (int l : b.lengths()) tokens += l;
+                        }
+                        float lr = sched.at(step);
+                        double norm = adamw.step(lr, opt.gradClip());
+                        step++;
+                        Map<String, Object> row = new LinkedHashMap<>();
+                        row.put("step", step);
+                        row.put("epoch", epoch + (double) (from + K) / batches.size());
+                        row.put("loss", loss);
+                        row.put("lr", lr);
+                        row.put("grad_norm", norm);
+                        row.put("tokens_per_s", tokens / ((System.nanoTime() - t0) / 1e9));
+                        boolean epochEnd = from + K >= batches.size();
+                        boolean evalNow = dev != null && (opt.evalEvery() > 0 ? step % opt.evalEvery() == 0 || step == total : epochEnd);
+                        if (evalNow) {
+                            Evaluator.Scores s = Evaluator.run(fm, dev, opt.batchSize(), opt.maxLength());
+                            fm.setTraining(true);
+                            row.put("eval_loss", s.loss());
+                            if (fm.task.classifies()) {
+                                row.put("eval_accuracy", s.accuracy());
+                                row.put("eval_macro_f1", s.macroF1());
+                            }
+                            if (best == null || s.primary() > best.primary()) {
+                                best = s;
+                                bestStep = step;
+                                sinceBest = 0;
+                                if (out != null) { fm.save(out, baseName); savedAny = true; }
+                            } else if (opt.patience() > 0 && ++sinceBest >= opt.patience()) {
+                                stop = true;
+                            }
+                            if (log != null) log.printf("step %d: dev loss %.4f%s%s%n", step, s.loss(),
+                                    fm.task.classifies() ? String.format(", accuracy %.4f, macro F1 %.4f", s.accuracy(), s.macroF1()) : "",
+                                    bestStep == step ? " (best so far, saved)" : stop ? " (no improvement in " + opt.patience() + " evaluations: stopping)" : "");
+                        }
+                        row.put("elapsed_s", (System.nanoTime() - started) / 1e9);
+                        if (metrics != null) metrics.log(row);
+                        if (tb != null) {
+                            Map<String, Number> scalars = new LinkedHashMap<>();
+                            for (var e : row.entrySet()) if (!e.getKey().equals("step")) scalars.put(e.getKey(), (Number) e.getValue());
+                            tb.scalars(step, scalars);
+                        }
+                        if (bar != null) {
+                            bar.stepTo(step);
+                            bar.setExtraMessage(String.format(" loss %.3f%s", loss, best == null ? "" : String.format(" | best dev %s %.4f",
+                                    Evaluator.Scores.primaryName(fm.task), best.primary())));
+                        }
+                    }
+                }
+            } finally {
+                if (bar != null) bar.close();
+            }
+            if (out != null && !savedAny) fm.save(out, baseName); // no dev data: the last model
+        }
+        fm.setTraining(false);
+        if (out != null) Plot.write(out, out.resolve("curves.png"));
+        return new Result(best, bestStep, step, (System.nanoTime() - started) / 1e9, peakHeap(), stop);
+    }
+
+    private static int maxLength(TaskData d) {
+        int m = 1;
+        for (var e : d.examples()) m = Math.max(m, e.length());
+        return m;
+    }
+
+    private static void resetPeaks() {
+        System.gc();
+        for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) if (p.getType() == MemoryType.HEAP) p.resetPeakUsage();
+    }
+
+    /** Sum of the heap pools' peaks since the run started (an upper bound of the peak live heap). */
+    static long peakHeap() {
+        long s = 0;
+        for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) if (p.getType() == MemoryType.HEAP) s += p.getPeakUsage().getUsed();
+        return s;
+    }
+
+    /** For tests and tools: the names of the rows' keys this loop logs. */
+    static List<String> loggedKeys() { return new ArrayList<>(List.of("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "eval_loss")); }
+}

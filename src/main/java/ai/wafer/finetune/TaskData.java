@@ -1,0 +1,109 @@
+package ai.wafer.finetune;
+
+import ai.wafer.WaferException;
+import ai.wafer.data.ChatReader;
+import ai.wafer.data.ConllReader;
+import ai.wafer.data.Example;
+import ai.wafer.data.LabelSet;
+import ai.wafer.data.TaskEncoder;
+import ai.wafer.data.TextClassificationReader;
+import ai.wafer.tokenizer.Tokenizer;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * A task's file, encoded: examples whose label ids follow the training file's labels (a label the training
+ * file lacks becomes -100: no loss), plus, for scoring, every example's gold label names and the positions
+ * they belong to (each word's first sub-token; the last token for a sequence), unknown labels included, so
+ * a label the model cannot predict counts as an error rather than vanishing from the score.
+ */
+public record TaskData(Task task, List<Example> examples, List<List<String>> gold, List<int[]> positions,
+                       List<String> labels, Set<String> unknownLabels, int truncated, String file) {
+
+    /** Reads and encodes {@code file}; {@code trainLabels} null means: this is the training file, take its labels. */
+    public static TaskData load(Task task, Path file, Tokenizer tok, List<String> trainLabels, int maxLength) {
+        List<Example> ex = new ArrayList<>();
+        List<List<String>> gold = new ArrayList<>();
+        List<int[]> pos = new ArrayList<>();
+        Set<String> unknown = new TreeSet<>();
+        List<String> labels;
+        switch (task) {
+            case TOKEN_CLASSIFICATION -> {
+                List<ConllReader.Sentence> ss = ConllReader.read(file);
+                labels = trainLabels != null ? trainLabels : ConllReader.labels(ss).names();
+                Set<String> all = new LinkedHashSet<>(labels);
+                for (ConllReader.Sentence s : ss) all.addAll(s.tags());
+                LabelSet union = new LabelSet(all); // every tag has an id: each word's first sub-token is found
+                List<Example> enc = TaskEncoder.tokenClassification(tok, ss, union);
+                java.util.Map<String, Integer> trainId = index(labels);
+                for (int i = 0; i < ss.size(); i++) {
+                    Example e = enc.get(i);
+                    int[] lab = e.labels().clone(), where = new int[ss.get(i).tags().size()];
+                    int w = 0;
+                    for (int t = 0; t < lab.length; t++) {
+                        if (lab[t] < 0) continue;
+                        where[w++] = t;
+                        String name = union.name(lab[t]);
+                        Integer id = trainId.get(name);
+                        if (id == null) unknown.add(name);
+                        lab[t] = id == null ? Example.IGNORE : id;
+                    }
+                    ex.add(new Example(e.ids(), lab, -1));
+                    gold.add(ss.get(i).tags());
+                    pos.add(where);
+                }
+            }
+            case SEQUENCE_CLASSIFICATION -> {
+                List<TextClassificationReader.LabeledText> ts = TextClassificationReader.read(file);
+                labels = trainLabels != null ? trainLabels : TextClassificationReader.labels(ts).names();
+                java.util.Map<String, Integer> trainId = index(labels);
+                Set<String> all = new LinkedHashSet<>(labels);
+                for (var t : ts) all.add(t.label());
+                LabelSet union = new LabelSet(all);
+                List<Example> enc = TaskEncoder.sequenceClassification(tok, ts, union);
+                for (int i = 0; i < ts.size(); i++) {
+                    String name = ts.get(i).label();
+                    Integer id = trainId.get(name);
+                    if (id == null) unknown.add(name);
+                    Example e = enc.get(i);
+                    if (e.ids().length == 0) throw new WaferException(ts.get(i).where() + ": empty text");
+                    ex.add(new Example(e.ids(), null, id == null ? Example.IGNORE : id));
+                    gold.add(List.of(name));
+                    pos.add(new int[] {Math.min(e.ids().length, maxLength) - 1});
+                }
+            }
+            default -> {
+                List<ChatReader.Conversation> cs = ChatReader.read(file);
+                labels = List.of();
+                ex.addAll(TaskEncoder.chat(tok, cs));
+            }
+        }
+        int truncated = 0;
+        for (Example e : ex) if (e.length() > maxLength) truncated++;
+        return new TaskData(task, List.copyOf(ex), List.copyOf(gold), List.copyOf(pos), List.copyOf(labels), unknown, truncated, file.toString());
+    }
+
+    private static java.util.Map<String, Integer> index(List<String> labels) {
+        java.util.Map<String, Integer> m = new java.util.HashMap<>();
+        for (int i = 0; i < labels.size(); i++) m.put(labels.get(i), i);
+        return m;
+    }
+
+    /** The warnings a user should see about this file: unknown labels, truncated examples. */
+    public List<String> warnings(int maxLength) {
+        List<String> w = new ArrayList<>();
+        if (!unknownLabels.isEmpty())
+            w.add(file + ": " + unknownLabels.size() + " label(s) the training file lacks: " + unknownLabels
+                    + "; they take no loss and count as errors when scored (the model cannot predict them)");
+        if (truncated > 0)
+            w.add(file + ": " + truncated + " example(s) longer than " + maxLength + " tokens are truncated"
+                    + (task == Task.TOKEN_CLASSIFICATION ? "; their cut-off words count as errors when scored"
+                    : task == Task.SEQUENCE_CLASSIFICATION ? " (classified from their first " + maxLength + " tokens)" : ""));
+        return w;
+    }
+}

@@ -1,0 +1,129 @@
+package ai.wafer.cli;
+
+import ai.wafer.io.Checkpoint;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static ai.wafer.cli.PretrainCliTest.wafer;
+import static ai.wafer.testutil.Fixtures.fixture;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code wafer finetune} and {@code wafer evaluate} end to end on a one-layer model, and their errors on bad input. */
+class FinetuneCliTest {
+    @TempDir static Path tmp;
+    static Path base, otherBase;
+
+    static Path model(String name, long seed) throws Exception {
+        Path dir = tmp.resolve(name);
+        Checkpoint.save(Gpt.init(GptConfig.of(1, 16, 2, 50257, 32), seed), dir);
+        TokenizerFiles.copy(fixture("gpt2-tokenizer"), dir);
+        return dir;
+    }
+
+    @BeforeAll
+    static void models() throws Exception {
+        base = model("base", 1);
+        otherBase = model("other", 2);
+    }
+
+    static Path write(String name, String text) throws Exception {
+        Path f = tmp.resolve(name);
+        Files.writeString(f, text);
+        return f;
+    }
+
+    @Test
+    void tokenClassificationWithLora() throws Exception {
+        Path train = write("train.conll", "EU\tB-ORG\nrejects\tO\nGerman\tB-MISC\ncall\tO\n\nPeter\tB-PER\nBlackburn\tI-PER\n\nBonn\tB-LOC\nsays\tO\n");
+        // B-DATE is not in the training file: a warning, no loss, and an error when scored
+        Path dev = write("dev.conll", "Peter\tB-PER\nsays\tO\nMonday\tB-DATE\n");
+        Path out = tmp.resolve("ner-lora");
+        var r = wafer("finetune", "--model", base.toString(), "--task", "token-classification", "--train", train.toString(),
+                "--dev", dev.toString(), "--method", "lora", "--lora-targets", "c_attn,mlp.c_proj", "--epochs", "2",
+                "--batch-size", "2", "--no-progress", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("[B-DATE]"), r.err());
+        assertTrue(r.err().matches("(?s).*trainable [0-9,]+ of [0-9,]+ \\([0-9.]+%\\).*"), r.err());
+        for (String f : new String[] {"adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "curves.png"})
+            assertTrue(Files.exists(out.resolve(f)), f);
+        JsonNode cfg = new ObjectMapper().readTree(out.resolve("adapter_config.json").toFile());
+        assertEquals("TOKEN_CLS", cfg.get("task_type").asText());
+        assertEquals("classifier", cfg.get("modules_to_save").get(0).asText());
+
+        var ev = wafer("evaluate", "--model", base.toString(), "--adapter", out.toString(), "--data", dev.toString());
+        assertEquals(0, ev.code(), ev.err());
+        assertTrue(ev.out().contains("precision    recall  f1-score   support"), ev.out());
+        assertTrue(ev.out().contains("B-DATE") && ev.out().contains("weighted avg") && ev.out().contains("accuracy"), ev.out());
+        assertTrue(ev.out().contains("seqeval default mode") && ev.out().contains("strict mode, IOB2"), ev.out());
+        var js = wafer("evaluate", "--model", base.toString(), "--adapter", out.toString(), "--data", dev.toString(), "--format", "json");
+        JsonNode j = new ObjectMapper().readTree(js.out());
+        assertTrue(j.get("report").has("B-PER") && j.has("entity_report_strict"), js.out());
+
+        // the same shape, other weights: refused
+        var wrong = wafer("evaluate", "--model", otherBase.toString(), "--adapter", out.toString(), "--data", dev.toString());
+        assertEquals(2, wrong.code());
+        assertTrue(wrong.err().contains("another base model"), wrong.err());
+    }
+
+    @Test
+    void sequenceClassificationFullTruncatesLongTexts() throws Exception {
+        String longText = "word ".repeat(60);
+        Path train = write("train.jsonl", "{\"text\": \"win money now\", \"label\": \"spam\"}\n{\"text\": \"meeting at noon\", \"label\": \"ham\"}\n"
+                + "{\"text\": \"" + longText + "\", \"label\": \"ham\"}\n");
+        Path out = tmp.resolve("spam-full");
+        var r = wafer("finetune", "--model", base.toString(), "--task", "sequence-classification", "--train", train.toString(),
+                "--dev", train.toString(), "--method", "full", "--epochs", "1", "--batch-size", "2", "--max-length", "16",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("truncated"), r.err());
+        JsonNode cfg = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+        assertEquals("GPT2ForSequenceClassification", cfg.get("architectures").get(0).asText());
+        assertEquals("spam", cfg.get("id2label").get("1").asText());
+        assertEquals(2, cfg.get("num_labels").asInt());
+        Path png = tmp.resolve("cm.png");
+        var ev = wafer("evaluate", "--model", out.toString(), "--data", train.toString(), "--max-length", "16", "--confusion-png", png.toString());
+        assertEquals(0, ev.code(), ev.err());
+        assertTrue(ev.out().contains("gold\\pred") && Files.size(png) > 0, ev.out());
+
+        var tooLong = wafer("finetune", "--model", base.toString(), "--task", "sequence-classification", "--train", train.toString(),
+                "--max-length", "64", "--out", tmp.resolve("x").toString());
+        assertEquals(2, tooLong.code());
+        assertTrue(tooLong.err().contains("n_positions 32"), tooLong.err());
+    }
+
+    @Test
+    void causalLmOnResponsesWithMergedLora() throws Exception {
+        Path train = write("chat.jsonl", "{\"prompt\": \"Say hi\", \"response\": \"hi\"}\n{\"prompt\": \"Count\", \"response\": \"one two\"}\n");
+        Path out = tmp.resolve("chat-lora");
+        var r = wafer("finetune", "--model", base.toString(), "--task", "causal-lm", "--train", train.toString(), "--dev", train.toString(),
+                "--method", "lora", "--lora-dropout", "0", "--merge", "--epochs", "2", "--batch-size", "2", "--no-progress", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        var a = wafer("evaluate", "--model", base.toString(), "--adapter", out.toString(), "--data", train.toString(), "--format", "json");
+        var m = wafer("evaluate", "--model", out.resolve("merged").toString(), "--data", train.toString(), "--format", "json");
+        assertEquals(0, a.code(), a.err());
+        assertEquals(0, m.code(), m.err());
+        double la = new ObjectMapper().readTree(a.out()).get("loss").asDouble(), lm = new ObjectMapper().readTree(m.out()).get("loss").asDouble();
+        assertEquals(la, lm, 1e-4, "merged and unmerged LoRA give the same loss");
+    }
+
+    @Test
+    void badInput() throws Exception {
+        Path train = write("t.conll", "a\tX\n");
+        var r = wafer("finetune", "--model", base.toString(), "--task", "ner", "--train", train.toString(), "--out", tmp.resolve("y").toString());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("unknown task 'ner'"), r.err());
+        var m = wafer("finetune", "--model", base.toString(), "--task", "token-classification", "--method", "lora",
+                "--lora-targets", "q_proj", "--train", train.toString(), "--out", tmp.resolve("z").toString());
+        assertEquals(2, m.code());
+        assertTrue(m.err().contains("q_proj"), m.err());
+    }
+}
