@@ -41,8 +41,8 @@ public final class ParallelPretrain {
     public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, Path lastCheckpoint) {}
 
     public static Result run(Layout layout, Engine engine, Setup s) {
-        if (layout.tp() > 1 || layout.pp() > 1)
-            throw new WaferException("--parallel " + layout + ": only data parallelism (dp=N) trains end to end so far");
+        if ((layout.tp() > 1 || layout.pp() > 1) && (s.runDir() != null || s.resume() != null || s.zero1()))
+            throw new WaferException("--parallel " + layout + ": checkpoints, resume and ZeRO-1 are for dp=N layouts so far");
         return switch (engine) {
             case THREADS -> ThreadCommunicator.run(layout.size(), s.timeout(), c -> onRank(layout, c, s)).get(0);
             case MPI -> {
@@ -63,6 +63,7 @@ public final class ParallelPretrain {
         Path last = null;
         long bytes = 0;
         try (TokenLoader loader = new TokenLoader(s.trainShards(), o.batchSize(), o.seqLen(), s.shuffle(), s.seed())) {
+            if (layout.tp() > 1 || layout.pp() > 1) return sharded(layout, g, model, loader, s, lead);
             DataParallelTrainer t = new DataParallelTrainer(g.dp(), model, loader, o, s.zero1(), DataParallelTrainer.DEFAULT_BUCKET_BYTES);
             if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
             if (lead && s.log() != null)
@@ -80,6 +81,28 @@ public final class ParallelPretrain {
             }
         }
         return new Result(steps, bytes, last);
+    }
+
+    /** A tensor- and/or pipeline-parallel run (no checkpoints yet). */
+    private static Result sharded(Layout layout, Layout.Groups g, Gpt model, TokenLoader loader, Setup s, boolean lead) {
+        Pretrainer.Options o = s.opt();
+        ParallelTrainer t = new ParallelTrainer(layout, g, model, loader, o);
+        if (lead && s.log() != null) {
+            s.log().printf("parallel %s: %d ranks, %d rows per replica per micro-batch, %d micro-batch(es)%n", layout,
+                    layout.size(), o.batchSize() / layout.dp(), o.gradAccum());
+            if (layout.pp() > 1) s.log().printf("pipeline bubble (1F1B): %.1f%% of each step idle%n", 100 * t.bubbleFraction());
+        }
+        List<Pretrainer.StepResult> steps = new ArrayList<>();
+        long bytes = 0;
+        while (t.step() < o.steps()) {
+            Pretrainer.StepResult r = t.trainStep();
+            steps.add(r);
+            bytes = t.lastStepBytes();
+            if (lead && s.log() != null && s.logEvery() > 0 && (r.step() % s.logEvery() == 0 || r.step() == 1 || r.step() == o.steps()))
+                s.log().printf("step %5d/%d | loss %.6f | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms | %s sent/rank%n",
+                        r.step(), o.steps(), r.loss(), r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3, human(bytes));
+        }
+        return new Result(steps, bytes, null);
     }
 
     static String human(long bytes) {

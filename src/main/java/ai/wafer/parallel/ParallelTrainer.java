@@ -2,7 +2,6 @@ package ai.wafer.parallel;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
-import ai.wafer.model.CrossEntropy;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.Pretrainer;
@@ -11,12 +10,18 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Training on a dp x tp layout: each rank holds the tensor-parallel shard {@link TensorParallelGpt}
- * of a replica and the rows [d*B/dp, (d+1)*B/dp) of every global batch. After the K micro-batches,
- * gradients are summed over the data-parallel group (bucketed, as in {@link DataParallelTrainer}),
- * the clipping norm is assembled from the shards (sharded tensors summed over the tensor group,
- * replicated ones counted once), and each rank updates its own shard with AdamW. The result equals
- * the single-process {@link Pretrainer} on the same global batch.
+ * Training on a dp x tp x pp layout: each rank holds the tensor-parallel shard {@link TensorParallelGpt}
+ * of one pipeline stage of a replica and the rows [d*B/dp, (d+1)*B/dp) of every global batch. The K
+ * micro-batches of a step flow through the stages on the 1F1B schedule: stage s runs pp-s-1 forwards,
+ * then alternates one forward with one backward, then drains the backwards, so at most pp-s
+ * micro-batches are in flight and the idle share (the bubble) is (pp-1)/(K+pp-1). Activations go
+ * forward and their gradients back by send/recv.
+ *
+ * <p>After the step's micro-batches, gradients are summed over the data-parallel group (bucketed, as in
+ * {@link DataParallelTrainer}), a tied embedding's two copies (first and last stage) are summed, the
+ * clipping norm is assembled from the pieces (sharded tensors summed over the tensor group, replicated
+ * ones once, stages summed), and each rank updates its own shard with AdamW. The result equals the
+ * single-process {@link Pretrainer} on the same global batch.
  */
 public final class ParallelTrainer {
     private final Layout layout;
@@ -26,16 +31,20 @@ public final class ParallelTrainer {
     private final Pretrainer.Options opt;
     private final GradBuckets buckets;
     private final List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
-    private final TensorParallelGpt.Acts acts;
-    private final int[] x, y, lx, ly;
+    private final TensorParallelGpt.Acts[] acts; // one per micro-batch in flight on this stage
+    private final int[] x, y;
+    private final int[][] lx, ly;
+    private final float[] actIn, gradIn;
+    private final Communicator embedGroup;
+    private final boolean tiedCopies;
     private final double[] lossParts, sq = new double[1];
     private long adamSteps;
     private int step;
     private long lastBytes;
 
     public ParallelTrainer(Layout layout, Layout.Groups groups, Gpt full, TokenLoader data, Pretrainer.Options opt) {
-        if (layout.pp() > 1) throw new WaferException("--parallel " + layout + ": pipeline stages are not supported by this trainer");
-        int B = opt.batchSize(), T = opt.seqLen();
+        int B = opt.batchSize(), T = opt.seqLen(), L = full.config.nLayer(), P = layout.pp();
+        if (L < P) throw new WaferException("pp=" + P + " needs at least as many layers; the model has " + L);
         if (B % layout.dp() != 0) throw new WaferException("--batch-size " + B + " must be a multiple of dp=" + layout.dp());
         if (data.batchSize() != B || data.seqLen() != T)
             throw new WaferException("the token loader gives " + data.batchSize() + " x " + data.seqLen() + " batches; the run needs the global " + B + " x " + T);
@@ -43,19 +52,27 @@ public final class ParallelTrainer {
         this.g = groups;
         this.data = data;
         this.opt = opt;
-        model = new TensorParallelGpt(full, groups.tp(), 0, full.config.nLayer());
+        int stage = groups.pp().rank();
+        model = new TensorParallelGpt(full, groups.tp(), Plan.firstLayer(L, P, stage), Plan.firstLayer(L, P, stage + 1));
+        // the stages holding the tied embedding's two copies sum their gradients in a group of their own
+        boolean tiedEnd = P > 1 && full.config.tieWordEmbeddings() && (model.firstStage() || model.lastStage());
+        embedGroup = P > 1 ? groups.pp().split(tiedEnd ? 0 : 1, stage) : null;
+        tiedCopies = tiedEnd;
         buckets = new GradBuckets(model.parameters(), DataParallelTrainer.DEFAULT_BUCKET_BYTES, groups.dp().size());
         for (Parameter p : model.parameters()) {
             m.add(new float[p.size()]);
             v.add(new float[p.size()]);
         }
-        int Bl = B / layout.dp();
-        acts = model.newActs(Bl, T);
+        int Bl = B / layout.dp(), K = opt.gradAccum();
+        acts = new TensorParallelGpt.Acts[Math.min(K, P - stage)];
+        for (int i = 0; i < acts.length; i++) acts[i] = model.newActs(Bl, T);
         x = new int[B * T];
         y = new int[B * T];
-        lx = new int[Bl * T];
-        ly = new int[Bl * T];
-        lossParts = new double[2 * opt.gradAccum()];
+        lx = new int[K][Bl * T];
+        ly = new int[K][Bl * T];
+        actIn = new float[Bl * T * full.config.nEmbd()];
+        gradIn = new float[Bl * T * full.config.nEmbd()];
+        lossParts = new double[2 * K];
     }
 
     public TensorParallelGpt model() { return model; }
@@ -71,22 +88,32 @@ public final class ParallelTrainer {
         model.zeroGrad();
         for (int k = 0; k < K; k++) {
             data.nextBatch(x, y);
-            System.arraycopy(x, d * Bl * T, lx, 0, Bl * T);
-            System.arraycopy(y, d * Bl * T, ly, 0, Bl * T);
-            model.forward(acts, lx, null, ly);
-            lossParts[2 * k] = acts.lossSum;
-            lossParts[2 * k + 1] = acts.valid;
-            model.backward(acts, null, 1f / ((float) K * B * T));
+            System.arraycopy(x, d * Bl * T, lx[k], 0, Bl * T);
+            System.arraycopy(y, d * Bl * T, ly[k], 0, Bl * T);
+        }
+        java.util.Arrays.fill(lossParts, 0);
+        // 1F1B: warm up with pp-s-1 forwards, then one forward and one backward, then drain
+        float scale = 1f / ((float) K * B * T);
+        int s = g.pp().rank(), P = layout.pp(), warm = Math.min(P - s - 1, K), f = 0, b = 0;
+        for (; f < warm; f++) forward(f);
+        while (b < K) {
+            if (f < K) forward(f++);
+            backward(b++, scale);
         }
         g.dp().allReduceSum(lossParts, 0, lossParts.length);
+        if (P > 1) g.pp().allReduceSum(lossParts, 0, lossParts.length); // only the last stage has losses
         double loss = 0;
         for (int k = 0; k < K; k++) loss += lossParts[2 * k + 1] == 0 ? 0 : lossParts[2 * k] / lossParts[2 * k + 1];
         if (g.dp().size() > 1) {
-            for (GradBuckets.Bucket b : buckets.buckets) {
-                b.packGrads();
-                g.dp().allReduceSum(b.flat, 0, b.length);
-                b.unpackGrads();
+            for (GradBuckets.Bucket bk : buckets.buckets) {
+                bk.packGrads();
+                g.dp().allReduceSum(bk.flat, 0, bk.length);
+                bk.unpackGrads();
             }
+        }
+        if (tiedCopies) {
+            float[] gw = model.firstStage() ? model.tokenEmbedding().grad() : model.headWeight().grad();
+            embedGroup.allReduceSum(gw, 0, gw.length);
         }
         double norm = Math.sqrt(squaredNorm());
         float lr = opt.schedule().at(step);
@@ -102,17 +129,57 @@ public final class ParallelTrainer {
         return new Pretrainer.StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
     }
 
-    /** The whole model's squared gradient norm: shards summed over the tensor group, replicated tensors once. */
+    private int slot(int mb) { return mb % acts.length; }
+
+    private void forward(int mb) {
+        TensorParallelGpt.Acts a = acts[slot(mb)];
+        int s = g.pp().rank(), n = actIn.length;
+        float[] in = null;
+        if (!model.firstStage()) {
+            g.pp().recv(actIn, 0, n, s - 1, 2 * mb);
+            in = actIn;
+        }
+        model.forward(a, lx[mb], in, ly[mb]);
+        if (model.lastStage()) {
+            lossParts[2 * mb] = a.lossSum;
+            lossParts[2 * mb + 1] = a.valid;
+        } else {
+            g.pp().send(a.output(), 0, n, s + 1, 2 * mb);
+        }
+    }
+
+    private void backward(int mb, float scale) {
+        TensorParallelGpt.Acts a = acts[slot(mb)];
+        int s = g.pp().rank(), n = gradIn.length;
+        float[] dout = null;
+        if (!model.lastStage()) {
+            g.pp().recv(gradIn, 0, n, s + 1, 2 * mb + 1);
+            dout = gradIn;
+        }
+        model.backward(a, dout, scale);
+        if (!model.firstStage()) g.pp().send(model.inputGradient(), 0, n, s - 1, 2 * mb + 1);
+    }
+
+    /** The pipeline's idle share under 1F1B with K micro-batches: (pp-1)/(K+pp-1). */
+    public double bubbleFraction() { return (layout.pp() - 1.0) / (opt.gradAccum() + layout.pp() - 1.0); }
+
+    /**
+     * The whole model's squared gradient norm: shards summed over the tensor group, replicated tensors
+     * once, stages summed (a tied head copy is the first stage's embedding: not counted twice).
+     */
     private double squaredNorm() {
         double sharded = 0, replicated = 0;
         for (Parameter p : model.parameters()) {
+            if (model.isTiedHeadCopy(p)) continue;
             double s = 0;
             for (float gi : p.grad()) s += (double) gi * gi;
             if (model.isReplicated(p)) replicated += s; else sharded += s;
         }
         sq[0] = sharded;
         if (g.tp().size() > 1) g.tp().allReduceSum(sq, 0, 1);
-        return sq[0] + replicated;
+        sq[0] += replicated;
+        if (layout.pp() > 1) g.pp().allReduceSum(sq, 0, 1);
+        return sq[0];
     }
 
     /** The whole model, assembled on every rank (for checkpoints and checks). */
@@ -120,11 +187,5 @@ public final class ParallelTrainer {
         Gpt full = new Gpt(model.config);
         model.gather(full, g.pp());
         return full;
-    }
-
-    /** Rows of the local batch a rank takes, for tests. */
-    static boolean anyValid(int[] y) {
-        for (int t : y) if (!CrossEntropy.ignored(t)) return true;
-        return false;
     }
 }

@@ -62,6 +62,18 @@ class LayoutTest {
                 r.steps().stream().map(s -> s.gradNorm()).toList(), snapshotOf(r.lastCheckpoint())), "entry point");
     }
 
+    @Test void entryPointRunsPipelineLayoutsAndPrintsTheBubble() {
+        Path shard = tokens(tmp, 3000);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        var o = options(2, 4, 16, 4);
+        ParallelPretrain.Result r = ParallelPretrain.run(Layout.parse("tp=2,pp=2"), ParallelPretrain.Engine.THREADS,
+                new ParallelPretrain.Setup(() -> Gpt.init(CFG, SEED), List.of(shard), false, 0, o, false, null,
+                        0, null, new PrintStream(out, true), 1, null));
+        assertEquals(2, r.steps().size());
+        assertTrue(out.toString().contains("pipeline bubble (1F1B): 20.0% of each step idle"), out.toString());
+        assertEquals(reference(shard, o, 2).losses().get(1), r.steps().get(1).loss(), 1e-5 * r.steps().get(1).loss());
+    }
+
     private static List<float[]> snapshotOf(Path ck) {
         Gpt m = ai.wafer.io.Checkpoint.load(ck);
         return m.parameters().stream().map(p -> p.data).toList();

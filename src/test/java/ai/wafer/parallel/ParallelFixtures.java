@@ -60,7 +60,13 @@ final class ParallelFixtures {
         }
     }
 
-    /** Loss and every parameter within 1e-5 relative (per tensor, against its largest element). */
+    /**
+     * Loss and gradient norm within 1e-5 relative; all parameters together within 1e-5 normwise
+     * relative error (||a - b|| / ||a||), and each tensor within 1e-4. The per-tensor bound is looser
+     * because a few gradients are sums that nearly cancel (the query bias's, for one): their float
+     * rounding depends on the summation order, and Adam's normalised step turns it into visible
+     * differences in that small tensor. A wrong shard or a missing reduction is off by far more.
+     */
     static void assertSameRun(Run want, Run got, String what) {
         assertEquals(want.losses().size(), got.losses().size());
         for (int i = 0; i < want.losses().size(); i++) {
@@ -70,11 +76,17 @@ final class ParallelFixtures {
             assertTrue(Math.abs(na - nb) <= 1e-5 * na, what + ": gradient norm of step " + (i + 1) + ": " + na + " vs " + nb);
         }
         assertEquals(want.params().size(), got.params().size());
+        double allNorm = 0, allDiff = 0;
         for (int t = 0; t < want.params().size(); t++) {
             float[] a = want.params().get(t), b = got.params().get(t);
-            double max = 0, diff = 0;
-            for (int i = 0; i < a.length; i++) { max = Math.max(max, Math.abs(a[i])); diff = Math.max(diff, Math.abs(a[i] - b[i])); }
-            assertTrue(diff <= 1e-5 * max, what + ": parameter " + t + " differs by " + diff + " (largest element " + max + ")");
+            double norm = 0, diff = 0;
+            for (int i = 0; i < a.length; i++) { norm += (double) a[i] * a[i]; diff += ((double) a[i] - b[i]) * ((double) a[i] - b[i]); }
+            allNorm += norm;
+            allDiff += diff;
+            assertTrue(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm), what + ": parameter " + t + " differs by " + Math.sqrt(diff)
+                    + " (norm " + Math.sqrt(norm) + ")");
         }
+        assertTrue(Math.sqrt(allDiff) <= 1e-5 * Math.sqrt(allNorm), what + ": parameters differ by " + Math.sqrt(allDiff)
+                + " (norm " + Math.sqrt(allNorm) + ")");
     }
 }

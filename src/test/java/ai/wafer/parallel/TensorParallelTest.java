@@ -72,6 +72,16 @@ class TensorParallelTest {
         assertSameRun(reference(shard, o, 3), train(shard, o, Layout.parse("dp=2,tp=2"), 3), "dp=2,tp=2");
     }
 
+    @Test void pipelineStagesWith1F1BEqualOneProcess() {
+        Path shard = tokens(tmp, 3000);
+        Pretrainer.Options o = options(3, 4, 16, 4);
+        Run want = reference(shard, o, 3);
+        assertSameRun(want, train(shard, o, Layout.parse("pp=2"), 3), "pp=2, 4 micro-batches");
+        assertSameRun(want, train(shard, o, Layout.parse("dp=2,pp=2"), 3), "dp=2,pp=2");
+        Pretrainer.Options one = options(3, 4, 16, 1);
+        assertSameRun(reference(shard, one, 3), train(shard, one, Layout.parse("tp=2,pp=2"), 3), "tp=2,pp=2, 1 micro-batch");
+    }
+
     @Test void predictedTensorParallelBytesEqualWhatARunSends() {
         Path shard = tokens(tmp, 3000);
         Pretrainer.Options o = options(1, 4, 16, 2);
