@@ -13,6 +13,7 @@ import picocli.CommandLine.Command;
                 PretrainCommand.class,
                 FinetuneCommand.class,
                 EvaluateCommand.class,
+                BaselineCommand.class,
                 PlanCommand.class,
                 EvalLmCommand.class,
                 EvalChoiceCommand.class,
