@@ -1,0 +1,67 @@
+package ai.wafer.parallel;
+
+import ai.wafer.data.TokenLoader;
+import ai.wafer.io.TokenShard;
+import ai.wafer.model.*;
+import ai.wafer.train.*;
+import java.nio.file.*;
+import java.time.Duration;
+import java.util.*;
+
+/** Measures BENCHMARKS-parallel.md: step time and communication share, dp=2 threads vs one process, full vs BitFit bytes. */
+public final class ParallelBench {
+    /** Delegates and times every collective. */
+    static final class Timed implements Communicator {
+        final Communicator c; long nanos;
+        Timed(Communicator c) { this.c = c; }
+        long t() { return System.nanoTime(); }
+        public int rank() { return c.rank(); } public int size() { return c.size(); }
+        public void allReduceSum(float[] b, int o, int n) { long t = t(); c.allReduceSum(b, o, n); nanos += t() - t; }
+        public void allReduceSum(double[] b, int o, int n) { long t = t(); c.allReduceSum(b, o, n); nanos += t() - t; }
+        public void reduceScatterSum(float[] b, int o, int n) { long t = t(); c.reduceScatterSum(b, o, n); nanos += t() - t; }
+        public void allGather(float[] b, int o, int n) { long t = t(); c.allGather(b, o, n); nanos += t() - t; }
+        public void broadcast(float[] b, int o, int n, int r) { c.broadcast(b, o, n, r); }
+        public void send(float[] b, int o, int n, int d, int tag) { c.send(b, o, n, d, tag); }
+        public void recv(float[] b, int o, int n, int s, int tag) { c.recv(b, o, n, s, tag); }
+        public void barrier() { c.barrier(); }
+        public Communicator split(int a, int b) { return c.split(a, b); }
+        public long bytesSent() { return c.bytesSent(); }
+        public void close() { }
+    }
+
+    public static void main(String[] a) throws Exception {
+        GptConfig cfg = GptConfig.of(4, 128, 4, 4096, 256);
+        int B = 8, T = 128, steps = 6, warm = 2;
+        int[] toks = new int[200_000];
+        SplittableRandom r = new SplittableRandom(1);
+        for (int i = 0; i < toks.length; i++) toks[i] = r.nextInt(4096);
+        Path shard = Files.createTempFile("bench", ".bin");
+        TokenShard.write(shard, toks);
+        Pretrainer.Options o = new Pretrainer.Options(steps, B, T, 1, new LrSchedule(LrSchedule.Kind.CONSTANT, 1e-3f, 0, steps, 1f), AdamW.Hyper.defaults(), 1f);
+        // 1 process, 2 threads
+        try (TokenLoader l = new TokenLoader(List.of(shard), B, T, false, 0)) {
+            Pretrainer p = new Pretrainer(Gpt.init(cfg, 1), l, o);
+            double tot = 0;
+            for (int s = 0; s < steps; s++) { var res = p.trainStep(); if (s >= warm) tot += res.seconds(); }
+            System.out.printf("one process, %d threads: %.1f ms/step%n", ai.wafer.tensor.Parallel.threads(), 1e3 * tot / (steps - warm));
+        }
+        for (String mode : new String[]{"full", "bitfit"}) for (boolean zero : new boolean[]{false, true}) {
+            List<double[]> res = ThreadCommunicator.run(2, Duration.ofMinutes(5), c -> {
+                Timed tc = new Timed(c);
+                Gpt m = Gpt.init(cfg, 1);
+                if (mode.equals("bitfit")) for (Parameter q : m.parameters()) q.setTrainable(!q.decays()); // biases + LayerNorms
+                try (TokenLoader l = new TokenLoader(List.of(shard), B, T, false, 0)) {
+                    DataParallelTrainer t = new DataParallelTrainer(tc, m, l, o, zero, DataParallelTrainer.DEFAULT_BUCKET_BYTES);
+                    double tot = 0; long comm0 = 0;
+                    long trainable = 0; for (Parameter q : m.parameters()) if (q.trainable()) trainable += q.size();
+                    for (int s = 0; s < steps; s++) { if (s == warm) comm0 = tc.nanos; var x = t.trainStep(); if (s >= warm) tot += x.seconds(); }
+                    return new double[]{1e3 * tot / (steps - warm), (tc.nanos - comm0) / 1e9 / tot, t.lastStepBytes(), (double) trainable / m.parameterCount()};
+                }
+            });
+            double[] x = res.get(0);
+            long pred = Plan.of(cfg, new Layout(2, 1, 1), B, T, 1, zero, x[3]).worst().dpBytes();
+            System.out.printf("dp=2 threads %s%s: %.1f ms/step, communication %.1f%% of the step, %,d bytes sent/rank/step (plan: %,d; trainable %.4f)%n",
+                    mode, zero ? " zero1" : "", x[0], 100 * x[1], (long) x[2], pred, x[3]);
+        }
+    }
+}
