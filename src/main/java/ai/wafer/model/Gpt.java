@@ -295,7 +295,8 @@ public final class Gpt {
         float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
         LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dlnf, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
         t = Profile.add("layernorm bwd", t);
-        for (int l = h.length - 1; l >= 0; l--) {
+        int lowest = lowestLayerNeedingGradients();
+        for (int l = h.length - 1; l >= lowest; l--) {
             Block w = h[l];
             BlockHooks k = hooks[l];
             float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];
@@ -337,6 +338,19 @@ public final class Gpt {
             Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C);
             Profile.add("encoder bwd", t);
         }
+    }
+
+    /**
+     * The backward pass can stop above the lowest block with something to train: below it (and with frozen
+     * embeddings) no gradient is needed. Top-k fine-tuning then pays for its k blocks only.
+     */
+    private int lowestLayerNeedingGradients() {
+        if (wte.trainable() || wpe.trainable()) return 0;
+        for (int l = 0; l < h.length; l++) {
+            if (!hooks[l].isEmpty()) return l;
+            for (Parameter p : h[l].all()) if (p.trainable()) return l;
+        }
+        return h.length;
     }
 
     private static void add(float[] acc, float[] x, int n) {
