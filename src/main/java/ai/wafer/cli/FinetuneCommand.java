@@ -82,12 +82,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         if (dev != null) for (String w : dev.warnings(maxLen)) cmd.commandLine().getErr().println("wafer: warning: " + w);
         Peft.Spec spec = new Peft.Spec(kind, new Lora.Config(loraR, loraAlpha, loraDropout, loraTargets), topK, prefixTokens, adapterSize);
         FinetuneModel fm = FinetuneModel.create(gpt, t, train.labels(), spec, tok.eot(), seed);
-        float rate = lr != null ? lr : switch (kind) {
-            case FULL -> 5e-5f;
-            case BITFIT, TOP_K -> 1e-3f;
-            case IA3 -> 5e-3f;
-            default -> 2e-3f;
-        };
+        float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, maxLen, evalEvery, patience, seed, !noProgress);
         cmd.commandLine().getErr().println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + fm.trainableShare()
@@ -101,8 +96,8 @@ public final class FinetuneCommand implements Callable<Integer> {
             best.saveWhole(out.resolve("merged"));
             TokenizerFiles.copy(tokenizerDir != null ? tokenizerDir : model, out.resolve("merged"));
         }
-        cmd.commandLine().getErr().printf("wafer: %d steps in %.1f s%s; peak heap %.0f MB; saved %s%s%n", r.steps(), r.seconds(),
-                r.stoppedEarly() ? " (stopped early)" : "", r.peakHeapBytes() / 1e6, out,
+        cmd.commandLine().getErr().printf("wafer: %d steps in %.1f s%s; weights+grads+moments %.1f MB, peak heap %.0f MB; saved %s%s%n",
+                r.steps(), r.seconds(), r.stoppedEarly() ? " (stopped early)" : "", r.stateBytes() / 1e6, r.peakHeapBytes() / 1e6, out,
                 r.best() == null ? "" : String.format("; best dev (step %d): %s %.4f", r.bestStep(),
                         Evaluator.Scores.primaryName(t), r.best().primary()));
         return 0;

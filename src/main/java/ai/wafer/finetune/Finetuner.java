@@ -33,14 +33,41 @@ public final class Finetuner {
     public record Options(int epochs, int batchSize, int gradAccum, float lr, LrSchedule.Kind schedule, float warmupRatio,
                           float minLrRatio, AdamW.Hyper hyper, float gradClip, int maxLength, int evalEvery, int patience,
                           long seed, boolean progressBar) {
-        public static Options defaults() {
-            return new Options(3, 16, 1, 5e-5f, LrSchedule.Kind.LINEAR, 0.06f, 0f, new AdamW.Hyper(0.9f, 0.999f, 1e-8f, 0.01f),
+        /** 3 epochs of batch 16, linear decay after 6% warmup, AdamW (0.9, 0.999, wd 0.01), clip 1, at {@link #defaultLr}. */
+        public static Options defaults(ai.wafer.peft.Peft.Kind kind) {
+            return new Options(3, 16, 1, defaultLr(kind), LrSchedule.Kind.LINEAR, 0.06f, 0f, new AdamW.Hyper(0.9f, 0.999f, 1e-8f, 0.01f),
                     1f, 256, 0, 0, 1337, false);
+        }
+
+        public Options withLr(float lr) {
+            return new Options(epochs, batchSize, gradAccum, lr, schedule, warmupRatio, minLrRatio, hyper, gradClip, maxLength,
+                    evalEvery, patience, seed, progressBar);
+        }
+
+        /** Few trainable parameters tolerate (and need) larger steps: 5e-5 full, 1e-3 BitFit/top-k, 2e-3 LoRA/adapters/prefix, 5e-3 (IA)3. */
+        public static float defaultLr(ai.wafer.peft.Peft.Kind kind) {
+            return switch (kind) {
+                case FULL -> 5e-5f;
+                case BITFIT, TOP_K -> 1e-3f;
+                case IA3 -> 5e-3f;
+                default -> 2e-3f;
+            };
         }
     }
 
     /** The outcome: the best dev scores (null without dev data) and at which step, steps run, wall time, peak heap. */
-    public record Result(Evaluator.Scores best, int bestStep, int steps, double seconds, long peakHeapBytes, boolean stoppedEarly) {}
+    public record Result(Evaluator.Scores best, int bestStep, int steps, double seconds, long peakHeapBytes, boolean stoppedEarly,
+                         long stateBytes) {}
+
+    /**
+     * Bytes of training state: every parameter's values, plus a gradient and AdamW's two moments for each
+     * trainable one (activations not counted). Frozen parameters cost their values only.
+     */
+    public static long stateBytes(List<Parameter> params) {
+        long n = 0;
+        for (Parameter p : params) n += (long) p.size() * (p.trainable() ? 4 : 1);
+        return 4 * n;
+    }
 
     private final FinetuneModel fm;
     private final TaskData train, dev;
@@ -153,7 +180,7 @@ public final class Finetuner {
         }
         fm.setTraining(false);
         if (out != null) Plot.write(out, out.resolve("curves.png"));
-        return new Result(best, bestStep, step, (System.nanoTime() - started) / 1e9, peakHeap(), stop);
+        return new Result(best, bestStep, step, (System.nanoTime() - started) / 1e9, peakHeap(), stop, stateBytes(params));
     }
 
     private static int maxLength(TaskData d) {
