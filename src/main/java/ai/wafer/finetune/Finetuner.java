@@ -44,6 +44,11 @@ public final class Finetuner {
                     evalEvery, patience, seed, progressBar);
         }
 
+        public Options withEpochs(int n) {
+            return new Options(n, batchSize, gradAccum, lr, schedule, warmupRatio, minLrRatio, hyper, gradClip, maxLength,
+                    evalEvery, patience, seed, progressBar);
+        }
+
         /** Few trainable parameters tolerate (and need) larger steps: 5e-5 full, 1e-3 BitFit/top-k, 2e-3 LoRA/adapters/prefix, 5e-3 (IA)3. */
         public static float defaultLr(ai.wafer.peft.Peft.Kind kind) {
             return switch (kind) {

@@ -44,7 +44,7 @@ class FinetunerTest {
         TaskData train = toy(240, 1), dev = toy(60, 2);
         for (Peft.Kind kind : new Peft.Kind[] {Peft.Kind.FULL, Peft.Kind.LORA, Peft.Kind.ADAPTER, Peft.Kind.BITFIT}) {
             FinetuneModel fm = FinetuneModel.create(Gpt.init(cfg, 3), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(kind), 30, 4);
-            var opt = Finetuner.Options.defaults(kind).withLr(kind == Peft.Kind.FULL ? 3e-3f : 1e-2f);
+            var opt = Finetuner.Options.defaults(kind).withLr(kind == Peft.Kind.FULL ? 3e-3f : 1e-2f).withEpochs(8);
             Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(null, "toy", null);
             assertTrue(r.best().accuracy() > 0.75, kind + ": dev accuracy " + r.best().accuracy());
         }
