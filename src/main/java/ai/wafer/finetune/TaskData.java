@@ -19,7 +19,8 @@ import java.util.TreeSet;
 /**
  * A task's file, encoded: examples whose label ids follow the training file's labels (a label the training
  * file lacks becomes -100: no loss), plus, for scoring, every example's gold label names and the positions
- * they belong to (each word's first sub-token; the last token for a sequence), unknown labels included, so
+ * they belong to (each word's last sub-token, where a causal model has read the whole word; the last
+ * token for a sequence), unknown labels included, so
  * a label the model cannot predict counts as an error rather than vanishing from the score.
  */
 public record TaskData(Task task, List<Example> examples, List<List<String>> gold, List<int[]> positions,
@@ -43,15 +44,20 @@ public record TaskData(Task task, List<Example> examples, List<List<String>> gol
                 java.util.Map<String, Integer> trainId = index(labels);
                 for (int i = 0; i < ss.size(); i++) {
                     Example e = enc.get(i);
-                    int[] lab = e.labels().clone(), where = new int[ss.get(i).tags().size()];
+                    // The encoder labels each word's first sub-token (Hugging Face's convention). A causal model
+                    // has seen the whole word only at its last sub-token, so the label moves there.
+                    int[] first = e.labels(), lab = new int[first.length], where = new int[ss.get(i).tags().size()];
+                    java.util.Arrays.fill(lab, Example.IGNORE);
                     int w = 0;
-                    for (int t = 0; t < lab.length; t++) {
-                        if (lab[t] < 0) continue;
-                        where[w++] = t;
-                        String name = union.name(lab[t]);
+                    for (int t = 0; t < first.length; t++) {
+                        if (first[t] < 0) continue;
+                        int last = t;
+                        while (last + 1 < first.length && first[last + 1] < 0) last++;
+                        where[w++] = last;
+                        String name = union.name(first[t]);
                         Integer id = trainId.get(name);
                         if (id == null) unknown.add(name);
-                        lab[t] = id == null ? Example.IGNORE : id;
+                        lab[last] = id == null ? Example.IGNORE : id;
                     }
                     ex.add(new Example(e.ids(), lab, -1));
                     gold.add(ss.get(i).tags());

@@ -16,8 +16,13 @@ public final class Activations {
     public final float[] encoded;
     final float[][] ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchAct, res3;
     final float[] lnf, lnfMean, lnfRstd;
-    /** Logits [B*T, V] after a forward without targets; the softmax, then dlogits, with targets. */
-    public final float[] logits;
+    /**
+     * Logits [B*T, V] after a forward without targets; the softmax, then dlogits, with targets. Allocated by
+     * the first pass through the LM head: classification heads never need it, and at V = 50257 it is the
+     * largest activation of the model.
+     */
+    public float[] logits;
+    private final int vocab;
     /** Per-token loss of the last forward with targets. */
     public final float[] losses;
     final float[] dres, dx, dy, dqkv, dfch, lnScratch, attScratch;
@@ -38,13 +43,18 @@ public final class Activations {
         ln2 = new float[L][BT * C]; ln2Mean = new float[L][BT]; ln2Rstd = new float[L][BT];
         fch = new float[L][BT * F]; fchAct = new float[L][BT * F]; res3 = new float[L][BT * C];
         lnf = new float[BT * C]; lnfMean = new float[BT]; lnfRstd = new float[BT];
-        logits = new float[Math.multiplyExact(BT, V)];
+        vocab = V;
         losses = new float[BT];
         dres = new float[BT * C]; dx = new float[BT * C]; dy = new float[BT * C];
         dqkv = new float[BT * 3 * C]; dfch = new float[BT * F];
         lnScratch = new float[Parallel.threads() * 2 * C];
         attScratch = new float[Parallel.threads() * T * T];
         dadapt = new float[BT * C];
+    }
+
+    /** Allocates {@link #logits} for the largest batch these buffers serve, once. */
+    void ensureLogits() {
+        if (logits == null) logits = new float[Math.multiplyExact(maxB * maxT, vocab)];
     }
 
     /**

@@ -166,6 +166,7 @@ public final class Gpt {
         checkBatch(inputs, targets, B, T);
         int C = config.nEmbd(), V = config.vocabSize(), BT = B * T;
         Activations a = body(inputs, B, T);
+        a.ensureLogits();
         long t = Profile.t();
         Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.data, 0, C, 0f, a.logits, 0, V);
         t = Profile.add("lm_head fwd", t);
