@@ -44,13 +44,14 @@ public final class Lora implements Method {
         int L = model.config.nLayer();
         layers = new LoraLinear[L][TARGETS.size()];
         SplittableRandom rng = new SplittableRandom(seed);
+        LoraLinear.Scratch scratch = new LoraLinear.Scratch();
         for (int l = 0; l < L; l++) {
             Gpt.Block b = model.h[l];
             for (int t = 0; t < TARGETS.size(); t++) {
                 if (!cfg.targets().contains(TARGETS.get(t))) continue;
                 Parameter w = weight(b, t);
                 String name = "h." + l + "." + modulePath(t);
-                LoraLinear ll = new LoraLinear(name, w.shape[0], w.shape[1], cfg.r(), cfg.alpha(), cfg.dropout(), rng);
+                LoraLinear ll = new LoraLinear(name, w.shape[0], w.shape[1], cfg.r(), cfg.alpha(), cfg.dropout(), rng, scratch);
                 layers[l][t] = ll;
                 tensors.put(Method.key(ll.loraA.name), ll.loraA);
                 tensors.put(Method.key(ll.loraB.name), ll.loraB);

@@ -19,11 +19,28 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
     final float scaling, dropout;
     private final SplittableRandom rng;
     boolean training = true;
-    /** u = x' @ A^T [N, r] (kept for dB), du its gradient, xd = dropout(x) and its mask scale (only with dropout). */
-    private float[] u = new float[0], du = new float[0], xd = new float[0], mask = new float[0];
+    /** u = x' @ A^T [N, r] (kept for dB) and du, its gradient. */
+    private float[] u = new float[0], du = new float[0];
+    /**
+     * Dropout keeps no [N, in] mask per layer: the mask is drawn from a stream seeded by {@code maskSeed} and drawn
+     * again in backward, into scratch shared by every LoRA layer of the model (layers run one at a time).
+     */
+    private final Scratch scratch;
+    private long maskSeed;
     private boolean droppedLast;
 
-    LoraLinear(String name, int in, int out, int r, float alpha, float dropout, SplittableRandom rng) {
+    /** [N, in] scratch for the dropped input, shared by the LoRA layers of one model. */
+    static final class Scratch {
+        float[] xd = new float[0];
+
+        float[] of(int n) {
+            if (xd.length < n) xd = new float[n];
+            return xd;
+        }
+    }
+
+    LoraLinear(String name, int in, int out, int r, float alpha, float dropout, SplittableRandom rng, Scratch scratch) {
+        this.scratch = scratch;
         this.in = in;
         this.out = out;
         this.r = r;
@@ -41,7 +58,15 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
 
     private void ensure(int N) {
         if (u.length < N * r) { u = new float[N * r]; du = new float[N * r]; }
-        if (dropout > 0 && xd.length < N * in) { xd = new float[N * in]; mask = new float[N * in]; }
+    }
+
+    /** xd = x * mask / (1 - p), the mask drawn from the stream of {@code maskSeed}. */
+    private float[] dropped(float[] x, int N) {
+        float[] xd = scratch.of(N * in);
+        SplittableRandom m = new SplittableRandom(maskSeed);
+        float keep = 1f / (1f - dropout);
+        for (int i = 0; i < N * in; i++) xd[i] = m.nextDouble() < dropout ? 0f : x[i] * keep;
+        return xd;
     }
 
     @Override public void forward(float[] y, float[] x, int N) {
@@ -50,19 +75,15 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         droppedLast = dropout > 0 && training;
         if (droppedLast) {
             // inverted dropout on the adapter's input only (PEFT's lora_dropout); the base path sees x
-            float keep = 1f / (1f - dropout);
-            for (int i = 0; i < N * in; i++) {
-                mask[i] = rng.nextDouble() < dropout ? 0f : keep;
-                xd[i] = x[i] * mask[i];
-            }
-            src = xd;
+            maskSeed = rng.nextLong();
+            src = dropped(x, N);
         }
         Gemm.sgemm(false, true, N, r, in, 1f, src, 0, in, loraA.data, 0, in, 0f, u, 0, r);
         Gemm.sgemm(false, true, N, out, r, scaling, u, 0, r, loraB.data, 0, r, 1f, y, 0, out);
     }
 
     @Override public void backward(float[] dx, float[] dy, float[] x, int N) {
-        float[] src = droppedLast ? xd : x;
+        float[] src = droppedLast ? dropped(x, N) : x; // the same mask as in forward
         // du = scaling * dy @ B ; dB += scaling * dy^T @ u ; dA += du^T @ x'
         Gemm.sgemm(false, false, N, r, out, scaling, dy, 0, out, loraB.data, 0, r, 0f, du, 0, r);
         if (loraB.trainable()) Gemm.sgemm(true, false, out, r, N, scaling, dy, 0, out, u, 0, r, 1f, loraB.grad(), 0, r);
@@ -70,8 +91,11 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         if (!droppedLast) {
             Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 1f, dx, 0, in);
         } else {
-            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 0f, xd, 0, in); // xd is free now
-            for (int i = 0; i < N * in; i++) dx[i] += xd[i] * mask[i];
+            float[] t = src; // the dropped input is used up: reuse its scratch for du @ A, then mask it again
+            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 0f, t, 0, in);
+            SplittableRandom m = new SplittableRandom(maskSeed);
+            float keep = 1f / (1f - dropout);
+            for (int i = 0; i < N * in; i++) if (m.nextDouble() >= dropout) dx[i] += t[i] * keep;
         }
     }
 
