@@ -28,6 +28,8 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
     private final Scratch scratch;
     private long maskSeed;
     private boolean droppedLast;
+    /** Tests only: forward reuses the last mask, so finite differences see one fixed function. */
+    boolean fixedMask;
 
     /** [N, in] scratch for the dropped input, shared by the LoRA layers of one model. */
     static final class Scratch {
@@ -75,7 +77,7 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         droppedLast = dropout > 0 && training;
         if (droppedLast) {
             // inverted dropout on the adapter's input only (PEFT's lora_dropout); the base path sees x
-            maskSeed = rng.nextLong();
+            if (!fixedMask) maskSeed = rng.nextLong();
             src = dropped(x, N);
         }
         Gemm.sgemm(false, true, N, r, in, 1f, src, 0, in, loraA.data, 0, in, 0f, u, 0, r);
