@@ -49,4 +49,17 @@ class FinetunerTest {
             assertTrue(r.best().accuracy() > 0.75, kind + ": dev accuracy " + r.best().accuracy());
         }
     }
+
+    @Test
+    void earlyStoppingEndsARunThatStopsImproving() {
+        GptConfig cfg = new GptConfig(31, 16, 16, 1, 2, 64, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+        TaskData train = toy(64, 1), dev = toy(16, 2);
+        FinetuneModel fm = FinetuneModel.create(Gpt.init(cfg, 3), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(Peft.Kind.FULL), 30, 4);
+        // lr 0: the first evaluation is the best there will be; patience 2 stops the run at the third
+        var base = Finetuner.Options.defaults(Peft.Kind.FULL).withLr(0f).withEpochs(10);
+        var opt = new Finetuner.Options(base.epochs(), base.batchSize(), base.gradAccum(), 0f, base.schedule(), base.warmupRatio(),
+                base.minLrRatio(), base.hyper(), base.gradClip(), base.maxLength(), 1, 2, base.seed(), false);
+        Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(null, "toy", null);
+        assertTrue(r.stoppedEarly() && r.steps() == 3 && r.bestStep() == 1, r.toString());
+    }
 }
