@@ -219,7 +219,7 @@ public final class InferenceModel {
         int i = 0, upper = FS.loopBound(n);
         for (; i < upper; i += FS.length())
             acc = FloatVector.fromArray(FS, a, ao + i).fma(FloatVector.fromArray(FS, b, bo + i), acc);
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = ai.wafer.tensor.VecMath.sum(acc);
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;
     }

@@ -131,10 +131,10 @@ public final class Matrix {
                 a30 = q.fma(v0, a30); a31 = q.fma(v1, a31);
             }
         }
-        float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
-        float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
-        float s20 = a20.reduceLanes(VectorOperators.ADD), s21 = a21.reduceLanes(VectorOperators.ADD);
-        float s30 = a30.reduceLanes(VectorOperators.ADD), s31 = a31.reduceLanes(VectorOperators.ADD);
+        float s00 = ai.wafer.tensor.VecMath.sum(a00), s01 = ai.wafer.tensor.VecMath.sum(a01);
+        float s10 = ai.wafer.tensor.VecMath.sum(a10), s11 = ai.wafer.tensor.VecMath.sum(a11);
+        float s20 = ai.wafer.tensor.VecMath.sum(a20), s21 = ai.wafer.tensor.VecMath.sum(a21);
+        float s30 = ai.wafer.tensor.VecMath.sum(a30), s31 = ai.wafer.tensor.VecMath.sum(a31);
         for (; c < cols; c++) {
             float v0 = x[x0 + c], v1 = x[x1 + c];
             float q0 = at(w0 + c), q1 = at(w1 + c), q2 = at(w2 + c), q3 = at(w3 + c);

@@ -68,11 +68,12 @@ public final class CrossEntropy {
         int i = 0, ub = S.loopBound(n);
         FloatVector acc = FloatVector.zero(S);
         for (; i < ub; i += S.length()) {
-            FloatVector e = FloatVector.fromArray(S, x, o + i).sub(shift).lanewise(VectorOperators.EXP);
+            FloatVector e = FloatVector.fromArray(S, x, o + i).sub(shift);
+            e = ai.wafer.tensor.VecMath.exp(e);
             e.intoArray(x, o + i);
             acc = acc.add(e);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = ai.wafer.tensor.VecMath.sum(acc);
         for (; i < n; i++) { float e = (float) Math.exp(x[o + i] - shift); x[o + i] = e; s += e; }
         return s;
     }

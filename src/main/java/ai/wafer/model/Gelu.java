@@ -1,6 +1,7 @@
 package ai.wafer.model;
 
 import ai.wafer.tensor.Parallel;
+import ai.wafer.tensor.VecMath;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
@@ -58,7 +59,7 @@ public final class Gelu {
                     int i = from;
                     for (int ub = from + S.loopBound(to - from); i < ub; i += S.length()) {
                         DoubleVector x = load(inp, i);
-                        DoubleVector pdf = x.mul(x).mul(-0.5).lanewise(VectorOperators.EXP).mul(INV_SQRT_2PI);
+                        DoubleVector pdf = VecMath.exp(x.mul(x).mul(-0.5)).mul(INV_SQRT_2PI);
                         store(phi(x).add(x.mul(pdf)).mul(load(dout, i)), dinp, i);
                     }
                     for (; i < to; i++) { double x = inp[i];
@@ -87,7 +88,7 @@ public final class Gelu {
         p = p.mul(t).add(0.37409196);
         p = p.mul(t).add(1.00002368);
         p = p.mul(t).add(-1.26551223);
-        DoubleVector r = t.mul(az.mul(az).neg().add(p).lanewise(VectorOperators.EXP));
+        DoubleVector r = t.mul(VecMath.exp(az.mul(az).neg().add(p)));
         VectorMask<Double> neg = z.lt(0.0);
         r = r.blend(DoubleVector.broadcast(D, 2.0).sub(r), neg); // erfc(-a) = 2 - erfc(a)
         return r.mul(0.5);

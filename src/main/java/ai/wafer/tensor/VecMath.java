@@ -1,0 +1,76 @@
+package ai.wafer.tensor;
+
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * exp on vector lanes from plain IEEE operations (multiply, fused multiply-add, rounding, bit
+ * shifts). {@code lanewise(EXP)} is not used because its last bit depends on whether the JIT has
+ * compiled the loop yet (an intrinsic stub when compiled, a Java fallback before): a run resumed
+ * in a fresh JVM would then drift by an ulp from the one that never stopped. These give the same
+ * bits interpreted or compiled, on every run.
+ *
+ * <p>Method: exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 with ln 2 split in two
+ * parts (Cody-Waite) so r is exact enough, |r| <= ln2/2, and exp(r) by its Taylor polynomial.
+ */
+public final class VecMath {
+    private VecMath() {}
+
+    private static final float LOG2E_F = 1.44269504f, LN2_HI_F = 0.693145752f, LN2_LO_F = 1.42860677e-6f;
+    private static final double LOG2E = 1.4426950408889634, LN2_HI = 0.6931471803691238, LN2_LO = 1.9082149292705877e-10;
+
+    /** Relative error below 2e-7 for x in [-87, 88]; 0 below, +inf above. */
+    public static FloatVector exp(FloatVector x) {
+        var under = x.lt(-87.3f);
+        x = x.max(-87.3f).min(88.7f);
+        FloatVector n = x.mul(LOG2E_F).add(12582912f).sub(12582912f); // round to nearest (adding 1.5 * 2^23 drops the fraction)
+        FloatVector r = n.fma(FloatVector.broadcast(x.species(), -LN2_HI_F), x);
+        r = n.fma(FloatVector.broadcast(x.species(), -LN2_LO_F), r);
+        // 1 + r + r^2/2! + ... + r^7/7!, Horner with fma
+        FloatVector p = r.fma(1f / 5040f, 1f / 720f);
+        p = p.fma(r, FloatVector.broadcast(x.species(), 1f / 120f));
+        p = p.fma(r, FloatVector.broadcast(x.species(), 1f / 24f));
+        p = p.fma(r, FloatVector.broadcast(x.species(), 1f / 6f));
+        p = p.fma(r, FloatVector.broadcast(x.species(), 0.5f));
+        p = p.fma(r, FloatVector.broadcast(x.species(), 1f));
+        p = p.fma(r, FloatVector.broadcast(x.species(), 1f));
+        // 2^n: n + 127 into the exponent bits; n in [-126, 128] after the clamp, split in two factors to stay normal
+        IntVector ni = (IntVector) n.convert(VectorOperators.F2I, 0);
+        IntVector h = ni.lanewise(VectorOperators.ASHR, 1);
+        FloatVector s1 = h.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        FloatVector s2 = ni.sub(h).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return p.mul(s1).mul(s2).blend(0f, under);
+    }
+
+    private static final double[] TAYLOR = {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
+            1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+
+    /** Relative error about 1e-15 for x in [-708, 709]; 0 below, +inf above. */
+    public static DoubleVector exp(DoubleVector x) {
+        var under = x.lt(-708.0);
+        x = x.max(-708.0).min(709.0);
+        DoubleVector n = x.mul(LOG2E).add(6755399441055744.0).sub(6755399441055744.0); // round to nearest (1.5 * 2^52)
+        DoubleVector r = n.fma(DoubleVector.broadcast(x.species(), -LN2_HI), x);
+        r = n.fma(DoubleVector.broadcast(x.species(), -LN2_LO), r);
+        DoubleVector p = DoubleVector.broadcast(x.species(), 1.0 / 479001600.0); // 1/12!
+        for (double ci : TAYLOR) p = p.fma(r, DoubleVector.broadcast(x.species(), ci));
+        LongVector nl = (LongVector) n.convert(VectorOperators.D2L, 0);
+        LongVector h = nl.lanewise(VectorOperators.ASHR, 1);
+        DoubleVector s1 = h.add(1023).lanewise(VectorOperators.LSHL, 52).reinterpretAsDoubles();
+        DoubleVector s2 = nl.sub(h).add(1023).lanewise(VectorOperators.LSHL, 52).reinterpretAsDoubles();
+        return p.mul(s1).mul(s2).blend(0.0, under);
+    }
+
+    /**
+     * The sum of the lanes, added in lane order. {@code reduceLanes(ADD)} is free to add in any order,
+     * and does (a tree when compiled, a loop before), so its last bit would depend on the JIT.
+     */
+    public static float sum(FloatVector v) {
+        float s = 0f;
+        for (int i = 0; i < v.length(); i++) s += v.lane(i);
+        return s;
+    }
+}
