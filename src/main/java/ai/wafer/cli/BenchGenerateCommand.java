@@ -22,10 +22,10 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /**
- * {@code wafer bench-generate}: prompt (prefill) and decode tokens/s, fp32 and bf16, next to the
+ * {@code wafer bench generate}: prompt (prefill) and decode tokens/s, fp32 and bf16, next to the
  * memory-bandwidth limit of decoding (every weight byte is read once per token).
  */
-@Command(name = "bench-generate", mixinStandardHelpOptions = true,
+@Command(name = "generate", mixinStandardHelpOptions = true,
         description = "Benchmark generation: prefill and decode tokens/s per weight type, against the memory-bandwidth limit.")
 public final class BenchGenerateCommand implements Callable<Integer> {
     @Option(names = "--preset", defaultValue = "cerebras-gpt-111m", description = "model shape, random weights (default: ${DEFAULT-VALUE})") String preset;

@@ -23,7 +23,8 @@ import java.util.stream.Stream;
 /**
  * {@code wafer demo}: the whole flow on the data bundled in {@code data/}, in a few minutes on 2
  * cores. Each step is an ordinary wafer command, printed before it runs, so the demo doubles as a
- * tutorial: tokenize Brown text, pretrain a small GPT, measure it against a unigram baseline, draw its curve.
+ * tutorial: tokenize Brown text, pretrain a small GPT, measure it against a unigram baseline, draw its
+ * curve, fine-tune it as a part-of-speech tagger with a classification report, and generate text.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Run the whole flow on the bundled Brown corpus sample (about 5 minutes on 2 cores).")
@@ -65,8 +66,25 @@ public final class DemoCommand implements Callable<Integer> {
         section("4. The training curve (also " + run.resolve("curves.png") + ")");
         System.out.print(asciiCurve(MetricsLog.read(run), 64, 12));
 
-        System.out.printf("%ndemo done in %.0f s. The model is in %s (a Hugging Face checkpoint); try:%n  ./wafer eval-lm --model %s --data %s%n",
-                (System.nanoTime() - t0) / 1e9, run, run, shards);
+        section("5. Fine-tune it for part-of-speech tagging (token classification, all weights)");
+        Path pos = out.resolve("pos");
+        wafer("finetune", "--model", run.toString(), "--task", "token-classification",
+                "--train", brown.resolve("pos-train.conll").toString(), "--dev", brown.resolve("pos-dev.conll").toString(),
+                "--method", "full", "--epochs", "2", "--batch-size", "32", "--max-length", "128", "--lr", "1e-3",
+                "--seed", "1", "--no-progress", "--out", pos.toString());
+
+        section("6. Classification report on the held-out test sentences");
+        wafer("evaluate", "--model", pos.toString(), "--task", "token-classification",
+                "--data", brown.resolve("pos-test.conll").toString(), "--digits", "3");
+
+        section("7. Generate from the pretrained model (KV-cache decoding, top-k sampling)");
+        for (String prompt : new String[]{"The jury said", "In the morning", "The President of the United States"})
+            wafer("generate", "--model", run.toString(), "--prompt", prompt, "--max-tokens", "24",
+                    "--temperature", "0.8", "--top-k", "40", "--seed", "7", "--echo", "--quiet");
+
+        System.out.printf("%ndemo done in %.0f s. Models: %s (pretrained), %s (POS tagger), Hugging Face checkpoints; try:%n"
+                        + "  ./wafer chat --model %s%n  ./wafer serve --model %s%n",
+                (System.nanoTime() - t0) / 1e9, run, pos, run, run);
         return 0;
     }
 

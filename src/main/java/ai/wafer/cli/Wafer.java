@@ -24,7 +24,6 @@ import picocli.CommandLine.Command;
                 GenerateCommand.class,
                 ChatCommand.class,
                 ServeCommand.class,
-                BenchGenerateCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Wafer implements Runnable {

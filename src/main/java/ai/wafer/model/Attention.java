@@ -23,13 +23,11 @@ public final class Attention {
                 Gemm.sgemmSerial(false, true, T, T, hs, scale, qkv, q, C3, qkv, k, C3, 0f, att, a, T);
                 for (int t = 0; t < T; t++) {
                     int r = a + t * T;
-                    float max = Float.NEGATIVE_INFINITY;
-                    for (int j = 0; j <= t; j++) max = Math.max(max, att[r + j]);
-                    float sum = 0;
-                    for (int j = 0; j <= t; j++) { float e = (float) Math.exp(att[r + j] - max); att[r + j] = e; sum += e; }
-                    float inv = 1f / sum;
-                    for (int j = 0; j <= t; j++) att[r + j] *= inv;
-                    for (int j = t + 1; j < T; j++) att[r + j] = 0f;
+                    // the same vector softmax pieces as the loss: max, exp and sum, scale
+                    float max = CrossEntropy.max(att, r, t + 1);
+                    float sum = CrossEntropy.expShiftSum(att, r, t + 1, max);
+                    CrossEntropy.scale(att, r, t + 1, 1f / sum);
+                    java.util.Arrays.fill(att, r + t + 1, r + T, 0f);
                 }
                 Gemm.sgemmSerial(false, false, T, hs, T, 1f, att, a, T, qkv, v, C3, 0f, out, b * T * C + h * hs, C);
             }
@@ -52,17 +50,30 @@ public final class Attention {
                 Gemm.sgemmSerial(false, true, T, T, hs, 1f, dout, y, C, qkv, v, C3, 0f, scratch, ds, T);
                 Gemm.sgemmSerial(true, false, T, hs, T, 1f, att, a, T, dout, y, C, 0f, dqkv, v, C3);
                 // softmax backward: dS = P * (dP - rowsum(P * dP)), then the 1/sqrt(hs) of the forward
-                for (int t = 0; t < T; t++) {
-                    int r = a + t * T, s = ds + t * T;
-                    float dot = 0;
-                    for (int j = 0; j <= t; j++) dot += att[r + j] * scratch[s + j];
-                    for (int j = 0; j <= t; j++) scratch[s + j] = att[r + j] * (scratch[s + j] - dot) * scale;
-                    for (int j = t + 1; j < T; j++) scratch[s + j] = 0f;
-                }
+                for (int t = 0; t < T; t++) softmaxBackwardRow(att, a + t * T, scratch, ds + t * T, t + 1, T, scale);
                 // dQ = dS K ; dK = dS^T Q
                 Gemm.sgemmSerial(false, false, T, hs, T, 1f, scratch, ds, T, qkv, k, C3, 0f, dqkv, q, C3);
                 Gemm.sgemmSerial(true, false, T, hs, T, 1f, scratch, ds, T, qkv, q, C3, 0f, dqkv, k, C3);
             }
         });
+    }
+
+    private static final jdk.incubator.vector.VectorSpecies<Float> S = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+
+    /** dS[j] = P[j] * (dP[j] - sum_k P[k] dP[k]) * scale for j < n, zero for n <= j < T; dP is overwritten by dS. */
+    static void softmaxBackwardRow(float[] p, int po, float[] d, int dof, int n, int T, float scale) {
+        int ub = S.loopBound(n), j = 0;
+        var acc = jdk.incubator.vector.FloatVector.zero(S);
+        for (; j < ub; j += S.length())
+            acc = jdk.incubator.vector.FloatVector.fromArray(S, p, po + j).fma(jdk.incubator.vector.FloatVector.fromArray(S, d, dof + j), acc);
+        float dot = ai.wafer.tensor.VecMath.sum(acc);
+        for (; j < n; j++) dot += p[po + j] * d[dof + j];
+        j = 0;
+        for (; j < ub; j += S.length()) {
+            var pv = jdk.incubator.vector.FloatVector.fromArray(S, p, po + j);
+            jdk.incubator.vector.FloatVector.fromArray(S, d, dof + j).sub(dot).mul(pv).mul(scale).intoArray(d, dof + j);
+        }
+        for (; j < n; j++) d[dof + j] = p[po + j] * (d[dof + j] - dot) * scale;
+        java.util.Arrays.fill(d, dof + n, dof + T, 0f);
     }
 }
