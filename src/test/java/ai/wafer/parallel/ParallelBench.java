@@ -8,7 +8,7 @@ import java.nio.file.*;
 import java.time.Duration;
 import java.util.*;
 
-/** Measures BENCHMARKS-parallel.md: step time and communication share, dp=2 threads vs one process, full vs BitFit bytes. */
+/** Measures BENCHMARKS.md: step time and communication share, dp=2 threads vs one process, full vs BitFit bytes. */
 public final class ParallelBench {
     /** Delegates and times every collective. */
     static final class Timed implements Communicator {
