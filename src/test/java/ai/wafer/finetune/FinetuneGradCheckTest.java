@@ -66,23 +66,9 @@ class FinetuneGradCheckTest {
         return fm;
     }
 
+    /** Big tensors: a spread sample of about 40 elements keeps the test fast. NaN marks an unchecked element. */
     static void check(String what, float[] x, float[] analytic, java.util.function.DoubleSupplier loss, double h, double tol) {
-        double maxAbs = 0;
-        for (float g : analytic) if (!Float.isNaN(g)) maxAbs = Math.max(maxAbs, Math.abs(g));
-        int stride = Math.max(1, x.length / 40); // big tensors: a spread sample of elements keeps the test fast
-        for (int i = 0; i < x.length; i += stride) {
-            if (Float.isNaN(analytic[i])) continue; // not checked (see the caller)
-            float keep = x[i];
-            x[i] = (float) (keep + h);
-            double up = loss.getAsDouble();
-            x[i] = (float) (keep - h);
-            double down = loss.getAsDouble();
-            x[i] = keep;
-            double numeric = (up - down) / (2 * h);
-            double err = Math.abs(numeric - analytic[i]) / Math.max(Math.abs(numeric), 0.05 * maxAbs + 1e-6);
-            if (err > tol) fail(what + "[" + i + "]: analytic " + analytic[i] + " numeric " + numeric + " (rel err " + err + ")");
-        }
-        assertTrue(maxAbs > 0, what + ": gradient is identically zero, the check would be vacuous");
+        ai.wafer.testutil.FiniteDifference.check(what, x, analytic, loss, h, tol, Math.max(1, x.length / 40), true);
     }
 
     @ParameterizedTest

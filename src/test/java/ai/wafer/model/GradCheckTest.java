@@ -31,22 +31,8 @@ class GradCheckTest {
         return s;
     }
 
-    /** Compares analytic[i] with (L(x+h) - L(x-h)) / 2h for every element of x. */
     static void check(String what, float[] x, float[] analytic, DoubleSupplier loss, double h, double tol) {
-        double maxAbs = 0;
-        for (float g : analytic) maxAbs = Math.max(maxAbs, Math.abs(g));
-        for (int i = 0; i < x.length; i++) {
-            float keep = x[i];
-            x[i] = (float) (keep + h);
-            double up = loss.getAsDouble();
-            x[i] = (float) (keep - h);
-            double down = loss.getAsDouble();
-            x[i] = keep;
-            double numeric = (up - down) / (2 * h);
-            double err = Math.abs(numeric - analytic[i]) / Math.max(Math.abs(numeric), 0.05 * maxAbs + 1e-6);
-            if (err > tol) fail(what + "[" + i + "]: analytic " + analytic[i] + " numeric " + numeric + " (rel err " + err + ")");
-        }
-        assertTrue(maxAbs > 0, what + ": gradient is identically zero, the check would be vacuous");
+        ai.wafer.testutil.FiniteDifference.check(what, x, analytic, loss, h, tol, 1, false);
     }
 
     @Test
