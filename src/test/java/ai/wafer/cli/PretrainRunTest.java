@@ -115,6 +115,20 @@ class PretrainRunTest {
     }
 
     @Test
+    void dataParallelRunEqualsTheSingleProcessRun() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2);
+        List<String> one = args(init, train, val, tmp.resolve("one"), "--no-shuffle");
+        List<String> two = args(init, train, val, tmp.resolve("two"), "--no-shuffle", "--parallel", "dp=2");
+        assertEquals(0, PretrainCliTest.wafer(one.toArray(String[]::new)).code());
+        // in a child JVM: in this one, after killedRunResumesToTheSameParameters has run, the two rank
+        // threads disagree about their collectives (open bug, see the issue note); alone it passes here too
+        assertEquals(0, child(two), Files.readString(tmp.resolve("child.log")));
+        try (SafeTensors.Reader a = SafeTensors.open(tmp.resolve("one")); SafeTensors.Reader b = SafeTensors.open(tmp.resolve("two"))) {
+            for (String n : a.names()) ai.wafer.testutil.Fixtures.assertClose(n, a.floats(n), b.floats(n), 1e-3);
+        }
+    }
+
+    @Test
     void runWritesMetricsTensorBoardAndCurves() throws Exception {
         Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("run");
         var r = PretrainCliTest.wafer(args(init, train, val, out).toArray(String[]::new));
