@@ -73,9 +73,7 @@ public final class ParallelPretrain {
                 Pretrainer.StepResult r = t.trainStep();
                 steps.add(r);
                 bytes = t.lastStepBytes();
-                if (lead && s.log() != null && s.logEvery() > 0 && (r.step() % s.logEvery() == 0 || r.step() == 1 || r.step() == o.steps()))
-                    s.log().printf("step %5d/%d | loss %.6f | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms | %s sent/rank%n",
-                            r.step(), o.steps(), r.loss(), r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3, human(bytes));
+                if (lead) logStep(s, r, bytes);
                 if (s.runDir() != null && (r.step() == o.steps() || s.saveEvery() > 0 && r.step() % s.saveEvery() == 0))
                     last = t.save(s.runDir());
             }
@@ -98,11 +96,16 @@ public final class ParallelPretrain {
             Pretrainer.StepResult r = t.trainStep();
             steps.add(r);
             bytes = t.lastStepBytes();
-            if (lead && s.log() != null && s.logEvery() > 0 && (r.step() % s.logEvery() == 0 || r.step() == 1 || r.step() == o.steps()))
-                s.log().printf("step %5d/%d | loss %.6f | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms | %s sent/rank%n",
-                        r.step(), o.steps(), r.loss(), r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3, human(bytes));
+            if (lead) logStep(s, r, bytes);
         }
         return new Result(steps, bytes, null);
+    }
+
+    private static void logStep(Setup s, Pretrainer.StepResult r, long bytes) {
+        int steps = s.opt().steps();
+        if (s.log() != null && s.logEvery() > 0 && (r.step() % s.logEvery() == 0 || r.step() == 1 || r.step() == steps))
+            s.log().printf("step %5d/%d | loss %.6f | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms | %s sent/rank%n",
+                    r.step(), steps, r.loss(), r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3, human(bytes));
     }
 
     static String human(long bytes) {
