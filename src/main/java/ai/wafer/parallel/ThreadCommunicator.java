@@ -251,17 +251,27 @@ public final class ThreadCommunicator implements Communicator {
         group.len[rank] = len;
         group.op[rank] = op;
         group.calls[rank]++;
-        await(op);
-        for (int s = 0; s < size(); s++) {
-            if (!op.equals(group.op[s]) || group.len[s] != len)
-                throw job.fail(global, new WaferException("rank " + global + ": collective mismatch: this rank called " + op + "("
-                        + len + ") while rank " + group.members[s] + " called " + group.op[s] + "(" + group.len[s] + ")"));
-        }
+        String mismatch = await(op);
+        if (mismatch != null) throw job.fail(global, new WaferException("rank " + global + ": collective mismatch: " + mismatch));
     }
 
-    private void await(String op) {
+    /**
+     * Run by the last rank to arrive, inside the barrier: every rank's op and length are still the ones
+     * of this collective. (Checked after the barrier instead, a fast rank could already have posted its
+     * next collective, and a slow one would report a mismatch that never happened.)
+     */
+    private String verify() {
+        for (int s = 1; s < size(); s++) {
+            if (!group.op[0].equals(group.op[s]) || group.len[s] != group.len[0])
+                return "rank " + group.members[0] + " called " + group.op[0] + "(" + group.len[0] + ") while rank "
+                        + group.members[s] + " called " + group.op[s] + "(" + group.len[s] + ")";
+        }
+        return null;
+    }
+
+    private String await(String op) {
         try {
-            group.barrier.await(job);
+            return group.barrier.await(job, this);
         } catch (TimeoutException e) {
             List<Integer> missing = new ArrayList<>();
             for (int s = 0; s < size(); s++) if (group.calls[s] < group.calls[rank]) missing.add(group.members[s]);
@@ -385,16 +395,21 @@ public final class ThreadCommunicator implements Communicator {
 
         Barrier(int parties) { this.parties = parties; }
 
-        void await(Job job) throws TimeoutException, Broken, InterruptedException {
+        /** The last arriver's verdict for this generation: read by each rank before the next one can trip. */
+        private String verdict;
+
+        /** Waits for all parties; returns the mismatch the last arriver found (null when all called the same). */
+        String await(Job job, ThreadCommunicator last) throws TimeoutException, Broken, InterruptedException {
             lock.lock();
             try {
                 if (job.failure != null) throw new Broken();
                 long gen = generation;
                 if (++count == parties) {
+                    verdict = last.verify();
                     count = 0;
                     generation++;
                     tripped.signalAll();
-                    return;
+                    return verdict;
                 }
                 long left = job.timeoutNanos;
                 while (gen == generation) {
@@ -402,6 +417,7 @@ public final class ThreadCommunicator implements Communicator {
                     if (left <= 0) throw new TimeoutException();
                     left = tripped.awaitNanos(left);
                 }
+                return verdict;
             } finally {
                 lock.unlock();
             }
