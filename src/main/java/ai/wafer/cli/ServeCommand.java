@@ -2,6 +2,7 @@ package ai.wafer.cli;
 
 import ai.wafer.generate.LoadedModel;
 import ai.wafer.generate.WeightType;
+import ai.wafer.serve.Classifier;
 import ai.wafer.serve.WaferServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -12,10 +13,10 @@ import java.util.concurrent.CountDownLatch;
 
 /** {@code wafer serve}: an OpenAI-compatible HTTP server with continuous batching and a chat page at /. */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = "Serve a model over HTTP: /v1/completions, /v1/chat/completions (stream: true for SSE), /v1/models, /health, /metrics, and a chat page at /.")
+        description = "Serve a model over HTTP: /v1/completions, /v1/chat/completions (stream: true for SSE), /v1/classify or /v1/tag for a fine-tuned classifier, /v1/models, /health, /metrics, and a chat page at /.")
 public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR") Path model;
-    @Option(names = "--adapter", paramLabel = "DIR", description = "a fine-tuning adapter to apply (not supported yet)") Path adapter;
+    @Option(names = "--adapter", paramLabel = "DIR", description = "a classification adapter to serve with its head (causal-LM adapters are not supported yet)") Path adapter;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
     @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})") String dtype;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})") String host;
@@ -30,12 +31,14 @@ public final class ServeCommand implements Callable<Integer> {
     @Override public Integer call() throws InterruptedException {
         if (maxBatch < 1 || maxQueue < 1 || maxBody < 1 || maxTokens < 1 || maxPrompt < 0)
             throw new IllegalArgumentException("--max-batch, --max-queue, --max-body-bytes and --max-tokens must be positive");
-        LoadedModel lm = LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype));
+        // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
+        Classifier cls = Classifier.isClassifier(model, adapter) ? Classifier.load(model, adapter, tokenizer) : null;
+        LoadedModel lm = cls != null ? cls.loaded(WeightType.parse(dtype)) : LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype));
         String key = apiKey != null ? apiKey : System.getenv("WAFER_API_KEY");
         var cfg = new WaferServer.Config(host, port, key == null || key.isEmpty() ? null : key, maxBatch, maxQueue, maxBody,
                 maxPrompt == 0 ? Integer.MAX_VALUE : maxPrompt, maxTokens, 600);
-        WaferServer s = new WaferServer(lm, cfg);
-        System.err.println("wafer serve: " + lm.name() + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
+        WaferServer s = new WaferServer(lm, cls, cfg);
+        System.err.println("wafer serve: " + lm.name() + (cls != null ? " (" + cls.task() + ")" : "") + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));
         stop.await();

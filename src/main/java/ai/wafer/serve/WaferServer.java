@@ -1,5 +1,7 @@
 package ai.wafer.serve;
 
+import ai.wafer.eval.EntitySpans;
+import ai.wafer.finetune.Task;
 import ai.wafer.generate.LoadedModel;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -14,6 +16,8 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
@@ -34,6 +38,8 @@ public final class WaferServer implements AutoCloseable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private final LoadedModel lm;
+    /** The fine-tuned classifier behind /v1/classify or /v1/tag, or null for a language model. */
+    private final Classifier cls;
     private final Config cfg;
     private final Metrics metrics = new Metrics();
     private final BatchEngine engine;
@@ -41,8 +47,12 @@ public final class WaferServer implements AutoCloseable {
     private final Javalin app;
     private final long created = System.currentTimeMillis() / 1000;
 
-    public WaferServer(LoadedModel lm, Config cfg) {
+    public WaferServer(LoadedModel lm, Config cfg) { this(lm, null, cfg); }
+
+    /** With {@code cls}, a classification server: /v1/classify or /v1/tag answer from it and completions are refused. */
+    public WaferServer(LoadedModel lm, Classifier cls, Config cfg) {
         this.lm = lm;
+        this.cls = cls;
         this.cfg = cfg;
         int ctx = lm.model().config.nPositions();
         limits = new OpenAiRequests.Limits(ctx, lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
@@ -73,8 +83,8 @@ public final class WaferServer implements AutoCloseable {
         });
         app.post("/v1/completions", c -> generate(c, false));
         app.post("/v1/chat/completions", c -> generate(c, true));
-        app.post("/v1/classify", c -> noHead(c, "classify", "a sequence-classification head"));
-        app.post("/v1/tag", c -> noHead(c, "tag", "a token-classification head"));
+        app.post("/v1/classify", this::classify);
+        app.post("/v1/tag", this::tag);
         app.exception(ApiException.class, (e, c) -> error(c, e));
         app.exception(Exception.class, (e, c) -> {
             metrics.errors.incrementAndGet();
@@ -134,16 +144,67 @@ public final class WaferServer implements AutoCloseable {
         return (ObjectNode) n;
     }
 
-    private void noHead(Context c, String what, String head) throws IOException {
-        ObjectNode b = body(c);
+    /** The texts of {@code {"input": "text" | ["t1", ...]}}; checked before the head so bad input is a 400 on any model. */
+    private List<String> inputs(ObjectNode b, Task needs) {
+        for (var it = b.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!f.equals("input") && !f.equals("model") && !f.equals("user"))
+                throw new ApiException(400, "Unrecognized request argument supplied: " + f, f, "unknown_parameter");
+        }
         JsonNode in = b.get("input");
-        if (in == null || !(in.isTextual() || in.isArray())) throw ApiException.bad("input must be a string or an array of strings", "input");
-        throw new ApiException(400, "model " + lm.name() + " has no classification head: /v1/" + what + " needs a model fine-tuned with "
-                + head, "model", "model_not_supported");
+        List<String> texts = new ArrayList<>();
+        if (in != null && in.isTextual()) texts.add(in.asText());
+        else if (in != null && in.isArray() && !in.isEmpty()) for (JsonNode x : in) {
+            if (!x.isTextual()) throw ApiException.bad("input must be a string or an array of strings", "input");
+            texts.add(x.asText());
+        }
+        else throw ApiException.bad("input must be a string or a non-empty array of strings", "input");
+        for (int i = 0; i < texts.size(); i++)
+            if (texts.get(i).isBlank()) throw ApiException.bad("input[" + i + "] is empty", "input");
+        if (cls == null || cls.task() != needs)
+            throw new ApiException(400, "model " + lm.name() + " has no " + (needs == Task.SEQUENCE_CLASSIFICATION ? "sequence" : "token")
+                    + "-classification head: this endpoint needs a model fine-tuned with --task " + needs
+                    + (cls != null ? " (this one is a " + cls.task() + " model)" : ""), "model", "model_not_supported");
+        return texts;
+    }
+
+    private void classify(Context c) throws IOException {
+        List<String> texts = inputs(body(c), Task.SEQUENCE_CLASSIFICATION);
+        ObjectNode o = obj().put("object", "list").put("model", lm.name());
+        var data = o.putArray("data");
+        for (int i = 0; i < texts.size(); i++) {
+            Classifier.Classified r = cls.classify(texts.get(i));
+            ObjectNode d = data.addObject().put("index", i).put("label", r.label());
+            ObjectNode p = d.putObject("probabilities");
+            r.probabilities().forEach(p::put);
+        }
+        c.json(o);
+    }
+
+    /** Tags per whitespace-separated word; entities (word indices, end inclusive) only for IOB-style labels. */
+    private void tag(Context c) throws IOException {
+        List<String> texts = inputs(body(c), Task.TOKEN_CLASSIFICATION);
+        ObjectNode o = obj().put("object", "list").put("model", lm.name());
+        var data = o.putArray("data");
+        for (int i = 0; i < texts.size(); i++) {
+            Classifier.Tagged r = cls.tag(texts.get(i));
+            ObjectNode d = data.addObject().put("index", i);
+            r.tokens().forEach(d.putArray("tokens")::add);
+            r.tags().forEach(d.putArray("tags")::add);
+            if (r.entities() == null) continue;
+            var es = d.putArray("entities");
+            for (EntitySpans.Entity e : r.entities())
+                es.addObject().put("type", e.type()).put("start", e.start()).put("end", e.end())
+                        .put("text", String.join(" ", r.tokens().subList(e.start(), e.end() + 1)));
+        }
+        c.json(o);
     }
 
     private void generate(Context c, boolean chat) throws IOException, InterruptedException {
         ObjectNode b = body(c);
+        if (cls != null)
+            throw new ApiException(400, "model " + lm.name() + " is a " + cls.task() + " model: it does not generate text; use "
+                    + (cls.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag"), "model", "model_not_supported");
         OpenAiRequests.Parsed p = chat ? OpenAiRequests.chat(b, lm.tokenizer(), limits) : OpenAiRequests.completion(b, lm.tokenizer(), limits);
         if (b.hasNonNull("model") && !b.get("model").asText().equals(lm.name()) && !b.get("model").asText().isEmpty()) {
             // OpenAI answers 404 for an unknown model; clients often send any name, so only warn in the header
