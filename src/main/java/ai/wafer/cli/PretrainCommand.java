@@ -126,18 +126,17 @@ public final class PretrainCommand implements Callable<Integer> {
 
     /**
      * A parallel run (ai.wafer.parallel): every rank builds the same model, takes its share of each global
-     * batch, and rank 0 writes the checkpoints; the final one becomes the model in --out. Data-parallel
-     * layouts checkpoint and resume; tensor and pipeline layouts train and report but do not save yet.
+     * batch, and rank 0 writes the checkpoints (in the one-rank form, so any layout resumes them); the
+     * final one becomes the model in --out.
      */
     private Integer runParallel(List<Path> shards, int nSteps) {
         var layout = ai.wafer.parallel.Layout.parse(parallel);
         if (evalData != null) System.err.println("wafer: warning: --eval-data is not used by --parallel runs yet");
-        boolean saves = layout.tp() == 1 && layout.pp() == 1;
         var opt = new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
                 new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio),
                 new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip);
         var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, !noShuffle, seed, opt, zero1,
-                saves ? out : null, saveEvery, resume, System.out, Math.max(1, logEvery > 0 ? logEvery : nSteps / 20), null);
+                out, saveEvery, resume, System.out, Math.max(1, logEvery > 0 ? logEvery : nSteps / 20), null);
         var r = ai.wafer.parallel.ParallelPretrain.run(layout,
                 mpi ? ai.wafer.parallel.ParallelPretrain.Engine.MPI : ai.wafer.parallel.ParallelPretrain.Engine.THREADS, setup);
         if (r.lastCheckpoint() != null) {
@@ -146,7 +145,7 @@ public final class PretrainCommand implements Callable<Integer> {
             if (tokenizer != null) TokenizerFiles.copy(tokenizer, out);
             System.err.println("wafer: saved " + out + " (" + r.bytesPerStep() + " bytes sent per rank per step)");
         } else {
-            System.err.println("wafer: " + layout + " trained " + r.steps().size() + " steps; tensor/pipeline layouts do not save checkpoints yet");
+            System.err.println("wafer: " + layout + " trained " + r.steps().size() + " steps; no checkpoint was written");
         }
         return 0;
     }

@@ -4,8 +4,11 @@ import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
+import ai.wafer.train.AdamW;
 import ai.wafer.train.Pretrainer;
+import ai.wafer.train.TrainCheckpoint;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -187,5 +190,48 @@ public final class ParallelTrainer {
         Gpt full = new Gpt(model.config);
         model.gather(full, g.pp());
         return full;
+    }
+
+    /**
+     * Saves a one-rank checkpoint under runDir, the form {@link Pretrainer} writes: the shards of the
+     * weights and of both AdamW moments (cut exactly like the weights) are assembled into whole tensors,
+     * so the checkpoint resumes on any layout or on one process. Every rank must call it; the replicas
+     * of a data-parallel group are identical, so only the first assembles its model, and world rank 0
+     * (in that replica) writes. Returns the checkpoint directory.
+     */
+    public Path save(Path runDir) {
+        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
+        Path dir = TrainCheckpoint.dirFor(runDir, step);
+        if (g.dp().rank() == 0) {
+            Gpt full = new Gpt(model.config);
+            AdamW whole = new AdamW(full.parameters(), opt.hyper()); // every parameter of a fresh Gpt is trainable
+            model.gather(full, g.pp());
+            model.gather(full, m, whole.firstMoments(), g.pp());
+            model.gather(full, v, whole.secondMoments(), g.pp());
+            whole.setStepCount(adamSteps);
+            if (g.world().rank() == 0) dir = TrainCheckpoint.save(runDir, full, whole, st);
+        }
+        g.world().barrier(); // nobody reads it before it is complete
+        return dir;
+    }
+
+    /**
+     * Continues from a one-rank checkpoint (written by {@link Pretrainer}, {@link DataParallelTrainer} or
+     * {@link #save} on any layout): every rank reads it and keeps its own slices of the weights and moments.
+     */
+    public void resume(Path checkpoint) {
+        Gpt full = new Gpt(model.config);
+        AdamW whole = new AdamW(full.parameters(), opt.hyper());
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole);
+        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
+            throw new WaferException(checkpoint + ": saved with global batch " + st.batchSize() + " x " + st.seqLen() + " x "
+                    + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x " + opt.seqLen()
+                    + " x " + opt.gradAccum() + ")");
+        model.load(full);
+        model.scatter(full, whole.firstMoments(), m);
+        model.scatter(full, whole.secondMoments(), v);
+        adamSteps = whole.stepCount();
+        data.restore(st.data());
+        step = st.step();
     }
 }
