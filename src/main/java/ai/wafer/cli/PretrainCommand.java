@@ -67,7 +67,7 @@ public final class PretrainCommand implements Callable<Integer> {
     Path tokenizer;
     @Option(names = "--parallel", paramLabel = "LAYOUT", description = "e.g. dp=2, tp=2, pp=2, dp=2,tp=2: ranks as threads in this process (or MPI processes with --mpi); --batch-size is the global batch")
     String parallel;
-    @Option(names = "--zero1", description = "with --parallel dp=N: shard the AdamW moments over the data-parallel ranks") boolean zero1;
+    @Option(names = "--zero1", description = "with --parallel and dp > 1: shard the AdamW moments over the data-parallel ranks") boolean zero1;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (launch with mpirun -np N ./wafer pretrain ...)") boolean mpi;
     @Option(names = "--crash-after-step", hidden = true) int crashAfter;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
