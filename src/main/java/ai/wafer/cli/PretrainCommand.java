@@ -67,7 +67,7 @@ public final class PretrainCommand implements Callable<Integer> {
     Path tokenizer;
     @Option(names = "--parallel", paramLabel = "LAYOUT", description = "e.g. dp=2, tp=2, pp=2, dp=2,tp=2: ranks as threads in this process (or MPI processes with --mpi); --batch-size is the global batch")
     String parallel;
-    @Option(names = "--zero1", description = "with --parallel dp=N: shard the AdamW moments over the data-parallel ranks") boolean zero1;
+    @Option(names = "--zero1", description = "with --parallel and dp > 1: shard the AdamW moments over the data-parallel ranks") boolean zero1;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (launch with mpirun -np N ./wafer pretrain ...)") boolean mpi;
     @Option(names = "--crash-after-step", hidden = true) int crashAfter;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
@@ -126,18 +126,17 @@ public final class PretrainCommand implements Callable<Integer> {
 
     /**
      * A parallel run (ai.wafer.parallel): every rank builds the same model, takes its share of each global
-     * batch, and rank 0 writes the checkpoints; the final one becomes the model in --out. Data-parallel
-     * layouts checkpoint and resume; tensor and pipeline layouts train and report but do not save yet.
+     * batch, and rank 0 writes the checkpoints (in the one-rank form, so any layout resumes them); the
+     * final one becomes the model in --out.
      */
     private Integer runParallel(List<Path> shards, int nSteps) {
         var layout = ai.wafer.parallel.Layout.parse(parallel);
         if (evalData != null) System.err.println("wafer: warning: --eval-data is not used by --parallel runs yet");
-        boolean saves = layout.tp() == 1 && layout.pp() == 1;
         var opt = new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
                 new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio),
                 new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip);
         var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, !noShuffle, seed, opt, zero1,
-                saves ? out : null, saveEvery, resume, System.out, Math.max(1, logEvery > 0 ? logEvery : nSteps / 20), null);
+                out, saveEvery, resume, System.out, Math.max(1, logEvery > 0 ? logEvery : nSteps / 20), null);
         var r = ai.wafer.parallel.ParallelPretrain.run(layout,
                 mpi ? ai.wafer.parallel.ParallelPretrain.Engine.MPI : ai.wafer.parallel.ParallelPretrain.Engine.THREADS, setup);
         if (r.lastCheckpoint() != null) {
@@ -146,7 +145,7 @@ public final class PretrainCommand implements Callable<Integer> {
             if (tokenizer != null) TokenizerFiles.copy(tokenizer, out);
             System.err.println("wafer: saved " + out + " (" + r.bytesPerStep() + " bytes sent per rank per step)");
         } else {
-            System.err.println("wafer: " + layout + " trained " + r.steps().size() + " steps; tensor/pipeline layouts do not save checkpoints yet");
+            System.err.println("wafer: " + layout + " trained " + r.steps().size() + " steps; no checkpoint was written");
         }
         return 0;
     }

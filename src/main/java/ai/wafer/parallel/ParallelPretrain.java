@@ -1,6 +1,5 @@
 package ai.wafer.parallel;
 
-import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
 import ai.wafer.train.Pretrainer;
@@ -41,8 +40,6 @@ public final class ParallelPretrain {
     public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, Path lastCheckpoint) {}
 
     public static Result run(Layout layout, Engine engine, Setup s) {
-        if ((layout.tp() > 1 || layout.pp() > 1) && (s.runDir() != null || s.resume() != null || s.zero1()))
-            throw new WaferException("--parallel " + layout + ": checkpoints, resume and ZeRO-1 are for dp=N layouts so far");
         return switch (engine) {
             case THREADS -> ThreadCommunicator.run(layout.size(), s.timeout(), c -> onRank(layout, c, s)).get(0);
             case MPI -> {
@@ -81,24 +78,28 @@ public final class ParallelPretrain {
         return new Result(steps, bytes, last);
     }
 
-    /** A tensor- and/or pipeline-parallel run (no checkpoints yet). */
+    /** A tensor- and/or pipeline-parallel run; its checkpoints are the one-rank form, like the dp=N ones. */
     private static Result sharded(Layout layout, Layout.Groups g, Gpt model, TokenLoader loader, Setup s, boolean lead) {
         Pretrainer.Options o = s.opt();
-        ParallelTrainer t = new ParallelTrainer(layout, g, model, loader, o);
+        ParallelTrainer t = new ParallelTrainer(layout, g, model, loader, o, s.zero1(), DataParallelTrainer.DEFAULT_BUCKET_BYTES);
+        if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
         if (lead && s.log() != null) {
-            s.log().printf("parallel %s: %d ranks, %d rows per replica per micro-batch, %d micro-batch(es)%n", layout,
-                    layout.size(), o.batchSize() / layout.dp(), o.gradAccum());
+            s.log().printf("parallel %s: %d ranks, %d rows per replica per micro-batch, %d micro-batch(es), ZeRO-1 %s%n", layout,
+                    layout.size(), o.batchSize() / layout.dp(), o.gradAccum(), t.zero() ? "on" : "off");
             if (layout.pp() > 1) s.log().printf("pipeline bubble (1F1B): %.1f%% of each step idle%n", 100 * t.bubbleFraction());
         }
         List<Pretrainer.StepResult> steps = new ArrayList<>();
+        Path last = null;
         long bytes = 0;
         while (t.step() < o.steps()) {
             Pretrainer.StepResult r = t.trainStep();
             steps.add(r);
             bytes = t.lastStepBytes();
             if (lead) logStep(s, r, bytes);
+            if (s.runDir() != null && (r.step() == o.steps() || s.saveEvery() > 0 && r.step() % s.saveEvery() == 0))
+                last = t.save(s.runDir());
         }
-        return new Result(steps, bytes, null);
+        return new Result(steps, bytes, last);
     }
 
     private static void logStep(Setup s, Pretrainer.StepResult r, long bytes) {

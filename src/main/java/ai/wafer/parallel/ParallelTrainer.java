@@ -4,10 +4,15 @@ import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
+import ai.wafer.train.AdamW;
 import ai.wafer.train.Pretrainer;
+import ai.wafer.train.TrainCheckpoint;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Training on a dp x tp x pp layout: each rank holds the tensor-parallel shard {@link TensorParallelGpt}
@@ -21,7 +26,13 @@ import java.util.List;
  * {@link DataParallelTrainer}), a tied embedding's two copies (first and last stage) are summed, the
  * clipping norm is assembled from the pieces (sharded tensors summed over the tensor group, replicated
  * ones once, stages summed), and each rank updates its own shard with AdamW. The result equals the
- * single-process {@link Pretrainer} on the same global batch.
+ * single-process {@link Pretrainer} on the same global batch. With ZeRO-1 the gradients are
+ * reduce-scattered over dp instead, each data-parallel rank keeps moments for and updates only its
+ * chunk of its shard, and the weights are all-gathered.
+ *
+ * <p>Checkpoints are the single-process form: {@link #save} assembles the weights and moments from the
+ * shards (and ZeRO chunks), {@link #resume} cuts them again for this rank, so any layout continues any
+ * other's checkpoint.
  */
 public final class ParallelTrainer {
     private final Layout layout;
@@ -30,19 +41,30 @@ public final class ParallelTrainer {
     private final TokenLoader data;
     private final Pretrainer.Options opt;
     private final GradBuckets buckets;
-    private final List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
+    private final List<float[]> m = new ArrayList<>(), v = new ArrayList<>(); // without ZeRO: per parameter
+    private final boolean zero;
+    private final float[][] zm, zv, zw; // with ZeRO-1: moments of this rank's chunk of each bucket; padded weights
     private final TensorParallelGpt.Acts[] acts; // one per micro-batch in flight on this stage
     private final int[] x, y;
     private final int[][] lx, ly;
     private final float[] actIn, gradIn;
     private final Communicator embedGroup;
     private final boolean tiedCopies;
-    private final double[] lossParts, sq = new double[1];
+    private final double[] lossParts, sq = new double[1], sq2 = new double[2];
     private long adamSteps;
     private int step;
     private long lastBytes;
 
     public ParallelTrainer(Layout layout, Layout.Groups groups, Gpt full, TokenLoader data, Pretrainer.Options opt) {
+        this(layout, groups, full, data, opt, false, DataParallelTrainer.DEFAULT_BUCKET_BYTES);
+    }
+
+    /**
+     * With {@code zero1} (and dp > 1) the AdamW moments are sharded over the data-parallel group as in
+     * {@link DataParallelTrainer}: rank d of dp owns chunk d of every gradient bucket of its shard.
+     */
+    public ParallelTrainer(Layout layout, Layout.Groups groups, Gpt full, TokenLoader data, Pretrainer.Options opt,
+                           boolean zero1, long bucketBytes) {
         int B = opt.batchSize(), T = opt.seqLen(), L = full.config.nLayer(), P = layout.pp();
         if (L < P) throw new WaferException("pp=" + P + " needs at least as many layers; the model has " + L);
         if (B % layout.dp() != 0) throw new WaferException("--batch-size " + B + " must be a multiple of dp=" + layout.dp());
@@ -58,8 +80,20 @@ public final class ParallelTrainer {
         boolean tiedEnd = P > 1 && full.config.tieWordEmbeddings() && (model.firstStage() || model.lastStage());
         embedGroup = P > 1 ? groups.pp().split(tiedEnd ? 0 : 1, stage) : null;
         tiedCopies = tiedEnd;
-        buckets = new GradBuckets(model.parameters(), DataParallelTrainer.DEFAULT_BUCKET_BYTES, groups.dp().size());
+        buckets = new GradBuckets(model.parameters(), bucketBytes, groups.dp().size());
+        zero = zero1 && groups.dp().size() > 1;
+        int nb = buckets.buckets.size();
+        zm = zero ? new float[nb][] : null;
+        zv = zero ? new float[nb][] : null;
+        zw = zero ? new float[nb][] : null;
+        for (int i = 0; zero && i < nb; i++) {
+            GradBuckets.Bucket b = buckets.buckets.get(i);
+            zm[i] = new float[b.chunk];
+            zv[i] = new float[b.chunk];
+            zw[i] = new float[b.padded()];
+        }
         for (Parameter p : model.parameters()) {
+            if (zero) continue;
             m.add(new float[p.size()]);
             v.add(new float[p.size()]);
         }
@@ -77,6 +111,13 @@ public final class ParallelTrainer {
 
     public TensorParallelGpt model() { return model; }
     public int step() { return step; }
+    public boolean zero() { return zero; }
+    /** Floats of optimiser state held by this rank. */
+    public long optimizerStateFloats() {
+        long n = 0;
+        for (float[] a : zero ? zm : m.toArray(new float[0][])) n += 2L * a.length;
+        return n;
+    }
     /** Bytes this rank sent in the last step, over all its groups. */
     public long lastStepBytes() { return lastBytes; }
 
@@ -104,6 +145,14 @@ public final class ParallelTrainer {
         if (P > 1) g.pp().allReduceSum(lossParts, 0, lossParts.length); // only the last stage has losses
         double loss = 0;
         for (int k = 0; k < K; k++) loss += lossParts[2 * k + 1] == 0 ? 0 : lossParts[2 * k] / lossParts[2 * k + 1];
+        float lr = opt.schedule().at(step);
+        double norm = zero ? zeroStep(lr) : allReduceStep(lr);
+        lastBytes = sent() - b0;
+        step++;
+        return new Pretrainer.StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
+    }
+
+    private double allReduceStep(float lr) {
         if (g.dp().size() > 1) {
             for (GradBuckets.Bucket bk : buckets.buckets) {
                 bk.packGrads();
@@ -111,12 +160,8 @@ public final class ParallelTrainer {
                 bk.unpackGrads();
             }
         }
-        if (tiedCopies) {
-            float[] gw = model.firstStage() ? model.tokenEmbedding().grad() : model.headWeight().grad();
-            embedGroup.allReduceSum(gw, 0, gw.length);
-        }
+        sumTiedCopies();
         double norm = Math.sqrt(squaredNorm());
-        float lr = opt.schedule().at(step);
         float gscale = AdamWMath.clipScale(norm, opt.gradClip());
         adamSteps++;
         List<Parameter> ps = model.parameters();
@@ -124,9 +169,60 @@ public final class ParallelTrainer {
             Parameter p = ps.get(i);
             AdamWMath.update(p.data, 0, p.grad(), 0, m.get(i), v.get(i), 0, p.size(), lr, p.decays(), gscale, opt.hyper(), adamSteps);
         }
-        lastBytes = sent() - b0;
-        step++;
-        return new Pretrainer.StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
+        return norm;
+    }
+
+    private void sumTiedCopies() {
+        if (!tiedCopies) return;
+        float[] gw = model.firstStage() ? model.tokenEmbedding().grad() : model.headWeight().grad();
+        embedGroup.allReduceSum(gw, 0, gw.length);
+    }
+
+    /**
+     * ZeRO-1 on this rank's shard: reduce-scatter each bucket over dp, AdamW on the owned chunk, all-gather
+     * the updated weights. The tied copies are summed first (a sum commutes with the one over dp, and both
+     * copies then see the same reduce-scatter, so they stay bit-identical). The norm's pieces come from
+     * the owned chunks, summed over dp and then combined as {@link #squaredNorm} does.
+     */
+    private double zeroStep(float lr) {
+        Communicator dp = g.dp();
+        int r = dp.rank();
+        sumTiedCopies();
+        double sharded = 0, replicated = 0;
+        for (GradBuckets.Bucket b : buckets.buckets) {
+            b.packGrads();
+            java.util.Arrays.fill(b.flat, b.length, b.flat.length, 0f); // padding adds nothing to the norm
+            dp.reduceScatterSum(b.flat, 0, b.chunk);
+            int lo = r * b.chunk, hi = lo + b.chunk;
+            for (int q = 0; q < b.params.size(); q++) {
+                Parameter p = b.params.get(q);
+                int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + p.size(), hi);
+                if (a >= e || model.isTiedHeadCopy(p)) continue;
+                double s = 0;
+                for (int j = a; j < e; j++) s += (double) b.flat[j] * b.flat[j];
+                if (model.isReplicated(p)) replicated += s; else sharded += s;
+            }
+        }
+        sq2[0] = sharded;
+        sq2[1] = replicated;
+        dp.allReduceSum(sq2, 0, 2);
+        double norm = Math.sqrt(combine(sq2[0], sq2[1]));
+        float gscale = AdamWMath.clipScale(norm, opt.gradClip());
+        adamSteps++;
+        for (int i = 0; i < buckets.buckets.size(); i++) {
+            GradBuckets.Bucket b = buckets.buckets.get(i);
+            int lo = r * b.chunk, hi = lo + b.chunk;
+            float[] w = zw[i];
+            b.copyData(w, lo, hi, false);
+            for (int q = 0; q < b.params.size(); q++) {
+                Parameter p = b.params.get(q);
+                int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + p.size(), hi);
+                if (a < e) AdamWMath.update(w, a, b.flat, a, zm[i], zv[i], a - lo, e - a, lr, p.decays(), gscale, opt.hyper(), adamSteps);
+            }
+            dp.allGather(w, 0, b.chunk);
+            b.copyData(w, 0, b.length, true);
+        }
+        return norm;
     }
 
     private int slot(int mb) { return mb % acts.length; }
@@ -175,6 +271,11 @@ public final class ParallelTrainer {
             for (float gi : p.grad()) s += (double) gi * gi;
             if (model.isReplicated(p)) replicated += s; else sharded += s;
         }
+        return combine(sharded, replicated);
+    }
+
+    /** The whole model's squared norm from this rank's sums over its sharded and its replicated tensors. */
+    private double combine(double sharded, double replicated) {
         sq[0] = sharded;
         if (g.tp().size() > 1) g.tp().allReduceSum(sq, 0, 1);
         sq[0] += replicated;
@@ -187,5 +288,101 @@ public final class ParallelTrainer {
         Gpt full = new Gpt(model.config);
         model.gather(full, g.pp());
         return full;
+    }
+
+    /**
+     * Saves a one-rank checkpoint under runDir, the form {@link Pretrainer} writes: the shards of the
+     * weights and of both AdamW moments (cut exactly like the weights) are assembled into whole tensors,
+     * so the checkpoint resumes on any layout or on one process. Every rank must call it; the replicas
+     * of a data-parallel group are identical, so only the first assembles its model, and world rank 0
+     * (in that replica) writes. Returns the checkpoint directory.
+     */
+    public Path save(Path runDir) {
+        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
+        Path dir = TrainCheckpoint.dirFor(runDir, step);
+        List<float[]> lm = m, lv = v;
+        if (zero) { // this shard's whole moments first, from the chunks over dp (every dp rank takes part)
+            lm = shapedLikeParameters();
+            lv = shapedLikeParameters();
+            unshard(zm, lm);
+            unshard(zv, lv);
+        }
+        if (g.dp().rank() == 0) {
+            Gpt full = new Gpt(model.config);
+            AdamW whole = new AdamW(full.parameters(), opt.hyper()); // every parameter of a fresh Gpt is trainable
+            model.gather(full, g.pp());
+            model.gather(full, lm, whole.firstMoments(), g.pp());
+            model.gather(full, lv, whole.secondMoments(), g.pp());
+            whole.setStepCount(adamSteps);
+            if (g.world().rank() == 0) dir = TrainCheckpoint.save(runDir, full, whole, st);
+        }
+        g.world().barrier(); // nobody reads it before it is complete
+        return dir;
+    }
+
+    /**
+     * Continues from a one-rank checkpoint (written by {@link Pretrainer}, {@link DataParallelTrainer} or
+     * {@link #save} on any layout): every rank reads it and keeps its own slices of the weights and moments.
+     */
+    public void resume(Path checkpoint) {
+        Gpt full = new Gpt(model.config);
+        AdamW whole = new AdamW(full.parameters(), opt.hyper());
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole);
+        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
+            throw new WaferException(checkpoint + ": saved with global batch " + st.batchSize() + " x " + st.seqLen() + " x "
+                    + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x " + opt.seqLen()
+                    + " x " + opt.gradAccum() + ")");
+        model.load(full);
+        List<float[]> lm = zero ? shapedLikeParameters() : m, lv = zero ? shapedLikeParameters() : v;
+        model.scatter(full, whole.firstMoments(), lm);
+        model.scatter(full, whole.secondMoments(), lv);
+        if (zero) {
+            shard(lm, zm);
+            shard(lv, zv);
+        }
+        adamSteps = whole.stepCount();
+        data.restore(st.data());
+        step = st.step();
+    }
+
+    private List<float[]> shapedLikeParameters() {
+        List<float[]> out = new ArrayList<>();
+        for (Parameter p : model.parameters()) out.add(new float[p.size()]);
+        return out;
+    }
+
+    /** ZeRO-1 chunks (one per bucket, this rank's) to whole per-parameter arrays, all-gathered over dp. */
+    private void unshard(float[][] chunks, List<float[]> perParam) {
+        Map<Parameter, Integer> at = parameterIndex();
+        int r = g.dp().rank();
+        for (int i = 0; i < buckets.buckets.size(); i++) {
+            GradBuckets.Bucket b = buckets.buckets.get(i);
+            System.arraycopy(chunks[i], 0, b.flat, r * b.chunk, b.chunk);
+            g.dp().allGather(b.flat, 0, b.chunk);
+            for (int q = 0; q < b.params.size(); q++) {
+                float[] dst = perParam.get(at.get(b.params.get(q)));
+                System.arraycopy(b.flat, b.start[q], dst, 0, dst.length);
+            }
+        }
+    }
+
+    /** Whole per-parameter arrays to this rank's ZeRO-1 chunks. */
+    private void shard(List<float[]> perParam, float[][] chunks) {
+        Map<Parameter, Integer> at = parameterIndex();
+        int r = g.dp().rank();
+        for (int i = 0; i < buckets.buckets.size(); i++) {
+            GradBuckets.Bucket b = buckets.buckets.get(i);
+            int lo = r * b.chunk, hi = lo + b.chunk;
+            for (int q = 0; q < b.params.size(); q++) {
+                int s = b.start[q], e = s + b.params.get(q).size(), a = Math.max(s, lo), z = Math.min(e, hi);
+                if (a < z) System.arraycopy(perParam.get(at.get(b.params.get(q))), a - s, chunks[i], a - lo, z - a);
+            }
+        }
+    }
+
+    private Map<Parameter, Integer> parameterIndex() {
+        Map<Parameter, Integer> at = new IdentityHashMap<>();
+        for (int i = 0; i < model.parameters().size(); i++) at.put(model.parameters().get(i), i);
+        return at;
     }
 }

@@ -176,30 +176,61 @@ public final class TensorParallelGpt {
      * not at all (the first stage's embedding is the same tensor), so every sum is exact.
      */
     public void gather(Gpt full, Communicator pp) {
-        for (Parameter p : full.parameters()) Arrays.fill(p.data, 0f);
-        for (Parameter p : params) {
+        gather(full, arrays(params), arrays(full.parameters()), pp);
+    }
+
+    /**
+     * As {@link #gather(Gpt, Communicator)} for any tensors cut like the parameters (AdamW's moments):
+     * {@code local.get(i)} is this rank's piece of parameters().get(i); {@code out.get(j)}, the whole of
+     * full.parameters().get(j), is overwritten on every rank of the tensor and pipeline groups.
+     */
+    public void gather(Gpt full, List<float[]> local, List<float[]> out, Communicator pp) {
+        for (float[] o : out) Arrays.fill(o, 0f);
+        Map<String, Integer> at = indexOf(full);
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
             Slice s = slices.get(p);
             if (s.kind == Kind.COPY && t != 0) continue;
             if (isTiedHeadCopy(p)) continue;
-            s.copy(fullTensor(full, s.name), p.data, false);
+            s.copy(out.get(index(at, s.name)), local.get(i), false);
         }
-        for (Parameter p : full.parameters()) {
-            if (n > 1) tp.allReduceSum(p.data, 0, p.size());
-            if (pp != null && pp.size() > 1) pp.allReduceSum(p.data, 0, p.size());
+        for (float[] o : out) {
+            if (n > 1) tp.allReduceSum(o, 0, o.length);
+            if (pp != null && pp.size() > 1) pp.allReduceSum(o, 0, o.length);
         }
     }
 
     /** Loads this rank's pieces from a full model (e.g. a checkpoint). */
-    public void load(Gpt full) {
-        for (Parameter p : params) {
-            Slice s = slices.get(p);
-            s.copy(fullTensor(full, s.name), p.data, true);
+    public void load(Gpt full) { scatter(full, arrays(full.parameters()), arrays(params)); }
+
+    /**
+     * Cuts this rank's pieces out of whole tensors laid out like full.parameters() ({@code from}) into
+     * {@code local}, parallel to parameters(): the way the weights were split, so moments follow them.
+     */
+    public void scatter(Gpt full, List<float[]> from, List<float[]> local) {
+        Map<String, Integer> at = indexOf(full);
+        for (int i = 0; i < params.size(); i++) {
+            Slice s = slices.get(params.get(i));
+            s.copy(from.get(index(at, s.name)), local.get(i), true);
         }
     }
 
-    private static float[] fullTensor(Gpt full, String name) {
-        if (!full.hasParameter(name)) throw new WaferException("the full model has no tensor " + name);
-        return full.parameter(name).data;
+    private static List<float[]> arrays(List<Parameter> ps) {
+        List<float[]> out = new ArrayList<>(ps.size());
+        for (Parameter p : ps) out.add(p.data);
+        return out;
+    }
+
+    private static Map<String, Integer> indexOf(Gpt full) {
+        Map<String, Integer> at = new java.util.HashMap<>();
+        for (int j = 0; j < full.parameters().size(); j++) at.put(full.parameters().get(j).name, j);
+        return at;
+    }
+
+    private static int index(Map<String, Integer> at, String name) {
+        Integer j = at.get(name);
+        if (j == null) throw new WaferException("the full model has no tensor " + name);
+        return j;
     }
 
     // ---- activations -----------------------------------------------------------------------------

@@ -128,6 +128,25 @@ class PretrainRunTest {
     }
 
     @Test
+    void tensorParallelCheckpointResumesOnAPipeline() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2);
+        List<String> one = args(init, train, val, tmp.resolve("one"), "--no-shuffle");
+        List<String> tp = args(init, train, val, tmp.resolve("tp"), "--no-shuffle", "--parallel", "tp=2");
+        assertEquals(0, PretrainCliTest.wafer(one.toArray(String[]::new)).code());
+        var r = PretrainCliTest.wafer(tp.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        // steps 5 and 6 again, from the tp=2 run's step-4 checkpoint, on two pipeline stages
+        List<String> pp = args(init, train, val, tmp.resolve("pp"), "--no-shuffle", "--parallel", "pp=2",
+                "--resume", ai.wafer.train.TrainCheckpoint.dirFor(tmp.resolve("tp"), 4).toString());
+        r = PretrainCliTest.wafer(pp.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("step     5/6") && !r.out().contains("step     4/6"), r.out()); // it continued
+        try (SafeTensors.Reader a = SafeTensors.open(tmp.resolve("one")); SafeTensors.Reader b = SafeTensors.open(tmp.resolve("pp"))) {
+            for (String n : a.names()) ai.wafer.testutil.Fixtures.assertClose(n, a.floats(n), b.floats(n), 1e-3);
+        }
+    }
+
+    @Test
     void runWritesMetricsTensorBoardAndCurves() throws Exception {
         Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("run");
         var r = PretrainCliTest.wafer(args(init, train, val, out).toArray(String[]::new));

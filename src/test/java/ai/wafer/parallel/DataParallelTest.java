@@ -45,14 +45,6 @@ class DataParallelTest {
         return runs.get(0);
     }
 
-    private static Run join(Run a, Run b) {
-        List<Float> l = new ArrayList<>(a.losses());
-        l.addAll(b.losses());
-        List<Double> n = new ArrayList<>(a.norms());
-        n.addAll(b.norms());
-        return new Run(l, n, b.params());
-    }
-
     @Test void twoRanksEqualOneProcessOnTheSameGlobalBatch() {
         Path shard = tokens(tmp, 3000);
         Pretrainer.Options o = options(3, 4, 16, 1);

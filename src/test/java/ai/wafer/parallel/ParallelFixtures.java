@@ -50,6 +50,15 @@ final class ParallelFixtures {
                 steps.stream().map(Pretrainer.StepResult::gradNorm).toList(), out);
     }
 
+    /** A run in two parts, the second resumed from the first's checkpoint: their steps, the second's parameters. */
+    static Run join(Run a, Run b) {
+        List<Float> l = new ArrayList<>(a.losses());
+        l.addAll(b.losses());
+        List<Double> n = new ArrayList<>(a.norms());
+        n.addAll(b.norms());
+        return new Run(l, n, b.params());
+    }
+
     static Run reference(Path shard, Pretrainer.Options o, int steps) {
         Gpt m = Gpt.init(CFG, SEED);
         try (var loader = new ai.wafer.data.TokenLoader(List.of(shard), o.batchSize(), o.seqLen(), false, 0)) {
