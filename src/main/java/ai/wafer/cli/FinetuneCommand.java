@@ -73,7 +73,9 @@ public final class FinetuneCommand implements Callable<Integer> {
         Peft.Kind kind = Peft.Kind.parse(method);
         Tokenizer tok = Tokenizer.load(tokenizerDir != null ? tokenizerDir : model);
         if (!Files.isRegularFile(model.resolve("config.json"))) throw new WaferException(model + ": no config.json (not a model directory)");
-        Gpt gpt = Checkpoint.load(model);
+        // Full fine-tuning writes every weight, so it loads onto the heap; the other methods keep the frozen base
+        // mapped from its file (no heap copy, one page-cache copy for every process on the machine).
+        Gpt gpt = kind == Peft.Kind.FULL ? Checkpoint.load(model) : Checkpoint.loadFrozen(model);
         int maxLen = maxLength != null ? maxLength : Math.min(512, gpt.config.nPositions());
         int room = gpt.config.nPositions() - (kind == Peft.Kind.PREFIX ? prefixTokens : 0);
         if (maxLen < 1 || maxLen > room)
@@ -100,8 +102,10 @@ public final class FinetuneCommand implements Callable<Integer> {
             best.saveWhole(out.resolve("merged"));
             TokenizerFiles.copy(tokenizerDir != null ? tokenizerDir : model, out.resolve("merged"));
         }
-        cmd.commandLine().getErr().printf("wafer: %d steps in %.1f s%s; weights+grads+moments %.1f MB, peak heap %.0f MB; saved %s%s%n",
-                r.steps(), r.seconds(), r.stoppedEarly() ? " (stopped early)" : "", r.stateBytes() / 1e6, r.peakHeapBytes() / 1e6, out,
+        cmd.commandLine().getErr().printf("wafer: %d steps in %.1f s%s; weights+grads+moments on the heap %.1f MB%s, peak heap %.0f MB; saved %s%s%n",
+                r.steps(), r.seconds(), r.stoppedEarly() ? " (stopped early)" : "", r.stateBytes() / 1e6,
+                r.mappedBytes() > 0 ? String.format(" (+ %.1f MB frozen weights mapped from the file)", r.mappedBytes() / 1e6) : "",
+                r.peakHeapBytes() / 1e6, out,
                 r.best() == null ? "" : String.format("; best dev (step %d): %s %.4f", r.bestStep(),
                         Evaluator.Scores.primaryName(t), r.best().primary()));
         return 0;

@@ -238,8 +238,8 @@ public final class FinetuneModel {
         if (adapter == null && AdapterIo.isAdapter(model))
             throw new WaferException(model + " is an adapter directory; give the base model as --model and this as --adapter");
         GptConfig cfg = GptConfig.read(model.resolve("config.json"));
-        Gpt gpt = new Gpt(cfg);
         if (adapter == null) {
+            Gpt gpt = new Gpt(cfg);
             Task saved = savedTask(cfg);
             Task t = task == null ? saved : task;
             if (t != saved)
@@ -252,7 +252,7 @@ public final class FinetuneModel {
                         + " head in the weights (fine-tune it first)");
             return fm;
         }
-        Checkpoint.load(gpt, model, Map.of());
+        Gpt gpt = Checkpoint.loadFrozen(model); // the shared base stays a mapping of its file
         AdapterIo.Info info = AdapterIo.info(adapter);
         Task saved = Task.parse(info.wafer().path("task").asText(info.taskType()));
         Task t = task == null ? saved : task;

@@ -62,16 +62,24 @@ public final class Finetuner {
 
     /** The outcome: the best dev scores (null without dev data) and at which step, steps run, wall time, peak heap. */
     public record Result(Evaluator.Scores best, int bestStep, int steps, double seconds, long peakHeapBytes, boolean stoppedEarly,
-                         long stateBytes) {}
+                         long stateBytes, long mappedBytes) {}
 
     /**
-     * Bytes of training state: every parameter's values, plus a gradient and AdamW's two moments for each
-     * trainable one (activations not counted). Frozen parameters cost their values only.
+     * Heap bytes of training state: every heap parameter's values, plus a gradient and AdamW's two moments for
+     * each trainable one (activations not counted). Frozen parameters cost their values only, and nothing on the
+     * heap when they are mapped from the checkpoint file ({@link #mappedBytes}).
      */
     public static long stateBytes(List<Parameter> params) {
         long n = 0;
-        for (Parameter p : params) n += (long) p.size() * (p.trainable() ? 4 : 1);
+        for (Parameter p : params) n += p.isMapped() ? 0 : (long) p.size() * (p.trainable() ? 4 : 1);
         return 4 * n;
+    }
+
+    /** Bytes of frozen weights read in place from the mapped checkpoint file (shared through the page cache). */
+    public static long mappedBytes(List<Parameter> params) {
+        long n = 0;
+        for (Parameter p : params) if (p.isMapped()) n += 4L * p.size();
+        return n;
     }
 
     private final FinetuneModel fm;
@@ -185,7 +193,7 @@ public final class Finetuner {
         }
         fm.setTraining(false);
         if (out != null) Plot.write(out, out.resolve("curves.png"));
-        return new Result(best, bestStep, step, (System.nanoTime() - started) / 1e9, peakHeap(), stop, stateBytes(params));
+        return new Result(best, bestStep, step, (System.nanoTime() - started) / 1e9, peakHeap(), stop, stateBytes(params), mappedBytes(params));
     }
 
     private static int maxLength(TaskData d) {

@@ -51,18 +51,18 @@ public final class InferenceModel {
         eps = c.layerNormEpsilon();
         scale = c.scaleAttnWeights() ? (float) (1.0 / Math.sqrt(hs)) : 1f;
         act = c.activation();
-        embed = Matrix.ofRows(m.wte.data, V, C, type);
-        head = m.lmHead == m.wte ? embed : Matrix.ofRows(m.lmHead.data, V, C, type);
-        wpe = m.wpe.data;
-        lnfW = m.lnfW.data;
-        lnfB = m.lnfB.data;
+        embed = Matrix.ofRows(m.wte.array(), V, C, type);
+        head = m.lmHead == m.wte ? embed : Matrix.ofRows(m.lmHead.array(), V, C, type);
+        wpe = m.wpe.array();
+        lnfW = m.lnfW.array();
+        lnfB = m.lnfB.array();
         layers = new Layer[m.h.length];
         for (int l = 0; l < layers.length; l++) {
             Gpt.Block b = m.h[l];
-            layers[l] = new Layer(b.ln1W().data, b.ln1B().data, Matrix.ofConv1D(b.attnW().data, C, 3 * C, type), b.attnB().data,
-                    Matrix.ofConv1D(b.attnProjW().data, C, C, type), b.attnProjB().data, b.ln2W().data, b.ln2B().data,
-                    Matrix.ofConv1D(b.fcW().data, C, F, type), b.fcB().data,
-                    Matrix.ofConv1D(b.mlpProjW().data, F, C, type), b.mlpProjB().data);
+            layers[l] = new Layer(b.ln1W().array(), b.ln1B().array(), Matrix.ofConv1D(b.attnW().array(), C, 3 * C, type), b.attnB().array(),
+                    Matrix.ofConv1D(b.attnProjW().array(), C, C, type), b.attnProjB().array(), b.ln2W().array(), b.ln2B().array(),
+                    Matrix.ofConv1D(b.fcW().array(), C, F, type), b.fcB().array(),
+                    Matrix.ofConv1D(b.mlpProjW().array(), F, C, type), b.mlpProjB().array());
         }
         scores = new float[Parallel.threads()][c.nPositions()];
     }

@@ -42,6 +42,33 @@ public final class Checkpoint {
         return model;
     }
 
+    /**
+     * Loads {@code dir} for fine-tuning over a frozen base: every float32 matrix (wte, wpe, the four Conv1D weights of
+     * each block, an untied lm_head) stays a read-only mapping of the file, so it costs no heap, and every process
+     * that maps the same file shares one copy in the page cache; vectors (biases, LayerNorm gains) and tensors stored
+     * in other dtypes are read onto the heap. Every parameter starts frozen. A parameter made trainable later is
+     * copied to the heap then ({@link Parameter#setTrainable}).
+     */
+    public static Gpt loadFrozen(Path dir) {
+        if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
+        GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
+        Map<String, java.lang.foreign.MemorySegment> mapped = new LinkedHashMap<>();
+        try (SafeTensors.Reader r = SafeTensors.open(dir, true)) {
+            for (String name : r.names()) {
+                SafeTensors.TensorInfo ti = r.info(name);
+                String canon = canonical(name);
+                if (ti.dtype() != SafeTensors.DType.F32 || ti.shape().length != 2 || mapped.containsKey(canon)) continue;
+                if (canon.equals("lm_head.weight") && cfg.tieWordEmbeddings()) continue;
+                // the shape is checked against the config when the rest is loaded below
+                mapped.put(canon, r.f32Segment(name));
+            }
+            Gpt model = new Gpt(cfg, mapped);
+            load(model, r, dir.toString());
+            for (Parameter p : model.parameters()) p.setTrainable(false);
+            return model;
+        }
+    }
+
     /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
     public static void load(Gpt model, SafeTensors.Reader r, String where) { load(model, r, where, Map.of()); }
 
@@ -90,7 +117,7 @@ public final class Checkpoint {
             if (!Arrays.equals(have, want))
                 throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have)
                         + " but the config needs " + Arrays.toString(want));
-            r.read(name, p.data, 0);
+            if (!p.isMapped()) r.read(name, p.data, 0); // a mapped one already is the file's data
         }
         return headsRead;
     }
@@ -124,9 +151,9 @@ public final class Checkpoint {
         Map<String, SafeTensors.Tensor> out = new LinkedHashMap<>();
         for (Parameter p : model.parameters()) {
             String name = p.name.equals("lm_head.weight") ? p.name : PREFIX + p.name;
-            out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.data));
+            out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values()));
         }
-        heads.forEach((name, p) -> out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.data)));
+        heads.forEach((name, p) -> out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values())));
         // writeSharded removes stale files itself once the new ones are in place; after a single-file
         // write, an old index would be ambiguous on the next load, so it goes only then
         if (maxShardBytes > 0) SafeTensors.writeSharded(dir, out, dtype, maxShardBytes);

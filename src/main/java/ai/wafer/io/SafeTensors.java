@@ -85,20 +85,34 @@ public final class SafeTensors {
         @Override public String toString() { return name + " " + dtype + Arrays.toString(shape); }
     }
 
-    /** A tensor to write: row-major {@code data} whose length is the product of {@code shape}. */
-    public record Tensor(long[] shape, float[] data) {
+    /**
+     * A tensor to write: row-major little-endian floats in {@code values} (a heap array's segment, or a read-only
+     * mapping such as a frozen weight, written without a heap copy) whose count is the product of {@code shape}.
+     */
+    public record Tensor(long[] shape, MemorySegment values) {
+        private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
         public Tensor {
             long n = 1;
             for (long d : shape) {
                 if (d < 0) throw new IllegalArgumentException("negative dimension in shape " + Arrays.toString(shape));
                 n *= d;
             }
-            if (n != data.length)
-                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n + " values but data has " + data.length);
+            if (n * Float.BYTES != values.byteSize())
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n + " values but data has " + values.byteSize() / Float.BYTES);
         }
+
+        public Tensor(long[] shape, float[] data) { this(shape, MemorySegment.ofArray(data)); }
 
         /** {@code Tensor.of(data, rows, cols)}. */
         public static Tensor of(float[] data, long... shape) { return new Tensor(shape, data); }
+
+        public long numel() { return values.byteSize() / Float.BYTES; }
+
+        public float get(long i) { return values.getAtIndex(F32_LE, i); }
+
+        /** The values as a new array. */
+        public float[] data() { return values.toArray(F32_LE); }
     }
 
     // ------------------------------------------------------------------------------------------ reading
@@ -107,7 +121,14 @@ public final class SafeTensors {
      * Opens a checkpoint: a {@code .safetensors} file, a {@code model.safetensors.index.json} (sharded), or a
      * directory holding either ({@code model.safetensors} is preferred when both exist).
      */
-    public static Reader open(Path fileOrDir) {
+    public static Reader open(Path fileOrDir) { return open(fileOrDir, false); }
+
+    /**
+     * {@link #open(Path)}; with {@code keepMapped} the files stay mapped after {@link Reader#close()} for as long as
+     * a segment from {@link Reader#f32Segment} is reachable (the mapping belongs to the GC, not to the reader):
+     * what frozen weights that are never copied to the heap need.
+     */
+    public static Reader open(Path fileOrDir, boolean keepMapped) {
         Path p = fileOrDir;
         if (Files.isDirectory(p)) {
             if (Files.isRegularFile(p.resolve(SINGLE_FILE))) p = p.resolve(SINGLE_FILE);
@@ -115,7 +136,7 @@ public final class SafeTensors {
             else throw new WaferException(fileOrDir + ": directory has neither " + SINGLE_FILE + " nor " + INDEX_FILE);
         }
         if (!Files.exists(p)) throw new WaferException(p + ": no such file");
-        Reader r = new Reader();
+        Reader r = new Reader(keepMapped ? Arena.ofAuto() : Arena.ofShared(), keepMapped);
         try {
             if (p.getFileName().toString().endsWith(".json")) r.openIndex(p);
             else r.openFile(p);
@@ -133,11 +154,16 @@ public final class SafeTensors {
     public static final class Reader implements AutoCloseable {
         private record Entry(TensorInfo info, MemorySegment file, long start, Path path) {}
 
-        private final Arena arena = Arena.ofShared();
+        private final Arena arena;
         private final Map<String, Entry> entries = new TreeMap<>();
         private final Map<String, String> metadata = new LinkedHashMap<>();
 
-        private Reader() {}
+        private final boolean keep;
+
+        private Reader(Arena arena, boolean keep) {
+            this.arena = arena;
+            this.keep = keep;
+        }
 
         /** Tensor names, sorted. */
         public List<String> names() { return List.copyOf(entries.keySet()); }
@@ -203,7 +229,8 @@ public final class SafeTensors {
 
         @Override public void close() {
             // Closing twice (e.g. by try-with-resources after an explicit close) is harmless.
-            if (arena.scope().isAlive()) arena.close();
+            // An automatic arena (keepMapped) cannot be closed: its mappings go when the GC finds them unused.
+            if (!keep && arena.scope().isAlive()) arena.close();
         }
 
         private Entry entry(String name) {
@@ -350,7 +377,7 @@ public final class SafeTensors {
         List<TreeMap<String, Tensor>> shards = new ArrayList<>();
         long current = 0, total = 0;
         for (var e : new TreeMap<>(tensors).entrySet()) {
-            long bytes = (long) e.getValue().data().length * dtype.bytes;
+            long bytes = e.getValue().numel() * dtype.bytes;
             if (shards.isEmpty() || (current + bytes > maxShardBytes && current > 0)) {
                 shards.add(new TreeMap<>());
                 current = 0;
@@ -413,7 +440,7 @@ public final class SafeTensors {
         header.put("__metadata__", Map.of("format", "pt"));
         long off = 0;
         for (var e : tensors.entrySet()) {
-            long bytes = (long) e.getValue().data().length * dtype.bytes;
+            long bytes = e.getValue().numel() * dtype.bytes;
             Map<String, Object> t = new LinkedHashMap<>();
             t.put("dtype", dtype.name());
             t.put("shape", e.getValue().shape());
@@ -438,7 +465,8 @@ public final class SafeTensors {
                 // Stream through a small buffer: a checkpoint can be many GB.
                 ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
                 for (Tensor t : tensors.values()) {
-                    for (float v : t.data()) {
+                    for (long i = 0, n = t.numel(); i < n; i++) {
+                        float v = t.get(i);
                         if (buf.remaining() < 4) {
                             buf.flip();
                             writeFully(ch, buf);

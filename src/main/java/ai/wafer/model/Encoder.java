@@ -2,11 +2,26 @@ package ai.wafer.model;
 
 import ai.wafer.tensor.Parallel;
 
-/** Token plus learned position embedding: x[b,t] = wte[token] + wpe[t]. */
+import java.lang.foreign.MemorySegment;
+
+import static ai.wafer.model.Parameter.F32;
+
+/**
+ * Token plus learned position embedding: x[b,t] = wte[token] + wpe[t]. The tables are segments
+ * ({@link Parameter#values()}), since a frozen embedding may still be mapped from its file.
+ */
 public final class Encoder {
     private Encoder() {}
 
     public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset) {
+        forward(out, tokens, MemorySegment.ofArray(wte), MemorySegment.ofArray(wpe), B, T, C, posOffset, null);
+    }
+
+    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset, int[] start) {
+        forward(out, tokens, MemorySegment.ofArray(wte), MemorySegment.ofArray(wpe), B, T, C, posOffset, start);
+    }
+
+    public static void forward(float[] out, int[] tokens, MemorySegment wte, MemorySegment wpe, int B, int T, int C, int posOffset) {
         forward(out, tokens, wte, wpe, B, T, C, posOffset, null);
     }
 
@@ -15,12 +30,14 @@ public final class Encoder {
      * first real token, as Hugging Face's position_ids = cumsum(mask) - 1, so a padded row embeds as unpadded;
      * pads take position 0 (they never reach a real token, see {@link Attention}).
      */
-    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset, int[] start) {
+    public static void forward(float[] out, int[] tokens, MemorySegment wte, MemorySegment wpe, int B, int T, int C, int posOffset,
+                               int[] start) {
         Parallel.forRange(B * T, (w, from, to) -> {
             for (int bt = from; bt < to; bt++) {
                 int tok = tokens[bt], t = position(bt, T, start) + posOffset;
-                int o = bt * C, e = tok * C, p = t * C;
-                for (int c = 0; c < C; c++) out[o + c] = wte[e + c] + wpe[p + c];
+                int o = bt * C;
+                long e = (long) tok * C, p = (long) t * C;
+                for (int c = 0; c < C; c++) out[o + c] = wte.getAtIndex(F32, e + c) + wpe.getAtIndex(F32, p + c);
             }
         });
     }

@@ -4,6 +4,7 @@ import ai.wafer.WaferException;
 import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
 
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -41,30 +42,44 @@ public final class Gpt {
     private final BlockHooks[] hooks;
 
     /** A model with every parameter zero; see {@link #init} for random initialisation. */
-    public Gpt(GptConfig cfg) {
+    public Gpt(GptConfig cfg) { this(cfg, Map.of()); }
+
+    /**
+     * A model whose parameters named in {@code frozen} take those values (little-endian float32 segments, such
+     * as mapped slices of a checkpoint file) and stay frozen, with no heap copy; the rest start at zero and
+     * trainable. {@code Checkpoint.loadFrozen} builds the map.
+     */
+    public Gpt(GptConfig cfg, Map<String, MemorySegment> frozen) {
         this.config = cfg;
         int C = cfg.nEmbd(), F = cfg.nInner(), V = cfg.vocabSize();
         List<Parameter> ps = new ArrayList<>();
-        wte = add(ps, new Parameter("wte.weight", V, C));
-        wpe = add(ps, new Parameter("wpe.weight", cfg.nPositions(), C));
+        wte = add(ps, param(frozen, "wte.weight", V, C));
+        wpe = add(ps, param(frozen, "wpe.weight", cfg.nPositions(), C));
         h = new Block[cfg.nLayer()];
         for (int l = 0; l < h.length; l++) {
             String p = "h." + l + ".";
-            h[l] = new Block(new Parameter(p + "ln_1.weight", C), new Parameter(p + "ln_1.bias", C),
-                    new Parameter(p + "attn.c_attn.weight", C, 3 * C), new Parameter(p + "attn.c_attn.bias", 3 * C),
-                    new Parameter(p + "attn.c_proj.weight", C, C), new Parameter(p + "attn.c_proj.bias", C),
-                    new Parameter(p + "ln_2.weight", C), new Parameter(p + "ln_2.bias", C),
-                    new Parameter(p + "mlp.c_fc.weight", C, F), new Parameter(p + "mlp.c_fc.bias", F),
-                    new Parameter(p + "mlp.c_proj.weight", F, C), new Parameter(p + "mlp.c_proj.bias", C));
+            h[l] = new Block(param(frozen, p + "ln_1.weight", C), param(frozen, p + "ln_1.bias", C),
+                    param(frozen, p + "attn.c_attn.weight", C, 3 * C), param(frozen, p + "attn.c_attn.bias", 3 * C),
+                    param(frozen, p + "attn.c_proj.weight", C, C), param(frozen, p + "attn.c_proj.bias", C),
+                    param(frozen, p + "ln_2.weight", C), param(frozen, p + "ln_2.bias", C),
+                    param(frozen, p + "mlp.c_fc.weight", C, F), param(frozen, p + "mlp.c_fc.bias", F),
+                    param(frozen, p + "mlp.c_proj.weight", F, C), param(frozen, p + "mlp.c_proj.bias", C));
             for (Parameter q : h[l].all()) add(ps, q);
         }
-        lnfW = add(ps, new Parameter("ln_f.weight", C));
-        lnfB = add(ps, new Parameter("ln_f.bias", C));
-        lmHead = cfg.tieWordEmbeddings() ? wte : add(ps, new Parameter("lm_head.weight", V, C));
+        lnfW = add(ps, param(frozen, "ln_f.weight", C));
+        lnfB = add(ps, param(frozen, "ln_f.bias", C));
+        lmHead = cfg.tieWordEmbeddings() ? wte : add(ps, param(frozen, "lm_head.weight", V, C));
         params = Collections.unmodifiableList(ps);
-        for (Parameter p : ps) p.setTrainable(true);
+        for (Parameter p : ps) if (!p.isMapped()) p.setTrainable(true);
         hooks = new BlockHooks[h.length];
         clearHooks();
+    }
+
+    private static Parameter param(Map<String, MemorySegment> frozen, String name, int... shape) {
+        MemorySegment s = frozen.get(name);
+        // a mapping of the wrong size is left out, so that loading names the misshapen tensor
+        if (s != null && s.byteSize() == Parameter.count(shape) * Float.BYTES) return Parameter.mapped(name, shape, s);
+        return new Parameter(name, shape);
     }
 
     private Parameter add(List<Parameter> ps, Parameter p) {
@@ -180,7 +195,7 @@ public final class Gpt {
         Activations a = body(inputs, start, B, T);
         a.ensureLogits();
         long t = Profile.t();
-        Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.data, 0, C, 0f, a.logits, 0, V);
+        Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.values(), 0, C, 0f, a.logits, 0, V);
         t = Profile.add("lm_head fwd", t);
         if (targets == null) {
             a.hasTargets = false;
@@ -221,7 +236,7 @@ public final class Gpt {
         for (int b = 0; start != null && b < B; b++) a.leftPadded |= (a.start[b] = start[b]) > 0;
         int[] pad = a.leftPad();
         long t = Profile.t();
-        Encoder.forward(a.encoded, inputs, wte.data, wpe.data, B, T, C, positionOffset(), pad);
+        Encoder.forward(a.encoded, inputs, wte.values(), wpe.values(), B, T, C, positionOffset(), pad);
         t = Profile.add("encoder fwd", t);
         float[] res = a.encoded;
         for (int l = 0; l < h.length; l++) {
@@ -229,14 +244,14 @@ public final class Gpt {
             BlockHooks k = hooks[l];
             LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, c.layerNormEpsilon());
             t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.data, w.attnB.data, BT, C, 3 * C);
+            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.values(), w.attnB.data, BT, C, 3 * C);
             if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
             if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
             t = Profile.add("c_attn fwd", t);
             if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
             else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
             t = Profile.add("attention fwd", t);
-            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.data, w.attnProjB.data, BT, C, C);
+            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.values(), w.attnProjB.data, BT, C, C);
             if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
             if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
             t = Profile.add("attn.c_proj fwd", t);
@@ -244,13 +259,13 @@ public final class Gpt {
             t = Profile.add("residual fwd", t);
             LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, c.layerNormEpsilon());
             t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.fch[l], a.ln2[l], w.fcW.data, w.fcB.data, BT, C, F);
+            Linear.forward(a.fch[l], a.ln2[l], w.fcW.values(), w.fcB.data, BT, C, F);
             if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
             t = Profile.add("c_fc fwd", t);
             Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * F);
             if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
             t = Profile.add("gelu fwd", t);
-            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.data, w.mlpProjB.data, BT, F, C);
+            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.values(), w.mlpProjB.data, BT, F, C);
             if (k.mlpProj != null) k.mlpProj.forward(a.res3[l], a.fchAct[l], BT);
             if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
             t = Profile.add("mlp.c_proj fwd", t);
@@ -283,7 +298,7 @@ public final class Gpt {
         t = Profile.add("softmax+loss bwd", t);
         float[] dlogits = a.logits;
         // head: logits = lnf @ head^T
-        Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.data, 0, C, 0f, a.dx, 0, C);
+        Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.values(), 0, C, 0f, a.dx, 0, C);
         t = Profile.add("lm_head bwd", t);
         if (lmHead.trainable()) {
             Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), 0, C);
@@ -323,13 +338,13 @@ public final class Gpt {
             // MLP: res3 = res2 + afterMlp(mlp_c_proj(act(c_fc(ln_2(res2))))); dres must survive for the residual
             float[] dm = dres;
             if (k.afterMlp != null) { k.afterMlp.backward(a.dadapt, dres, BT); dm = a.dadapt; }
-            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.data, BT, F, C);
+            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.values(), BT, F, C);
             if (k.mlpProj != null) k.mlpProj.backward(a.dfch, dm, a.fchAct[l], BT);
             t = Profile.add("mlp.c_proj bwd", t);
             if (k.mlpAct != null) k.mlpAct.backward(a.dfch, a.dfch, BT);
             Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * F);
             t = Profile.add("gelu bwd", t);
-            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.data, BT, C, F);
+            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.values(), BT, C, F);
             if (k.cFc != null) k.cFc.backward(dx, a.dfch, a.ln2[l], BT);
             t = Profile.add("c_fc bwd", t);
             LayerNorm.backward(dres, w.ln2W.grad(), w.ln2B.grad(), dx, a.res2[l], w.ln2W.data, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
@@ -337,14 +352,14 @@ public final class Gpt {
             // attention: res2 = resIn + afterAttn(c_proj(attn(c_attn(ln_1(resIn)))))
             float[] da = dres;
             if (k.afterAttn != null) { k.afterAttn.backward(a.dadapt, dres, BT); da = a.dadapt; }
-            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.data, BT, C, C);
+            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.values(), BT, C, C);
             if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
             if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
             else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch, pad);
             t = Profile.add("attention bwd", t);
             if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
-            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.data, BT, C, 3 * C);
+            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.values(), BT, C, 3 * C);
             if (k.cAttn != null) k.cAttn.backward(dx, a.dqkv, a.ln1[l], BT);
             t = Profile.add("c_attn bwd", t);
             // The key bias adds q.b_k to every score of a query's row, and softmax ignores a constant

@@ -3,15 +3,23 @@ package ai.wafer.model;
 import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * A Hugging Face Conv1D layer: out[N,OC] = inp[N,C] @ W[C,OC] + b. The weight is stored [in, out],
  * as GPT-2 checkpoints store it, so forward is an NN product, the input gradient NT and the
- * weight gradient TN.
+ * weight gradient TN. The weight is a segment ({@link Parameter#values()}): a heap array, or a frozen
+ * weight still mapped from its checkpoint file.
  */
 public final class Linear {
     private Linear() {}
 
+    /** {@link #forward(float[], float[], MemorySegment, float[], int, int, int)} for a weight in a heap array. */
     public static void forward(float[] out, float[] inp, float[] w, float[] b, int N, int C, int OC) {
+        forward(out, inp, MemorySegment.ofArray(w), b, N, C, OC);
+    }
+
+    public static void forward(float[] out, float[] inp, MemorySegment w, float[] b, int N, int C, int OC) {
         if (b != null) {
             Parallel.forRange(N, (t, from, to) -> {
                 for (int i = from; i < to; i++) System.arraycopy(b, 0, out, i * OC, OC);
@@ -26,6 +34,11 @@ public final class Linear {
      */
     public static void backward(float[] dinp, boolean accumulate, float[] dw, float[] db, float[] dout,
                                 float[] inp, float[] w, int N, int C, int OC) {
+        backward(dinp, accumulate, dw, db, dout, inp, MemorySegment.ofArray(w), N, C, OC);
+    }
+
+    public static void backward(float[] dinp, boolean accumulate, float[] dw, float[] db, float[] dout,
+                                float[] inp, MemorySegment w, int N, int C, int OC) {
         if (dinp != null)
             Gemm.sgemm(false, true, N, C, OC, 1f, dout, 0, OC, w, 0, OC, accumulate ? 1f : 0f, dinp, 0, C);
         if (dw != null)

@@ -63,7 +63,7 @@ public final class AdapterIo {
     }
 
     private static SafeTensors.Tensor tensor(Parameter p) {
-        return new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.data);
+        return new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values());
     }
 
     public static boolean isAdapter(Path dir) { return Files.isRegularFile(dir.resolve(CONFIG)); }

@@ -106,6 +106,29 @@ public final class Blas {
         }
     }
 
+    /** {@link #sgemm} with B a segment of floats (offset and stride in floats), e.g. a mapped read-only weight. */
+    public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
+                             float[] A, int aOff, int lda, MemorySegment B, long bOff, int ldb,
+                             float beta, float[] C, int cOff, int ldc) {
+        if (SGEMM == null) throw new IllegalStateException("OpenBLAS not available: " + ERROR);
+        if (M <= 0 || N <= 0) return;
+        if (K <= 0 || alpha == 0f) {
+            Gemm.scaleC(M, N, beta, C, cOff, ldc);
+            return;
+        }
+        check(A, aOff, transA ? K : M, transA ? M : K, lda, "A");
+        int rows = transB ? N : K, cols = transB ? K : N;
+        if (bOff < 0 || ldb < cols || (bOff + (long) (rows - 1) * ldb + cols) * Float.BYTES > B.byteSize())
+            throw new IndexOutOfBoundsException("B: " + rows + "x" + cols + " ld=" + ldb + " off=" + bOff + " exceeds " + B.byteSize() + " bytes");
+        check(C, cOff, M, N, ldc, "C");
+        try {
+            SGEMM.invokeExact(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha,
+                    seg(A, aOff), lda, B.asSlice(bOff * Float.BYTES), ldb, beta, seg(C, cOff), ldc);
+        } catch (Throwable t) {
+            throw new IllegalStateException("cblas_sgemm failed", t);
+        }
+    }
+
     private static void check(float[] a, int off, int rows, int cols, int ld, String name) {
         if (off < 0 || ld < cols || (long) off + (long) (rows - 1) * ld + cols > a.length) {
             throw new IndexOutOfBoundsException(name + ": " + rows + "x" + cols + " ld=" + ld + " off=" + off

@@ -3,6 +3,10 @@ package ai.wafer.tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
 /**
  * Row-major single-precision GEMM on heap arrays: {@code C = alpha * op(A) * op(B) + beta * C}.
  *
@@ -20,6 +24,7 @@ public final class Gemm {
     public enum Impl { JAVA, BLAS }
 
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int VL = S.length();
     /** A panels are MR = 8 floats wide per k: one 256-bit vector. */
     private static final VectorSpecies<Float> SA = FloatVector.SPECIES_256;
@@ -66,6 +71,25 @@ public final class Gemm {
         }
     }
 
+    /**
+     * {@link #sgemm} with B given as a segment of little-endian floats (offset and stride in floats): a weight that
+     * may be a read-only mapping of a checkpoint file. A heap segment over a {@code float[]} takes the array path,
+     * so heap weights compute exactly as before; a native (mapped) one goes to OpenBLAS as an address, or is
+     * packed straight from the mapping by the Java kernel, never copied whole onto the heap.
+     */
+    public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
+                             float[] A, int aOff, int lda, MemorySegment B, long bOff, int ldb,
+                             float beta, float[] C, int cOff, int ldc) {
+        if (B.heapBase().orElse(null) instanceof float[] arr) {
+            sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, arr, Math.toIntExact(B.address() / Float.BYTES + bOff), ldb,
+                    beta, C, cOff, ldc);
+        } else if (impl() == Impl.BLAS && !Parallel.serialOnThisThread()) {
+            Blas.sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+        } else {
+            sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, null, B, bOff, ldb, beta, C, cOff, ldc, true);
+        }
+    }
+
     /** Single-threaded Java GEMM for callers already running inside a parallel loop. */
     public static void sgemmSerial(boolean transA, boolean transB, int M, int N, int K, float alpha,
                                    float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
@@ -77,6 +101,13 @@ public final class Gemm {
     public static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
                                  float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
                                  float beta, float[] C, int cOff, int ldc, boolean parallel) {
+        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc, parallel);
+    }
+
+    /** B is {@code B} (an array) or, when that is null, {@code Bs} (a segment of little-endian floats). */
+    private static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
+                                  float[] A, int aOff, int lda, float[] B, MemorySegment Bs, long bOff, int ldb,
+                                  float beta, float[] C, int cOff, int ldc, boolean parallel) {
         if (M <= 0 || N <= 0) return;
         if (K <= 0 || alpha == 0f) {
             scaleC(M, N, beta, C, cOff, ldc);
@@ -85,7 +116,7 @@ public final class Gemm {
         int T = Parallel.threads();
         if (!parallel || T == 1 || (long) M * N * K < PARALLEL_MIN_MNK) {
             Scratch s = SCRATCH.get();
-            block(s, transA, transB, 0, M, 0, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+            block(s, transA, transB, 0, M, 0, N, K, alpha, A, aOff, lda, B, Bs, bOff, ldb, beta, C, cOff, ldc);
             return;
         }
         // Split C into a tm x tn grid, one rectangle per thread, in whole micro-tiles. Pick the grid
@@ -108,7 +139,7 @@ public final class Gemm {
                 int i0 = (int) ((long) mt * bi / tm) * MR, i1 = Math.min(M, (int) ((long) mt * (bi + 1) / tm) * MR);
                 int j0 = (int) ((long) nt * bj / tn) * NR, j1 = Math.min(N, (int) ((long) nt * (bj + 1) / tn) * NR);
                 if (i0 < i1 && j0 < j1) {
-                    block(s, transA, transB, i0, i1, j0, j1, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+                    block(s, transA, transB, i0, i1, j0, j1, K, alpha, A, aOff, lda, B, Bs, bOff, ldb, beta, C, cOff, ldc);
                 }
             }
         });
@@ -125,7 +156,7 @@ public final class Gemm {
 
     /** C[i0:i1, j0:j1] on the calling thread: the GotoBLAS loop nest jc / pc / ic / jr / ir. */
     private static void block(Scratch s, boolean transA, boolean transB, int i0, int i1, int j0, int j1, int K,
-                              float alpha, float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
+                              float alpha, float[] A, int aOff, int lda, float[] B, MemorySegment Bs, long bOff, int ldb,
                               float beta, float[] C, int cOff, int ldc) {
         int kcMax = Math.min(KC, K);
         int mcMax = roundUp(Math.min(MC, i1 - i0), MR), ncMax = roundUp(Math.min(NC, j1 - j0), NR);
@@ -139,7 +170,8 @@ public final class Gemm {
             for (int pc = 0; pc < K; pc += KC) {
                 int kc = Math.min(KC, K - pc);
                 float bt = pc == 0 ? beta : 1f; // beta applies once; later K blocks accumulate
-                packB(transB, B, bOff, ldb, pc, kc, jc, nc, bp, s.colIdx);
+                if (B != null) packB(transB, B, (int) bOff, ldb, pc, kc, jc, nc, bp, s.colIdx);
+                else packB(transB, Bs, bOff, ldb, pc, kc, jc, nc, bp);
                 for (int ic = i0; ic < i1; ic += MC) {
                     int mc = Math.min(MC, i1 - ic);
                     packA(transA, A, aOff, lda, ic, mc, pc, kc, alpha, ap, s.rowIdx);
@@ -241,6 +273,30 @@ public final class Gemm {
                     for (int j = 0; j < NR; j++) {
                         dst[d + j] = j >= nr ? 0f
                                 : transB ? B[bOff + (j0 + jr + j) * ldb + p0 + k] : B[bOff + (p0 + k) * ldb + j0 + jr + j];
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * {@link #packB} from a segment of little-endian floats (a mapped weight). Vector loads for plain B; transposed
+     * B is read one scalar at a time, since segments have no gather. Packing is O(K N) against the kernel's
+     * O(M K N), so the scalar path costs little.
+     */
+    private static void packB(boolean transB, MemorySegment B, long bOff, int ldb, int p0, int kc, int j0, int nc, float[] dst) {
+        for (int jr = 0; jr < nc; jr += NR) {
+            int nr = Math.min(NR, nc - jr), base = jr * kc;
+            for (int k = 0; k < kc; k++) {
+                int d = base + k * NR;
+                if (!transB && nr == NR) {
+                    long sk = (bOff + (long) (p0 + k) * ldb + j0 + jr) * Float.BYTES;
+                    FloatVector.fromMemorySegment(S, B, sk, ByteOrder.LITTLE_ENDIAN).intoArray(dst, d);
+                    FloatVector.fromMemorySegment(S, B, sk + (long) VL * Float.BYTES, ByteOrder.LITTLE_ENDIAN).intoArray(dst, d + VL);
+                } else {
+                    for (int j = 0; j < NR; j++) {
+                        long at = transB ? bOff + (long) (j0 + jr + j) * ldb + p0 + k : bOff + (long) (p0 + k) * ldb + j0 + jr + j;
+                        dst[d + j] = j >= nr ? 0f : B.getAtIndex(F32_LE, at);
                     }
                 }
             }

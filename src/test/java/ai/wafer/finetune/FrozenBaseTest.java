@@ -1,0 +1,76 @@
+package ai.wafer.finetune;
+
+import ai.wafer.io.Checkpoint;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
+import ai.wafer.model.Parameter;
+import ai.wafer.peft.Peft;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A base loaded with {@link Checkpoint#loadFrozen} (float32 matrices left as read-only mappings of the file) trains
+ * every parameter-efficient method exactly as the same base loaded onto the heap; the frozen matrices stay mapped,
+ * without gradients, and the file is untouched.
+ */
+class FrozenBaseTest {
+    private static final GptConfig CFG = new GptConfig(31, 32, 32, 3, 2, 128, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+
+    @Test
+    void mappedBaseTrainsLikeAHeapBase(@TempDir Path dir) throws Exception {
+        Checkpoint.save(Gpt.init(CFG, 5), dir);
+        byte[] before = Files.readAllBytes(dir.resolve("model.safetensors"));
+        TaskData train = FinetunerTest.toy(48, 1), dev = FinetunerTest.toy(16, 2);
+        for (Peft.Kind kind : new Peft.Kind[] {Peft.Kind.LORA, Peft.Kind.IA3, Peft.Kind.PREFIX, Peft.Kind.ADAPTER, Peft.Kind.BITFIT, Peft.Kind.TOP_K}) {
+            FinetuneModel heap = train(Checkpoint.load(dir), kind, train, dev);
+            Gpt mappedGpt = Checkpoint.loadFrozen(dir);
+            for (Parameter p : mappedGpt.parameters()) {
+                assertEquals(p.shape.length == 2, p.isMapped(), kind + " " + p.name + " mapped right after loading");
+                assertFalse(p.trainable(), p.name);
+            }
+            FinetuneModel mapped = train(mappedGpt, kind, train, dev);
+            var a = heap.parameters().stream().filter(Parameter::trainable).toList();
+            var b = mapped.parameters().stream().filter(Parameter::trainable).toList();
+            assertEquals(a.size(), b.size(), kind.toString());
+            for (int i = 0; i < a.size(); i++) assertArrayEquals(a.get(i).data, b.get(i).data, kind + " " + a.get(i).name);
+            for (Parameter p : mapped.gpt.parameters()) {
+                if (p.trainable()) {
+                    assertNotNull(p.data, p.name);
+                } else if (p.shape.length == 2) {
+                    assertTrue(p.isMapped(), kind + ": frozen " + p.name + " was copied to the heap");
+                    assertNull(p.grad(), p.name);
+                    assertArrayEquals(heap.gpt.parameter(p.name).data, p.array(), p.name); // and still the base's values
+                }
+            }
+            if (kind == Peft.Kind.TOP_K) assertFalse(mapped.gpt.h[CFG.nLayer() - 1].fcW().isMapped(), "top-k trains the last block");
+        }
+        assertTrue(Arrays.equals(before, Files.readAllBytes(dir.resolve("model.safetensors"))), "the checkpoint file changed");
+    }
+
+    /** Saving a model whose weights are still mapped writes the same file as saving the heap copy. */
+    @Test
+    void savingAMappedModelWritesTheSameFile(@TempDir Path dir) throws Exception {
+        Checkpoint.save(Gpt.init(CFG, 6), dir.resolve("a"));
+        Checkpoint.save(Checkpoint.loadFrozen(dir.resolve("a")), dir.resolve("b"));
+        assertArrayEquals(Files.readAllBytes(dir.resolve("a/model.safetensors")), Files.readAllBytes(dir.resolve("b/model.safetensors")));
+    }
+
+    private static FinetuneModel train(Gpt base, Peft.Kind kind, TaskData train, TaskData dev) {
+        FinetuneModel fm = FinetuneModel.create(base, Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(kind), 30, 4);
+        var opt = Finetuner.Options.defaults(kind).withLr(1e-2f).withEpochs(2);
+        new Finetuner(fm, train, dev, opt).run(null, "toy", null);
+        return fm;
+    }
+}
