@@ -158,6 +158,11 @@ class GradCheckTest {
     @ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource({"GELU, true", "GELU_TANH, false"})
     void wholeModel(GptConfig.Activation act, boolean tied) {
+        // tiny matrices: on a busy machine the thread team's hand-offs cost far more than the work (seconds vs minutes)
+        ai.wafer.tensor.Parallel.runSerially(() -> wholeModelSerial(act, tied));
+    }
+
+    private void wholeModelSerial(GptConfig.Activation act, boolean tied) {
         // odd everything: C=10 (2 heads of 5), F=23, V=29, T=7
         GptConfig cfg = new GptConfig(29, 9, 10, 2, 2, 23, act, 1e-5f, true, tied, 0.02f, java.util.Map.of());
         Gpt m = Gpt.init(cfg, 3);
