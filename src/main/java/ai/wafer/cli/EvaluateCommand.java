@@ -1,6 +1,7 @@
 package ai.wafer.cli;
 
 import ai.wafer.WaferException;
+import ai.wafer.data.Batcher;
 import ai.wafer.eval.ConfusionMatrix;
 import ai.wafer.eval.EntityReport;
 import ai.wafer.eval.Tagging;
@@ -40,6 +41,7 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--format", defaultValue = "text", description = "text or json (default ${DEFAULT-VALUE})") String format;
     @Option(names = "--digits", defaultValue = "2", description = "decimals in text reports (default ${DEFAULT-VALUE}, as sklearn)") int digits;
     @Option(names = "--batch-size", defaultValue = "32") int batchSize;
+    @Option(names = "--padding-side", defaultValue = "right", description = "left or right (default ${DEFAULT-VALUE}); the pads are masked, so both give the same scores") String paddingSide;
     @Option(names = "--max-length", description = "tokens per example (default: the model's n_positions, at most 512)") Integer maxLength;
     @Option(names = "--confusion-png", paramLabel = "FILE", defaultValue = "confusion-matrix.png",
             description = "sequence classification: where the confusion-matrix heatmap goes (default ${DEFAULT-VALUE})") Path png;
@@ -47,6 +49,7 @@ public final class EvaluateCommand implements Callable<Integer> {
 
     @Override public Integer call() throws Exception {
         if (!format.equals("text") && !format.equals("json")) throw new WaferException("--format must be text or json, got '" + format + "'");
+        Batcher.Side side = Batcher.Side.parse(paddingSide);
         FinetuneModel fm = FinetuneModel.load(model, adapter, task == null ? null : Task.parse(task));
         Tokenizer tok = Tokenizer.load(tokenizerDir != null ? tokenizerDir : model);
         int room = fm.gpt.config.nPositions() - fm.gpt.positionOffset();
@@ -54,7 +57,7 @@ public final class EvaluateCommand implements Callable<Integer> {
         if (maxLen < 1 || maxLen > room) throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "]");
         TaskData d = TaskData.load(fm.task, data, tok, fm.task.classifies() ? fm.labels : null, maxLen);
         for (String w : d.warnings(maxLen)) cmd.commandLine().getErr().println("wafer: warning: " + w);
-        Evaluator.Scores s = Evaluator.run(fm, d, batchSize, maxLen);
+        Evaluator.Scores s = Evaluator.run(fm, d, batchSize, maxLen, side);
 
         Map<String, Object> json = new LinkedHashMap<>();
         StringBuilder text = new StringBuilder();

@@ -1,6 +1,7 @@
 package ai.wafer.cli;
 
 import ai.wafer.WaferException;
+import ai.wafer.data.Batcher;
 import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
@@ -30,7 +31,8 @@ import java.util.concurrent.Callable;
 @Command(name = "finetune", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Fine-tune a GPT model for token classification (CoNLL), sequence classification (JSONL/CSV) or "
                 + "causal LM on instruction data (JSONL; loss on responses only).",
-                "Batches are right-padded (no attention mask is needed then); longer examples are truncated to --max-length with a warning."})
+                "Batches are padded on the right (default) or the left (--padding-side; the pads are masked, so both give the same",
+                "results); longer examples are truncated to --max-length with a warning."})
 public final class FinetuneCommand implements Callable<Integer> {
     @Spec CommandSpec cmd;
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "pretrained model directory (config.json + safetensors)") Path model;
@@ -59,6 +61,7 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--max-train", defaultValue = "0", description = "use a random subsample of this many training examples (0 = all)") int maxTrain;
     @Option(names = "--eval-every", defaultValue = "0", description = "evaluate on --dev every N steps (0 = after each epoch)") int evalEvery;
     @Option(names = "--early-stopping", defaultValue = "0", paramLabel = "PATIENCE", description = "stop after this many evaluations without improvement (0 = off)") int patience;
+    @Option(names = "--padding-side", defaultValue = "right", description = "left or right (default ${DEFAULT-VALUE}); dev evaluation pads the same way") String paddingSide;
     @Option(names = "--seed", defaultValue = "1337") long seed;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
     @Option(names = "--no-progress") boolean noProgress;
@@ -66,6 +69,7 @@ public final class FinetuneCommand implements Callable<Integer> {
 
     @Override public Integer call() {
         Task t = Task.parse(task);
+        Batcher.Side side = Batcher.Side.parse(paddingSide);
         Peft.Kind kind = Peft.Kind.parse(method);
         Tokenizer tok = Tokenizer.load(tokenizerDir != null ? tokenizerDir : model);
         if (!Files.isRegularFile(model.resolve("config.json"))) throw new WaferException(model + ": no config.json (not a model directory)");
@@ -86,7 +90,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         FinetuneModel fm = FinetuneModel.create(gpt, t, train.labels(), spec, tok.eot(), seed);
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
-                new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, maxLen, evalEvery, patience, seed, !noProgress);
+                new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, maxLen, evalEvery, patience, seed, !noProgress, side);
         cmd.commandLine().getErr().println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + fm.trainableShare()
                 + (t.classifies() ? "; " + train.labels().size() + " labels" : ""));
         Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(out, model.toString(), cmd.commandLine().getErr());

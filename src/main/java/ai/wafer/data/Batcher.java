@@ -9,9 +9,11 @@ import java.util.Random;
 /**
  * Groups examples into padded batches.
  *
- * <p>Each example is cut to {@code maxLength} tokens (its first tokens are kept) and padded on the right
- * with {@code padId} to the longest example of its batch (mask 0, label {@link Example#IGNORE}), so a batch
- * is only as long as it needs to be. Length bucketing keeps padding small: without shuffling, examples are
+ * <p>Each example is cut to {@code maxLength} tokens (its first tokens are kept) and padded with {@code padId}
+ * to the longest example of its batch (mask 0, label {@link Example#IGNORE}), so a batch is only as long as it
+ * needs to be: on the right by default, or on the left ({@link Side#LEFT}, as Hugging Face's
+ * {@code padding_side="left"}); the model then masks the pads and numbers positions from each row's first real
+ * token ({@code Batch.starts}), so either side gives the same results. Length bucketing keeps padding small: without shuffling, examples are
  * sorted by length and cut into batches; with shuffling, the examples are shuffled, taken in pools of
  * {@link #POOL_BATCHES} batches, each pool sorted by length and cut into batches, and the batch order is
  * shuffled again, so batches stay random but hold examples of similar length.
@@ -21,10 +23,14 @@ public final class Batcher {
      * A padded batch, row-major [size][length]. {@code mask} is 1 on real tokens; {@code labels} holds the
      * per-token labels (null when examples have none), {@code classes} the sequence labels (null when none);
      * {@code examples} are the indices of the rows' examples in the list given to the batcher;
-     * {@code lengths} the rows' unpadded lengths.
+     * {@code lengths} the rows' unpadded lengths; {@code starts} where each row's real tokens begin (0 when
+     * right-padded, the number of pads when left-padded): what the model's left padding takes.
      */
     public record Batch(int size, int length, int[] ids, int[] mask, int[] labels, int[] classes,
-                        int[] lengths, int[] examples) {
+                        int[] lengths, int[] examples, int[] starts) {
+        /** Position of row r's last real token within the row. */
+        public int last(int r) { return starts[r] + Math.max(lengths[r], 1) - 1; }
+
         /** Real (non-padding) tokens over all tokens: how much compute is not wasted. */
         public double fill() {
             long real = 0;
@@ -35,13 +41,30 @@ public final class Batcher {
 
     public static final int POOL_BATCHES = 50;
 
-    private final int batchSize, maxLength, padId;
+    /** Where the pads go. */
+    public enum Side {
+        LEFT, RIGHT;
 
-    public Batcher(int batchSize, int maxLength, int padId) {
+        public static Side parse(String s) {
+            return switch (s) {
+                case "left" -> LEFT;
+                case "right" -> RIGHT;
+                default -> throw new ai.wafer.WaferException("padding side must be left or right, got '" + s + "'");
+            };
+        }
+    }
+
+    private final int batchSize, maxLength, padId;
+    private final Side side;
+
+    public Batcher(int batchSize, int maxLength, int padId) { this(batchSize, maxLength, padId, Side.RIGHT); }
+
+    public Batcher(int batchSize, int maxLength, int padId, Side side) {
         if (batchSize < 1 || maxLength < 1) throw new IllegalArgumentException("batch size and max length must be >= 1");
         this.batchSize = batchSize;
         this.maxLength = maxLength;
         this.padId = padId;
+        this.side = side;
     }
 
     /** All examples in length-bucketed batches (see the class comment); the last batch may be smaller. */
@@ -78,7 +101,7 @@ public final class Batcher {
             tokenLabels |= e.labels() != null;
             classes |= e.labels() == null; // sequence-classification examples carry a class instead
         }
-        int[] ids = new int[b * t], mask = new int[b * t], lengths = new int[b];
+        int[] ids = new int[b * t], mask = new int[b * t], lengths = new int[b], starts = new int[b];
         int[] labels = tokenLabels ? new int[b * t] : null, cls = classes ? new int[b] : null;
         Arrays.fill(ids, padId);
         if (labels != null) Arrays.fill(labels, Example.IGNORE);
@@ -86,12 +109,14 @@ public final class Batcher {
             Example e = examples.get(idx[r]);
             int n = Math.min(e.length(), maxLength);
             lengths[r] = n;
-            System.arraycopy(e.ids(), 0, ids, r * t, n);
-            Arrays.fill(mask, r * t, r * t + n, 1);
-            if (labels != null && e.labels() != null) System.arraycopy(e.labels(), 0, labels, r * t, n);
+            starts[r] = side == Side.LEFT ? t - n : 0;
+            int o = r * t + starts[r];
+            System.arraycopy(e.ids(), 0, ids, o, n);
+            Arrays.fill(mask, o, o + n, 1);
+            if (labels != null && e.labels() != null) System.arraycopy(e.labels(), 0, labels, o, n);
             if (cls != null) cls[r] = e.label();
         }
-        return new Batch(b, t, ids, mask, labels, cls, lengths, idx.clone());
+        return new Batch(b, t, ids, mask, labels, cls, lengths, idx.clone(), starts);
     }
 
     private static void shuffle(Integer[] a, Random rng) {

@@ -43,8 +43,12 @@ public final class Evaluator {
     }
 
     public static Scores run(FinetuneModel fm, TaskData data, int batchSize, int maxLength) {
+        return run(fm, data, batchSize, maxLength, Batcher.Side.RIGHT);
+    }
+
+    public static Scores run(FinetuneModel fm, TaskData data, int batchSize, int maxLength, Batcher.Side padding) {
         fm.setTraining(false);
-        Batcher batcher = new Batcher(batchSize, maxLength, fm.padId);
+        Batcher batcher = new Batcher(batchSize, maxLength, fm.padId, padding);
         List<List<String>> pred = new ArrayList<>(java.util.Collections.nCopies(data.examples().size(), (List<String>) null));
         double lossSum = 0;
         long count = 0;
@@ -59,7 +63,7 @@ public final class Evaluator {
                 if (fm.task == Task.SEQUENCE_CLASSIFICATION) { pred.set(ex, List.of(fm.labels.get(ids[r]))); continue; }
                 int[] where = data.positions().get(ex);
                 List<String> p = new ArrayList<>(where.length);
-                for (int w : where) p.add(w < b.length() && w < b.lengths()[r] ? fm.labels.get(ids[r * b.length() + w]) : CUT);
+                for (int w : where) p.add(w < b.lengths()[r] ? fm.labels.get(ids[r * b.length() + b.starts()[r] + w]) : CUT);
                 pred.set(ex, p);
             }
         }

@@ -28,9 +28,10 @@ import java.util.Map;
  * method says), the method's own tensors (LoRA, (IA)3, prefix, adapters) hooked into its blocks, and the
  * task's head (token or sequence classification; the tied LM head for causal LM).
  *
- * <p>Batches are right-padded ({@link Batcher}): with causal attention a real token never attends to the
- * padding after it, so no attention mask is needed; padded positions carry label -100 and sequence
- * classification reads the last real token. Left padding would need a mask and is not supported.
+ * <p>Batches are padded on either side ({@link Batcher}): right padding needs no mask (a causal token never
+ * attends to the padding after it); left padding passes each row's start to the model, which keeps real tokens
+ * off the pads and numbers their positions from 0. Padded positions carry label -100 and sequence
+ * classification reads the last real token, so both sides give the same losses and predictions.
  */
 public final class FinetuneModel {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -107,14 +108,14 @@ public final class FinetuneModel {
         lastT = T;
         switch (task) {
             case TOKEN_CLASSIFICATION -> {
-                float[] hidden = gpt.forwardHidden(b.ids(), B, T);
+                float[] hidden = gpt.forwardHidden(b.ids(), b.starts(), B, T);
                 double s = tokenHead.loss(hidden, b.labels(), BT);
                 valid = tokenHead.validTargets();
                 return s;
             }
             case SEQUENCE_CLASSIFICATION -> {
-                float[] hidden = gpt.forwardHidden(b.ids(), B, T);
-                double s = seqHead.loss(hidden, b.lengths(), b.classes(), B, T);
+                float[] hidden = gpt.forwardHidden(b.ids(), b.starts(), B, T);
+                double s = seqHead.loss(hidden, b.lengths(), b.starts(), b.classes(), B, T);
                 valid = seqHead.validTargets();
                 return s;
             }
@@ -122,7 +123,7 @@ public final class FinetuneModel {
                 if (shifted.length < BT) shifted = new int[BT];
                 for (int r = 0; r < B; r++)
                     for (int t = 0; t < T; t++) shifted[r * T + t] = t + 1 < T ? b.labels()[r * T + t + 1] : Example.IGNORE;
-                float mean = gpt.forward(b.ids(), shifted, B, T);
+                float mean = gpt.forward(b.ids(), shifted, b.starts(), B, T);
                 int v = 0;
                 for (int i = 0; i < BT; i++) if (shifted[i] >= 0) v++;
                 valid = v;
@@ -151,7 +152,7 @@ public final class FinetuneModel {
      */
     public int[] predict(Batcher.Batch b) {
         int B = b.size(), T = b.length();
-        float[] hidden = gpt.forwardHidden(b.ids(), B, T);
+        float[] hidden = gpt.forwardHidden(b.ids(), b.starts(), B, T);
         int K = labels.size();
         if (tokenHead != null) {
             int[] out = new int[B * T];
@@ -160,7 +161,7 @@ public final class FinetuneModel {
         }
         if (seqHead != null) {
             int[] out = new int[B];
-            TokenClassifier.argmax(seqHead.logits(hidden, b.lengths(), B, T), B, K, out);
+            TokenClassifier.argmax(seqHead.logits(hidden, b.lengths(), b.starts(), B, T), B, K, out);
             return out;
         }
         throw new IllegalStateException("predict is for classification tasks");

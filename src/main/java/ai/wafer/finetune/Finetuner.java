@@ -22,7 +22,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The fine-tuning loop: epochs over length-bucketed, shuffled, right-padded batches; K micro-batches of
+ * The fine-tuning loop: epochs over length-bucketed, shuffled, padded batches (right or left: same results); K micro-batches of
  * forward and backward per AdamW step (each micro-batch's mean loss weighted 1/K); the scheduled
  * learning rate; evaluation on the dev set every N steps (and at the end of each epoch when N = 0), the
  * best model by the task's primary dev score saved to the output directory, and early stopping after
@@ -32,21 +32,21 @@ import java.util.Map;
 public final class Finetuner {
     public record Options(int epochs, int batchSize, int gradAccum, float lr, LrSchedule.Kind schedule, float warmupRatio,
                           float minLrRatio, AdamW.Hyper hyper, float gradClip, int maxLength, int evalEvery, int patience,
-                          long seed, boolean progressBar) {
+                          long seed, boolean progressBar, Batcher.Side padding) {
         /** 3 epochs of batch 16, linear decay after 6% warmup, AdamW (0.9, 0.999, wd 0.01), clip 1, at {@link #defaultLr}. */
         public static Options defaults(ai.wafer.peft.Peft.Kind kind) {
             return new Options(3, 16, 1, defaultLr(kind), LrSchedule.Kind.LINEAR, 0.06f, 0f, new AdamW.Hyper(0.9f, 0.999f, 1e-8f, 0.01f),
-                    1f, 256, 0, 0, 1337, false);
+                    1f, 256, 0, 0, 1337, false, Batcher.Side.RIGHT);
         }
 
         public Options withLr(float lr) {
             return new Options(epochs, batchSize, gradAccum, lr, schedule, warmupRatio, minLrRatio, hyper, gradClip, maxLength,
-                    evalEvery, patience, seed, progressBar);
+                    evalEvery, patience, seed, progressBar, padding);
         }
 
         public Options withEpochs(int n) {
             return new Options(n, batchSize, gradAccum, lr, schedule, warmupRatio, minLrRatio, hyper, gradClip, maxLength,
-                    evalEvery, patience, seed, progressBar);
+                    evalEvery, patience, seed, progressBar, padding);
         }
 
         /** Few trainable parameters tolerate (and need) larger steps: 5e-5 full, 1e-3 BitFit/top-k, 2e-3 LoRA/adapters/prefix, 5e-3 (IA)3. */
@@ -103,7 +103,7 @@ public final class Finetuner {
     public Result run(Path out, String baseName, PrintWriter log) {
         List<Parameter> params = fm.parameters();
         AdamW adamw = new AdamW(params, opt.hyper());
-        Batcher batcher = new Batcher(opt.batchSize(), opt.maxLength(), fm.padId);
+        Batcher batcher = new Batcher(opt.batchSize(), opt.maxLength(), fm.padId, opt.padding());
         int batchesPerEpoch = (train.examples().size() + opt.batchSize() - 1) / opt.batchSize();
         int stepsPerEpoch = (batchesPerEpoch + opt.gradAccum() - 1) / opt.gradAccum();
         int total = stepsPerEpoch * opt.epochs();
@@ -153,7 +153,7 @@ public final class Finetuner {
                         boolean epochEnd = from + K >= batches.size();
                         boolean evalNow = dev != null && (opt.evalEvery() > 0 ? step % opt.evalEvery() == 0 || step == total : epochEnd);
                         if (evalNow) {
-                            Evaluator.Scores s = Evaluator.run(fm, dev, opt.batchSize(), opt.maxLength());
+                            Evaluator.Scores s = Evaluator.run(fm, dev, opt.batchSize(), opt.maxLength(), opt.padding());
                             fm.setTraining(true);
                             row.put("eval_loss", s.loss());
                             if (fm.task.classifies()) {

@@ -11,9 +11,9 @@ import java.util.SplittableRandom;
 /**
  * GPT2ForSequenceClassification's head: {@code score}, a linear layer [K, C] without bias, on the hidden
  * state of each sequence's last non-padding token (a causal model has seen the whole text only there).
- * Rows are right-padded, so that token is at position length - 1; Hugging Face finds the same token as
- * the rightmost non-pad id, which also covers left padding (Wafer's model has no attention mask, so it
- * pads on the right only).
+ * It is at start + length - 1 of a row whose real tokens begin at start (0 when right-padded, the number of
+ * pads when left-padded); Hugging Face finds the same token as the rightmost non-pad id, which needs the pad id
+ * to differ from every real token, while lengths do not.
  */
 public final class SequenceClassifier implements Head {
     public final Parameter weight;
@@ -38,11 +38,14 @@ public final class SequenceClassifier implements Head {
         if (targets.length < B) { pooled = new float[B * C]; logits = new float[B * K]; losses = new float[B]; targets = new int[B]; rows = new int[B]; }
     }
 
-    /** logits[B, K] from the hidden state at (b, lengths[b] - 1) of hidden[B*T, C]; the buffer is reused. */
-    public float[] logits(float[] hidden, int[] lengths, int B, int T) {
+    /** logits[B, K] from the hidden state at (b, lengths[b] - 1) of hidden[B*T, C], rows right-padded; the buffer is reused. */
+    public float[] logits(float[] hidden, int[] lengths, int B, int T) { return logits(hidden, lengths, null, B, T); }
+
+    /** logits[B, K] from the hidden state at (b, starts[b] + lengths[b] - 1); starts null: right padding. */
+    public float[] logits(float[] hidden, int[] lengths, int[] starts, int B, int T) {
         ensure(B);
         for (int b = 0; b < B; b++) {
-            rows[b] = b * T + Math.max(lengths[b], 1) - 1;
+            rows[b] = b * T + (starts == null ? 0 : starts[b]) + Math.max(lengths[b], 1) - 1;
             System.arraycopy(hidden, rows[b] * C, pooled, b * C, C);
         }
         Gemm.sgemm(false, true, B, K, C, 1f, pooled, 0, C, weight.data, 0, C, 0f, logits, 0, K);
@@ -51,8 +54,8 @@ public final class SequenceClassifier implements Head {
     }
 
     /** Summed cross-entropy over the sequences whose class is not ignored. */
-    public double loss(float[] hidden, int[] lengths, int[] classes, int B, int T) {
-        logits(hidden, lengths, B, T);
+    public double loss(float[] hidden, int[] lengths, int[] starts, int[] classes, int B, int T) {
+        logits(hidden, lengths, starts, B, T);
         System.arraycopy(classes, 0, targets, 0, B);
         valid = 0;
         for (int b = 0; b < B; b++) if (!CrossEntropy.ignored(classes[b])) valid++;

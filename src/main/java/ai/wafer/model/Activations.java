@@ -13,6 +13,9 @@ public final class Activations {
     boolean hasTargets;
     int validTargets;
     final int[] inputs, targets;
+    /** Row b's first real token under left padding (copied from the batch); read only when {@link #leftPadded}. */
+    final int[] start;
+    boolean leftPadded;
     public final float[] encoded;
     final float[][] ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchAct, res3;
     final float[] lnf, lnfMean, lnfRstd;
@@ -35,6 +38,7 @@ public final class Activations {
         int L = c.nLayer(), C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), BT = B * T;
         inputs = new int[BT];
         targets = new int[BT];
+        start = new int[B];
         encoded = new float[BT * C];
         ln1 = new float[L][BT * C]; ln1Mean = new float[L][BT]; ln1Rstd = new float[L][BT];
         qkv = new float[L][BT * 3 * C];
@@ -65,6 +69,9 @@ public final class Activations {
 
     public int batch() { return B; }
     public int seqLen() { return T; }
+
+    /** The left padding the kernels see: null when no row of the batch has any, so that path is unchanged. */
+    int[] leftPad() { return leftPadded ? start : null; }
 
     /** The final hidden states, ln_f's output [B*T, C] (rows beyond B*T are stale). */
     public float[] hidden() { return lnf; }

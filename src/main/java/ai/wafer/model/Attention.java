@@ -9,27 +9,47 @@ import ai.wafer.tensor.Parallel;
  * small, so they run serially inside the parallel loop over pairs.
  *
  * <p>The softmax probabilities att[B,H,T,T] are kept for the backward pass (zero above the diagonal).
+ * Left padding is a per-row count of leading pads, not a [B,T,T] mask: see {@link #forward(float[], float[],
+ * float[], int, int, int, int, boolean, int[])}.
  */
 public final class Attention {
     private Attention() {}
 
     public static void forward(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, boolean scaled) {
+        forward(out, att, qkv, B, T, C, H, scaled, null);
+    }
+
+    /**
+     * With left padding: row b's real tokens start at {@code start[b]} (null: every row starts at 0). A real token
+     * attends only to the real tokens up to itself, so a left-padded row computes exactly what the same row
+     * unpadded computes, on the [T-s, T-s] block below and right of its s pads; the pads' outputs (and their
+     * probability rows and columns) are zero, so nothing flows through them. With start null or all zero this is
+     * the plain causal path, call for call.
+     */
+    public static void forward(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
         int hs = C / H, C3 = 3 * C;
         float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
         Parallel.forRange(B * H, (w, from, to) -> {
             for (int bh = from; bh < to; bh++) {
-                int b = bh / H, h = bh % H;
-                int q = b * T * C3 + h * hs, k = q + C, v = q + 2 * C, a = bh * T * T;
-                Gemm.sgemmSerial(false, true, T, T, hs, scale, qkv, q, C3, qkv, k, C3, 0f, att, a, T);
-                for (int t = 0; t < T; t++) {
+                int b = bh / H, h = bh % H, s = start == null ? 0 : start[b], n = T - s;
+                int q = b * T * C3 + h * hs, k = q + C, v = q + 2 * C, a = bh * T * T, o = b * T * C + h * hs;
+                if (s > 0) {
+                    java.util.Arrays.fill(att, a, a + s * T, 0f);
+                    for (int t = s; t < T; t++) java.util.Arrays.fill(att, a + t * T, a + t * T + s, 0f);
+                    for (int t = 0; t < s; t++) java.util.Arrays.fill(out, o + t * C, o + t * C + hs, 0f);
+                    if (n == 0) continue;
+                    q += s * C3; k += s * C3; v += s * C3; a += s * T + s; o += s * C;
+                }
+                Gemm.sgemmSerial(false, true, n, n, hs, scale, qkv, q, C3, qkv, k, C3, 0f, att, a, T);
+                for (int t = 0; t < n; t++) {
                     int r = a + t * T;
                     // the same vector softmax pieces as the loss: max, exp and sum, scale
                     float max = CrossEntropy.max(att, r, t + 1);
                     float sum = CrossEntropy.expShiftSum(att, r, t + 1, max);
                     CrossEntropy.scale(att, r, t + 1, 1f / sum);
-                    java.util.Arrays.fill(att, r + t + 1, r + T, 0f);
+                    java.util.Arrays.fill(att, r + t + 1, r + n, 0f);
                 }
-                Gemm.sgemmSerial(false, false, T, hs, T, 1f, att, a, T, qkv, v, C3, 0f, out, b * T * C + h * hs, C);
+                Gemm.sgemmSerial(false, false, n, hs, n, 1f, att, a, T, qkv, v, C3, 0f, out, o, C);
             }
         });
     }
@@ -39,21 +59,33 @@ public final class Attention {
      */
     public static void backward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H,
                                 boolean scaled, float[] scratch) {
+        backward(dqkv, dout, qkv, att, B, T, C, H, scaled, scratch, null);
+    }
+
+    /** The backward of {@link #forward} with left padding {@code start} (null: none); pads get a zero gradient. */
+    public static void backward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H,
+                                boolean scaled, float[] scratch, int[] start) {
         int hs = C / H, C3 = 3 * C;
         float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
         Parallel.forRange(B * H, (w, from, to) -> {
             int ds = w * T * T;
             for (int bh = from; bh < to; bh++) {
-                int b = bh / H, h = bh % H;
+                int b = bh / H, h = bh % H, s = start == null ? 0 : start[b], n = T - s;
                 int q = b * T * C3 + h * hs, k = q + C, v = q + 2 * C, a = bh * T * T, y = b * T * C + h * hs;
+                if (s > 0) {
+                    for (int t = 0; t < s; t++)
+                        for (int part = 0; part < 3; part++) java.util.Arrays.fill(dqkv, q + t * C3 + part * C, q + t * C3 + part * C + hs, 0f);
+                    if (n == 0) continue;
+                    q += s * C3; k += s * C3; v += s * C3; a += s * T + s; y += s * C;
+                }
                 // dP = dY V^T ; dV = P^T dY
-                Gemm.sgemmSerial(false, true, T, T, hs, 1f, dout, y, C, qkv, v, C3, 0f, scratch, ds, T);
-                Gemm.sgemmSerial(true, false, T, hs, T, 1f, att, a, T, dout, y, C, 0f, dqkv, v, C3);
+                Gemm.sgemmSerial(false, true, n, n, hs, 1f, dout, y, C, qkv, v, C3, 0f, scratch, ds, T);
+                Gemm.sgemmSerial(true, false, n, hs, n, 1f, att, a, T, dout, y, C, 0f, dqkv, v, C3);
                 // softmax backward: dS = P * (dP - rowsum(P * dP)), then the 1/sqrt(hs) of the forward
-                for (int t = 0; t < T; t++) softmaxBackwardRow(att, a + t * T, scratch, ds + t * T, t + 1, T, scale);
+                for (int t = 0; t < n; t++) softmaxBackwardRow(att, a + t * T, scratch, ds + t * T, t + 1, n, scale);
                 // dQ = dS K ; dK = dS^T Q
-                Gemm.sgemmSerial(false, false, T, hs, T, 1f, scratch, ds, T, qkv, k, C3, 0f, dqkv, q, C3);
-                Gemm.sgemmSerial(true, false, T, hs, T, 1f, scratch, ds, T, qkv, q, C3, 0f, dqkv, k, C3);
+                Gemm.sgemmSerial(false, false, n, hs, n, 1f, scratch, ds, T, qkv, k, C3, 0f, dqkv, q, C3);
+                Gemm.sgemmSerial(true, false, n, hs, n, 1f, scratch, ds, T, qkv, q, C3, 0f, dqkv, k, C3);
             }
         });
     }

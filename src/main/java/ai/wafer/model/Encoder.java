@@ -14,13 +14,27 @@ public final class Encoder {
     private Encoder() {}
 
     public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset) {
-        forward(out, tokens, MemorySegment.ofArray(wte), MemorySegment.ofArray(wpe), B, T, C, posOffset);
+        forward(out, tokens, MemorySegment.ofArray(wte), MemorySegment.ofArray(wpe), B, T, C, posOffset, null);
+    }
+
+    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset, int[] start) {
+        forward(out, tokens, MemorySegment.ofArray(wte), MemorySegment.ofArray(wpe), B, T, C, posOffset, start);
     }
 
     public static void forward(float[] out, int[] tokens, MemorySegment wte, MemorySegment wpe, int B, int T, int C, int posOffset) {
+        forward(out, tokens, wte, wpe, B, T, C, posOffset, null);
+    }
+
+    /**
+     * With left padding ({@code start[b]}: row b's first real token; null: none) positions count from each row's
+     * first real token, as Hugging Face's position_ids = cumsum(mask) - 1, so a padded row embeds as unpadded;
+     * pads take position 0 (they never reach a real token, see {@link Attention}).
+     */
+    public static void forward(float[] out, int[] tokens, MemorySegment wte, MemorySegment wpe, int B, int T, int C, int posOffset,
+                               int[] start) {
         Parallel.forRange(B * T, (w, from, to) -> {
             for (int bt = from; bt < to; bt++) {
-                int tok = tokens[bt], t = bt % T + posOffset;
+                int tok = tokens[bt], t = position(bt, T, start) + posOffset;
                 int o = bt * C;
                 long e = (long) tok * C, p = (long) t * C;
                 for (int c = 0; c < C; c++) out[o + c] = wte.getAtIndex(F32, e + c) + wpe.getAtIndex(F32, p + c);
@@ -28,17 +42,27 @@ public final class Encoder {
         });
     }
 
+    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int B, int T, int C) {
+        backward(dwte, dwpe, dout, tokens, B, T, C, null);
+    }
+
     /**
      * dwte[token] += dout, dwpe[t] += dout. Tokens repeat, so rows collide: the work is split over
      * channels instead of rows, and each thread owns a slice of every row.
      */
-    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int B, int T, int C) {
+    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int B, int T, int C, int[] start) {
         Parallel.forRange(C, (w, from, to) -> {
             for (int bt = 0; bt < B * T; bt++) {
-                int o = bt * C, e = tokens[bt] * C, p = (bt % T) * C;
+                int o = bt * C, e = tokens[bt] * C, p = position(bt, T, start) * C;
                 if (dwte != null) for (int c = from; c < to; c++) dwte[e + c] += dout[o + c];
                 if (dwpe != null) for (int c = from; c < to; c++) dwpe[p + c] += dout[o + c];
             }
         });
+    }
+
+    /** The position of flat index bt = b*T + t: t, less row b's left padding. */
+    private static int position(int bt, int T, int[] start) {
+        int t = bt % T;
+        return start == null ? t : Math.max(0, t - start[bt / T]);
     }
 }

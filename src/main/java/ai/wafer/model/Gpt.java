@@ -153,8 +153,8 @@ public final class Gpt {
      */
     public int positionOffset() { return hooks.length > 0 && hooks[0].prefix != null ? hooks[0].prefix.length() : 0; }
 
-    /** Checks a batch against the model: shapes, sequence length, token ids. */
-    private void checkBatch(int[] inputs, int[] targets, int B, int T) {
+    /** Checks a batch against the model: shapes, sequence length, token ids, left padding. */
+    private void checkBatch(int[] inputs, int[] targets, int[] start, int B, int T) {
         if (B <= 0 || T <= 0) throw new WaferException("batch shape must be positive, got B=" + B + " T=" + T);
         int off = positionOffset();
         if (T + off > config.nPositions())
@@ -163,6 +163,11 @@ public final class Gpt {
         if (inputs.length < B * T) throw new WaferException("inputs hold " + inputs.length + " tokens, batch needs " + B * T);
         if (targets != null && targets.length < B * T)
             throw new WaferException("targets hold " + targets.length + " tokens, batch needs " + B * T);
+        if (start != null) {
+            if (start.length < B) throw new WaferException("left padding holds " + start.length + " rows, batch has " + B);
+            for (int b = 0; b < B; b++)
+                if (start[b] < 0 || start[b] > T) throw new WaferException("row " + b + " starts at " + start[b] + ", outside [0, " + T + "]");
+        }
         int V = config.vocabSize();
         for (int i = 0; i < B * T; i++) {
             if (inputs[i] < 0 || inputs[i] >= V)
@@ -177,10 +182,17 @@ public final class Gpt {
      * that are not ignored (negative) and keeps the softmax for {@link #backward}; without, returns
      * NaN and leaves the raw logits in {@code activations().logits}.
      */
-    public float forward(int[] inputs, int[] targets, int B, int T) {
-        checkBatch(inputs, targets, B, T);
+    public float forward(int[] inputs, int[] targets, int B, int T) { return forward(inputs, targets, null, B, T); }
+
+    /**
+     * {@link #forward(int[], int[], int, int)} of a left-padded batch: row b's real tokens start at {@code start[b]}
+     * (null: no padding on the left). Real tokens then attend only to real tokens and count positions from their
+     * row's first one, so they get the same hidden states as the row unpadded; pads should carry ignored targets.
+     */
+    public float forward(int[] inputs, int[] targets, int[] start, int B, int T) {
+        checkBatch(inputs, targets, start, B, T);
         int C = config.nEmbd(), V = config.vocabSize(), BT = B * T;
-        Activations a = body(inputs, B, T);
+        Activations a = body(inputs, start, B, T);
         a.ensureLogits();
         long t = Profile.t();
         Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.values(), 0, C, 0f, a.logits, 0, V);
@@ -204,21 +216,27 @@ public final class Gpt {
      * states [B*T, C] (the array is reused by the next forward): what classification heads read.
      * Follow with {@link #backwardHidden}.
      */
-    public float[] forwardHidden(int[] inputs, int B, int T) {
-        checkBatch(inputs, null, B, T);
-        Activations a = body(inputs, B, T);
+    public float[] forwardHidden(int[] inputs, int B, int T) { return forwardHidden(inputs, null, B, T); }
+
+    /** {@link #forwardHidden(int[], int, int)} with left padding (see {@link #forward(int[], int[], int[], int, int)}). */
+    public float[] forwardHidden(int[] inputs, int[] start, int B, int T) {
+        checkBatch(inputs, null, start, B, T);
+        Activations a = body(inputs, start, B, T);
         a.hasTargets = false;
         return a.lnf;
     }
 
     /** Embeddings, blocks (with their hooks) and ln_f; the result is in a.lnf. */
-    private Activations body(int[] inputs, int B, int T) {
+    private Activations body(int[] inputs, int[] start, int B, int T) {
         GptConfig c = config;
         int C = c.nEmbd(), F = c.nInner(), H = c.nHead(), BT = B * T;
         Activations a = activationsFor(B, T);
         System.arraycopy(inputs, 0, a.inputs, 0, BT);
+        a.leftPadded = false;
+        for (int b = 0; start != null && b < B; b++) a.leftPadded |= (a.start[b] = start[b]) > 0;
+        int[] pad = a.leftPad();
         long t = Profile.t();
-        Encoder.forward(a.encoded, inputs, wte.values(), wpe.values(), B, T, C, positionOffset());
+        Encoder.forward(a.encoded, inputs, wte.values(), wpe.values(), B, T, C, positionOffset(), pad);
         t = Profile.add("encoder fwd", t);
         float[] res = a.encoded;
         for (int l = 0; l < h.length; l++) {
@@ -230,8 +248,8 @@ public final class Gpt {
             if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
             if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
             t = Profile.add("c_attn fwd", t);
-            if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights());
-            else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights());
+            if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
+            else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
             t = Profile.add("attention fwd", t);
             Linear.forward(a.res2[l], a.atty[l], w.attnProjW.values(), w.attnProjB.data, BT, C, C);
             if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
@@ -303,6 +321,7 @@ public final class Gpt {
     private void backwardBody(Activations a, float[] dlnf) {
         GptConfig c = config;
         int B = a.B, T = a.T, C = c.nEmbd(), F = c.nInner(), H = c.nHead(), BT = B * T;
+        int[] pad = a.leftPad();
         if (positionOffset() > 0 && wpe.trainable())
             throw new IllegalStateException("a trainable wpe with a prefix: Encoder.backward assumes positions from 0");
         long t = Profile.t();
@@ -336,8 +355,8 @@ public final class Gpt {
             Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.values(), BT, C, C);
             if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
-            if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights());
-            else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch);
+            if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
+            else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch, pad);
             t = Profile.add("attention bwd", t);
             if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
             Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.values(), BT, C, 3 * C);
@@ -351,7 +370,7 @@ public final class Gpt {
             t = Profile.add("layernorm bwd", t);
         }
         if (wte.trainable() || wpe.trainable()) {
-            Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C);
+            Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C, pad);
             Profile.add("encoder bwd", t);
         }
     }

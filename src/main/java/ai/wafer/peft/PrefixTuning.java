@@ -68,18 +68,26 @@ public final class PrefixTuning implements Method {
         /** Offset of virtual token p's key (kv = 0) or value (kv = 1) in prompt_embeddings. */
         private int pk(int p, int kv) { return p * L * 2 * C + (2 * l + kv) * C; }
 
-        @Override public void forward(float[] out, float[] qkv, int B, int T, int C, int H, boolean scaled) {
+        /**
+         * The key after key j, skipping row's left pads: prefix positions 0..P-1, then the row's real tokens from
+         * P + s (s = its pad count); a query attends to every prefix and, causally, to real tokens only.
+         */
+        private int next(int j, int s) { return j + 1 == P ? P + s : j + 1; }
+
+        @Override public void forward(float[] out, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
             int hs = C / H, C3 = 3 * C, S = P + T;
             float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
             if (att.length < B * H * T * S) att = new float[B * H * T * S];
             float[] pe = prompt.data, a = att;
             Parallel.forRange(B * H, (w, from, to) -> {
                 for (int bh = from; bh < to; bh++) {
-                    int b = bh / H, h = bh % H;
+                    int b = bh / H, h = bh % H, s0 = start == null ? 0 : start[b];
                     for (int t = 0; t < T; t++) {
-                        int q = (b * T + t) * C3 + h * hs, r = (bh * T + t) * S;
+                        int q = (b * T + t) * C3 + h * hs, r = (bh * T + t) * S, o = (b * T + t) * C + h * hs;
+                        java.util.Arrays.fill(a, r, r + S, 0f);
+                        if (t < s0) { java.util.Arrays.fill(out, o, o + hs, 0f); continue; } // a pad: zero, and read by no one
                         float max = Float.NEGATIVE_INFINITY;
-                        for (int j = 0; j <= P + t; j++) {
+                        for (int j = 0; j <= P + t; j = next(j, s0)) {
                             int k = j < P ? pk(j, 0) + h * hs : (b * T + j - P) * C3 + C + h * hs;
                             float[] ks = j < P ? pe : qkv;
                             float s = 0;
@@ -88,12 +96,10 @@ public final class PrefixTuning implements Method {
                             max = Math.max(max, a[r + j]);
                         }
                         float sum = 0;
-                        for (int j = 0; j <= P + t; j++) { float e = (float) Math.exp(a[r + j] - max); a[r + j] = e; sum += e; }
-                        for (int j = 0; j <= P + t; j++) a[r + j] /= sum;
-                        for (int j = P + t + 1; j < S; j++) a[r + j] = 0f;
-                        int o = (b * T + t) * C + h * hs;
+                        for (int j = 0; j <= P + t; j = next(j, s0)) { float e = (float) Math.exp(a[r + j] - max); a[r + j] = e; sum += e; }
+                        for (int j = 0; j <= P + t; j = next(j, s0)) a[r + j] /= sum;
                         for (int i = 0; i < hs; i++) out[o + i] = 0f;
-                        for (int j = 0; j <= P + t; j++) {
+                        for (int j = 0; j <= P + t; j = next(j, s0)) {
                             int v = j < P ? pk(j, 1) + h * hs : (b * T + j - P) * C3 + 2 * C + h * hs;
                             float[] vs = j < P ? pe : qkv;
                             float p = a[r + j];
@@ -104,7 +110,7 @@ public final class PrefixTuning implements Method {
             });
         }
 
-        @Override public void backward(float[] dqkv, float[] dout, float[] qkv, int B, int T, int C, int H, boolean scaled) {
+        @Override public void backward(float[] dqkv, float[] dout, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
             int hs = C / H, C3 = 3 * C, S = P + T;
             float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
             float[] pe = prompt.data, g = prompt.grad(), a = att;
@@ -114,11 +120,11 @@ public final class PrefixTuning implements Method {
                 float[] ds = new float[S]; // per task, not per token: allocation is O(threads) per call
                 for (int h = from; h < to; h++) {
                     for (int b = 0; b < B; b++) {
-                        int bh = b * H + h;
-                        for (int t = 0; t < T; t++) {
+                        int bh = b * H + h, s0 = start == null ? 0 : start[b];
+                        for (int t = s0; t < T; t++) { // pads had zero output: no gradient to or through them
                             int q = (b * T + t) * C3 + h * hs, r = (bh * T + t) * S, o = (b * T + t) * C + h * hs;
                             float dot = 0;
-                            for (int j = 0; j <= P + t; j++) {
+                            for (int j = 0; j <= P + t; j = next(j, s0)) {
                                 int v = j < P ? pk(j, 1) + h * hs : (b * T + j - P) * C3 + 2 * C + h * hs;
                                 float[] vs = j < P ? pe : qkv;
                                 float dp = 0;
@@ -130,7 +136,7 @@ public final class PrefixTuning implements Method {
                                 if (j < P) { if (g != null) for (int i = 0; i < hs; i++) g[v + i] += p * dout[o + i]; }
                                 else for (int i = 0; i < hs; i++) dqkv[v + i] += p * dout[o + i];
                             }
-                            for (int j = 0; j <= P + t; j++) {
+                            for (int j = 0; j <= P + t; j = next(j, s0)) {
                                 float d = a[r + j] * (ds[j] - dot) * scale;
                                 int k = j < P ? pk(j, 0) + h * hs : (b * T + j - P) * C3 + C + h * hs;
                                 float[] ks = j < P ? pe : qkv;

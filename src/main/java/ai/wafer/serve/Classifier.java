@@ -15,7 +15,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,9 +24,9 @@ import java.util.Map;
 /**
  * A fine-tuned classification model (sequence or token classification) answering {@code /v1/classify} and
  * {@code /v1/tag}. Texts are encoded as fine-tuning encoded them: a sequence as its ordinary tokens; a text to
- * tag is split on whitespace into words, each encoded with a leading space ({@code TaskEncoder}), and a word's
+ * tag is split into words ({@link #words}), each encoded with a leading space ({@code TaskEncoder}), and a word's
  * tag is read at its last sub-token, where a causal model has seen the whole word (as {@code TaskData} trains it).
- * So tagging is word-level: {@code tokens} are the whitespace-separated words.
+ * So tagging is word-level: {@code tokens} are the words.
  */
 public final class Classifier {
     /** One classified text: the most likely label and every label's probability. */
@@ -102,9 +103,28 @@ public final class Classifier {
         return new Classified(fm.labels.get(best), probs);
     }
 
+    /**
+     * A word, as CoNLL and the Brown corpus cut them: letters and digits with inner apostrophes, hyphens and periods
+     * ("France's", "well-known", "3.5"), commas between digits ("1,000"), or letters each followed by a period
+     * ("U.S.", "e.g."); anything else that is not a space is a word of one character, so each punctuation mark stands
+     * alone. Not handled: a single-letter or longer abbreviation such as "Mr." loses its period to the next word.
+     */
+    private static final Pattern WORD = Pattern.compile(
+            "(?:\\p{L}\\.){2,}(?![\\p{L}\\p{N}])|[\\p{L}\\p{N}\\p{M}]+(?:(?:['\u2019\\-.]|(?<=\\p{N}),(?=\\p{N}))[\\p{L}\\p{N}\\p{M}]+)*|\\S");
+
+    /** The words of a text to tag (see {@link #WORD}): "Paris, France's capital." is Paris , France's capital . */
+    public static List<String> words(String text) {
+        List<String> out = new ArrayList<>();
+        Matcher m = WORD.matcher(text);
+        while (m.find()) out.add(m.group());
+        return out;
+    }
+
     /** Tags one text word by word (see the class comment). */
-    public synchronized Tagged tag(String text) {
-        List<String> words = Arrays.asList(text.strip().split("\\s+"));
+    public Tagged tag(String text) { return tag(words(text)); }
+
+    /** Tags words already split (a CoNLL sentence, say), each encoded with a leading space as in fine-tuning. */
+    public synchronized Tagged tag(List<String> words) {
         List<Integer> ids = new ArrayList<>();
         int[] last = new int[words.size()];
         for (int w = 0; w < words.size(); w++) {
@@ -121,7 +141,7 @@ public final class Classifier {
             for (int k = 1; k < K; k++) if (logits[pos * K + k] > logits[pos * K + best]) best = k;
             tags.add(fm.labels.get(best));
         }
-        return new Tagged(words, tags, iob ? EntitySpans.lenient(tags, 0) : null);
+        return new Tagged(List.copyOf(words), tags, iob ? EntitySpans.lenient(tags, 0) : null);
     }
 
     private void check(int n) {

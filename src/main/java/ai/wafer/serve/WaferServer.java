@@ -146,11 +146,7 @@ public final class WaferServer implements AutoCloseable {
 
     /** The texts of {@code {"input": "text" | ["t1", ...]}}; checked before the head so bad input is a 400 on any model. */
     private List<String> inputs(ObjectNode b, Task needs) {
-        for (var it = b.fieldNames(); it.hasNext(); ) {
-            String f = it.next();
-            if (!f.equals("input") && !f.equals("model") && !f.equals("user"))
-                throw new ApiException(400, "Unrecognized request argument supplied: " + f, f, "unknown_parameter");
-        }
+        onlyFields(b, "input");
         JsonNode in = b.get("input");
         List<String> texts = new ArrayList<>();
         if (in != null && in.isTextual()) texts.add(in.asText());
@@ -161,11 +157,51 @@ public final class WaferServer implements AutoCloseable {
         else throw ApiException.bad("input must be a string or a non-empty array of strings", "input");
         for (int i = 0; i < texts.size(); i++)
             if (texts.get(i).isBlank()) throw ApiException.bad("input[" + i + "] is empty", "input");
+        needHead(needs);
+        return texts;
+    }
+
+    /** Fields a request may carry: {@code field}, model and user; anything else is OpenAI's unknown_parameter. */
+    private static void onlyFields(ObjectNode b, String field) {
+        for (var it = b.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!f.equals(field) && !f.equals("model") && !f.equals("user"))
+                throw new ApiException(400, "Unrecognized request argument supplied: " + f, f, "unknown_parameter");
+        }
+    }
+
+    private void needHead(Task needs) {
         if (cls == null || cls.task() != needs)
             throw new ApiException(400, "model " + lm.name() + " has no " + (needs == Task.SEQUENCE_CLASSIFICATION ? "sequence" : "token")
                     + "-classification head: this endpoint needs a model fine-tuned with --task " + needs
                     + (cls != null ? " (this one is a " + cls.task() + " model)" : ""), "model", "model_not_supported");
-        return texts;
+    }
+
+    /**
+     * The words to tag: {@code {"input": text | [texts]}} split by {@link Classifier#words}, or words already split,
+     * {@code {"tokens": ["Paris", ",", ...]}} for one text or {@code {"tokens": [[...], [...]]}} for several.
+     */
+    private List<List<String>> tagWords(ObjectNode b) {
+        if (!b.has("tokens")) return inputs(b, Task.TOKEN_CLASSIFICATION).stream().map(Classifier::words).toList();
+        if (b.has("input")) throw ApiException.bad("give either input (texts) or tokens (words already split), not both", "tokens");
+        onlyFields(b, "tokens");
+        JsonNode t = b.get("tokens");
+        String shape = "tokens must be a non-empty array of words (strings), or an array of such arrays";
+        if (!t.isArray() || t.isEmpty()) throw ApiException.bad(shape, "tokens");
+        Iterable<JsonNode> rows = t.get(0).isArray() ? t : List.of(t);
+        List<List<String>> out = new ArrayList<>();
+        for (JsonNode row : rows) {
+            if (!row.isArray() || row.isEmpty()) throw ApiException.bad(shape, "tokens");
+            List<String> words = new ArrayList<>();
+            for (JsonNode w : row) {
+                if (!w.isTextual()) throw ApiException.bad(shape, "tokens");
+                if (w.asText().isBlank()) throw ApiException.bad("tokens[" + out.size() + "] has an empty word", "tokens");
+                words.add(w.asText());
+            }
+            out.add(words);
+        }
+        needHead(Task.TOKEN_CLASSIFICATION);
+        return out;
     }
 
     private void classify(Context c) throws IOException {
@@ -181,9 +217,9 @@ public final class WaferServer implements AutoCloseable {
         c.json(o);
     }
 
-    /** Tags per whitespace-separated word; entities (word indices, end inclusive) only for IOB-style labels. */
+    /** Tags per word ({@link #tagWords}); entities (word indices, end inclusive) only for IOB-style labels. */
     private void tag(Context c) throws IOException {
-        List<String> texts = inputs(body(c), Task.TOKEN_CLASSIFICATION);
+        List<List<String>> texts = tagWords(body(c));
         ObjectNode o = obj().put("object", "list").put("model", lm.name());
         var data = o.putArray("data");
         for (int i = 0; i < texts.size(); i++) {

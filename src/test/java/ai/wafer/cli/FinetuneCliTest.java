@@ -49,7 +49,7 @@ class FinetuneCliTest {
         Path out = tmp.resolve("ner-lora");
         var r = wafer("finetune", "--model", base.toString(), "--task", "token-classification", "--train", train.toString(),
                 "--dev", dev.toString(), "--method", "lora", "--lora-targets", "c_attn,mlp.c_proj", "--epochs", "2",
-                "--batch-size", "2", "--no-progress", "--out", out.toString());
+                "--batch-size", "2", "--padding-side", "left", "--no-progress", "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("[B-DATE]"), r.err());
         assertTrue(r.err().matches("(?s).*trainable [0-9,]+ of [0-9,]+ \\([0-9.]+%\\).*"), r.err());
@@ -93,6 +93,20 @@ class FinetuneCliTest {
         var ev = wafer("evaluate", "--model", out.toString(), "--data", train.toString(), "--max-length", "16", "--confusion-png", png.toString());
         assertEquals(0, ev.code(), ev.err());
         assertTrue(ev.out().contains("gold\\pred") && Files.size(png) > 0, ev.out());
+        // rows of 3, 3 and 16 tokens in one batch: padded left, the same loss and report
+        String[] json = {"evaluate", "--model", out.toString(), "--data", train.toString(), "--max-length", "16",
+                "--confusion-png", png.toString(), "--format", "json", "--padding-side", "right"};
+        JsonNode right = new ObjectMapper().readTree(wafer(json).out());
+        json[json.length - 1] = "left";
+        var leftRun = wafer(json);
+        assertEquals(0, leftRun.code(), leftRun.err());
+        JsonNode left = new ObjectMapper().readTree(leftRun.out());
+        assertEquals(right.get("loss").asDouble(), left.get("loss").asDouble(), 1e-5);
+        assertEquals(right.get("report"), left.get("report"));
+        json[json.length - 1] = "middle";
+        var bad = wafer(json);
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("padding side must be left or right"), bad.err());
 
         var tooLong = wafer("finetune", "--model", base.toString(), "--task", "sequence-classification", "--train", train.toString(),
                 "--max-length", "64", "--out", tmp.resolve("x").toString());

@@ -33,6 +33,21 @@ class BatcherTest {
         assertNull(c.labels());
     }
 
+    @Test void padsOnTheLeft() {
+        List<Example> xs = List.of(ex(3, -1), ex(6, -1), ex(2, -1));
+        Batcher.Batch b = new Batcher(3, 5, 50256, Batcher.Side.LEFT).batch(xs, new int[] {0, 1, 2});
+        assertArrayEquals(new int[] {50256, 50256, 1000, 1001, 1002}, java.util.Arrays.copyOfRange(b.ids(), 0, 5));
+        assertArrayEquals(new int[] {0, 0, 1, 1, 1}, java.util.Arrays.copyOfRange(b.mask(), 0, 5));
+        assertArrayEquals(new int[] {-100, -100, 7, -100, 7}, java.util.Arrays.copyOfRange(b.labels(), 0, 5));
+        assertArrayEquals(new int[] {1000, 1001, 1002, 1003, 1004}, java.util.Arrays.copyOfRange(b.ids(), 5, 10)); // cut, not padded
+        assertArrayEquals(new int[] {2, 0, 3}, b.starts());
+        assertEquals(4, b.last(0));
+        assertEquals(4, b.last(2));
+        Batcher.Batch r = new Batcher(3, 5, 50256).batch(xs, new int[] {0, 1, 2});
+        assertArrayEquals(new int[] {0, 0, 0}, r.starts());
+        assertEquals(2, r.last(0));
+    }
+
     @Test void bucketingCoversEveryExampleOnceAndWastesLittle() {
         Random r = new Random(1);
         List<Example> xs = new ArrayList<>();

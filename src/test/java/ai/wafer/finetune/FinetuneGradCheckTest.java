@@ -37,7 +37,9 @@ class FinetuneGradCheckTest {
     }
 
     /** Three rows of lengths 7, 4 and 6: tags 0..3 per token (some -100), classes 0..2, LM labels with a prompt part ignored. */
-    static Batcher.Batch batch(Task task) {
+    static Batcher.Batch batch(Task task) { return batch(task, Batcher.Side.RIGHT); }
+
+    static Batcher.Batch batch(Task task, Batcher.Side side) {
         Random r = new Random(11);
         List<Example> ex = new ArrayList<>();
         int[] lengths = {7, 4, 6};
@@ -50,7 +52,7 @@ class FinetuneGradCheckTest {
             }
             ex.add(task == Task.SEQUENCE_CLASSIFICATION ? new Example(ids, null, i) : new Example(ids, labels, -1));
         }
-        return new Batcher(3, 16, 28).batch(ex, new int[] {0, 1, 2});
+        return new Batcher(3, 16, 28, side).batch(ex, new int[] {0, 1, 2});
     }
 
     static Peft.Spec spec(Peft.Kind k) {
@@ -79,13 +81,20 @@ class FinetuneGradCheckTest {
             "ADAPTER, causal-lm"})
     void gradients(Peft.Kind kind, String taskName) {
         // tiny matrices: the thread team's hand-offs would cost more than the work
-        ai.wafer.tensor.Parallel.runSerially(() -> gradientsSerial(kind, taskName));
+        ai.wafer.tensor.Parallel.runSerially(() -> gradientsSerial(kind, taskName, Batcher.Side.RIGHT));
     }
 
-    private void gradientsSerial(Peft.Kind kind, String taskName) {
+    /** The same checks with the rows left-padded: the model's masked attention and shifted positions in the loop. */
+    @ParameterizedTest
+    @CsvSource({"FULL, sequence-classification", "LORA, sequence-classification", "PREFIX, token-classification", "FULL, causal-lm"})
+    void gradientsLeftPadded(Peft.Kind kind, String taskName) {
+        ai.wafer.tensor.Parallel.runSerially(() -> gradientsSerial(kind, taskName, Batcher.Side.LEFT));
+    }
+
+    private void gradientsSerial(Peft.Kind kind, String taskName, Batcher.Side side) {
         Task task = Task.parse(taskName);
         FinetuneModel fm = model(kind, task);
-        Batcher.Batch b = batch(task);
+        Batcher.Batch b = batch(task, side);
         fm.setTraining(true);
         fm.zeroGrad();
         fm.forward(b);

@@ -58,7 +58,7 @@ class FinetunerTest {
         // lr 0: the first evaluation is the best there will be; patience 2 stops the run at the third
         var base = Finetuner.Options.defaults(Peft.Kind.FULL).withLr(0f).withEpochs(10);
         var opt = new Finetuner.Options(base.epochs(), base.batchSize(), base.gradAccum(), 0f, base.schedule(), base.warmupRatio(),
-                base.minLrRatio(), base.hyper(), base.gradClip(), base.maxLength(), 1, 2, base.seed(), false);
+                base.minLrRatio(), base.hyper(), base.gradClip(), base.maxLength(), 1, 2, base.seed(), false, base.padding());
         Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(null, "toy", null);
         assertTrue(r.stoppedEarly() && r.steps() == 3 && r.bestStep() == 1, r.toString());
     }

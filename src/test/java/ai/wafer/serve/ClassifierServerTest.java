@@ -85,8 +85,16 @@ class ClassifierServerTest {
         assertTrue(e.get("message").isTextual() && e.get("type").isTextual() && e.has("param") && e.has("code"), r.body());
     }
 
+    @Test void wordsSplitOffPunctuation() {
+        assertEquals(List.of("Paris", ",", "France's", "well-known", "capital", ",", "had", "1,000", "(", "3.5", "%", ")", "cafés",
+                        "in", "the", "U.S.", "?", "No", "."),
+                Classifier.words("Paris, France's well-known capital,had 1,000 (3.5%) cafés in the U.S.? No."));
+        assertEquals(List.of("\"", "Hi", "\"", "-", "-", "she", "said", "'", "em", "."), Classifier.words(" \"Hi\" -- she said 'em."));
+        assertEquals(List.of("a", ".", "b", "end", "."), Classifier.words("a. b end."));
+    }
+
     @Test void tagsWordsAsTheEvaluatorDoes() throws Exception {
-        List<String> texts = List.of("Paris is in France", "the  river Seine runs through Paris today");
+        List<String> texts = List.of("Paris is in France.", "the  river Seine, it runs through Paris (today)");
         HttpResponse<String> r = post(tagger, "/v1/tag", JSON.writeValueAsString(java.util.Map.of("input", texts)));
         assertEquals(200, r.statusCode(), r.body());
         JsonNode data = JSON.readTree(r.body()).get("data");
@@ -96,7 +104,7 @@ class ClassifierServerTest {
         Path conll = Files.createTempFile("wafer-tag", ".conll");
         StringBuilder sb = new StringBuilder();
         for (String t : texts) {
-            for (String w : t.split("\\s+")) sb.append(w).append('\t').append("O").append('\n');
+            for (String w : Classifier.words(t)) sb.append(w).append('\t').append("O").append('\n');
             sb.append('\n');
         }
         Files.writeString(conll, sb);
@@ -107,7 +115,7 @@ class ClassifierServerTest {
         for (int i = 0; i < texts.size(); i++) {
             JsonNode d = data.get(i);
             assertEquals(i, d.get("index").asInt());
-            List<String> words = Arrays.asList(texts.get(i).split("\\s+")), tags = new ArrayList<>();
+            List<String> words = Classifier.words(texts.get(i)), tags = new ArrayList<>();
             d.get("tags").forEach(x -> tags.add(x.asText()));
             List<String> tokens = new ArrayList<>();
             d.get("tokens").forEach(x -> tokens.add(x.asText()));
@@ -126,6 +134,19 @@ class ClassifierServerTest {
             }
         }
         assertTrue(varied, "the random head should not tag every word alike: " + data);
+        assertEquals(List.of("Paris", "is", "in", "France", "."), Classifier.words(texts.get(0)));
+
+        // the same words given pre-split get the same answer, one text or several
+        List<List<String>> split = texts.stream().map(Classifier::words).toList();
+        JsonNode pre = JSON.readTree(post(tagger, "/v1/tag", JSON.writeValueAsString(java.util.Map.of("tokens", split))).body()).get("data");
+        assertEquals(data, pre);
+        JsonNode one = JSON.readTree(post(tagger, "/v1/tag", JSON.writeValueAsString(java.util.Map.of("tokens", split.get(1)))).body());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) data.get(1)).put("index", 0);
+        assertEquals(data.get(1), one.get("data").get(0)); // index 0 of its own request
+        // a word with a space inside stays one word: the client's split is kept
+        JsonNode kept = JSON.readTree(post(tagger, "/v1/tag", "{\"tokens\": [\"New York\", \"!\"]}").body());
+        assertEquals(2, kept.at("/data/0/tags").size(), kept.toString());
+        assertEquals("New York", kept.at("/data/0/tokens/0").asText());
     }
 
     @Test void classifiesWithProbabilitiesAsTheEvaluatorDoes() throws Exception {
@@ -165,6 +186,13 @@ class ClassifierServerTest {
         assertError(post(tagger, "/v1/tag", "{\"input\": [\"a\", 2]}"), 400);
         assertError(post(tagger, "/v1/tag", "{\"input\": \"  \"}"), 400);
         assertError(post(tagger, "/v1/tag", "{\"input\": \"a\", \"colour\": 1}"), 400);
+        assertError(post(tagger, "/v1/tag", "{\"tokens\": []}"), 400);
+        assertError(post(tagger, "/v1/tag", "{\"tokens\": \"a b\"}"), 400);
+        assertError(post(tagger, "/v1/tag", "{\"tokens\": [\"a\", 2]}"), 400);
+        assertError(post(tagger, "/v1/tag", "{\"tokens\": [[\"a\"], []]}"), 400);
+        assertError(post(tagger, "/v1/tag", "{\"tokens\": [\"a\", \" \"]}"), 400);
+        assertError(post(tagger, "/v1/tag", "{\"tokens\": [\"a\"], \"input\": \"a\"}"), 400);
+        assertError(post(classifier, "/v1/tag", "{\"tokens\": [\"a\"]}"), 400);
         assertError(post(classifier, "/v1/classify", "{\"input\": \"a\""), 400);
         HttpResponse<String> tooLong = post(classifier, "/v1/classify", "{\"input\": \"" + "word ".repeat(100) + "\"}");
         assertError(tooLong, 400);
