@@ -34,10 +34,12 @@ public final class BenchGenerateCommand implements Callable<Integer> {
     @Option(names = "--context", defaultValue = "256", description = "prompt length before decoding (default: ${DEFAULT-VALUE})") int context;
     @Option(names = "--decode", defaultValue = "64", description = "tokens decoded per run (default: ${DEFAULT-VALUE})") int decode;
     @Option(names = "--batch", defaultValue = "1", description = "sequences decoded together (default: ${DEFAULT-VALUE})") int batch;
-    @Option(names = "--runs", defaultValue = "3", description = "timed runs after one warm-up; the best is reported") int runs;
+    @Option(names = "--runs", defaultValue = "3", description = "timed runs after the warm-up; the best is reported") int runs;
+    @Option(names = "--warmup", defaultValue = "4", description = "untimed runs first, per dtype: the JIT needs several prefills before the kernels are compiled") int warmup;
 
     @Override public Integer call() {
-        if (context < 1 || decode < 1 || batch < 1 || runs < 1) throw new WaferException("--context, --decode, --batch and --runs must be positive");
+        if (context < 1 || decode < 1 || batch < 1 || runs < 1 || warmup < 0)
+            throw new WaferException("--context, --decode, --batch and --runs must be positive, --warmup not negative");
         Gpt gpt = model != null ? Checkpoint.load(model) : Gpt.init(GptConfig.preset(preset), 0);
         GptConfig c = gpt.config;
         if (context + decode > c.nPositions()) throw new WaferException("--context + --decode exceeds n_positions " + c.nPositions());
@@ -57,14 +59,14 @@ public final class BenchGenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Best prefill and decode tokens/s over the runs (the first, warm-up, run excluded). */
+    /** Best prefill and decode tokens/s over the runs (the warm-up runs excluded). */
     private double[] run(InferenceModel m) {
         int V = m.vocabSize();
         int[] prompt = new int[context];
         for (int i = 0; i < context; i++) prompt[i] = (i * 7919 + 13) % V;
         double bestPrefill = 0, bestDecode = 0;
         float[] logits = new float[batch * V];
-        for (int r = 0; r <= runs; r++) {
+        for (int r = 0; r < warmup + runs; r++) {
             KvCache[] caches = new KvCache[batch];
             long t0 = System.nanoTime();
             for (int b = 0; b < batch; b++) {
@@ -79,7 +81,7 @@ public final class BenchGenerateCommand implements Callable<Integer> {
                 for (int b = 0; b < batch; b++) tok[b] = Sampler.argmax(logits, b * V, V);
             }
             long t2 = System.nanoTime();
-            if (r == 0) continue;
+            if (r < warmup) continue;
             bestPrefill = Math.max(bestPrefill, batch * context / ((t1 - t0) / 1e9));
             bestDecode = Math.max(bestDecode, batch * decode / ((t2 - t1) / 1e9));
         }

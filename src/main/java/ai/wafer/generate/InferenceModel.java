@@ -1,10 +1,12 @@
 package ai.wafer.generate;
 
 import ai.wafer.WaferException;
+import ai.wafer.model.Attention;
 import ai.wafer.model.Gelu;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.LayerNorm;
+import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -36,6 +38,8 @@ public final class InferenceModel {
     private final float[] wpe, lnfW, lnfB;
     private final Layer[] layers;
     private final float[][] scores;
+    /** Per-worker [T, P] score blocks of the prefill attention, grown on demand. */
+    private final float[][] pscores = new float[Parallel.threads()][];
 
     // decode scratch for up to capN sequences
     private int capN;
@@ -115,11 +119,8 @@ public final class InferenceModel {
                 w.qkv.gemm(pqkv, pxn, T, w.qkvB, wscratch);
                 for (int t = 0; t < T; t++) store(cache, l, p0 + t, pqkv, t * 3 * C);
                 final int layer = l, TT = T;
-                Parallel.forRange(T * H, (wk, a, b) -> {
-                    for (int th = a; th < b; th++) {
-                        int t = th / H, h = th % H;
-                        attend(cache, layer, h, p0 + t, pqkv, t * 3 * C + h * hs, patt, t * C + h * hs, scores[wk]);
-                    }
+                Parallel.forRange(H, (wk, a, b) -> {
+                    for (int h = a; h < b; h++) attendChunk(cache, layer, h, p0, TT, wk);
                 });
                 w.proj.gemm(pxn, patt, TT, w.projB, wscratch);
                 addInPlace(px, pxn, T * C);
@@ -195,6 +196,25 @@ public final class InferenceModel {
             System.arraycopy(qkvRow, off + C + h * hs, K, dst, hs);
             System.arraycopy(qkvRow, off + 2 * C + h * hs, Vv, dst, hs);
         }
+    }
+
+    /**
+     * Head h of the T prompt positions p0..p0+T-1 (queries in pqkv, keys and values already in the cache) attends
+     * causally, as two GEMMs per head: S = Q K^T over all P = p0+T cached positions, a softmax of each row's first
+     * p0+t+1 scores, and patt = S V. One query at a time would be T*P dot products of 64 floats, too short for
+     * the vector units to pay off.
+     */
+    private void attendChunk(KvCache c, int layer, int h, int p0, int T, int worker) {
+        int P = p0 + T, base = h * c.capacity * hs;
+        if (pscores[worker] == null || pscores[worker].length < T * P) pscores[worker] = new float[T * P];
+        float[] S = pscores[worker];
+        Gemm.sgemmSerial(false, true, T, P, hs, scale, pqkv, h * hs, 3 * C, c.k[layer], base, hs, 0f, S, 0, P);
+        for (int t = 0; t < T; t++) {
+            int r = t * P, n = p0 + t + 1;
+            Attention.softmax(S, r, n);
+            java.util.Arrays.fill(S, r + n, r + P, 0f);
+        }
+        Gemm.sgemmSerial(false, false, T, hs, P, 1f, S, 0, P, c.v[layer], base, hs, 0f, patt, h * hs, C);
     }
 
     /** Head h of the query at position pos attends to cached positions 0..pos; writes hs outputs. */

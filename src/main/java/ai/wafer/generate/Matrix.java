@@ -4,9 +4,7 @@ import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -22,20 +20,33 @@ import jdk.incubator.vector.VectorSpecies;
 public final class Matrix {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
     /** Output rows per tile: four rows of a 768-wide matrix are 12 KiB, well inside L1. */
     private static final int TILE = 4;
 
     public final int rows, cols;
     private final float[] f32;
-    private final short[] bf16;
+    /**
+     * bfloat16 values two to an int, element 2i in the low half and 2i+1 in the high half (little-endian
+     * order, so the same bytes as a short[]). Widening a pair is then one shift (the even element) and one
+     * mask (the odd one), with no lane conversion: the kernel reads 2L weights per int vector.
+     */
+    private final int[] bf16;
+    /** The input rows rearranged for the packed kernel (evens then odds per 2L block), grown on demand. */
+    private float[] xpairs = new float[0];
 
-    private Matrix(int rows, int cols, float[] f32, short[] bf16) {
+    private Matrix(int rows, int cols, float[] f32, short[] b) {
         this.rows = rows;
         this.cols = cols;
         this.f32 = f32;
-        this.bf16 = bf16;
+        if (b == null) {
+            this.bf16 = null;
+        } else {
+            int[] p = new int[(b.length + 1) / 2];
+            for (int i = 0; i < b.length; i++) p[i >> 1] |= (i & 1) == 0 ? b[i] & 0xFFFF : b[i] << 16;
+            this.bf16 = p;
+        }
     }
 
     /** A matrix already stored [out, in] (an embedding used as the LM head); float32 shares the array. */
@@ -78,7 +89,7 @@ public final class Matrix {
     public void row(int r, float[] dst, int off) {
         int o = r * cols;
         if (f32 != null) { System.arraycopy(f32, o, dst, off, cols); return; }
-        for (int c = 0; c < cols; c++) dst[off + c] = fromBf16(bf16[o + c]);
+        for (int c = 0; c < cols; c++) dst[off + c] = bf16At(o + c);
     }
 
     /**
@@ -86,12 +97,13 @@ public final class Matrix {
      * bias may be null. Parallel over tiles of output rows; n is the number of sequences decoded together.
      */
     public void mul(float[] out, float[] x, int n, float[] bias) {
+        final float[] xin = bf16 != null && cols % 2 == 0 ? pairs(x, n) : x; // tile4's order; dot1 reads x as given
         int tiles = (rows + TILE - 1) / TILE;
         Parallel.forRange(tiles, (w, from, to) -> {
             int r1 = Math.min(rows, to * TILE);
             for (int r = from * TILE; r < r1; r += TILE) {
                 if (r + TILE <= rows) {
-                    for (int i = 0; i < n; i += 2) tile4(out, x, i, Math.min(i + 1, n - 1), r, bias);
+                    for (int i = 0; i < n; i += 2) tile4(out, xin, i, Math.min(i + 1, n - 1), r, bias);
                 } else {
                     for (int rr = r; rr < r1; rr++) for (int i = 0; i < n; i++) out[i * rows + rr] = dot1(x, i * cols, rr) + (bias == null ? 0f : bias[rr]);
                 }
@@ -117,19 +129,28 @@ public final class Matrix {
                 q = FloatVector.fromArray(F, m, w3 + c);
                 a30 = q.fma(v0, a30); a31 = q.fma(v1, a31);
             }
-        } else {
-            short[] m = bf16;
-            for (; c < upper; c += L) {
-                FloatVector v0 = FloatVector.fromArray(F, x, x0 + c), v1 = FloatVector.fromArray(F, x, x1 + c);
-                FloatVector q = widen(m, w0 + c);
-                a00 = q.fma(v0, a00); a01 = q.fma(v1, a01);
-                q = widen(m, w1 + c);
-                a10 = q.fma(v0, a10); a11 = q.fma(v1, a11);
-                q = widen(m, w2 + c);
-                a20 = q.fma(v0, a20); a21 = q.fma(v1, a21);
-                q = widen(m, w3 + c);
-                a30 = q.fma(v0, a30); a31 = q.fma(v1, a31);
+        } else if (cols % 2 == 0) {
+            // x was rearranged by pairs(): per 2L block, L even-indexed inputs then L odd-indexed ones
+            int[] m = bf16;
+            upper = (cols / (2 * L)) * (2 * L);
+            for (; c < upper; c += 2 * L) {
+                FloatVector e0 = FloatVector.fromArray(F, x, x0 + c), o0 = FloatVector.fromArray(F, x, x0 + c + L);
+                FloatVector e1 = FloatVector.fromArray(F, x, x1 + c), o1 = FloatVector.fromArray(F, x, x1 + c + L);
+                IntVector p = IntVector.fromArray(I, m, (w0 + c) >> 1);
+                FloatVector qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), qo = p.and(HIGH).reinterpretAsFloats();
+                a00 = qo.fma(o0, qe.fma(e0, a00)); a01 = qo.fma(o1, qe.fma(e1, a01));
+                p = IntVector.fromArray(I, m, (w1 + c) >> 1);
+                qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
+                a10 = qo.fma(o0, qe.fma(e0, a10)); a11 = qo.fma(o1, qe.fma(e1, a11));
+                p = IntVector.fromArray(I, m, (w2 + c) >> 1);
+                qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
+                a20 = qo.fma(o0, qe.fma(e0, a20)); a21 = qo.fma(o1, qe.fma(e1, a21));
+                p = IntVector.fromArray(I, m, (w3 + c) >> 1);
+                qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
+                a30 = qo.fma(o0, qe.fma(e0, a30)); a31 = qo.fma(o1, qe.fma(e1, a31));
             }
+        } else {
+            upper = 0; // odd rows straddle ints: the scalar loop below does them
         }
         float s00 = ai.wafer.tensor.VecMath.sum(a00), s01 = ai.wafer.tensor.VecMath.sum(a01);
         float s10 = ai.wafer.tensor.VecMath.sum(a10), s11 = ai.wafer.tensor.VecMath.sum(a11);
@@ -157,12 +178,32 @@ public final class Matrix {
         return s;
     }
 
-    private float at(int i) { return f32 != null ? f32[i] : fromBf16(bf16[i]); }
+    private float at(int i) { return f32 != null ? f32[i] : bf16At(i); }
 
-    /** L bfloat16 values to floats: sign-extend to int (the shift pushes the extension out again), shift into the high half. */
-    private static FloatVector widen(short[] a, int off) {
-        return ((IntVector) ShortVector.fromArray(S, a, off).convertShape(VectorOperators.S2I, I, 0))
-                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    private float bf16At(int i) {
+        int p = bf16[i >> 1];
+        return Float.intBitsToFloat((i & 1) == 0 ? p << 16 : p & 0xFFFF0000);
+    }
+
+    /**
+     * x[n, cols] rearranged for the packed bf16 kernel: within each full 2L block the L even-indexed values, then
+     * the L odd-indexed ones (matching the shift/mask halves of a packed int vector); the tail stays in place.
+     */
+    private float[] pairs(float[] x, int n) {
+        if (xpairs.length < n * cols) xpairs = new float[n * cols];
+        float[] xp = xpairs;
+        int upper = (cols / (2 * L)) * (2 * L);
+        for (int i = 0; i < n; i++) {
+            int o = i * cols;
+            for (int c = 0; c < upper; c += 2 * L) {
+                for (int j = 0; j < L; j++) {
+                    xp[o + c + j] = x[o + c + 2 * j];
+                    xp[o + c + L + j] = x[o + c + 2 * j + 1];
+                }
+            }
+            System.arraycopy(x, o + upper, xp, o + upper, cols - upper);
+        }
+        return xp;
     }
 
     /**
@@ -173,11 +214,10 @@ public final class Matrix {
         float[] w = f32;
         if (w == null) {
             w = scratch;
-            short[] b = bf16;
             int n = rows * cols;
             Parallel.forRange((n + 4095) / 4096, (t, from, to) -> {
                 int hi = Math.min(n, to * 4096);
-                for (int i = from * 4096; i < hi; i++) scratch[i] = fromBf16(b[i]);
+                for (int i = from * 4096; i < hi; i++) scratch[i] = bf16At(i);
             });
         }
         if (bias != null) for (int t = 0; t < T; t++) System.arraycopy(bias, 0, out, t * rows, rows);

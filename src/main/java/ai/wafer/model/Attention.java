@@ -43,15 +43,19 @@ public final class Attention {
                 Gemm.sgemmSerial(false, true, n, n, hs, scale, qkv, q, C3, qkv, k, C3, 0f, att, a, T);
                 for (int t = 0; t < n; t++) {
                     int r = a + t * T;
-                    // the same vector softmax pieces as the loss: max, exp and sum, scale
-                    float max = CrossEntropy.max(att, r, t + 1);
-                    float sum = CrossEntropy.expShiftSum(att, r, t + 1, max);
-                    CrossEntropy.scale(att, r, t + 1, 1f / sum);
+                    softmax(att, r, t + 1);
                     java.util.Arrays.fill(att, r + t + 1, r + n, 0f);
                 }
                 Gemm.sgemmSerial(false, false, n, hs, n, 1f, att, a, T, qkv, v, C3, 0f, out, o, C);
             }
         });
+    }
+
+    /** x[o, o+n) = softmax of itself, with the same vector pieces as the loss: max, exp and sum, scale. */
+    public static void softmax(float[] x, int o, int n) {
+        float max = CrossEntropy.max(x, o, n);
+        float sum = CrossEntropy.expShiftSum(x, o, n, max);
+        CrossEntropy.scale(x, o, n, 1f / sum);
     }
 
     /**
