@@ -103,7 +103,8 @@ public final class Matrix {
             int r1 = Math.min(rows, to * TILE);
             for (int r = from * TILE; r < r1; r += TILE) {
                 if (r + TILE <= rows) {
-                    for (int i = 0; i < n; i += 2) tile4(out, xin, i, Math.min(i + 1, n - 1), r, bias);
+                    for (int i = 0; i + 1 < n; i += 2) tile4(out, xin, i, i + 1, r, bias);
+                    if (n % 2 == 1) tile4x1(out, xin, n - 1, r, bias);
                 } else {
                     for (int rr = r; rr < r1; rr++) for (int i = 0; i < n; i++) out[i * rows + rr] = dot1(x, i * cols, rr) + (bias == null ? 0f : bias[rr]);
                 }
@@ -169,6 +170,51 @@ public final class Matrix {
         int o0 = i0 * rows + r, o1 = i1 * rows + r;
         out[o1] = s01; out[o1 + 1] = s11; out[o1 + 2] = s21; out[o1 + 3] = s31;
         out[o0] = s00; out[o0 + 1] = s10; out[o0 + 2] = s20; out[o0 + 3] = s30;
+    }
+
+    /**
+     * Four output rows r..r+3 for the one input row i (batch 1, or the odd row of a batch): tile4 without the
+     * second input, which would only repeat the first one's work. Even and odd halves keep separate accumulators,
+     * eight independent FMA chains.
+     */
+    private void tile4x1(float[] out, float[] x, int i, int r, float[] bias) {
+        int x0 = i * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int c = 0, upper;
+        if (f32 != null) {
+            float[] m = f32;
+            upper = (cols / (2 * L)) * (2 * L);
+            for (; c < upper; c += 2 * L) {
+                FloatVector e = FloatVector.fromArray(F, x, x0 + c), o = FloatVector.fromArray(F, x, x0 + c + L);
+                a0 = FloatVector.fromArray(F, m, w0 + c).fma(e, a0); b0 = FloatVector.fromArray(F, m, w0 + c + L).fma(o, b0);
+                a1 = FloatVector.fromArray(F, m, w1 + c).fma(e, a1); b1 = FloatVector.fromArray(F, m, w1 + c + L).fma(o, b1);
+                a2 = FloatVector.fromArray(F, m, w2 + c).fma(e, a2); b2 = FloatVector.fromArray(F, m, w2 + c + L).fma(o, b2);
+                a3 = FloatVector.fromArray(F, m, w3 + c).fma(e, a3); b3 = FloatVector.fromArray(F, m, w3 + c + L).fma(o, b3);
+            }
+        } else if (cols % 2 == 0) {
+            int[] m = bf16; // x is in pairs() order: L even-indexed inputs, then L odd-indexed ones
+            upper = (cols / (2 * L)) * (2 * L);
+            for (; c < upper; c += 2 * L) {
+                FloatVector e = FloatVector.fromArray(F, x, x0 + c), o = FloatVector.fromArray(F, x, x0 + c + L);
+                IntVector p = IntVector.fromArray(I, m, (w0 + c) >> 1);
+                a0 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a0); b0 = p.and(HIGH).reinterpretAsFloats().fma(o, b0);
+                p = IntVector.fromArray(I, m, (w1 + c) >> 1);
+                a1 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a1); b1 = p.and(HIGH).reinterpretAsFloats().fma(o, b1);
+                p = IntVector.fromArray(I, m, (w2 + c) >> 1);
+                a2 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a2); b2 = p.and(HIGH).reinterpretAsFloats().fma(o, b2);
+                p = IntVector.fromArray(I, m, (w3 + c) >> 1);
+                a3 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a3); b3 = p.and(HIGH).reinterpretAsFloats().fma(o, b3);
+            }
+        }
+        float s0 = ai.wafer.tensor.VecMath.sum(a0.add(b0)), s1 = ai.wafer.tensor.VecMath.sum(a1.add(b1));
+        float s2 = ai.wafer.tensor.VecMath.sum(a2.add(b2)), s3 = ai.wafer.tensor.VecMath.sum(a3.add(b3));
+        for (; c < cols; c++) {
+            float v = x[x0 + c];
+            s0 += at(w0 + c) * v; s1 += at(w1 + c) * v; s2 += at(w2 + c) * v; s3 += at(w3 + c) * v;
+        }
+        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+        int o0 = i * rows + r;
+        out[o0] = s0; out[o0 + 1] = s1; out[o0 + 2] = s2; out[o0 + 3] = s3;
     }
 
     private float dot1(float[] x, int xo, int r) {
