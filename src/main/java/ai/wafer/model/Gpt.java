@@ -141,6 +141,25 @@ public final class Gpt {
         return acts;
     }
 
+    /**
+     * Called during backward with {@code l} as soon as the parameters of {@link #layerOf} l have their final
+     * gradients: n_layer after ln_f (and an untied head), then each block from the top, then -1 when the embeddings
+     * are done (and the pass is over). Data parallelism starts exchanging a bucket there, while backward goes on
+     * below it. Null (the default) for none.
+     */
+    public void onGradientsReady(java.util.function.IntConsumer listener) { gradientsReady = listener; }
+
+    private java.util.function.IntConsumer gradientsReady;
+
+    private void gradientsReady(int l) { if (gradientsReady != null) gradientsReady.accept(l); }
+
+    /** The block {@code p} belongs to, as {@link #onGradientsReady} counts: h.N is N, ln_f and lm_head n_layer, wte and wpe -1. */
+    public int layerOf(Parameter p) {
+        if (p.name.startsWith("h.")) return Integer.parseInt(p.name.substring(2, p.name.indexOf('.', 2)));
+        if (p == wte || p == wpe) return -1;
+        return h.length;
+    }
+
     /** The hooks of layer {@code l}: where fine-tuning methods attach (all empty for a plain model). */
     public BlockHooks hooks(int l) { return hooks[l]; }
 
@@ -330,6 +349,7 @@ public final class Gpt {
         float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
         LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dlnf, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
         t = Profile.add("layernorm bwd", t);
+        gradientsReady(h.length);
         int lowest = lowestLayerNeedingGradients();
         for (int l = h.length - 1; l >= lowest; l--) {
             Block w = h[l];
@@ -368,11 +388,13 @@ public final class Gpt {
             if (w.attnB.trainable()) java.util.Arrays.fill(w.attnB.grad(), C, 2 * C, 0f);
             LayerNorm.backward(dres, w.ln1W.grad(), w.ln1B.grad(), dx, resIn, w.ln1W.data, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
+            gradientsReady(l);
         }
         if (wte.trainable() || wpe.trainable()) {
             Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C, pad);
             Profile.add("encoder bwd", t);
         }
+        gradientsReady(-1);
     }
 
     /**

@@ -19,7 +19,9 @@ import java.util.Map;
  * [r*B/p, (r+1)*B/p) of every global batch of B rows, so a step sees exactly the batch the
  * single-process {@link Pretrainer} sees. Each rank's backward scales by 1/(K*B*T) for the global
  * token count, so summing the ranks' gradients gives the single-process gradient; the sums run bucket
- * by bucket over flat buffers ({@link GradBuckets}).
+ * by bucket over flat buffers ({@link GradBuckets}), each started on a comm thread as soon as backward has
+ * finished that bucket's layers ({@link Gpt#onGradientsReady}), so the exchange of the upper layers' gradients
+ * overlaps the backward of the lower ones (PyTorch DDP's scheme). The sums are the same either way.
  *
  * <p>With ZeRO-1 the optimiser moments are sharded: gradients are reduce-scattered instead of
  * all-reduced, each rank updates only the chunk of each bucket it owns (the global clipping norm is
@@ -77,6 +79,49 @@ public final class DataParallelTrainer {
         lx = new int[B / p * T];
         ly = new int[B / p * T];
         lossParts = new double[2 * opt.gradAccum()];
+        readyAt = new int[nb];
+        for (int i = 0; i < nb; i++) {
+            int lo = Integer.MAX_VALUE;
+            for (Parameter q : buckets.buckets.get(i).params) lo = Math.min(lo, model.layerOf(q));
+            readyAt[i] = lo;
+        }
+        pending = new java.util.concurrent.Future<?>[nb];
+    }
+
+    /** Per bucket: the layer after whose backward all its gradients are final (its parameters' lowest layer). */
+    private final int[] readyAt;
+    private final java.util.concurrent.Future<?>[] pending;
+    private int nextBucket;
+    /**
+     * The thread that all-reduces buckets while backward goes on (one per trainer, started on first use). Collectives
+     * stay in one order on every rank: buckets in backward order, then the loss statistics after all of them.
+     */
+    private java.util.concurrent.ExecutorService comm;
+
+    /** Called by the model's backward (last micro-batch): starts the all-reduce of every bucket that has become final. */
+    private void gradientsReady(int layer) {
+        while (nextBucket < readyAt.length && readyAt[nextBucket] >= layer) {
+            GradBuckets.Bucket b = buckets.buckets.get(nextBucket);
+            b.packGrads(); // the gradients are final, and the copy frees them for the next step
+            pending[nextBucket++] = comm.submit(() -> dp.allReduceSum(b.flat, 0, b.length));
+        }
+    }
+
+    /** Waits for every bucket's all-reduce and copies the sums back into the gradients. */
+    private void finishBuckets() {
+        for (int i = 0; i < pending.length; i++) {
+            try {
+                pending[i].get();
+            } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException re) throw re;
+                throw new WaferException("all-reduce of gradient bucket " + i + " failed: " + e.getCause(), e.getCause());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new WaferException("interrupted while exchanging gradients");
+            }
+            pending[i] = null;
+            buckets.buckets.get(i).unpackGrads();
+        }
     }
 
     public Gpt model() { return model; }
@@ -96,6 +141,7 @@ public final class DataParallelTrainer {
     public Pretrainer.StepResult trainStep() {
         long t0 = System.nanoTime();
         int p = dp.size(), r = dp.rank(), B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum(), Bl = B / p;
+        long b0 = dp.bytesSent(); // the gradient buckets go out during backward
         model.zeroGrad();
         for (int k = 0; k < K; k++) {
             data.nextBatch(x, y);
@@ -106,9 +152,28 @@ public final class DataParallelTrainer {
             for (int i = 0; i < Bl * T; i++) if (!CrossEntropy.ignored(ly[i])) valid++;
             lossParts[2 * k] = (double) mean * valid;
             lossParts[2 * k + 1] = valid;
-            model.backward(1f / ((float) K * B * T));
+            // On the last micro-batch each bucket is all-reduced as soon as backward has finished its gradients,
+            // on the comm thread, overlapping the exchange with the backward of the layers below it.
+            boolean overlap = k == K - 1 && !zero && p > 1;
+            if (overlap) {
+                if (comm == null) comm = java.util.concurrent.Executors.newSingleThreadExecutor(rn -> {
+                    Thread th = new Thread(rn, "wafer-dp-comm-" + r);
+                    th.setDaemon(true);
+                    return th;
+                });
+                nextBucket = 0;
+                model.onGradientsReady(this::gradientsReady);
+            }
+            try {
+                model.backward(1f / ((float) K * B * T));
+            } finally {
+                if (overlap) model.onGradientsReady(null);
+            }
+            if (overlap) {
+                gradientsReady(Integer.MIN_VALUE); // any bucket still waiting (none when backward reached the embeddings)
+                finishBuckets();
+            }
         }
-        long b0 = dp.bytesSent();
         dp.allReduceSum(lossParts, 0, lossParts.length);
         double loss = 0;
         for (int k = 0; k < K; k++) loss += lossParts[2 * k + 1] == 0 ? 0 : lossParts[2 * k] / lossParts[2 * k + 1];
@@ -120,14 +185,7 @@ public final class DataParallelTrainer {
     }
 
     private double allReduceStep(float lr) {
-        if (dp.size() > 1) {
-            for (GradBuckets.Bucket b : buckets.buckets) {
-                b.packGrads();
-                dp.allReduceSum(b.flat, 0, b.length);
-                b.unpackGrads();
-            }
-        }
-        return adamw.step(lr, opt.gradClip());
+        return adamw.step(lr, opt.gradClip()); // the gradients were summed during backward
     }
 
     /** ZeRO-1: reduce-scatter, AdamW on the owned chunks (as {@link AdamW#step} computes it), all-gather. */

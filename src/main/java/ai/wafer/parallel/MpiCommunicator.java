@@ -33,7 +33,11 @@ public final class MpiCommunicator implements Communicator {
     private static final String[] LIBS = {
             "/usr/lib/x86_64-linux-gnu/libmpi.so.40", "/usr/lib/aarch64-linux-gnu/libmpi.so.40",
             "/usr/lib64/openmpi/lib/libmpi.so.40", "/usr/local/lib/libmpi.so.40", "/opt/homebrew/lib/libmpi.40.dylib"};
-    private static final int MPI_THREAD_FUNNELED = 1;
+    /**
+     * One thread at a time calls MPI, but not always the main one: data parallelism all-reduces gradient buckets on
+     * a comm thread while backward runs (the main thread makes no MPI call meanwhile).
+     */
+    private static final int MPI_THREAD_SERIALIZED = 2;
     private static final MemorySegment IN_PLACE = MemorySegment.ofAddress(1);
 
     private static Native mpi;                 // loaded by world()
@@ -284,7 +288,7 @@ public final class MpiCommunicator implements Communicator {
                 MemorySegment flag = a.allocate(JAVA_INT);
                 int rc = (int) initialized.invokeExact(flag);
                 if (rc == 0 && flag.get(JAVA_INT, 0) == 0) {
-                    rc = (int) initThread.invokeExact(MemorySegment.NULL, MemorySegment.NULL, MPI_THREAD_FUNNELED, flag);
+                    rc = (int) initThread.invokeExact(MemorySegment.NULL, MemorySegment.NULL, MPI_THREAD_SERIALIZED, flag);
                     if (rc != 0) throw new WaferException("MPI_Init_thread failed with code " + rc);
                 }
                 rc = (int) setErrhandler.invokeExact(commWorld, errorsReturn);
