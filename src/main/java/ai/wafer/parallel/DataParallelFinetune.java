@@ -83,8 +83,8 @@ public final class DataParallelFinetune implements Replicas {
         }
     }
 
-    /** Rank 0's outcome, its model, and the bytes it sent per step. */
-    public record Result(Finetuner.Result run, FinetuneModel model, long bytesPerStep) {}
+    /** This rank's outcome (rank 0's in a thread job), its model, the bytes it sent in the last step, and whether it is rank 0. */
+    public record Result(Finetuner.Result run, FinetuneModel model, long bytesPerStep, boolean lead) {}
 
     /** dp ranks as threads of this JVM, or, with MPI, this process as one rank of an mpirun job of dp processes. */
     public static Result run(int dp, ParallelPretrain.Engine engine, Setup s) {
@@ -115,6 +115,6 @@ public final class DataParallelFinetune implements Replicas {
         Finetuner.Result r = new Finetuner(fm, s.train(), s.dev(), o).replicas(sync)
                 .run(lead ? s.out() : null, s.baseName(), lead ? s.log() : null);
         c.barrier(); // rank 0's files are complete before any rank returns
-        return new Result(r, fm, sync.lastStepBytes());
+        return new Result(r, fm, sync.lastStepBytes(), lead);
     }
 }
