@@ -26,6 +26,9 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
+import java.util.function.IntFunction;
+import ai.wafer.parallel.DataParallelFinetune;
+import ai.wafer.parallel.ParallelPretrain;
 
 /** {@code wafer finetune}: a task head and a fine-tuning method on a pretrained model. */
 @Command(name = "finetune", mixinStandardHelpOptions = true, sortOptions = false,
@@ -65,6 +68,8 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1337") long seed;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
     @Option(names = "--no-progress") boolean noProgress;
+    @Option(names = "--parallel", paramLabel = "dp=N", description = "data parallel: N ranks (threads here, or MPI processes with --mpi) each take 1/N of every global batch of --batch-size rows; only trainable gradients are exchanged") String parallel;
+    @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (mpirun -np N ./wafer finetune ... --parallel dp=N --mpi)") boolean mpi;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png") Path out;
 
     @Override public Integer call() {
@@ -93,7 +98,20 @@ public final class FinetuneCommand implements Callable<Integer> {
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, maxLen, evalEvery, patience, seed, !noProgress, side);
         cmd.commandLine().getErr().println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + fm.trainableShare()
                 + (t.classifies() ? "; " + train.labels().size() + " labels" : ""));
-        Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(out, model.toString(), cmd.commandLine().getErr());
+        Finetuner.Result r;
+        long sent = -1;
+        if (parallel == null) r = new Finetuner(fm, train, dev, opt).run(out, model.toString(), cmd.commandLine().getErr());
+        else {
+            // every rank builds the same model: the same base (mapped, so the page cache holds one copy), method and seed
+            List<String> labels = train.labels();
+            IntFunction<FinetuneModel> rankModel = rank -> rank == 0 || mpi ? fm : FinetuneModel.create(
+                    kind == Peft.Kind.FULL ? Checkpoint.load(model) : Checkpoint.loadFrozen(model), t, labels, spec, tok.eot(), seed);
+            var s = new DataParallelFinetune.Setup(rankModel, train, dev, opt, out, model.toString(), cmd.commandLine().getErr(), null);
+            var pr = DataParallelFinetune.run(dataParallel(parallel), mpi ? ParallelPretrain.Engine.MPI : ParallelPretrain.Engine.THREADS, s);
+            if (!pr.lead()) return 0; // rank 0 writes the rest
+            r = pr.run();
+            sent = pr.bytesPerStep();
+        }
         if (!kind.addsTensors()) TokenizerFiles.copy(tokenizerDir != null ? tokenizerDir : model, out);
         if (merge) {
             if (!(fm.method instanceof Lora l)) throw new WaferException("--merge is for --method lora");
@@ -105,10 +123,17 @@ public final class FinetuneCommand implements Callable<Integer> {
         cmd.commandLine().getErr().printf("wafer: %d steps in %.1f s%s; weights+grads+moments on the heap %.1f MB%s, peak heap %.0f MB; saved %s%s%n",
                 r.steps(), r.seconds(), r.stoppedEarly() ? " (stopped early)" : "", r.stateBytes() / 1e6,
                 r.mappedBytes() > 0 ? String.format(" (+ %.1f MB frozen weights mapped from the file)", r.mappedBytes() / 1e6) : "",
-                r.peakHeapBytes() / 1e6, out,
+                r.peakHeapBytes() / 1e6, out + (sent < 0 ? "" : " (" + sent + " bytes sent per rank in the last step)"),
                 r.best() == null ? "" : String.format("; best dev (step %d): %s %.4f", r.bestStep(),
                         Evaluator.Scores.primaryName(t), r.best().primary()));
         return 0;
+    }
+
+    /** dp=N: fine-tuning splits the batch only (the model is small next to pretraining's; tp and pp are for pretrain). */
+    static int dataParallel(String layout) {
+        var l = ai.wafer.parallel.Layout.parse(layout);
+        if (l.tp() > 1 || l.pp() > 1) throw new WaferException("finetune --parallel takes dp=N only (got " + layout + ")");
+        return l.dp();
     }
 
     static TaskData subsample(TaskData d, int n, long seed) {

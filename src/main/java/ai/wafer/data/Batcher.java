@@ -37,6 +37,15 @@ public final class Batcher {
             for (int l : lengths) real += l;
             return (double) real / ((long) size * length);
         }
+
+        /** Rows [lo, hi) as a batch of the same length (a data-parallel rank's share; padding stays as it is). */
+        public Batch rows(int lo, int hi) {
+            int T = length;
+            return new Batch(hi - lo, T, Arrays.copyOfRange(ids, lo * T, hi * T), Arrays.copyOfRange(mask, lo * T, hi * T),
+                    labels == null ? null : Arrays.copyOfRange(labels, lo * T, hi * T),
+                    classes == null ? null : Arrays.copyOfRange(classes, lo, hi),
+                    Arrays.copyOfRange(lengths, lo, hi), Arrays.copyOfRange(examples, lo, hi), Arrays.copyOfRange(starts, lo, hi));
+        }
     }
 
     public static final int POOL_BATCHES = 50;

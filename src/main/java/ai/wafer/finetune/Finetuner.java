@@ -85,6 +85,7 @@ public final class Finetuner {
     private final FinetuneModel fm;
     private final TaskData train, dev;
     private final Options opt;
+    private Replicas replicas = Replicas.ONE;
 
     public Finetuner(FinetuneModel fm, TaskData train, TaskData dev, Options opt) {
         if (opt.gradAccum() < 1 || opt.batchSize() < 1 || opt.epochs() < 1)
@@ -93,6 +94,12 @@ public final class Finetuner {
         this.train = train;
         this.dev = dev;
         this.opt = opt;
+    }
+
+    /** Runs as one of several data-parallel ranks ({@code ai.wafer.parallel.DataParallelFinetune}). */
+    public Finetuner replicas(Replicas r) {
+        this.replicas = r;
+        return this;
     }
 
     /**
@@ -116,6 +123,7 @@ public final class Finetuner {
         int bestStep = 0, sinceBest = 0, step = 0;
         boolean stop = false, savedAny = false;
         resetPeaks();
+        double[] lossAndTargets = new double[2];
         try (MetricsLog metrics = out == null ? null : MetricsLog.open(out);
              TensorBoardWriter tb = out == null ? null : TensorBoardWriter.create(out)) {
             ProgressBar bar = opt.progressBar() ? new ProgressBarBuilder().setTaskName("finetune").setInitialMax(total)
@@ -124,6 +132,7 @@ public final class Finetuner {
                 for (int epoch = 0; epoch < opt.epochs() && !stop; epoch++) {
                     fm.setTraining(true);
                     List<Batcher.Batch> batches = batcher.batches(train.examples(), true, opt.seed() + epoch);
+                    List<Batcher.Batch> mine = replicas.rows(batches);
                     for (int from = 0; from < batches.size() && !stop; from += opt.gradAccum()) {
                         long t0 = System.nanoTime();
                         int K = Math.min(opt.gradAccum(), batches.size() - from);
@@ -131,15 +140,19 @@ public final class Finetuner {
                         double loss = 0;
                         long tokens = 0;
                         for (int k = 0; k < K; k++) {
-                            Batcher.Batch b = batches.get(from + k);
-                            double sum = fm.forward(b);
-                            int n = fm.validTargets();
+                            Batcher.Batch b = mine.get(from + k);
+                            lossAndTargets[0] = b.size() > 0 ? fm.forward(b) : 0;
+                            lossAndTargets[1] = b.size() > 0 ? fm.validTargets() : 0;
+                            replicas.sumLoss(lossAndTargets); // over data-parallel ranks: the global micro-batch's
+                            double sum = lossAndTargets[0];
+                            int n = (int) lossAndTargets[1];
                             if (n > 0) {
                                 loss += sum / n / K;
-                                fm.backward(1f / ((float) n * K));
+                                if (b.size() > 0) fm.backward(1f / ((float) n * K));
                             }
-                            for (int l : b.lengths()) tokens += l;
+                            for (int l : batches.get(from + k).lengths()) tokens += l;
                         }
+                        replicas.sumGradients();
                         float lr = sched.at(step);
                         double norm = adamw.step(lr, opt.gradClip());
                         step++;

@@ -51,6 +51,17 @@ public final class MpiCheck {
                         if (o != null) for (Parameter p : full.parameters()) for (float x : p.data) o.writeFloat(x);
                     }
                 }
+                case "finetune-lora" -> {
+                    // DataParallelFinetuneTest's LoRA run; rank 0 logs into OUT.run, writes bytes per step and the trainable tensors
+                    var train = DataParallelFinetuneTest.toy(37, 1);
+                    var setup = new DataParallelFinetune.Setup(r -> DataParallelFinetuneTest.model(DataParallelFinetuneTest.LORA, train),
+                            train, null, DataParallelFinetuneTest.options(8, 1, 1, 1e-2f), Path.of(out + ".run"), "toy", null, null);
+                    DataParallelFinetune.Result r = DataParallelFinetune.onRank(world, setup);
+                    if (o != null) {
+                        o.writeLong(r.bytesPerStep());
+                        for (Parameter p : r.model().parameters()) if (p.trainable()) for (float x : p.data) o.writeFloat(x);
+                    }
+                }
                 case "collectives" -> {
                     int p = world.size(), r = world.rank();
                     float[] a = {r + 1, 10 * (r + 1)};

@@ -102,6 +102,37 @@ class MpiTest {
         }
     }
 
+    @Test void loraFineTuningOverTwoProcessesEqualsOneProcess() throws Exception {
+        Path out = tmp.resolve("ft.bin");
+        Gemm.Impl before = Gemm.impl();
+        Run want;
+        ai.wafer.finetune.FinetuneModel fm;
+        try {
+            Gemm.setImpl(Gemm.Impl.JAVA);
+            var train = DataParallelFinetuneTest.toy(37, 1);
+            fm = DataParallelFinetuneTest.model(DataParallelFinetuneTest.LORA, train);
+            new ai.wafer.finetune.Finetuner(fm, train, null, DataParallelFinetuneTest.options(8, 1, 1, 1e-2f)).run(tmp.resolve("one"), "toy", null);
+            want = DataParallelFinetuneTest.outcome(tmp.resolve("one"), fm);
+        } finally {
+            Gemm.setImpl(before);
+        }
+        Out r = launch("finetune-lora", tokens(tmp, 100), out, 0, 180);
+        assertEquals(0, r.code(), r.log());
+        Run got;
+        try (DataInputStream in = new DataInputStream(Files.newInputStream(out))) {
+            assertEquals(4 * DataParallelFinetuneTest.trainable(fm) + 16, in.readLong()); // trainable gradients + [loss, targets]
+            List<float[]> params = new ArrayList<>();
+            for (float[] w : want.params()) {
+                float[] a = new float[w.length];
+                for (int i = 0; i < a.length; i++) a[i] = in.readFloat();
+                params.add(a);
+            }
+            got = new Run(DataParallelFinetuneTest.outcome(Path.of(out + ".run"), fm).losses(),
+                    DataParallelFinetuneTest.outcome(Path.of(out + ".run"), fm).norms(), params);
+        }
+        assertSameRun(want, got, "MPI LoRA dp=2");
+    }
+
     @Test void aProcessThatDiesEndsTheJobWithAMessage() throws Exception {
         Out r = launch("die", tokens(tmp, 100), tmp.resolve("d.bin"), 0, 120);
         assertNotEquals(0, r.code(), r.log());

@@ -8,7 +8,10 @@ import java.nio.file.*;
 import java.time.Duration;
 import java.util.*;
 
-/** Measures BENCHMARKS.md: step time and communication share, dp=2 threads vs one process, full vs BitFit bytes. */
+/**
+ * Measures BENCHMARKS.md: step time and communication share, dp=2 threads vs one process, full vs BitFit bytes;
+ * with argument {@code mpi}, under {@code mpirun -np 2}, dp=2 as two processes.
+ */
 public final class ParallelBench {
     /** Delegates and times every collective. */
     static final class Timed implements Communicator {
@@ -31,13 +34,23 @@ public final class ParallelBench {
 
     public static void main(String[] a) throws Exception {
         GptConfig cfg = GptConfig.of(4, 128, 4, 4096, 256);
-        int B = 8, T = 128, steps = 6, warm = 2;
+        int B = 8, T = 128, steps = 16, warm = 4;
         int[] toks = new int[200_000];
         SplittableRandom r = new SplittableRandom(1);
         for (int i = 0; i < toks.length; i++) toks[i] = r.nextInt(4096);
         Path shard = Files.createTempFile("bench", ".bin");
         TokenShard.write(shard, toks);
         Pretrainer.Options o = new Pretrainer.Options(steps, B, T, 1, new LrSchedule(LrSchedule.Kind.CONSTANT, 1e-3f, 0, steps, 1f), AdamW.Hyper.defaults(), 1f);
+        if (a.length > 0 && a[0].equals("mpi")) { // under mpirun -np 2 (WAFER_THREADS=1): this process is one rank
+            try (Communicator world = MpiCommunicator.world()) {
+                for (String mode : new String[]{"full", "bitfit"}) {
+                    double[] x = dpRun(new Timed(world), cfg, shard, o, mode, false, steps, warm);
+                    if (world.rank() == 0) System.out.printf("dp=2 MPI processes %s: %.1f ms/step, communication %.1f%% of the step, %,d bytes sent/rank/step%n",
+                            mode, x[0], 100 * x[1], (long) x[2]);
+                }
+            }
+            return;
+        }
         // 1 process, 2 threads
         try (TokenLoader l = new TokenLoader(List.of(shard), B, T, false, 0)) {
             Pretrainer p = new Pretrainer(Gpt.init(cfg, 1), l, o);
@@ -46,22 +59,24 @@ public final class ParallelBench {
             System.out.printf("one process, %d threads: %.1f ms/step%n", ai.wafer.tensor.Parallel.threads(), 1e3 * tot / (steps - warm));
         }
         for (String mode : new String[]{"full", "bitfit"}) for (boolean zero : new boolean[]{false, true}) {
-            List<double[]> res = ThreadCommunicator.run(2, Duration.ofMinutes(5), c -> {
-                Timed tc = new Timed(c);
-                Gpt m = Gpt.init(cfg, 1);
-                if (mode.equals("bitfit")) for (Parameter q : m.parameters()) q.setTrainable(!q.decays()); // biases + LayerNorms
-                try (TokenLoader l = new TokenLoader(List.of(shard), B, T, false, 0)) {
-                    DataParallelTrainer t = new DataParallelTrainer(tc, m, l, o, zero, DataParallelTrainer.DEFAULT_BUCKET_BYTES);
-                    double tot = 0; long comm0 = 0;
-                    long trainable = 0; for (Parameter q : m.parameters()) if (q.trainable()) trainable += q.size();
-                    for (int s = 0; s < steps; s++) { if (s == warm) comm0 = tc.nanos; var x = t.trainStep(); if (s >= warm) tot += x.seconds(); }
-                    return new double[]{1e3 * tot / (steps - warm), (tc.nanos - comm0) / 1e9 / tot, t.lastStepBytes(), (double) trainable / m.parameterCount()};
-                }
-            });
+            List<double[]> res = ThreadCommunicator.run(2, Duration.ofMinutes(5), c -> dpRun(new Timed(c), cfg, shard, o, mode, zero, steps, warm));
             double[] x = res.get(0);
             long pred = Plan.of(cfg, new Layout(2, 1, 1), B, T, 1, zero, x[3]).worst().dpBytes();
             System.out.printf("dp=2 threads %s%s: %.1f ms/step, communication %.1f%% of the step, %,d bytes sent/rank/step (plan: %,d; trainable %.4f)%n",
                     mode, zero ? " zero1" : "", x[0], 100 * x[1], (long) x[2], pred, x[3]);
+        }
+    }
+
+    /** One rank's dp=2 run: ms/step, communication share, bytes sent in the last step, trainable fraction. */
+    static double[] dpRun(Timed tc, GptConfig cfg, Path shard, Pretrainer.Options o, String mode, boolean zero, int steps, int warm) {
+        Gpt m = Gpt.init(cfg, 1);
+        if (mode.equals("bitfit")) for (Parameter q : m.parameters()) q.setTrainable(!q.decays()); // biases + LayerNorms
+        try (TokenLoader l = new TokenLoader(List.of(shard), o.batchSize(), o.seqLen(), false, 0)) {
+            DataParallelTrainer t = new DataParallelTrainer(tc, m, l, o, zero, DataParallelTrainer.DEFAULT_BUCKET_BYTES);
+            double tot = 0; long comm0 = 0;
+            long trainable = 0; for (Parameter q : m.parameters()) if (q.trainable()) trainable += q.size();
+            for (int s = 0; s < steps; s++) { if (s == warm) comm0 = tc.nanos; var x = t.trainStep(); if (s >= warm) tot += x.seconds(); }
+            return new double[]{1e3 * tot / (steps - warm), (tc.nanos - comm0) / 1e9 / tot, t.lastStepBytes(), (double) trainable / m.parameterCount()};
         }
     }
 }
