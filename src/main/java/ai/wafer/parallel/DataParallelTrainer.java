@@ -107,6 +107,15 @@ public final class DataParallelTrainer {
         }
     }
 
+    /**
+     * Seconds the training thread spent waiting for communication in the last step: for the overlapped buckets,
+     * only what was still running when backward ended (the exchange hidden behind backward does not count); for
+     * everything else (loss statistics, ZeRO's collectives), the whole collective.
+     */
+    public double lastExposedCommSeconds() { return exposedNanos / 1e9; }
+
+    private long exposedNanos;
+
     /** Waits for every bucket's all-reduce and copies the sums back into the gradients. */
     private void finishBuckets() {
         for (int i = 0; i < pending.length; i++) {
@@ -142,6 +151,7 @@ public final class DataParallelTrainer {
         long t0 = System.nanoTime();
         int p = dp.size(), r = dp.rank(), B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum(), Bl = B / p;
         long b0 = dp.bytesSent(); // the gradient buckets go out during backward
+        long exposed = 0;
         model.zeroGrad();
         for (int k = 0; k < K; k++) {
             data.nextBatch(x, y);
@@ -171,14 +181,21 @@ public final class DataParallelTrainer {
             }
             if (overlap) {
                 gradientsReady(Integer.MIN_VALUE); // any bucket still waiting (none when backward reached the embeddings)
+                long w = System.nanoTime();
                 finishBuckets();
+                exposed += System.nanoTime() - w;
             }
         }
+        long w = System.nanoTime();
         dp.allReduceSum(lossParts, 0, lossParts.length);
+        exposed += System.nanoTime() - w;
         double loss = 0;
         for (int k = 0; k < K; k++) loss += lossParts[2 * k + 1] == 0 ? 0 : lossParts[2 * k] / lossParts[2 * k + 1];
         float lr = opt.schedule().at(step);
+        w = System.nanoTime();
         double norm = zero ? zeroStep(lr) : allReduceStep(lr);
+        if (zero) exposed += System.nanoTime() - w; // ZeRO's collectives (and its chunk updates) block the step
+        exposedNanos = exposed;
         lastBytes = dp.bytesSent() - b0;
         step++;
         return new Pretrainer.StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
