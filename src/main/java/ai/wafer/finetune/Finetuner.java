@@ -140,7 +140,8 @@ public final class Finetuner {
                         double loss = 0;
                         long tokens = 0;
                         for (int k = 0; k < K; k++) {
-                            Batcher.Batch b = mine.get(from + k);
+                            Batcher.Batch b = mine.get(from + k), g = batches.get(from + k);
+                            if (fm.method != null) fm.method.beginMicroBatch((long) replicas.firstRow(g) * g.length());
                             lossAndTargets[0] = b.size() > 0 ? fm.forward(b) : 0;
                             lossAndTargets[1] = b.size() > 0 ? fm.validTargets() : 0;
                             replicas.sumLoss(lossAndTargets); // over data-parallel ranks: the global micro-batch's

@@ -17,6 +17,9 @@ public interface Replicas {
     /** This rank's share of each of an epoch's global batches (same count, same order; a share may have 0 rows). */
     default List<Batcher.Batch> rows(List<Batcher.Batch> global) { return global; }
 
+    /** The index of this rank's first row in {@code global} (one of the batches given to {@link #rows}). */
+    default int firstRow(Batcher.Batch global) { return 0; }
+
     /**
      * {@code lossAndTargets} = [summed loss, valid targets] of this rank's rows of one micro-batch; afterwards, the
      * sums over ranks, i.e. the global micro-batch's. Each rank then scales its backward by the global count, so the

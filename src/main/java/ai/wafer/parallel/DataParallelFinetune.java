@@ -49,6 +49,8 @@ public final class DataParallelFinetune implements Replicas {
         return out;
     }
 
+    @Override public int firstRow(Batcher.Batch global) { return dp.rank() * global.size() / dp.size(); }
+
     @Override public void sumLoss(double[] lossAndTargets) {
         if (dp.size() > 1) dp.allReduceSum(lossAndTargets, 0, 2);
     }

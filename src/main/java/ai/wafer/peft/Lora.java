@@ -120,6 +120,10 @@ public final class Lora implements Method {
         }
     }
 
+    @Override public void beginMicroBatch(long tokenRowsBefore) {
+        for (LoraLinear[] row : layers) for (LoraLinear ll : row) if (ll != null) ll.beginMicroBatch(tokenRowsBefore);
+    }
+
     @Override public void setTraining(boolean on) {
         for (LoraLinear[] row : layers) for (LoraLinear ll : row) if (ll != null) ll.training = on;
     }

@@ -27,6 +27,13 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
      */
     private final Scratch scratch;
     private long maskSeed;
+    /** The mask seed for the next forward was drawn already by {@link #beginMicroBatch}. */
+    private boolean seeded;
+    /**
+     * Index of this process's first mask element in the global micro-batch's mask: a data-parallel rank computing
+     * rows from token row R on draws the elements the one-process run draws for those rows, R * in onwards.
+     */
+    private long maskOffset;
     private boolean droppedLast;
     /** Tests only: forward reuses the last mask, so finite differences see one fixed function. */
     boolean fixedMask;
@@ -62,12 +69,37 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         if (u.length < N * r) { u = new float[N * r]; du = new float[N * r]; }
     }
 
+    /**
+     * Starts a micro-batch whose rows this process computes from token row {@code tokenRowsBefore} of the global
+     * micro-batch on: draws the mask seed now (so a rank with no rows keeps its stream in step with the others)
+     * and offsets the mask so every rank drops what the one-process run drops for the same rows.
+     */
+    void beginMicroBatch(long tokenRowsBefore) {
+        if (!fixedMask) maskSeed = rng.nextLong();
+        seeded = true;
+        maskOffset = tokenRowsBefore * in;
+    }
+
+    private static final long GOLDEN_GAMMA = 0x9e3779b97f4a7c15L;
+
+    /**
+     * The i-th {@code nextDouble()} of {@code new SplittableRandom(seed)} (counting from 0), computed directly:
+     * SplitMix64 advances its state by a fixed gamma and mixes it, so any element of the stream can be had without
+     * drawing the ones before it. A rank starts its mask in the middle of the global micro-batch's this way.
+     */
+    static double uniform(long seed, long i) {
+        long z = seed + (i + 1) * GOLDEN_GAMMA;
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        z ^= z >>> 31;
+        return (z >>> 11) * 0x1.0p-53;
+    }
+
     /** xd = x * mask / (1 - p), the mask drawn from the stream of {@code maskSeed}. */
     private float[] dropped(float[] x, int N) {
         float[] xd = scratch.of(N * in);
-        SplittableRandom m = new SplittableRandom(maskSeed);
         float keep = 1f / (1f - dropout);
-        for (int i = 0; i < N * in; i++) xd[i] = m.nextDouble() < dropout ? 0f : x[i] * keep;
+        for (int i = 0; i < N * in; i++) xd[i] = uniform(maskSeed, maskOffset + i) < dropout ? 0f : x[i] * keep;
         return xd;
     }
 
@@ -77,7 +109,8 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         droppedLast = dropout > 0 && training;
         if (droppedLast) {
             // inverted dropout on the adapter's input only (PEFT's lora_dropout); the base path sees x
-            if (!fixedMask) maskSeed = rng.nextLong();
+            if (!fixedMask && !seeded) { maskSeed = rng.nextLong(); maskOffset = 0; }
+            seeded = false;
             src = dropped(x, N);
         }
         Gemm.sgemm(false, true, N, r, in, 1f, src, 0, in, loraA.data, 0, in, 0f, u, 0, r);
@@ -95,9 +128,8 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         } else {
             float[] t = src; // the dropped input is used up: reuse its scratch for du @ A, then mask it again
             Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 0f, t, 0, in);
-            SplittableRandom m = new SplittableRandom(maskSeed);
             float keep = 1f / (1f - dropout);
-            for (int i = 0; i < N * in; i++) if (m.nextDouble() >= dropout) dx[i] += t[i] * keep;
+            for (int i = 0; i < N * in; i++) if (uniform(maskSeed, maskOffset + i) >= dropout) dx[i] += t[i] * keep;
         }
     }
 

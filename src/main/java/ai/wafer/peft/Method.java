@@ -23,6 +23,13 @@ public interface Method {
     /** Hooks the method into the model's blocks. */
     void attach(Gpt model);
 
+    /**
+     * Called before each training micro-batch with the first token row this process computes of it (0 in one process;
+     * a data-parallel rank's offset in the global micro-batch), so random masks (LoRA dropout) are those the
+     * one-process run draws for the same rows, and every rank's random stream advances in step.
+     */
+    default void beginMicroBatch(long tokenRowsBefore) {}
+
     /** Training mode turns dropout on (LoRA); evaluation turns it off. */
     default void setTraining(boolean on) {}
 

@@ -32,8 +32,10 @@ class DataParallelFinetuneTest {
     @TempDir Path tmp;
 
     static final GptConfig CFG = new GptConfig(31, 16, 32, 2, 2, 128, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
-    /** LoRA without dropout (masks are drawn per rank, so with dropout only the distribution matches), on two targets. */
+    /** LoRA without dropout, on two targets. */
     static final Peft.Spec LORA = new Peft.Spec(Peft.Kind.LORA, new Lora.Config(4, 8, 0f, List.of("c_attn", "c_fc")), 0, 0, 0);
+    /** The same with dropout: each rank draws, for its rows, the mask the one process draws for them. */
+    static final Peft.Spec LORA_DROPOUT = new Peft.Spec(Peft.Kind.LORA, new Lora.Config(4, 8, 0.3f, List.of("c_attn", "c_fc")), 0, 0, 0);
 
     /** Tag = token id mod 3; lengths 3..10, so batches are padded and the last batch of an epoch is short. */
     static TaskData toy(int n, long seed) {
@@ -124,6 +126,15 @@ class DataParallelFinetuneTest {
         assertEquals(4 * n + 16, got.all().get(0).bytesPerStep());
         // per layer LoRA r=4 on c_attn (32 -> 96) and c_fc (32 -> 128): 4*32 + 96*4 + 4*32 + 128*4; the head 3*32 + 3
         assertEquals(2 * (128 + 384 + 128 + 512) + 99, n);
+    }
+
+    /** Dropout masks too: rank r's rows are dropped as in the one-process run, and a rank with no rows stays in step. */
+    @Test void loraDropoutMasksAreTheOneProcessMasks() {
+        TaskData train = toy(34, 3); // batches of 8, the last of 2 rows: rank 0 of 3 computes nothing there
+        var o = options(8, 1, 2, 1e-2f);
+        Run want = single(LORA_DROPOUT, train, null, o, "one");
+        assertSameRun(want, parallel(2, LORA_DROPOUT, train, null, o, "dp2").rank0(), "LoRA dropout dp=2");
+        assertSameRun(want, parallel(3, LORA_DROPOUT, train, null, o, "dp3").rank0(), "LoRA dropout dp=3");
     }
 
     @Test void fullFineTuningOnTwoRanksWithAccumulationAndDevEvaluation() {
