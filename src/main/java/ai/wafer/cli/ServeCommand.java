@@ -16,7 +16,7 @@ import java.util.concurrent.CountDownLatch;
         description = "Serve a model over HTTP: /v1/completions, /v1/chat/completions (stream: true for SSE), /v1/classify or /v1/tag for a fine-tuned classifier, /v1/models, /health, /metrics, and a chat page at /.")
 public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR") Path model;
-    @Option(names = "--adapter", paramLabel = "DIR", description = "an adapter for --model (the base model): a classification adapter is served with its head, a causal-LM LoRA adapter merged into the weights") Path adapter;
+    @Option(names = "--adapter", paramLabel = "DIR", description = "an adapter for --model (the base model): a classification adapter is served with its head; a causal-LM LoRA or (IA)3 adapter is merged into the weights, a prefix goes in front of every sequence") Path adapter;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
     @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})") String dtype;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})") String host;

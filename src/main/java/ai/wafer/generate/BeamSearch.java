@@ -20,7 +20,7 @@ final class BeamSearch {
     }
 
     static Generator.Result run(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p) {
-        int k = p.numBeams(), V = model.vocabSize(), nPos = model.config.nPositions();
+        int k = p.numBeams(), V = model.vocabSize(), nPos = model.contextLength();
         if (prompt.length == 0) throw new ai.wafer.WaferException("the prompt is empty (it needs at least one token)");
         if (prompt.length > nPos)
             throw new ai.wafer.WaferException("the prompt has " + prompt.length + " tokens, more than the model's context of " + nPos);

@@ -73,11 +73,44 @@ public final class InferenceModel {
 
     public int vocabSize() { return V; }
 
-    /** A cache for a sequence of up to {@code capacity} positions (at most n_positions). */
+    /**
+     * Puts prefix-tuning's virtual tokens in front of every sequence: {@code prompt} is PEFT's
+     * {@code prompt_embeddings} [P, L * 2 * C] (for virtual token p, layer 0's key and value, then layer 1's, ...).
+     * Each new cache starts with them as its first P positions, so every token attends to them and the text's
+     * positions start at P, as with Hugging Face's past_key_values; the text's room shrinks to n_positions - P.
+     */
+    public void setPrefix(float[] prompt, int P) {
+        if (P < 0 || P >= config.nPositions() || prompt.length != P * layers.length * 2 * C)
+            throw new WaferException("a prefix of " + P + " virtual tokens needs [" + P + ", " + layers.length * 2 * C
+                    + "] values and fewer than n_positions " + config.nPositions() + " tokens");
+        prefix = prompt.clone();
+        prefixLength = P;
+    }
+
+    private float[] prefix;
+    private int prefixLength;
+
+    /** Tokens a sequence may hold: n_positions, less a prefix's virtual tokens. */
+    public int contextLength() { return config.nPositions() - prefixLength; }
+
+    /** A cache for a sequence of up to {@code capacity} tokens (at most {@link #contextLength}), holding the prefix if any. */
     public KvCache newCache(int capacity) {
-        if (capacity <= 0 || capacity > config.nPositions())
-            throw new WaferException("sequence length " + capacity + " must be in [1, " + config.nPositions() + "] (the model's n_positions)");
-        return new KvCache(layers.length, H, hs, capacity);
+        if (capacity <= 0 || capacity > contextLength())
+            throw new WaferException("sequence length " + capacity + " must be in [1, " + contextLength() + "] (the model's n_positions"
+                    + (prefixLength > 0 ? " less a prefix of " + prefixLength : "") + ")");
+        KvCache c = new KvCache(layers.length, H, hs, capacity + prefixLength);
+        for (int p = 0; p < prefixLength; p++) {
+            for (int l = 0; l < layers.length; l++) {
+                int kOff = p * layers.length * 2 * C + 2 * l * C, vOff = kOff + C;
+                for (int h = 0; h < H; h++) {
+                    int dst = (h * c.capacity + p) * hs;
+                    System.arraycopy(prefix, kOff + h * hs, c.k[l], dst, hs);
+                    System.arraycopy(prefix, vOff + h * hs, c.v[l], dst, hs);
+                }
+            }
+        }
+        c.length = prefixLength;
+        return c;
     }
 
     /** Bytes of weights one decode step reads: every matrix once, plus the small vectors. */

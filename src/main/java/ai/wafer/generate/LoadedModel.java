@@ -6,7 +6,10 @@ import ai.wafer.finetune.Task;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.peft.AdapterIo;
+import ai.wafer.model.GptConfig;
+import ai.wafer.peft.Ia3;
 import ai.wafer.peft.Lora;
+import ai.wafer.peft.PrefixTuning;
 import ai.wafer.tokenizer.Tokenizer;
 
 import java.nio.file.Files;
@@ -17,34 +20,43 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
 
     /**
      * Loads dir (and its tokenizer, from {@code tokenizerDir} or else dir itself when it has one). With
-     * {@code adapter}, dir is the base model and the adapter must be a causal-LM LoRA adapter: it is merged into
-     * the weights, since the inference path runs plain GPT-2 blocks without fine-tuning hooks.
+     * {@code adapter}, dir is the base model and the adapter a causal-LM one: LoRA and (IA)3 are merged into the
+     * weights (the inference path runs plain GPT-2 blocks), a prefix becomes the first positions of every KV cache;
+     * bottleneck adapters add layers and cannot be applied.
      */
     public static LoadedModel load(Path dir, Path adapter, Path tokenizerDir, WeightType type) {
         if (!Files.isDirectory(dir)) throw new WaferException("--model " + dir + ": no such directory");
         if (adapter != null && !AdapterIo.isAdapter(adapter))
             throw new WaferException("--adapter " + adapter + ": not an adapter directory (no " + AdapterIo.CONFIG + ")");
-        Gpt gpt = adapter == null ? Checkpoint.load(dir) : merged(dir, adapter);
+        InferenceModel im;
+        GptConfig cfg;
+        if (adapter == null) {
+            Gpt gpt = Checkpoint.load(dir);
+            cfg = gpt.config;
+            im = new InferenceModel(gpt, type);
+        } else {
+            FinetuneModel fm = FinetuneModel.load(dir, adapter, Task.CAUSAL_LM); // checks task and base fingerprint
+            cfg = fm.gpt.config;
+            PrefixTuning prefix = null;
+            switch (fm.method) {
+                case Lora l -> l.merge(fm.gpt);
+                case Ia3 i -> i.merge(fm.gpt);
+                case PrefixTuning pt -> { prefix = pt; fm.gpt.clearHooks(); }
+                default -> throw new WaferException("--adapter " + adapter + ": a " + fm.spec.kind().cliName()
+                        + " adapter adds layers that generation does not run; LoRA, (IA)3 and prefix adapters can be applied");
+            }
+            im = new InferenceModel(fm.gpt, type);
+            if (prefix != null) im.setPrefix(prefix.prompt.data, prefix.length());
+        }
         Path td = tokenizerDir != null ? tokenizerDir : dir;
         Tokenizer tok = null;
         if (tokenizerDir != null || Files.isRegularFile(dir.resolve("vocab.json")) || Files.isRegularFile(dir.resolve("tokenizer.json")))
             tok = Tokenizer.load(td);
-        if (tok != null && tok.vocabSize() > gpt.config.vocabSize())
+        if (tok != null && tok.vocabSize() > cfg.vocabSize())
             throw new WaferException("the tokenizer in " + td + " has " + tok.vocabSize() + " tokens but the model's vocabulary only "
-                    + gpt.config.vocabSize());
+                    + cfg.vocabSize());
         Path named = adapter != null ? adapter : dir;
-        return new LoadedModel(named.getFileName() == null ? named.toString() : named.getFileName().toString(),
-                new InferenceModel(gpt, type), tok);
-    }
-
-    /** The base model with a causal-LM LoRA adapter merged in (FinetuneModel checks task and base fingerprint). */
-    private static Gpt merged(Path base, Path adapter) {
-        FinetuneModel fm = FinetuneModel.load(base, adapter, Task.CAUSAL_LM);
-        if (!(fm.method instanceof Lora l))
-            throw new WaferException("--adapter " + adapter + ": a " + fm.spec.kind().cliName() + " adapter cannot be applied for generation;"
-                    + " only LoRA adapters are merged into the weights (fine-tune with --method lora or full)");
-        l.merge(fm.gpt);
-        return fm.gpt;
+        return new LoadedModel(named.getFileName() == null ? named.toString() : named.getFileName().toString(), im, tok);
     }
 
     public Tokenizer requireTokenizer() {

@@ -29,7 +29,7 @@ public final class Sequence {
 
     /** @param tok may be null: then there is no text and stop strings are not allowed */
     public Sequence(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p, Listener listener) {
-        int nPos = model.config.nPositions();
+        int nPos = model.contextLength();
         if (prompt.length == 0) throw new WaferException("the prompt is empty (it needs at least one token)");
         if (prompt.length > nPos)
             throw new WaferException("the prompt has " + prompt.length + " tokens, more than the model's context of " + nPos);

@@ -51,6 +51,25 @@ public final class Ia3 implements Method {
         }
     }
 
+    /**
+     * Folds the scalings into the weights and removes the hooks: c_attn's output column j (weight column and bias)
+     * times its key/value scale, mlp.c_proj's input row j times its activation scale. The same function as the
+     * hooked model, a plain GPT-2 again (what generation runs).
+     */
+    public void merge(Gpt model) {
+        int C = model.config.nEmbd(), C3 = 3 * C, F = model.config.nInner();
+        for (int l = 0; l < kv.length; l++) {
+            Gpt.Block b = model.h[l];
+            float[] w = b.attnW().toHeap(), bias = b.attnB().toHeap(), s = kv[l].s.data;
+            for (int i = 0; i < C; i++) for (int j = 0; j < C3; j++) w[i * C3 + j] *= s[j];
+            for (int j = 0; j < C3; j++) bias[j] *= s[j];
+            float[] p = b.mlpProjW().toHeap(), f = ff[l].s.data;
+            for (int j = 0; j < F; j++) for (int c = 0; c < C; c++) p[j * C + c] *= f[j];
+            model.hooks(l).qkvScale = null;
+            model.hooks(l).mlpAct = null;
+        }
+    }
+
     /** x[N, D] *= s[D] in place; keeps the unscaled x for ds. Columns below {@code frozenCols} keep a zero gradient. */
     static final class Scale implements BlockHooks.InPlace {
         final Parameter s;

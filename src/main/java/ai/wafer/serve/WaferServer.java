@@ -54,7 +54,7 @@ public final class WaferServer implements AutoCloseable {
         this.lm = lm;
         this.cls = cls;
         this.cfg = cfg;
-        int ctx = lm.model().config.nPositions();
+        int ctx = lm.model().contextLength();
         limits = new OpenAiRequests.Limits(ctx, lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
         engine = new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
         app = Javalin.create(c -> {
