@@ -1,42 +1,17 @@
 package ai.wafer.finetune;
 
-import ai.wafer.data.Example;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.peft.Peft;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
-import java.util.Random;
-import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The loop learns: a toy tagging task (tag = token id mod 3, readable from the token alone) is learned by each method (chance: 1/3). */
 class FinetunerTest {
-    static TaskData toy(int n, long seed) {
-        Random r = new Random(seed);
-        List<Example> ex = new ArrayList<>();
-        List<List<String>> gold = new ArrayList<>();
-        List<int[]> pos = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int len = 3 + r.nextInt(6);
-            int[] ids = new int[len], labels = new int[len], where = new int[len];
-            List<String> g = new ArrayList<>();
-            for (int t = 0; t < len; t++) {
-                ids[t] = r.nextInt(30);
-                labels[t] = ids[t] % 3;
-                where[t] = t;
-                g.add("t" + labels[t]);
-            }
-            ex.add(new Example(ids, labels, -1));
-            gold.add(g);
-            pos.add(where);
-        }
-        return new TaskData(Task.TOKEN_CLASSIFICATION, ex, gold, pos, List.of("t0", "t1", "t2"), Set.of(), 0, "toy");
-    }
+    static TaskData toy(int n, long seed) { return ai.wafer.testutil.ToyTasks.tagging(n, seed, 8); }
 
     @Test
     void eachMethodLearnsAToyTask() {

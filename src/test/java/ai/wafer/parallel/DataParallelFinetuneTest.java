@@ -1,6 +1,5 @@
 package ai.wafer.parallel;
 
-import ai.wafer.data.Example;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
 import ai.wafer.finetune.Task;
@@ -19,8 +18,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
-import java.util.Set;
 
 import static ai.wafer.parallel.ParallelFixtures.Run;
 import static ai.wafer.parallel.ParallelFixtures.assertSameRun;
@@ -38,27 +35,7 @@ class DataParallelFinetuneTest {
     static final Peft.Spec LORA_DROPOUT = new Peft.Spec(Peft.Kind.LORA, new Lora.Config(4, 8, 0.3f, List.of("c_attn", "c_fc")), 0, 0, 0);
 
     /** Tag = token id mod 3; lengths 3..10, so batches are padded and the last batch of an epoch is short. */
-    static TaskData toy(int n, long seed) {
-        Random r = new Random(seed);
-        List<Example> ex = new ArrayList<>();
-        List<List<String>> gold = new ArrayList<>();
-        List<int[]> pos = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int len = 3 + r.nextInt(8);
-            int[] ids = new int[len], labels = new int[len], where = new int[len];
-            List<String> g = new ArrayList<>();
-            for (int t = 0; t < len; t++) {
-                ids[t] = r.nextInt(30);
-                labels[t] = ids[t] % 3;
-                where[t] = t;
-                g.add("t" + labels[t]);
-            }
-            ex.add(new Example(ids, labels, -1));
-            gold.add(g);
-            pos.add(where);
-        }
-        return new TaskData(Task.TOKEN_CLASSIFICATION, ex, gold, pos, List.of("t0", "t1", "t2"), Set.of(), 0, "toy");
-    }
+    static TaskData toy(int n, long seed) { return ai.wafer.testutil.ToyTasks.tagging(n, seed, 10); }
 
     static FinetuneModel model(Peft.Spec spec, TaskData train) {
         return FinetuneModel.create(Gpt.init(CFG, 3), Task.TOKEN_CLASSIFICATION, train.labels(), spec, 30, 4);

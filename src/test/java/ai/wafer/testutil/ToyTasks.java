@@ -1,0 +1,41 @@
+package ai.wafer.testutil;
+
+import ai.wafer.data.Example;
+import ai.wafer.finetune.Task;
+import ai.wafer.finetune.TaskData;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+
+/** Small synthetic tasks for fine-tuning tests. */
+public final class ToyTasks {
+    private ToyTasks() {}
+
+    /**
+     * n tagged sequences of 3..maxLength tokens (ids below 30) whose tag is the token id mod 3: learnable from the
+     * token alone (chance 1/3); varied lengths, so batches are padded and an epoch's last batch can be short.
+     */
+    public static TaskData tagging(int n, long seed, int maxLength) {
+        Random r = new Random(seed);
+        List<Example> ex = new ArrayList<>();
+        List<List<String>> gold = new ArrayList<>();
+        List<int[]> pos = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int len = 3 + r.nextInt(maxLength - 2);
+            int[] ids = new int[len], labels = new int[len], where = new int[len];
+            List<String> g = new ArrayList<>();
+            for (int t = 0; t < len; t++) {
+                ids[t] = r.nextInt(30);
+                labels[t] = ids[t] % 3;
+                where[t] = t;
+                g.add("t" + labels[t]);
+            }
+            ex.add(new Example(ids, labels, -1));
+            gold.add(g);
+            pos.add(where);
+        }
+        return new TaskData(Task.TOKEN_CLASSIFICATION, ex, gold, pos, List.of("t0", "t1", "t2"), Set.of(), 0, "toy");
+    }
+}
