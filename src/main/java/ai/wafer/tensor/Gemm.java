@@ -14,9 +14,10 @@ import java.nio.ByteOrder;
  * {@code op(B)} is K x N: stored K x N with row stride {@code ldb}, or N x K when {@code transB}.
  * {@code beta == 0} never reads C (old NaNs vanish), as in BLAS.
  *
- * <p>Two implementations: a Java one (Vector API, GotoBLAS-style packing plus an 8 x 2-vector
- * register-blocked micro-kernel) and OpenBLAS through FFM ({@link Blas}). {@link #sgemm} picks one
- * (see {@link #setImpl}); {@link #sgemmSerial} always runs the Java kernel on the calling thread,
+ * <p>This class holds the Java implementation (Vector API, GotoBLAS-style packing plus an 8 x 2-vector
+ * register-blocked micro-kernel, packing B from a heap array, a float32 segment or bf16 pairs) and the choice
+ * between it and OpenBLAS through FFM ({@link Blas}): the two {@link Kernels} implementations. {@link #sgemm} goes
+ * through {@link Kernels#current} (see {@link #setImpl}); {@link #sgemmSerial} always runs the Java kernel on the calling thread,
  * because it is meant for callers already inside a {@link Parallel} loop and OpenBLAS would either
  * oversubscribe the cores or serialize concurrent calls on its internal lock.
  */
@@ -59,23 +60,18 @@ public final class Gemm {
         return (i == Impl.BLAS && !Blas.available()) ? Impl.JAVA : i;
     }
 
-    /** Multithreaded GEMM with the selected implementation (serial Java inside {@link Parallel#runSerially}). */
+    /** Multithreaded GEMM with the selected implementation ({@link Kernels#current}). */
     public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
                              float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
                              float beta, float[] C, int cOff, int ldc) {
-        // Ranks that run their loops serially (Parallel.runSerially) must not fan out into OpenBLAS's pool.
-        if (impl() == Impl.BLAS && !Parallel.serialOnThisThread()) {
-            Blas.sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
-        } else {
-            sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, true);
-        }
+        Kernels.current().sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
     }
 
     /**
      * {@link #sgemm} with B given as a segment of little-endian floats (offset and stride in floats): a weight that
      * may be a read-only mapping of a checkpoint file. A heap segment over a {@code float[]} takes the array path,
-     * so heap weights compute exactly as before; a native (mapped) one goes to OpenBLAS as an address, or is
-     * packed straight from the mapping by the Java kernel, never copied whole onto the heap.
+     * so heap weights compute exactly as before; a native (mapped) one is a {@link MappedF32Weights} for
+     * {@link Kernels#matmul}: OpenBLAS gets its address, the Java kernel packs straight from the mapping.
      */
     public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
                              float[] A, int aOff, int lda, MemorySegment B, long bOff, int ldb,
@@ -83,10 +79,8 @@ public final class Gemm {
         if (B.heapBase().orElse(null) instanceof float[] arr) {
             sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, arr, Math.toIntExact(B.address() / Float.BYTES + bOff), ldb,
                     beta, C, cOff, ldc);
-        } else if (impl() == Impl.BLAS && !Parallel.serialOnThisThread()) {
-            Blas.sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
         } else {
-            sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, null, B, bOff, ldb, beta, C, cOff, ldc, true);
+            Kernels.current().matmul(transA, transB, M, N, K, alpha, A, aOff, lda, new MappedF32Weights(B), bOff, ldb, beta, C, cOff, ldc);
         }
     }
 
@@ -101,13 +95,13 @@ public final class Gemm {
     public static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
                                  float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
                                  float beta, float[] C, int cOff, int ldc, boolean parallel) {
-        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc, parallel);
+        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, null, bOff, ldb, beta, C, cOff, ldc, parallel);
     }
 
     /** B is {@code B} (an array) or, when that is null, {@code Bs} (a segment of little-endian floats). */
-    private static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
-                                  float[] A, int aOff, int lda, float[] B, MemorySegment Bs, long bOff, int ldb,
-                                  float beta, float[] C, int cOff, int ldc, boolean parallel) {
+    static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
+                          float[] A, int aOff, int lda, float[] B, MemorySegment Bs, int[] Bp, long bOff, int ldb,
+                          float beta, float[] C, int cOff, int ldc, boolean parallel) {
         if (M <= 0 || N <= 0) return;
         if (K <= 0 || alpha == 0f) {
             scaleC(M, N, beta, C, cOff, ldc);
@@ -116,7 +110,7 @@ public final class Gemm {
         int T = Parallel.threads();
         if (!parallel || T == 1 || (long) M * N * K < PARALLEL_MIN_MNK) {
             Scratch s = SCRATCH.get();
-            block(s, transA, transB, 0, M, 0, N, K, alpha, A, aOff, lda, B, Bs, bOff, ldb, beta, C, cOff, ldc);
+            block(s, transA, transB, 0, M, 0, N, K, alpha, A, aOff, lda, B, Bs, Bp, bOff, ldb, beta, C, cOff, ldc);
             return;
         }
         // Split C into a tm x tn grid, one rectangle per thread, in whole micro-tiles. Pick the grid
@@ -139,7 +133,7 @@ public final class Gemm {
                 int i0 = (int) ((long) mt * bi / tm) * MR, i1 = Math.min(M, (int) ((long) mt * (bi + 1) / tm) * MR);
                 int j0 = (int) ((long) nt * bj / tn) * NR, j1 = Math.min(N, (int) ((long) nt * (bj + 1) / tn) * NR);
                 if (i0 < i1 && j0 < j1) {
-                    block(s, transA, transB, i0, i1, j0, j1, K, alpha, A, aOff, lda, B, Bs, bOff, ldb, beta, C, cOff, ldc);
+                    block(s, transA, transB, i0, i1, j0, j1, K, alpha, A, aOff, lda, B, Bs, Bp, bOff, ldb, beta, C, cOff, ldc);
                 }
             }
         });
@@ -156,7 +150,7 @@ public final class Gemm {
 
     /** C[i0:i1, j0:j1] on the calling thread: the GotoBLAS loop nest jc / pc / ic / jr / ir. */
     private static void block(Scratch s, boolean transA, boolean transB, int i0, int i1, int j0, int j1, int K,
-                              float alpha, float[] A, int aOff, int lda, float[] B, MemorySegment Bs, long bOff, int ldb,
+                              float alpha, float[] A, int aOff, int lda, float[] B, MemorySegment Bs, int[] Bp, long bOff, int ldb,
                               float beta, float[] C, int cOff, int ldc) {
         int kcMax = Math.min(KC, K);
         int mcMax = roundUp(Math.min(MC, i1 - i0), MR), ncMax = roundUp(Math.min(NC, j1 - j0), NR);
@@ -171,7 +165,8 @@ public final class Gemm {
                 int kc = Math.min(KC, K - pc);
                 float bt = pc == 0 ? beta : 1f; // beta applies once; later K blocks accumulate
                 if (B != null) packB(transB, B, (int) bOff, ldb, pc, kc, jc, nc, bp, s.colIdx);
-                else packB(transB, Bs, bOff, ldb, pc, kc, jc, nc, bp);
+                else if (Bs != null) packB(transB, Bs, bOff, ldb, pc, kc, jc, nc, bp);
+                else packB(transB, Bp, bOff, ldb, pc, kc, jc, nc, bp);
                 for (int ic = i0; ic < i1; ic += MC) {
                     int mc = Math.min(MC, i1 - ic);
                     packA(transA, A, aOff, lda, ic, mc, pc, kc, alpha, ap, s.rowIdx);
@@ -298,6 +293,25 @@ public final class Gemm {
                         long at = transB ? bOff + (long) (j0 + jr + j) * ldb + p0 + k : bOff + (long) (p0 + k) * ldb + j0 + jr + j;
                         dst[d + j] = j >= nr ? 0f : B.getAtIndex(F32_LE, at);
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * {@link #packB} from bfloat16 pairs ({@link Bf16Weights}: element i in int i/2, even ones in the low half),
+     * widened while packing, so the kernel runs on float panels and no widened copy of the weight exists.
+     */
+    private static void packB(boolean transB, int[] B, long bOff, int ldb, int p0, int kc, int j0, int nc, float[] dst) {
+        for (int jr = 0; jr < nc; jr += NR) {
+            int nr = Math.min(NR, nc - jr), base = jr * kc;
+            for (int k = 0; k < kc; k++) {
+                int d = base + k * NR;
+                for (int j = 0; j < NR; j++) {
+                    if (j >= nr) { dst[d + j] = 0f; continue; }
+                    long at = transB ? bOff + (long) (j0 + jr + j) * ldb + p0 + k : bOff + (long) (p0 + k) * ldb + j0 + jr + j;
+                    int p = B[(int) (at >> 1)];
+                    dst[d + j] = Float.intBitsToFloat((at & 1) == 0 ? p << 16 : p & 0xFFFF0000);
                 }
             }
         }

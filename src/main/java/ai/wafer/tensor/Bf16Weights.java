@@ -1,0 +1,261 @@
+package ai.wafer.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * bfloat16 values (the top 16 bits of a float) packed on the heap, two to an int: element 2i in the low half and
+ * 2i+1 in the high half (little-endian order, so the same bytes as a short[] or a safetensors BF16 tensor). Widening
+ * a pair is one shift (the even element) and one mask (the odd one), with no lane conversion: the kernels read 2L
+ * weights per int vector. Half the bytes of float32, so a memory-bound decode step streams half as much.
+ */
+public final class Bf16Weights implements Weights {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
+    private static final int BW = F32Weights.BW, TILE = F32Weights.TILE;
+
+    private final int[] pairs;
+    private final int size;
+
+    private Bf16Weights(int[] pairs, int size) {
+        this.pairs = pairs;
+        this.size = size;
+    }
+
+    /** {@code values} rounded to bfloat16 (to nearest even), in parallel. */
+    public static Bf16Weights of(float[] values) { return of(Weights.of(values)); }
+
+    /** Any storage's values rounded to bfloat16. */
+    public static Bf16Weights of(Weights w) {
+        if (w instanceof Bf16Weights b) return b;
+        int n = Math.toIntExact(w.size());
+        int[] p = new int[(n + 1) / 2];
+        int chunk = 1 << 14; // pairs per task
+        Parallel.forRange((p.length + chunk - 1) / chunk, (t, from, to) -> {
+            float[] buf = new float[2 * chunk];
+            for (int c = from; c < to; c++) {
+                int i0 = c * chunk * 2, m = Math.min(2 * chunk, n - i0);
+                w.read(i0, buf, 0, m);
+                for (int i = 0; i < m; i++) p[(i0 + i) >> 1] |= (i & 1) == 0 ? toBf16(buf[i]) & 0xFFFF : toBf16(buf[i]) << 16;
+            }
+        });
+        return new Bf16Weights(p, n);
+    }
+
+    /** Round to nearest even, as PyTorch converts float32 to bfloat16; NaN stays a (quiet) NaN. */
+    public static short toBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        if (Float.isNaN(v)) return (short) ((bits >>> 16) | 0x40);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    public static float fromBf16(short s) { return Float.intBitsToFloat(s << 16); }
+
+    @Override public long size() { return size; }
+
+    @Override public long bytes() { return 2L * size; }
+
+    @Override public float get(long i) { return at(Math.toIntExact(i)); }
+
+    private float at(int i) {
+        int p = pairs[i >> 1];
+        return Float.intBitsToFloat((i & 1) == 0 ? p << 16 : p & 0xFFFF0000);
+    }
+
+    @Override public void read(long from, float[] dst, int off, int n) {
+        int f = Math.toIntExact(from);
+        for (int i = 0; i < n; i++) dst[off + i] = at(f + i);
+    }
+
+    /** The packed pairs, for a GEMM that widens them while packing (element i in int i/2, even ones low). */
+    int[] pairs() { return pairs; }
+
+    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
+        if (rows) decodeRows(n, N, K, x, bias, out);
+        else decodeInOut(n, N, K, x, bias, out);
+    }
+
+    // ---- W stored [K, N]: an int vector of row k covers 2L columns, evens widened by a shift, odds by a mask ----
+
+    private void decodeInOut(int n, int N, int K, float[] x, float[] bias, float[] out) {
+        int blocks = (N + BW - 1) / BW;
+        Parallel.forRange(blocks, (t, from, to) -> {
+            float[] tmp = new float[4 * L];
+            for (int b = from; b < to; b++) {
+                int j0 = b * BW;
+                if (j0 + BW > N || N % 2 != 0) { inOutScalar(j0, Math.min(N, j0 + BW), n, N, K, x, bias, out); continue; }
+                int i = 0;
+                for (; i + 1 < n; i += 2) inOut2(i, j0, N, K, x, bias, out, tmp);
+                if (i < n) inOut1(i, j0, N, K, x, bias, out, tmp);
+            }
+        });
+    }
+
+    private void inOut2(int i, int j0, int N, int K, float[] x, float[] bias, float[] out, float[] tmp) {
+        int[] m = pairs;
+        FloatVector e0 = FloatVector.zero(F), o0 = e0, e1 = e0, o1 = e0, f0 = e0, p0 = e0, f1 = e0, p1 = e0;
+        int x0 = i * K, x1 = x0 + K, half = N >> 1;
+        for (int k = 0, wk = j0 >> 1; k < K; k++, wk += half) {
+            IntVector a = IntVector.fromArray(I, m, wk), b = IntVector.fromArray(I, m, wk + L);
+            FloatVector ae = a.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), ao = a.and(HIGH).reinterpretAsFloats();
+            FloatVector be = b.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), bo = b.and(HIGH).reinterpretAsFloats();
+            FloatVector u = FloatVector.broadcast(F, x[x0 + k]), v = FloatVector.broadcast(F, x[x1 + k]);
+            e0 = ae.fma(u, e0); o0 = ao.fma(u, o0); e1 = be.fma(u, e1); o1 = bo.fma(u, o1);
+            f0 = ae.fma(v, f0); p0 = ao.fma(v, p0); f1 = be.fma(v, f1); p1 = bo.fma(v, p1);
+        }
+        interleave(e0, o0, e1, o1, bias, j0, out, i * N + j0, tmp);
+        interleave(f0, p0, f1, p1, bias, j0, out, (i + 1) * N + j0, tmp);
+    }
+
+    private void inOut1(int i, int j0, int N, int K, float[] x, float[] bias, float[] out, float[] tmp) {
+        int[] m = pairs;
+        FloatVector e0 = FloatVector.zero(F), o0 = e0, e1 = e0, o1 = e0;
+        int x0 = i * K, half = N >> 1;
+        for (int k = 0, wk = j0 >> 1; k < K; k++, wk += half) {
+            IntVector a = IntVector.fromArray(I, m, wk), b = IntVector.fromArray(I, m, wk + L);
+            FloatVector u = FloatVector.broadcast(F, x[x0 + k]);
+            e0 = a.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(u, e0);
+            o0 = a.and(HIGH).reinterpretAsFloats().fma(u, o0);
+            e1 = b.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(u, e1);
+            o1 = b.and(HIGH).reinterpretAsFloats().fma(u, o1);
+        }
+        interleave(e0, o0, e1, o1, bias, j0, out, i * N + j0, tmp);
+    }
+
+    /** Even and odd column accumulators back into column order (plus bias) at out[o, o + 4L). */
+    private static void interleave(FloatVector e0, FloatVector o0, FloatVector e1, FloatVector o1, float[] bias, int j0,
+                                   float[] out, int o, float[] tmp) {
+        e0.intoArray(tmp, 0); o0.intoArray(tmp, L); e1.intoArray(tmp, 2 * L); o1.intoArray(tmp, 3 * L);
+        for (int l = 0; l < L; l++) {
+            out[o + 2 * l] = tmp[l];
+            out[o + 2 * l + 1] = tmp[L + l];
+            out[o + 2 * L + 2 * l] = tmp[2 * L + l];
+            out[o + 2 * L + 2 * l + 1] = tmp[3 * L + l];
+        }
+        if (bias != null) for (int j = 0; j < 4 * L; j++) out[o + j] += bias[j0 + j];
+    }
+
+    private void inOutScalar(int j0, int j1, int n, int N, int K, float[] x, float[] bias, float[] out) {
+        for (int i = 0; i < n; i++) {
+            for (int j = j0; j < j1; j++) {
+                float s = 0f;
+                for (int k = 0; k < K; k++) s += x[i * K + k] * at(k * N + j);
+                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
+            }
+        }
+    }
+
+    // ---- W stored [N, K]: dot products of rows, x rearranged into the even/odd halves of each 2L block ----
+
+    private void decodeRows(int n, int rows, int cols, float[] x, float[] bias, float[] out) {
+        final float[] xin = cols % 2 == 0 ? pairs(x, n, cols) : x; // tile4's order; the scalar edge reads x as given
+        int tiles = (rows + TILE - 1) / TILE;
+        Parallel.forRange(tiles, (w, from, to) -> {
+            int r1 = Math.min(rows, to * TILE);
+            for (int r = from * TILE; r < r1; r += TILE) {
+                if (r + TILE <= rows) {
+                    for (int i = 0; i + 1 < n; i += 2) tile4(out, xin, x, i, i + 1, r, rows, cols, bias);
+                    if (n % 2 == 1) tile4x1(out, xin, x, n - 1, r, rows, cols, bias);
+                } else {
+                    for (int rr = r; rr < r1; rr++) {
+                        for (int i = 0; i < n; i++) {
+                            float s = 0;
+                            for (int c = 0; c < cols; c++) s += at(rr * cols + c) * x[i * cols + c];
+                            out[i * rows + rr] = s + (bias == null ? 0f : bias[rr]);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** Four output rows r..r+3 for input rows i0 and i1 (xp: x in pairs() order; x: as given, for the tail). */
+    private void tile4(float[] out, float[] xp, float[] x, int i0, int i1, int r, int rows, int cols, float[] bias) {
+        int x0 = i0 * cols, x1 = i1 * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        int c = 0, upper = cols % 2 == 0 ? (cols / (2 * L)) * (2 * L) : 0; // odd rows straddle ints: scalar below
+        int[] m = pairs;
+        for (; c < upper; c += 2 * L) {
+            FloatVector e0 = FloatVector.fromArray(F, xp, x0 + c), o0 = FloatVector.fromArray(F, xp, x0 + c + L);
+            FloatVector e1 = FloatVector.fromArray(F, xp, x1 + c), o1 = FloatVector.fromArray(F, xp, x1 + c + L);
+            IntVector p = IntVector.fromArray(I, m, (w0 + c) >> 1);
+            FloatVector qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), qo = p.and(HIGH).reinterpretAsFloats();
+            a00 = qo.fma(o0, qe.fma(e0, a00)); a01 = qo.fma(o1, qe.fma(e1, a01));
+            p = IntVector.fromArray(I, m, (w1 + c) >> 1);
+            qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
+            a10 = qo.fma(o0, qe.fma(e0, a10)); a11 = qo.fma(o1, qe.fma(e1, a11));
+            p = IntVector.fromArray(I, m, (w2 + c) >> 1);
+            qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
+            a20 = qo.fma(o0, qe.fma(e0, a20)); a21 = qo.fma(o1, qe.fma(e1, a21));
+            p = IntVector.fromArray(I, m, (w3 + c) >> 1);
+            qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
+            a30 = qo.fma(o0, qe.fma(e0, a30)); a31 = qo.fma(o1, qe.fma(e1, a31));
+        }
+        float s00 = VecMath.sum(a00), s01 = VecMath.sum(a01), s10 = VecMath.sum(a10), s11 = VecMath.sum(a11);
+        float s20 = VecMath.sum(a20), s21 = VecMath.sum(a21), s30 = VecMath.sum(a30), s31 = VecMath.sum(a31);
+        for (; c < cols; c++) {
+            float v0 = x[x0 + c], v1 = x[x1 + c];
+            float q0 = at(w0 + c), q1 = at(w1 + c), q2 = at(w2 + c), q3 = at(w3 + c);
+            s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
+            s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
+        }
+        if (bias != null) {
+            s00 += bias[r]; s01 += bias[r]; s10 += bias[r + 1]; s11 += bias[r + 1];
+            s20 += bias[r + 2]; s21 += bias[r + 2]; s30 += bias[r + 3]; s31 += bias[r + 3];
+        }
+        int o0 = i0 * rows + r, o1 = i1 * rows + r;
+        out[o0] = s00; out[o0 + 1] = s10; out[o0 + 2] = s20; out[o0 + 3] = s30;
+        out[o1] = s01; out[o1 + 1] = s11; out[o1 + 2] = s21; out[o1 + 3] = s31;
+    }
+
+    /** Four output rows for one input row; even and odd halves keep separate accumulators, eight FMA chains. */
+    private void tile4x1(float[] out, float[] xp, float[] x, int i, int r, int rows, int cols, float[] bias) {
+        int x0 = i * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int c = 0, upper = cols % 2 == 0 ? (cols / (2 * L)) * (2 * L) : 0;
+        int[] m = pairs;
+        for (; c < upper; c += 2 * L) {
+            FloatVector e = FloatVector.fromArray(F, xp, x0 + c), o = FloatVector.fromArray(F, xp, x0 + c + L);
+            IntVector p = IntVector.fromArray(I, m, (w0 + c) >> 1);
+            a0 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a0); b0 = p.and(HIGH).reinterpretAsFloats().fma(o, b0);
+            p = IntVector.fromArray(I, m, (w1 + c) >> 1);
+            a1 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a1); b1 = p.and(HIGH).reinterpretAsFloats().fma(o, b1);
+            p = IntVector.fromArray(I, m, (w2 + c) >> 1);
+            a2 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a2); b2 = p.and(HIGH).reinterpretAsFloats().fma(o, b2);
+            p = IntVector.fromArray(I, m, (w3 + c) >> 1);
+            a3 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a3); b3 = p.and(HIGH).reinterpretAsFloats().fma(o, b3);
+        }
+        float s0 = VecMath.sum(a0.add(b0)), s1 = VecMath.sum(a1.add(b1)), s2 = VecMath.sum(a2.add(b2)), s3 = VecMath.sum(a3.add(b3));
+        for (; c < cols; c++) {
+            float v = x[x0 + c];
+            s0 += at(w0 + c) * v; s1 += at(w1 + c) * v; s2 += at(w2 + c) * v; s3 += at(w3 + c) * v;
+        }
+        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+        int o0 = i * rows + r;
+        out[o0] = s0; out[o0 + 1] = s1; out[o0 + 2] = s2; out[o0 + 3] = s3;
+    }
+
+    /**
+     * x[n, cols] rearranged for the packed kernel: within each full 2L block the L even-indexed values, then the L
+     * odd-indexed ones (matching the shift/mask halves of a packed int vector); the tail stays in place.
+     */
+    private static float[] pairs(float[] x, int n, int cols) {
+        float[] xp = new float[n * cols];
+        int upper = (cols / (2 * L)) * (2 * L);
+        for (int i = 0; i < n; i++) {
+            int o = i * cols;
+            for (int c = 0; c < upper; c += 2 * L) {
+                for (int j = 0; j < L; j++) {
+                    xp[o + c + j] = x[o + c + 2 * j];
+                    xp[o + c + L + j] = x[o + c + 2 * j + 1];
+                }
+            }
+            System.arraycopy(x, o + upper, xp, o + upper, cols - upper);
+        }
+        return xp;
+    }
+}

@@ -1,0 +1,171 @@
+package ai.wafer.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Float32 values in a heap array: what training reads and writes. The array is shared, not copied. */
+public record F32Weights(float[] array) implements Weights {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    /** Output columns per register block of the [in, out] kernel: four vectors. */
+    static final int BW = 4 * L;
+    /** Output rows per tile of the rows kernel: four rows of a 768-wide matrix are 12 KiB, well inside L1. */
+    static final int TILE = 4;
+
+    @Override public long size() { return array.length; }
+
+    @Override public long bytes() { return 4L * array.length; }
+
+    @Override public float get(long i) { return array[Math.toIntExact(i)]; }
+
+    @Override public void read(long from, float[] dst, int off, int n) { System.arraycopy(array, Math.toIntExact(from), dst, off, n); }
+
+    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
+        if (rows) decodeRows(n, N, K, x, bias, out);
+        else decodeInOut(n, N, K, x, bias, out);
+    }
+
+    // ---- W stored [K, N]: vector accumulators over a block of output columns, weight rows streamed ----
+
+    private void decodeInOut(int n, int N, int K, float[] x, float[] bias, float[] out) {
+        int blocks = (N + BW - 1) / BW;
+        Parallel.forRange(blocks, (t, from, to) -> {
+            for (int b = from; b < to; b++) {
+                int j0 = b * BW;
+                if (j0 + BW > N) { inOutTail(j0, n, N, K, x, bias, out); continue; }
+                int i = 0;
+                for (; i + 1 < n; i += 2) inOut2(i, j0, N, K, x, bias, out);
+                if (i < n) inOut1(i, j0, N, K, x, bias, out);
+            }
+        });
+    }
+
+    /** Columns j0..j0+BW for input rows i and i+1: each loaded weight vector meets both. */
+    private void inOut2(int i, int j0, int N, int K, float[] x, float[] bias, float[] out) {
+        float[] w = array;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int x0 = i * K, x1 = x0 + K;
+        for (int k = 0, wk = j0; k < K; k++, wk += N) {
+            FloatVector q0 = FloatVector.fromArray(F, w, wk), q1 = FloatVector.fromArray(F, w, wk + L);
+            FloatVector q2 = FloatVector.fromArray(F, w, wk + 2 * L), q3 = FloatVector.fromArray(F, w, wk + 3 * L);
+            FloatVector u = FloatVector.broadcast(F, x[x0 + k]), v = FloatVector.broadcast(F, x[x1 + k]);
+            a0 = q0.fma(u, a0); a1 = q1.fma(u, a1); a2 = q2.fma(u, a2); a3 = q3.fma(u, a3);
+            b0 = q0.fma(v, b0); b1 = q1.fma(v, b1); b2 = q2.fma(v, b2); b3 = q3.fma(v, b3);
+        }
+        store4(a0, a1, a2, a3, bias, j0, out, i * N + j0);
+        store4(b0, b1, b2, b3, bias, j0, out, (i + 1) * N + j0);
+    }
+
+    private void inOut1(int i, int j0, int N, int K, float[] x, float[] bias, float[] out) {
+        float[] w = array;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int x0 = i * K;
+        for (int k = 0, wk = j0; k < K; k++, wk += N) {
+            FloatVector u = FloatVector.broadcast(F, x[x0 + k]);
+            a0 = FloatVector.fromArray(F, w, wk).fma(u, a0);
+            a1 = FloatVector.fromArray(F, w, wk + L).fma(u, a1);
+            a2 = FloatVector.fromArray(F, w, wk + 2 * L).fma(u, a2);
+            a3 = FloatVector.fromArray(F, w, wk + 3 * L).fma(u, a3);
+        }
+        store4(a0, a1, a2, a3, bias, j0, out, i * N + j0);
+    }
+
+    static void store4(FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3, float[] bias, int j0, float[] out, int o) {
+        if (bias != null) {
+            a0 = a0.add(FloatVector.fromArray(F, bias, j0)); a1 = a1.add(FloatVector.fromArray(F, bias, j0 + L));
+            a2 = a2.add(FloatVector.fromArray(F, bias, j0 + 2 * L)); a3 = a3.add(FloatVector.fromArray(F, bias, j0 + 3 * L));
+        }
+        a0.intoArray(out, o); a1.intoArray(out, o + L); a2.intoArray(out, o + 2 * L); a3.intoArray(out, o + 3 * L);
+    }
+
+    /** The last, partial block of columns (N not a multiple of BW): scalar. */
+    private void inOutTail(int j0, int n, int N, int K, float[] x, float[] bias, float[] out) {
+        for (int i = 0; i < n; i++) {
+            for (int j = j0; j < N; j++) {
+                float s = 0f;
+                for (int k = 0; k < K; k++) s += x[i * K + k] * array[k * N + j];
+                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
+            }
+        }
+    }
+
+    // ---- W stored [N, K]: each output is the dot product of a contiguous row with the input ----
+
+    private void decodeRows(int n, int N, int K, float[] x, float[] bias, float[] out) {
+        int tiles = (N + TILE - 1) / TILE;
+        Parallel.forRange(tiles, (w, from, to) -> {
+            int r1 = Math.min(N, to * TILE);
+            for (int r = from * TILE; r < r1; r += TILE) {
+                if (r + TILE <= N) {
+                    for (int i = 0; i + 1 < n; i += 2) tile4(out, x, i, i + 1, r, N, K, bias);
+                    if (n % 2 == 1) tile4x1(out, x, n - 1, r, N, K, bias);
+                } else {
+                    for (int rr = r; rr < r1; rr++) {
+                        for (int i = 0; i < n; i++) {
+                            float s = 0;
+                            for (int c = 0; c < K; c++) s += array[rr * K + c] * x[i * K + c];
+                            out[i * N + rr] = s + (bias == null ? 0f : bias[rr]);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** Four output rows r..r+3 for input rows i0 and i1. */
+    private void tile4(float[] out, float[] x, int i0, int i1, int r, int rows, int cols, float[] bias) {
+        float[] m = array;
+        int x0 = i0 * cols, x1 = i1 * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        int upper = F.loopBound(cols), c = 0;
+        for (; c < upper; c += L) {
+            FloatVector v0 = FloatVector.fromArray(F, x, x0 + c), v1 = FloatVector.fromArray(F, x, x1 + c);
+            FloatVector q = FloatVector.fromArray(F, m, w0 + c);
+            a00 = q.fma(v0, a00); a01 = q.fma(v1, a01);
+            q = FloatVector.fromArray(F, m, w1 + c);
+            a10 = q.fma(v0, a10); a11 = q.fma(v1, a11);
+            q = FloatVector.fromArray(F, m, w2 + c);
+            a20 = q.fma(v0, a20); a21 = q.fma(v1, a21);
+            q = FloatVector.fromArray(F, m, w3 + c);
+            a30 = q.fma(v0, a30); a31 = q.fma(v1, a31);
+        }
+        float s00 = VecMath.sum(a00), s01 = VecMath.sum(a01), s10 = VecMath.sum(a10), s11 = VecMath.sum(a11);
+        float s20 = VecMath.sum(a20), s21 = VecMath.sum(a21), s30 = VecMath.sum(a30), s31 = VecMath.sum(a31);
+        for (; c < cols; c++) {
+            float v0 = x[x0 + c], v1 = x[x1 + c];
+            float q0 = m[w0 + c], q1 = m[w1 + c], q2 = m[w2 + c], q3 = m[w3 + c];
+            s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
+            s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
+        }
+        if (bias != null) {
+            s00 += bias[r]; s01 += bias[r]; s10 += bias[r + 1]; s11 += bias[r + 1];
+            s20 += bias[r + 2]; s21 += bias[r + 2]; s30 += bias[r + 3]; s31 += bias[r + 3];
+        }
+        int o0 = i0 * rows + r, o1 = i1 * rows + r;
+        out[o0] = s00; out[o0 + 1] = s10; out[o0 + 2] = s20; out[o0 + 3] = s30;
+        out[o1] = s01; out[o1 + 1] = s11; out[o1 + 2] = s21; out[o1 + 3] = s31;
+    }
+
+    /** Four output rows for one input row, with even and odd halves in separate accumulators (eight FMA chains). */
+    private void tile4x1(float[] out, float[] x, int i, int r, int rows, int cols, float[] bias) {
+        float[] m = array;
+        int x0 = i * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int c = 0, upper = (cols / (2 * L)) * (2 * L);
+        for (; c < upper; c += 2 * L) {
+            FloatVector e = FloatVector.fromArray(F, x, x0 + c), o = FloatVector.fromArray(F, x, x0 + c + L);
+            a0 = FloatVector.fromArray(F, m, w0 + c).fma(e, a0); b0 = FloatVector.fromArray(F, m, w0 + c + L).fma(o, b0);
+            a1 = FloatVector.fromArray(F, m, w1 + c).fma(e, a1); b1 = FloatVector.fromArray(F, m, w1 + c + L).fma(o, b1);
+            a2 = FloatVector.fromArray(F, m, w2 + c).fma(e, a2); b2 = FloatVector.fromArray(F, m, w2 + c + L).fma(o, b2);
+            a3 = FloatVector.fromArray(F, m, w3 + c).fma(e, a3); b3 = FloatVector.fromArray(F, m, w3 + c + L).fma(o, b3);
+        }
+        float s0 = VecMath.sum(a0.add(b0)), s1 = VecMath.sum(a1.add(b1)), s2 = VecMath.sum(a2.add(b2)), s3 = VecMath.sum(a3.add(b3));
+        for (; c < cols; c++) {
+            float v = x[x0 + c];
+            s0 += m[w0 + c] * v; s1 += m[w1 + c] * v; s2 += m[w2 + c] * v; s3 += m[w3 + c] * v;
+        }
+        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+        int o0 = i * rows + r;
+        out[o0] = s0; out[o0 + 1] = s1; out[o0 + 2] = s2; out[o0 + 3] = s3;
+    }
+}

@@ -1,0 +1,119 @@
+package ai.wafer.tensor;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.Random;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * Every storage's products against a double-precision dot product of the same (bf16-rounded) weights: every weight
+ * meets its own input, whatever the packing (pairs in an int, evens/odds split, column blocks), on odd and even
+ * shapes, full and partial tiles and blocks, one to three input rows; for the decode kernel in both layouts
+ * ([in, out] as a Conv1D weight is stored, [out, in] rows as the LM head) and for the GEMM of prefill, on both
+ * kernel implementations.
+ */
+class WeightsTest {
+    @AfterEach
+    void reset() { Gemm.setImpl(null); }
+
+    private record Kind(String name, Function<float[], Weights> make, boolean rounds) {}
+
+    private static List<Kind> kinds(Arena arena) {
+        return List.of(new Kind("f32", Weights::of, false), new Kind("bf16", Bf16Weights::of, true),
+                new Kind("mapped f32", w -> {
+                    MemorySegment s = arena.allocate(4L * w.length + 1).asSlice(1, 4L * w.length); // unaligned, as in a file
+                    for (int i = 0; i < w.length; i++) s.setAtIndex(MappedF32Weights.LE, i, w[i]);
+                    return Weights.of(s.asReadOnly());
+                }, false));
+    }
+
+    @Test
+    void productsMatchADoubleDotProduct() {
+        Random r = new Random(7);
+        try (Arena arena = Arena.ofShared()) {
+            for (Kind kind : kinds(arena)) {
+                for (int K : new int[] {1, 6, 31, 32, 33, 64, 100, 768}) {
+                    for (int N : new int[] {1, 5, 8, 13, 64, 130}) {
+                        for (int n = 1; n <= 3; n++) check(r, kind, K, N, n);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void check(Random r, Kind kind, int K, int N, int n) {
+        float[] w = rand(r, K * N), x = rand(r, n * K), bias = rand(r, N);
+        Weights W = kind.make.apply(w);
+        assertEquals(w.length, W.size());
+        for (boolean rows : new boolean[] {false, true}) {
+            // rows: W is [N, K] (out[j] = row j . x); else W is [K, N] (out[j] = column j . x)
+            float[] out = new float[n * N];
+            W.decode(rows, n, N, K, x, bias, out);
+            String what = kind.name + (rows ? " rows" : " [in,out]") + " K " + K + " N " + N + " n " + n;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < N; j++) {
+                    double want = bias[j];
+                    for (int k = 0; k < K; k++) {
+                        float wv = w[rows ? j * K + k : k * N + j];
+                        if (kind.rounds) wv = Bf16Weights.fromBf16(Bf16Weights.toBf16(wv));
+                        want += (double) wv * x[i * K + k];
+                    }
+                    assertEquals(want, out[i * N + j], 1e-4 * (1 + Math.sqrt(K)), what + " at [" + i + "," + j + "]");
+                }
+            }
+            // the prefill path (the GEMM, packing straight from the storage) agrees, on both implementations
+            for (Gemm.Impl impl : Gemm.Impl.values()) {
+                Gemm.setImpl(impl);
+                float[] g = new float[n * N];
+                for (int i = 0; i < n; i++) System.arraycopy(bias, 0, g, i * N, N);
+                Kernels.current().matmul(false, rows, n, N, K, 1f, x, 0, K, W, 0, rows ? K : N, 1f, g, 0, N);
+                for (int i = 0; i < g.length; i++) assertEquals(out[i], g[i], 1e-4 * (1 + Math.sqrt(K)), what + " gemm " + Gemm.impl());
+            }
+            Gemm.setImpl(null);
+        }
+    }
+
+    /** Float32 heap weights through the storage are the array GEMM, bit for bit (training must not move). */
+    @Test
+    void heapF32MatmulIsTheArrayGemm() {
+        Random r = new Random(3);
+        for (Gemm.Impl impl : Gemm.Impl.values()) {
+            Gemm.setImpl(impl);
+            for (boolean tb : new boolean[] {false, true}) {
+                int M = 70, N = 301, K = 270, ldb = tb ? K : N;
+                float[] A = rand(r, M * K), B = rand(r, K * N), c0 = rand(r, M * N), c1 = c0.clone();
+                Gemm.sgemm(false, tb, M, N, K, 1f, A, 0, K, B, 0, ldb, 1f, c0, 0, N);
+                Kernels.current().matmul(false, tb, M, N, K, 1f, A, 0, K, Weights.of(B), 0, ldb, 1f, c1, 0, N);
+                assertArrayEquals(c0, c1, impl + " tb=" + tb);
+            }
+        }
+    }
+
+    @Test
+    void bf16RoundsToNearestEvenAndKeepsNaN() {
+        assertEquals((short) 0x3F80, Bf16Weights.toBf16(1f));
+        assertEquals((short) 0x3F80, Bf16Weights.toBf16(Float.intBitsToFloat(0x3F808000))); // tie to even (down)
+        assertEquals((short) 0x3F82, Bf16Weights.toBf16(Float.intBitsToFloat(0x3F818000))); // tie to even (up)
+        assertEquals((short) 0x3F81, Bf16Weights.toBf16(Float.intBitsToFloat(0x3F808001)));
+        assertEquals(true, Float.isNaN(Bf16Weights.fromBf16(Bf16Weights.toBf16(Float.NaN))));
+        float[] v = {1.5f, -2.25f, 3.0078125f};
+        Bf16Weights b = Bf16Weights.of(v);
+        assertEquals(6, b.bytes());
+        float[] back = new float[3];
+        b.read(0, back, 0, 3);
+        assertArrayEquals(new float[] {1.5f, -2.25f, 3f}, back);
+    }
+
+    private static float[] rand(Random r, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) r.nextGaussian();
+        return x;
+    }
+}
