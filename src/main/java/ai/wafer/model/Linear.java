@@ -1,7 +1,9 @@
 package ai.wafer.model;
 
 import ai.wafer.tensor.Gemm;
+import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
+import ai.wafer.tensor.Weights;
 
 import java.lang.foreign.MemorySegment;
 
@@ -26,6 +28,28 @@ public final class Linear {
             });
         }
         Gemm.sgemm(false, false, N, OC, C, 1f, inp, 0, C, w, 0, OC, b != null ? 1f : 0f, out, 0, OC);
+    }
+
+    /**
+     * The forward on a weight in any storage ({@link Weights}: float32 heap or mapped, bf16): a GEMM through the
+     * selected {@link Kernels}, as training and prefill run it. A heap float32 weight computes exactly as
+     * {@link #forward(float[], float[], MemorySegment, float[], int, int, int)}.
+     */
+    public static void forward(float[] out, float[] inp, Weights w, float[] b, int N, int C, int OC) {
+        if (b != null) {
+            Parallel.forRange(N, (t, from, to) -> {
+                for (int i = from; i < to; i++) System.arraycopy(b, 0, out, i * OC, OC);
+            });
+        }
+        Kernels.current().matmul(false, false, N, OC, C, 1f, inp, 0, C, w, 0, OC, b != null ? 1f : 0f, out, 0, OC);
+    }
+
+    /**
+     * The forward for a few rows (n sequences decoding one token each): out[n,OC] = inp[n,C] @ W + b on the weight's
+     * own [in, out] layout, memory bound, so each weight is read once for all n rows ({@link Weights#decode}).
+     */
+    public static void decode(float[] out, float[] inp, Weights w, float[] b, int n, int C, int OC) {
+        Kernels.current().decode(w, false, n, OC, C, inp, b, out);
     }
 
     /**

@@ -1,5 +1,10 @@
 package ai.wafer.model;
 
+import ai.wafer.tensor.Bf16Weights;
+import ai.wafer.tensor.F32Weights;
+import ai.wafer.tensor.MappedF32Weights;
+import ai.wafer.tensor.Weights;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -12,11 +17,13 @@ import java.util.Arrays;
  * (local) one has a gradient of the same size. Names are Hugging Face's, without the
  * {@code transformer.} prefix ({@code h.0.attn.c_attn.weight}).
  *
- * <p>The values live either in a Java array ({@link #data}) or, for a frozen weight loaded with
- * {@code Checkpoint.loadFrozen}, in a read-only memory mapping of the checkpoint file: then {@code data}
- * is null, nothing is copied onto the heap, and processes that map the same file share one copy in the
- * page cache. {@link #values()} reads either kind; making a mapped parameter trainable copies it to the heap
- * first (a gradient step has to write it).
+ * <p>The values live in a {@link Weights} storage ({@link #weights()}), the one that training and inference share:
+ * a Java array ({@link F32Weights}, also reachable as {@link #data}); for a frozen weight loaded with
+ * {@code Checkpoint.loadFrozen}, a read-only memory mapping of the checkpoint file ({@link MappedF32Weights}: then
+ * {@code data} is null, nothing is copied onto the heap, and processes that map the same file share one copy in the
+ * page cache); or, for inference in bfloat16, packed bf16 values ({@link Bf16Weights}, see {@link #toBf16()}), which
+ * replace the float32 ones. {@link #values()} reads every kind as float32; making a parameter trainable moves it to
+ * a heap float32 array first (a gradient step has to write it).
  */
 public final class Parameter {
     /** How mapped float32 tensors are read: little-endian (the safetensors order) and with no alignment promise. */
@@ -26,8 +33,10 @@ public final class Parameter {
     public final int[] shape;
     /** The values on the heap, or null while they are a read-only mapping. */
     public float[] data;
-    /** {@link #data} as a segment, or the mapping itself. */
+    /** {@link #data} as a segment, or the mapping itself; null for a packed (bf16) storage. */
     private MemorySegment values;
+    /** Where the values live. */
+    private Weights weights;
     private float[] grad;
 
     public Parameter(String name, int[] shape, float[] data) {
@@ -38,6 +47,7 @@ public final class Parameter {
         this.shape = shape.clone();
         this.data = data;
         this.values = MemorySegment.ofArray(data);
+        this.weights = new F32Weights(data);
     }
 
     public Parameter(String name, int... shape) {
@@ -52,6 +62,7 @@ public final class Parameter {
         this.shape = shape.clone();
         this.data = null;
         this.values = mapped.asReadOnly();
+        this.weights = new MappedF32Weights(values);
     }
 
     /** A frozen parameter whose values are {@code mapped} (little-endian float32, e.g. a slice of a mapped file). */
@@ -65,25 +76,44 @@ public final class Parameter {
 
     public int size() { return (int) count(shape); }
 
-    /** The values as a segment of little-endian floats ({@link #F32}): the heap array's or the mapping. */
-    public MemorySegment values() { return values; }
+    /**
+     * The values as a segment of little-endian floats ({@link #F32}): the heap array's or the mapping; for a packed
+     * storage (bf16) a fresh widened copy, for readers that need float32 (the products read {@link #weights()}).
+     */
+    public MemorySegment values() { return values != null ? values : MemorySegment.ofArray(weights.toFloatArray()); }
+
+    /** Where the values live: the storage that the kernels ({@code ai.wafer.tensor.Kernels}) read. */
+    public Weights weights() { return weights; }
 
     /** True while the values are a read-only mapping rather than a heap array. */
-    public boolean isMapped() { return data == null; }
+    public boolean isMapped() { return weights instanceof MappedF32Weights; }
 
-    /** The values in a heap array: {@link #data} itself, or a fresh copy of a mapping (for readers that need an array). */
-    public float[] array() { return data != null ? data : values.toArray(F32); }
+    /** The values in a heap array: {@link #data} itself, or a fresh copy (for readers that need an array). */
+    public float[] array() { return data != null ? data : values != null ? values.toArray(F32) : weights.toFloatArray(); }
 
     /**
-     * Moves a mapped parameter's values to the heap (a no-op for heap ones) and returns {@link #data}: for
-     * writers, such as training it or merging a LoRA into it.
+     * Moves a mapped or packed parameter's values to a heap float32 array (a no-op for heap ones) and returns
+     * {@link #data}: for writers, such as training it or merging a LoRA into it.
      */
     public float[] toHeap() {
         if (data == null) {
-            data = values.toArray(F32);
+            data = array();
             values = MemorySegment.ofArray(data);
+            weights = new F32Weights(data);
         }
         return data;
+    }
+
+    /**
+     * Replaces the values by their bfloat16 rounding ({@link Bf16Weights}), for inference: the float32 storage is
+     * dropped, not kept beside it (half the bytes). Only for a frozen parameter; {@link #toHeap()} widens it back.
+     */
+    public void toBf16() {
+        if (grad != null) throw new IllegalStateException(name + " is trainable: its values must stay float32");
+        if (weights instanceof Bf16Weights) return;
+        weights = Bf16Weights.of(weights);
+        data = null;
+        values = null;
     }
 
     /** AdamW's weight decay applies to matrices (two or more dimensions) only, not to biases or LayerNorm gains. */
