@@ -6,18 +6,26 @@ import ai.wafer.model.Gelu;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.LayerNorm;
-import ai.wafer.tensor.Gemm;
+import ai.wafer.model.Linear;
+import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
+import ai.wafer.tensor.Weights;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * A GPT model prepared for generation: weights transposed to [out, in] (float32 or bfloat16), and a
- * forward pass that extends a {@link KvCache} instead of recomputing the sequence. A prompt goes
- * through {@link #prefill} in one batched pass (GEMMs over all its positions); then each new token
- * costs one {@link #decode} step, which can advance several sequences at once so the weights are
- * streamed from memory once for all of them.
+ * A GPT model run for generation: the model's own weights (its parameters' {@link Weights} storages, read in their
+ * training layout, nothing transposed or copied) and layer kernels ({@link Linear}, {@link LayerNorm}, {@link Gelu},
+ * the cached forwards of {@link Attention}), with a forward pass that extends a {@link KvCache} instead of
+ * recomputing the sequence. A prompt goes through {@link #prefill} in one batched pass (GEMMs over all its
+ * positions); then each new token costs one {@link #decode} step, which can advance several sequences at once so
+ * the weights are streamed from memory once for all of them.
+ *
+ * <p>{@link WeightType#BF16} converts the model's matrices (and the embedding that is the LM head) to bfloat16 in
+ * place, once: their float32 values are replaced, not kept beside them, so the {@link Gpt} itself then holds bf16
+ * weights (a trainable parameter, whose values training must keep, is converted into a separate copy instead).
+ * {@link WeightType#F32} widens any bf16 storage back to float32.
  *
  * <p>The scratch buffers belong to the model, so one thread uses it at a time (methods are synchronized).
  */
@@ -26,15 +34,16 @@ public final class InferenceModel {
     /** Prompt positions per prefill pass: large enough for efficient GEMMs, small enough to bound scratch. */
     private static final int CHUNK = 512;
 
-    private record Layer(float[] ln1W, float[] ln1B, Matrix qkv, float[] qkvB, Matrix proj, float[] projB,
-                         float[] ln2W, float[] ln2B, Matrix fc, float[] fcB, Matrix mlp, float[] mlpB) {}
+    private record Layer(float[] ln1W, float[] ln1B, Weights qkv, float[] qkvB, Weights proj, float[] projB,
+                         float[] ln2W, float[] ln2B, Weights fc, float[] fcB, Weights mlp, float[] mlpB) {}
 
     public final GptConfig config;
     public final WeightType type;
     private final int C, H, hs, F, V;
     private final float eps, scale;
     private final GptConfig.Activation act;
-    private final Matrix embed, head;
+    /** The token embedding wte [V, C] and the LM head [V, C] (the same storage when tied). */
+    private final Weights embed, head;
     private final float[] wpe, lnfW, lnfB;
     private final Layer[] layers;
     private final float[][] scores;
@@ -45,7 +54,7 @@ public final class InferenceModel {
     private int capN;
     private float[] x, xn, qkv, att, hid, mean, rstd;
     // prefill scratch (CHUNK positions), allocated on first use
-    private float[] px, pxn, pqkv, patt, phid, pmean, prstd, wscratch;
+    private float[] px, pxn, pqkv, patt, phid, pmean, prstd;
 
     public InferenceModel(Gpt m, WeightType type) {
         GptConfig c = m.config;
@@ -55,20 +64,31 @@ public final class InferenceModel {
         eps = c.layerNormEpsilon();
         scale = c.scaleAttnWeights() ? (float) (1.0 / Math.sqrt(hs)) : 1f;
         act = c.activation();
-        embed = Matrix.ofRows(m.wte.array(), V, C, type);
-        head = m.lmHead == m.wte ? embed : Matrix.ofRows(m.lmHead.array(), V, C, type);
+        embed = matrix(m.wte, type);
+        head = m.lmHead == m.wte ? embed : matrix(m.lmHead, type);
         wpe = m.wpe.array();
         lnfW = m.lnfW.array();
         lnfB = m.lnfB.array();
         layers = new Layer[m.h.length];
         for (int l = 0; l < layers.length; l++) {
             Gpt.Block b = m.h[l];
-            layers[l] = new Layer(b.ln1W().array(), b.ln1B().array(), Matrix.ofConv1D(b.attnW().array(), C, 3 * C, type), b.attnB().array(),
-                    Matrix.ofConv1D(b.attnProjW().array(), C, C, type), b.attnProjB().array(), b.ln2W().array(), b.ln2B().array(),
-                    Matrix.ofConv1D(b.fcW().array(), C, F, type), b.fcB().array(),
-                    Matrix.ofConv1D(b.mlpProjW().array(), F, C, type), b.mlpProjB().array());
+            layers[l] = new Layer(b.ln1W().array(), b.ln1B().array(), matrix(b.attnW(), type), b.attnB().array(),
+                    matrix(b.attnProjW(), type), b.attnProjB().array(), b.ln2W().array(), b.ln2B().array(),
+                    matrix(b.fcW(), type), b.fcB().array(), matrix(b.mlpProjW(), type), b.mlpProjB().array());
         }
         scores = new float[Parallel.threads()][c.nPositions()];
+    }
+
+    /** A weight matrix's storage in {@code type}: converted in place (bf16) or widened back (f32) when it differs. */
+    private static Weights matrix(Parameter p, WeightType type) {
+        boolean bf16 = p.weights() instanceof ai.wafer.tensor.Bf16Weights;
+        if (type == WeightType.BF16 && !bf16) {
+            if (p.trainable()) return ai.wafer.tensor.Bf16Weights.of(p.weights());
+            p.toBf16();
+        } else if (type == WeightType.F32 && bf16) {
+            p.toHeap();
+        }
+        return p.weights();
     }
 
     public int vocabSize() { return V; }
@@ -141,7 +161,6 @@ public final class InferenceModel {
         if (px == null) {
             px = new float[CHUNK * C]; pxn = new float[CHUNK * C]; pqkv = new float[CHUNK * 3 * C];
             patt = new float[CHUNK * C]; phid = new float[CHUNK * F]; pmean = new float[CHUNK]; prstd = new float[CHUNK];
-            if (type == WeightType.BF16) wscratch = new float[Math.max(3 * C * C, F * C)];
         }
         for (int s = from; s < to; s += CHUNK) {
             int T = Math.min(CHUNK, to - s), p0 = cache.length;
@@ -149,25 +168,29 @@ public final class InferenceModel {
             for (int l = 0; l < layers.length; l++) {
                 Layer w = layers[l];
                 LayerNorm.forward(pxn, pmean, prstd, px, w.ln1W, w.ln1B, T, C, eps);
-                w.qkv.gemm(pqkv, pxn, T, w.qkvB, wscratch);
+                Linear.forward(pqkv, pxn, w.qkv, w.qkvB, T, C, 3 * C);
                 for (int t = 0; t < T; t++) store(cache, l, p0 + t, pqkv, t * 3 * C);
-                final int layer = l, TT = T;
+                final int layer = l, TT = T, P = p0 + T;
                 Parallel.forRange(H, (wk, a, b) -> {
-                    for (int h = a; h < b; h++) attendChunk(cache, layer, h, p0, TT, wk);
+                    if (pscores[wk] == null || pscores[wk].length < TT * P) pscores[wk] = new float[TT * P];
+                    for (int h = a; h < b; h++) {
+                        Attention.forwardCached(patt, h * hs, C, pqkv, h * hs, 3 * C, cache.k[layer], cache.v[layer],
+                                h * cache.capacity * hs, hs, p0, TT, scale, pscores[wk]);
+                    }
                 });
-                w.proj.gemm(pxn, patt, TT, w.projB, wscratch);
+                Linear.forward(pxn, patt, w.proj, w.projB, T, C, C);
                 addInPlace(px, pxn, T * C);
                 LayerNorm.forward(pxn, pmean, prstd, px, w.ln2W, w.ln2B, T, C, eps);
-                w.fc.gemm(phid, pxn, T, w.fcB, wscratch);
+                Linear.forward(phid, pxn, w.fc, w.fcB, T, C, F);
                 Gelu.forward(act, phid, phid, T * F);
-                w.mlp.gemm(pxn, phid, T, w.mlpB, wscratch);
+                Linear.forward(pxn, phid, w.mlp, w.mlpB, T, F, C);
                 addInPlace(px, pxn, T * C);
             }
             cache.length += T;
             if (s + T == to && logits != null) {
                 LayerNorm.forward(pxn, pmean, prstd, px, lnfW, lnfB, T, C, eps); // only the last row is used
                 System.arraycopy(pxn, (T - 1) * C, pxn, 0, C);
-                head.mul(logits, pxn, 1, null);
+                Kernels.current().decode(head, true, 1, V, C, pxn, null, logits);
             }
         }
     }
@@ -191,32 +214,34 @@ public final class InferenceModel {
         for (int l = 0; l < layers.length; l++) {
             Layer w = layers[l];
             LayerNorm.forward(xn, mean, rstd, x, w.ln1W, w.ln1B, n, C, eps);
-            w.qkv.mul(qkv, xn, n, w.qkvB);
+            Linear.decode(qkv, xn, w.qkv, w.qkvB, n, C, 3 * C);
             for (int i = 0; i < n; i++) store(caches[i], l, caches[i].length, qkv, i * 3 * C);
             final int layer = l;
             Parallel.forRange(n * H, (wk, a, b) -> {
                 for (int ih = a; ih < b; ih++) {
                     int i = ih / H, h = ih % H;
-                    attend(caches[i], layer, h, caches[i].length, qkv, i * 3 * C + h * hs, att, i * C + h * hs, scores[wk]);
+                    KvCache c = caches[i];
+                    Attention.decodeCached(att, i * C + h * hs, qkv, i * 3 * C + h * hs, c.k[layer], c.v[layer],
+                            h * c.capacity * hs, hs, c.length + 1, scale, scores[wk]);
                 }
             });
-            w.proj.mul(xn, att, n, w.projB);
+            Linear.decode(xn, att, w.proj, w.projB, n, C, C);
             addInPlace(x, xn, n * C);
             LayerNorm.forward(xn, mean, rstd, x, w.ln2W, w.ln2B, n, C, eps);
-            w.fc.mul(hid, xn, n, w.fcB);
+            Linear.decode(hid, xn, w.fc, w.fcB, n, C, F);
             Gelu.forward(act, hid, hid, n * F);
-            w.mlp.mul(xn, hid, n, w.mlpB);
+            Linear.decode(xn, hid, w.mlp, w.mlpB, n, F, C);
             addInPlace(x, xn, n * C);
         }
         LayerNorm.forward(xn, mean, rstd, x, lnfW, lnfB, n, C, eps);
-        head.mul(logits, xn, n, null);
+        Kernels.current().decode(head, true, n, V, C, xn, null, logits);
         for (int i = 0; i < n; i++) caches[i].length++;
     }
 
     private void embed(int tok, int pos, float[] out, int off) {
         if (pos >= config.nPositions())
             throw new WaferException("position " + pos + " is beyond the model's n_positions " + config.nPositions());
-        embed.row(tok, out, off);
+        embed.read((long) tok * C, out, off, C);
         int p = pos * C;
         for (int c = 0; c < C; c++) out[off + c] += wpe[p + c];
     }
@@ -229,60 +254,6 @@ public final class InferenceModel {
             System.arraycopy(qkvRow, off + C + h * hs, K, dst, hs);
             System.arraycopy(qkvRow, off + 2 * C + h * hs, Vv, dst, hs);
         }
-    }
-
-    /**
-     * Head h of the T prompt positions p0..p0+T-1 (queries in pqkv, keys and values already in the cache) attends
-     * causally, as two GEMMs per head: S = Q K^T over all P = p0+T cached positions, a softmax of each row's first
-     * p0+t+1 scores, and patt = S V. One query at a time would be T*P dot products of 64 floats, too short for
-     * the vector units to pay off.
-     */
-    private void attendChunk(KvCache c, int layer, int h, int p0, int T, int worker) {
-        int P = p0 + T, base = h * c.capacity * hs;
-        if (pscores[worker] == null || pscores[worker].length < T * P) pscores[worker] = new float[T * P];
-        float[] S = pscores[worker];
-        Gemm.sgemmSerial(false, true, T, P, hs, scale, pqkv, h * hs, 3 * C, c.k[layer], base, hs, 0f, S, 0, P);
-        for (int t = 0; t < T; t++) {
-            int r = t * P, n = p0 + t + 1;
-            Attention.softmax(S, r, n);
-            java.util.Arrays.fill(S, r + n, r + P, 0f);
-        }
-        Gemm.sgemmSerial(false, false, T, hs, P, 1f, S, 0, P, c.v[layer], base, hs, 0f, patt, h * hs, C);
-    }
-
-    /** Head h of the query at position pos attends to cached positions 0..pos; writes hs outputs. */
-    private void attend(KvCache c, int layer, int h, int pos, float[] q, int qo, float[] out, int oo, float[] sc) {
-        float[] K = c.k[layer], Vv = c.v[layer];
-        int base = h * c.capacity * hs;
-        float max = Float.NEGATIVE_INFINITY;
-        for (int t = 0; t <= pos; t++) {
-            float s = scale * dot(q, qo, K, base + t * hs, hs);
-            sc[t] = s;
-            if (s > max) max = s;
-        }
-        float sum = 0;
-        for (int t = 0; t <= pos; t++) { float e = (float) Math.exp(sc[t] - max); sc[t] = e; sum += e; }
-        float inv = 1f / sum;
-        java.util.Arrays.fill(out, oo, oo + hs, 0f);
-        for (int t = 0; t <= pos; t++) axpy(sc[t] * inv, Vv, base + t * hs, out, oo, hs);
-    }
-
-    static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        FloatVector acc = FloatVector.zero(FS);
-        int i = 0, upper = FS.loopBound(n);
-        for (; i < upper; i += FS.length())
-            acc = FloatVector.fromArray(FS, a, ao + i).fma(FloatVector.fromArray(FS, b, bo + i), acc);
-        float s = ai.wafer.tensor.VecMath.sum(acc);
-        for (; i < n; i++) s += a[ao + i] * b[bo + i];
-        return s;
-    }
-
-    static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
-        int i = 0, upper = FS.loopBound(n);
-        FloatVector a = FloatVector.broadcast(FS, alpha);
-        for (; i < upper; i += FS.length())
-            FloatVector.fromArray(FS, x, xo + i).fma(a, FloatVector.fromArray(FS, y, yo + i)).intoArray(y, yo + i);
-        for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
     }
 
     private static void addInPlace(float[] acc, float[] d, int n) {

@@ -51,6 +51,56 @@ public final class Attention {
         });
     }
 
+    /**
+     * The cached forward of one head for a chunk of T new positions p0..p0+T-1 (prefill): their queries
+     * q[t * ldq + qOff, +hs) attend causally to the P = p0 + T positions in the cache (keys and values of the head
+     * at k/v[base + p * hs, +hs), the new ones already stored), as two GEMMs: S = scale Q K^T over all P positions, a
+     * softmax of each row's first p0 + t + 1 scores (the training softmax), and out[t * ldo + oOff, +hs) = S V.
+     * {@code scores} holds at least T * P floats. Runs on the calling thread (callers split heads over threads).
+     */
+    public static void forwardCached(float[] out, int oOff, int ldo, float[] q, int qOff, int ldq, float[] k, float[] v,
+                                     int base, int hs, int p0, int T, float scale, float[] scores) {
+        int P = p0 + T;
+        Gemm.sgemmSerial(false, true, T, P, hs, scale, q, qOff, ldq, k, base, hs, 0f, scores, 0, P);
+        for (int t = 0; t < T; t++) {
+            int r = t * P, n = p0 + t + 1;
+            softmax(scores, r, n);
+            java.util.Arrays.fill(scores, r + n, r + P, 0f);
+        }
+        Gemm.sgemmSerial(false, false, T, hs, P, 1f, scores, 0, P, v, base, hs, 0f, out, oOff, ldo);
+    }
+
+    /**
+     * The cached forward of one head for one query (decode): q[qOff, +hs) attends to the {@code len} cached
+     * positions (k/v[base + p * hs, +hs), its own included) and out[oOff, +hs) receives the weighted values;
+     * the same softmax as training's attention. {@code scores} holds at least len floats.
+     */
+    public static void decodeCached(float[] out, int oOff, float[] q, int qOff, float[] k, float[] v, int base, int hs,
+                                    int len, float scale, float[] scores) {
+        for (int t = 0; t < len; t++) scores[t] = scale * dot(q, qOff, k, base + t * hs, hs);
+        softmax(scores, 0, len);
+        java.util.Arrays.fill(out, oOff, oOff + hs, 0f);
+        for (int t = 0; t < len; t++) axpy(scores[t], v, base + t * hs, out, oOff, hs);
+    }
+
+    private static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        var acc = jdk.incubator.vector.FloatVector.zero(S);
+        int i = 0, upper = S.loopBound(n);
+        for (; i < upper; i += S.length())
+            acc = jdk.incubator.vector.FloatVector.fromArray(S, a, ao + i).fma(jdk.incubator.vector.FloatVector.fromArray(S, b, bo + i), acc);
+        float s = ai.wafer.tensor.VecMath.sum(acc);
+        for (; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
+    }
+
+    private static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
+        int i = 0, upper = S.loopBound(n);
+        var a = jdk.incubator.vector.FloatVector.broadcast(S, alpha);
+        for (; i < upper; i += S.length())
+            jdk.incubator.vector.FloatVector.fromArray(S, x, xo + i).fma(a, jdk.incubator.vector.FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
+        for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
+    }
+
     /** x[o, o+n) = softmax of itself, with the same vector pieces as the loss: max, exp and sum, scale. */
     public static void softmax(float[] x, int o, int n) {
         float max = CrossEntropy.max(x, o, n);

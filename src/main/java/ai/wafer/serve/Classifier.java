@@ -77,9 +77,10 @@ public final class Classifier {
 
     /**
      * The transformer as a generation model, so the server has one; it is never asked to generate (completions on a
-     * classifier are refused), and with an unmerged adapter it would lack the adapter's hooks.
+     * classifier are refused), and with an unmerged adapter it would lack the adapter's hooks. Always float32 (it reads
+     * the classifier's own weights, no copy): bf16 would round the weights that {@link #classify} runs on.
      */
-    public LoadedModel loaded(WeightType type) { return new LoadedModel(name, new InferenceModel(fm.gpt, type), tokenizer); }
+    public LoadedModel loaded(WeightType type) { return new LoadedModel(name, new InferenceModel(fm.gpt, WeightType.F32), tokenizer); }
 
     public Task task() { return fm.task; }
 
