@@ -81,41 +81,54 @@ public final class Bf16Weights implements Weights {
 
     // ---- W stored [K, N]: an int vector of row k covers 2L columns, evens widened by a shift, odds by a mask ----
 
+    /** Bands of {@link F32Weights#KB} rows, as the float32 kernel; partial sums wait in a per-thread scratch. */
     private void decodeInOut(int n, int N, int K, float[] x, float[] bias, float[] out) {
-        int blocks = (N + BW - 1) / BW;
+        int blocks = (N + BW - 1) / BW, KB = F32Weights.KB;
         Parallel.forRange(blocks, (t, from, to) -> {
-            float[] tmp = new float[4 * L];
-            for (int b = from; b < to; b++) {
-                int j0 = b * BW;
-                if (j0 + BW > N || N % 2 != 0) { inOutScalar(j0, Math.min(N, j0 + BW), n, N, K, x, bias, out); continue; }
-                int i = 0;
-                for (; i + 1 < n; i += 2) inOut2(i, j0, N, K, x, bias, out, tmp);
-                if (i < n) inOut1(i, j0, N, K, x, bias, out, tmp);
+            int full = N % 2 == 0 ? Math.max(from, Math.min(to, N / BW)) : from; // [from, full) run vectorized
+            float[] acc = new float[(full - from) * n * BW]; // per block and row: even and odd columns of 2 int vectors
+            for (int k0 = 0; k0 < K; k0 += KB) {
+                int k1 = Math.min(K, k0 + KB);
+                for (int b = from; b < full; b++) {
+                    int i = 0, a0 = (b - from) * n * BW;
+                    for (; i + 1 < n; i += 2) inOut2(i, b * BW, N, K, k0, k1, x, acc, a0 + i * BW);
+                    if (i < n) inOut1(i, b * BW, N, K, k0, k1, x, acc, a0 + i * BW);
+                }
             }
+            for (int b = from; b < full; b++)
+                for (int i = 0; i < n; i++) interleave(acc, ((b - from) * n + i) * BW, bias, b * BW, out, i * N + b * BW);
+            for (int b = full; b < to; b++) inOutScalar(b * BW, Math.min(N, b * BW + BW), n, N, K, x, bias, out);
         });
     }
 
-    private void inOut2(int i, int j0, int N, int K, float[] x, float[] bias, float[] out, float[] tmp) {
-        int[] m = pairs;
-        FloatVector e0 = FloatVector.zero(F), o0 = e0, e1 = e0, o1 = e0, f0 = e0, p0 = e0, f1 = e0, p1 = e0;
-        int x0 = i * K, x1 = x0 + K, half = N >> 1;
-        for (int k = 0, wk = j0 >> 1; k < K; k++, wk += half) {
-            IntVector a = IntVector.fromArray(I, m, wk), b = IntVector.fromArray(I, m, wk + L);
-            FloatVector ae = a.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), ao = a.and(HIGH).reinterpretAsFloats();
-            FloatVector be = b.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), bo = b.and(HIGH).reinterpretAsFloats();
-            FloatVector u = FloatVector.broadcast(F, x[x0 + k]), v = FloatVector.broadcast(F, x[x1 + k]);
-            e0 = ae.fma(u, e0); o0 = ao.fma(u, o0); e1 = be.fma(u, e1); o1 = bo.fma(u, o1);
-            f0 = ae.fma(v, f0); p0 = ao.fma(v, p0); f1 = be.fma(v, f1); p1 = bo.fma(v, p1);
-        }
-        interleave(e0, o0, e1, o1, bias, j0, out, i * N + j0, tmp);
-        interleave(f0, p0, f1, p1, bias, j0, out, (i + 1) * N + j0, tmp);
+    private static FloatVector start(int k0, float[] acc, int o) {
+        return k0 == 0 ? FloatVector.zero(F) : FloatVector.fromArray(F, acc, o);
     }
 
-    private void inOut1(int i, int j0, int N, int K, float[] x, float[] bias, float[] out, float[] tmp) {
+    /** Columns j0..j0+4L, rows k0..k1, for input rows i and i+1 (acc[ao, +4L) and acc[ao + 4L, +4L)). */
+    private void inOut2(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] acc, int ao) {
         int[] m = pairs;
-        FloatVector e0 = FloatVector.zero(F), o0 = e0, e1 = e0, o1 = e0;
+        int bo = ao + BW;
+        FloatVector e0 = start(k0, acc, ao), o0 = start(k0, acc, ao + L), e1 = start(k0, acc, ao + 2 * L), o1 = start(k0, acc, ao + 3 * L);
+        FloatVector f0 = start(k0, acc, bo), p0 = start(k0, acc, bo + L), f1 = start(k0, acc, bo + 2 * L), p1 = start(k0, acc, bo + 3 * L);
+        int x0 = i * K, x1 = x0 + K, half = N >> 1;
+        for (int k = k0, wk = (k0 * N + j0) >> 1; k < k1; k++, wk += half) {
+            IntVector a = IntVector.fromArray(I, m, wk), b = IntVector.fromArray(I, m, wk + L);
+            FloatVector ae = a.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), ao2 = a.and(HIGH).reinterpretAsFloats();
+            FloatVector be = b.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), bo2 = b.and(HIGH).reinterpretAsFloats();
+            FloatVector u = FloatVector.broadcast(F, x[x0 + k]), v = FloatVector.broadcast(F, x[x1 + k]);
+            e0 = ae.fma(u, e0); o0 = ao2.fma(u, o0); e1 = be.fma(u, e1); o1 = bo2.fma(u, o1);
+            f0 = ae.fma(v, f0); p0 = ao2.fma(v, p0); f1 = be.fma(v, f1); p1 = bo2.fma(v, p1);
+        }
+        e0.intoArray(acc, ao); o0.intoArray(acc, ao + L); e1.intoArray(acc, ao + 2 * L); o1.intoArray(acc, ao + 3 * L);
+        f0.intoArray(acc, bo); p0.intoArray(acc, bo + L); f1.intoArray(acc, bo + 2 * L); p1.intoArray(acc, bo + 3 * L);
+    }
+
+    private void inOut1(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] acc, int ao) {
+        int[] m = pairs;
+        FloatVector e0 = start(k0, acc, ao), o0 = start(k0, acc, ao + L), e1 = start(k0, acc, ao + 2 * L), o1 = start(k0, acc, ao + 3 * L);
         int x0 = i * K, half = N >> 1;
-        for (int k = 0, wk = j0 >> 1; k < K; k++, wk += half) {
+        for (int k = k0, wk = (k0 * N + j0) >> 1; k < k1; k++, wk += half) {
             IntVector a = IntVector.fromArray(I, m, wk), b = IntVector.fromArray(I, m, wk + L);
             FloatVector u = FloatVector.broadcast(F, x[x0 + k]);
             e0 = a.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(u, e0);
@@ -123,20 +136,18 @@ public final class Bf16Weights implements Weights {
             e1 = b.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(u, e1);
             o1 = b.and(HIGH).reinterpretAsFloats().fma(u, o1);
         }
-        interleave(e0, o0, e1, o1, bias, j0, out, i * N + j0, tmp);
+        e0.intoArray(acc, ao); o0.intoArray(acc, ao + L); e1.intoArray(acc, ao + 2 * L); o1.intoArray(acc, ao + 3 * L);
     }
 
-    /** Even and odd column accumulators back into column order (plus bias) at out[o, o + 4L). */
-    private static void interleave(FloatVector e0, FloatVector o0, FloatVector e1, FloatVector o1, float[] bias, int j0,
-                                   float[] out, int o, float[] tmp) {
-        e0.intoArray(tmp, 0); o0.intoArray(tmp, L); e1.intoArray(tmp, 2 * L); o1.intoArray(tmp, 3 * L);
+    /** acc[a, a + 4L) (even columns, odd columns, of two int vectors) back into column order, plus bias, at out[o). */
+    private static void interleave(float[] acc, int a, float[] bias, int j0, float[] out, int o) {
         for (int l = 0; l < L; l++) {
-            out[o + 2 * l] = tmp[l];
-            out[o + 2 * l + 1] = tmp[L + l];
-            out[o + 2 * L + 2 * l] = tmp[2 * L + l];
-            out[o + 2 * L + 2 * l + 1] = tmp[3 * L + l];
+            out[o + 2 * l] = acc[a + l];
+            out[o + 2 * l + 1] = acc[a + L + l];
+            out[o + 2 * L + 2 * l] = acc[a + 2 * L + l];
+            out[o + 2 * L + 2 * l + 1] = acc[a + 3 * L + l];
         }
-        if (bias != null) for (int j = 0; j < 4 * L; j++) out[o + j] += bias[j0 + j];
+        if (bias != null) for (int j = 0; j < BW; j++) out[o + j] += bias[j0 + j];
     }
 
     private void inOutScalar(int j0, int j1, int n, int N, int K, float[] x, float[] bias, float[] out) {

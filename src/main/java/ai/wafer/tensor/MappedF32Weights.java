@@ -51,7 +51,11 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
                         a2 = FloatVector.fromMemorySegment(F, segment, wk + 8L * L, O).fma(u, a2);
                         a3 = FloatVector.fromMemorySegment(F, segment, wk + 12L * L, O).fma(u, a3);
                     }
-                    F32Weights.store4(a0, a1, a2, a3, bias, j0, out, i * N + j0);
+                    if (bias != null) {
+                        a0 = a0.add(FloatVector.fromArray(F, bias, j0)); a1 = a1.add(FloatVector.fromArray(F, bias, j0 + L));
+                        a2 = a2.add(FloatVector.fromArray(F, bias, j0 + 2 * L)); a3 = a3.add(FloatVector.fromArray(F, bias, j0 + 3 * L));
+                    }
+                    F32Weights.store4(a0, a1, a2, a3, out, i * N + j0);
                 }
             }
         });
