@@ -307,6 +307,15 @@ public final class Gemm {
             int nr = Math.min(NR, nc - jr), base = jr * kc;
             for (int k = 0; k < kc; k++) {
                 int d = base + k * NR;
+                long row = bOff + (long) (p0 + k) * ldb + j0 + jr;
+                if (!transB && nr == NR && (row & 1) == 0) { // a full row of the panel: NR / 2 whole pairs
+                    for (int j = 0, q = (int) (row >> 1); j < NR; j += 2, q++) {
+                        int p = B[q];
+                        dst[d + j] = Float.intBitsToFloat(p << 16);
+                        dst[d + j + 1] = Float.intBitsToFloat(p & 0xFFFF0000);
+                    }
+                    continue;
+                }
                 for (int j = 0; j < NR; j++) {
                     if (j >= nr) { dst[d + j] = 0f; continue; }
                     long at = transB ? bOff + (long) (j0 + jr + j) * ldb + p0 + k : bOff + (long) (p0 + k) * ldb + j0 + jr + j;
