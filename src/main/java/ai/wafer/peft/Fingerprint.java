@@ -19,7 +19,7 @@ public final class Fingerprint {
             crc.update(p.name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
             for (int d : p.shape) update(crc, d);
             int stride = Math.max(1, p.size() / 4096);
-            for (int i = 0; i < p.size(); i += stride) update(crc, Float.floatToIntBits(p.values().getAtIndex(Parameter.F32, i)));
+            for (int i = 0; i < p.size(); i += stride) update(crc, Float.floatToIntBits(p.weights().get(i)));
         }
         return String.format("%08x", crc.getValue());
     }
