@@ -6,6 +6,8 @@ import ai.wafer.model.CrossEntropy;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
+import ai.wafer.train.LmEval;
+import ai.wafer.train.StepEngine;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.TrainCheckpoint;
 
@@ -29,7 +31,7 @@ import java.nio.file.Path;
  * its rows; the loader position is then the same on every rank and checkpoints are the single-process
  * format: a checkpoint saved here resumes on any number of ranks, or in {@link Pretrainer}.
  */
-public final class DataParallelTrainer {
+public final class DataParallelTrainer implements StepEngine {
     /** Default bucket size: large enough for bandwidth, small enough to pipeline (PyTorch DDP's 25 MB). */
     public static final long DEFAULT_BUCKET_BYTES = 25L << 20;
 
@@ -122,10 +124,20 @@ public final class DataParallelTrainer {
     }
 
     public Gpt model() { return model; }
-    public int step() { return step; }
+    @Override public Pretrainer.Options options() { return opt; }
+    @Override public int step() { return step; }
+    @Override public boolean writes() { return dp.rank() == 0; }
+
+    @Override public boolean anyStop(boolean here) {
+        flag[0] = here ? 1 : 0;
+        dp.allReduceSum(flag, 0, 1);
+        return flag[0] > 0;
+    }
+
+    private final double[] flag = new double[1];
     public boolean zero() { return zero; }
     /** Bytes this rank sent in the last step (gradients, loss statistics, and with ZeRO the parameters). */
-    public long lastStepBytes() { return lastBytes; }
+    @Override public long lastStepBytes() { return lastBytes; }
     /** Floats of optimiser state held by this rank. */
     public long optimizerStateFloats() {
         if (zero) return zero1.stateFloats();
@@ -135,7 +147,7 @@ public final class DataParallelTrainer {
     }
 
     /** One optimiser step over K micro-batches of the global batch; the result is the same on every rank. */
-    public Pretrainer.StepResult trainStep() {
+    @Override public Pretrainer.StepResult trainStep() {
         long t0 = System.nanoTime();
         int p = dp.size(), r = dp.rank(), B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum(), Bl = B / p;
         long b0 = dp.bytesSent(); // the gradient buckets go out during backward
@@ -189,6 +201,27 @@ public final class DataParallelTrainer {
         return new Pretrainer.StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
     }
 
+    /**
+     * The held-out loss of {@link LmEval#fixed} on the global batches: the replicas are identical, so each
+     * rank scores its rows of every batch and the sums are added over dp.
+     */
+    @Override public double evalLoss(TokenLoader eval, int batches) {
+        int p = dp.size(), r = dp.rank(), B = eval.batchSize(), T = eval.seqLen(), Bl = B / p;
+        if (B % p != 0) throw new WaferException("the eval batch of " + B + " rows does not split over dp=" + p);
+        LmEval.rewind(eval);
+        int[] ex = new int[B * T], ey = new int[B * T], rx = new int[Bl * T], ry = new int[Bl * T];
+        double[] sums = new double[2]; // loss summed over tokens, tokens
+        for (int i = 0; i < batches; i++) {
+            eval.nextBatch(ex, ey);
+            System.arraycopy(ex, r * Bl * T, rx, 0, Bl * T);
+            System.arraycopy(ey, r * Bl * T, ry, 0, Bl * T);
+            sums[0] += (double) model.forward(rx, ry, Bl, T) * rx.length;
+            sums[1] += rx.length;
+        }
+        dp.allReduceSum(sums, 0, 2);
+        return sums[0] / sums[1];
+    }
+
     private double allReduceStep(float lr) {
         return adamw.step(lr, opt.gradClip()); // the gradients were summed during backward
     }
@@ -209,7 +242,7 @@ public final class DataParallelTrainer {
      * Saves a single-process checkpoint (parameters, full moments, step, data position) under runDir;
      * every rank must call it, rank 0 writes. Returns the checkpoint directory.
      */
-    public Path save(Path runDir) {
+    @Override public Path save(Path runDir) {
         AdamW full = adamw;
         if (zero) {
             full = new AdamW(model.parameters(), hyper);
@@ -223,7 +256,7 @@ public final class DataParallelTrainer {
     }
 
     /** Continues from a checkpoint saved by any layout (or by {@link Pretrainer}): every rank loads it. */
-    public void resume(Path checkpoint) {
+    @Override public void resume(Path checkpoint) {
         AdamW full = zero ? new AdamW(model.parameters(), hyper) : adamw;
         TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, full);
         if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())

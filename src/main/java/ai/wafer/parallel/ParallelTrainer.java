@@ -5,6 +5,8 @@ import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
+import ai.wafer.train.LmEval;
+import ai.wafer.train.StepEngine;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.TrainCheckpoint;
 
@@ -32,7 +34,7 @@ import java.util.List;
  * shards (and ZeRO chunks), {@link #resume} cuts them again for this rank, so any layout continues any
  * other's checkpoint.
  */
-public final class ParallelTrainer {
+public final class ParallelTrainer implements StepEngine {
     private final Layout layout;
     private final Layout.Groups g;
     private final TensorParallelGpt model;
@@ -94,7 +96,17 @@ public final class ParallelTrainer {
     }
 
     public TensorParallelGpt model() { return model; }
-    public int step() { return step; }
+    @Override public Pretrainer.Options options() { return opt; }
+    @Override public int step() { return step; }
+    @Override public boolean writes() { return g.world().rank() == 0; }
+
+    @Override public boolean anyStop(boolean here) {
+        flag[0] = here ? 1 : 0;
+        g.world().allReduceSum(flag, 0, 1);
+        return flag[0] > 0;
+    }
+
+    private final double[] flag = new double[1];
     public boolean zero() { return zero; }
     /** Floats of optimiser state held by this rank. */
     public long optimizerStateFloats() {
@@ -104,11 +116,11 @@ public final class ParallelTrainer {
         return n;
     }
     /** Bytes this rank sent in the last step, over all its groups. */
-    public long lastStepBytes() { return lastBytes; }
+    @Override public long lastStepBytes() { return lastBytes; }
 
     private long sent() { return g.dp().bytesSent() + g.tp().bytesSent() + g.pp().bytesSent(); }
 
-    public Pretrainer.StepResult trainStep() {
+    @Override public Pretrainer.StepResult trainStep() {
         long t0 = System.nanoTime(), b0 = sent();
         int B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum(), Bl = B / layout.dp(), d = g.dp().rank();
         model.zeroGrad();
@@ -178,6 +190,42 @@ public final class ParallelTrainer {
         double norm = Math.sqrt(combine(parts[0], parts[1]));
         zero1.update(lr, AdamW.clipScale(norm, opt.gradClip()));
         return norm;
+    }
+
+    /** The pipeline's tag for evaluation activations, apart from training's 2*mb and 2*mb+1. */
+    private static final int EVAL_TAG = 1 << 14;
+
+    /**
+     * The held-out loss of {@link LmEval#fixed} on the global batches: a forward-only pass through the stages
+     * (each data-parallel replica scores its rows), token losses summed as in training's loss.
+     */
+    @Override public double evalLoss(TokenLoader eval, int batches) {
+        int B = opt.batchSize(), T = opt.seqLen(), Bl = B / layout.dp(), d = g.dp().rank(), s = g.pp().rank(), n = actIn.length;
+        if (eval.batchSize() != B || eval.seqLen() != T)
+            throw new WaferException("the eval loader gives " + eval.batchSize() + " x " + eval.seqLen() + " batches; the run needs " + B + " x " + T);
+        LmEval.rewind(eval);
+        TensorParallelGpt.Acts a = acts[0];
+        double[] sums = new double[2]; // loss summed over tokens, tokens (only the last stage has them)
+        for (int i = 0; i < batches; i++) {
+            eval.nextBatch(x, y);
+            System.arraycopy(x, d * Bl * T, lx[0], 0, Bl * T);
+            System.arraycopy(y, d * Bl * T, ly[0], 0, Bl * T);
+            float[] in = null;
+            if (!model.firstStage()) {
+                g.pp().recv(actIn, 0, n, s - 1, EVAL_TAG);
+                in = actIn;
+            }
+            model.forward(a, lx[0], in, ly[0]);
+            if (model.lastStage()) {
+                sums[0] += a.lossSum;
+                sums[1] += a.valid;
+            } else {
+                g.pp().send(a.output(), 0, n, s + 1, EVAL_TAG);
+            }
+        }
+        g.dp().allReduceSum(sums, 0, 2);
+        if (layout.pp() > 1) g.pp().allReduceSum(sums, 0, 2);
+        return sums[0] / sums[1];
     }
 
     private int slot(int mb) { return mb % acts.length; }
@@ -252,7 +300,7 @@ public final class ParallelTrainer {
      * of a data-parallel group are identical, so only the first assembles its model, and world rank 0
      * (in that replica) writes. Returns the checkpoint directory.
      */
-    public Path save(Path runDir) {
+    @Override public Path save(Path runDir) {
         TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
         Path dir = TrainCheckpoint.dirFor(runDir, step);
         List<float[]> lm, lv;
@@ -281,7 +329,7 @@ public final class ParallelTrainer {
      * Continues from a one-rank checkpoint (written by {@link Pretrainer}, {@link DataParallelTrainer} or
      * {@link #save} on any layout): every rank reads it and keeps its own slices of the weights and moments.
      */
-    public void resume(Path checkpoint) {
+    @Override public void resume(Path checkpoint) {
         Gpt full = new Gpt(model.config);
         AdamW whole = new AdamW(full.parameters(), opt.hyper());
         TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole);

@@ -59,11 +59,11 @@ class PretrainRunTest {
         return a;
     }
 
-    /** Runs wafer in a child JVM, so that --crash-after-step can end it as abruptly as kill -9. */
-    private int child(List<String> args) throws Exception {
+    /** Runs wafer in a child JVM that ends as abruptly as kill -9 after step {@code haltAfter} ({@link HaltAfterStep}). */
+    private int child(int haltAfter, List<String> args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.Wafer"));
+                "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.HaltAfterStep", String.valueOf(haltAfter)));
         cmd.addAll(args);
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().put("WAFER_GEMM", "java"); // the same kernels as this JVM (see @BeforeEach)
@@ -77,7 +77,7 @@ class PretrainRunTest {
         Path whole = tmp.resolve("whole"), broken = tmp.resolve("broken");
         assertEquals(0, PretrainCliTest.wafer(args(init, train, val, whole).toArray(String[]::new)).code());
 
-        int code = child(args(init, train, val, broken, "--crash-after-step", "5"));
+        int code = child(5, args(init, train, val, broken));
         assertEquals(137, code, Files.readString(tmp.resolve("child.log")));
         assertFalse(Files.exists(broken.resolve("model.safetensors")), "the killed run never finished");
         assertTrue(Files.isDirectory(broken.resolve("checkpoints/step-000004")));

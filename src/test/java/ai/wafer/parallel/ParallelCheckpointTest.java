@@ -64,7 +64,7 @@ class ParallelCheckpointTest {
             if (from != null) p.resume(from);
             List<Pretrainer.StepResult> rs = new ArrayList<>();
             for (int s = 0; s < steps; s++) rs.add(p.trainStep());
-            if (to != null) p.saveCheckpoint(to);
+            if (to != null) p.save(to);
             return snapshot(rs, m.parameters());
         }
     }
