@@ -249,7 +249,7 @@ public final class DataParallelTrainer implements StepEngine {
             full.setStepCount(zero1.steps());
             zero1.gather(full.parameters(), full.firstMoments(), full.secondMoments());
         }
-        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
+        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt);
         Path dir = dp.rank() == 0 ? TrainCheckpoint.save(runDir, model, full, st) : TrainCheckpoint.dirFor(runDir, step);
         dp.barrier(); // nobody reads it before it is complete
         return dir;
@@ -258,11 +258,7 @@ public final class DataParallelTrainer implements StepEngine {
     /** Continues from a checkpoint saved by any layout (or by {@link Pretrainer}): every rank loads it. */
     @Override public void resume(Path checkpoint) {
         AdamW full = zero ? new AdamW(model.parameters(), hyper) : adamw;
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, full);
-        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
-            throw new WaferException(checkpoint + ": saved with global batch " + st.batchSize() + " x " + st.seqLen() + " x "
-                    + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x " + opt.seqLen()
-                    + " x " + opt.gradAccum() + ")");
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, full).requireShape(checkpoint, opt);
         data.restore(st.data());
         step = st.step();
         if (zero) zero1.scatter(full.parameters(), full.firstMoments(), full.secondMoments(), full.stepCount());

@@ -301,7 +301,7 @@ public final class ParallelTrainer implements StepEngine {
      * (in that replica) writes. Returns the checkpoint directory.
      */
     @Override public Path save(Path runDir) {
-        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
+        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt);
         Path dir = TrainCheckpoint.dirFor(runDir, step);
         List<float[]> lm, lv;
         if (zero) { // this shard's whole moments first, from the chunks over dp (every dp rank takes part)
@@ -332,11 +332,7 @@ public final class ParallelTrainer implements StepEngine {
     @Override public void resume(Path checkpoint) {
         Gpt full = new Gpt(model.config);
         AdamW whole = new AdamW(full.parameters(), opt.hyper());
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole);
-        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
-            throw new WaferException(checkpoint + ": saved with global batch " + st.batchSize() + " x " + st.seqLen() + " x "
-                    + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x " + opt.seqLen()
-                    + " x " + opt.gradAccum() + ")");
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole).requireShape(checkpoint, opt);
         model.load(full);
         List<float[]> lm = zero ? shapedLikeParameters() : adamw.firstMoments(), lv = zero ? shapedLikeParameters() : adamw.secondMoments();
         model.scatter(full, whole.firstMoments(), lm);

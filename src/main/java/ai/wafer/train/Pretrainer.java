@@ -105,7 +105,6 @@ public final class Pretrainer implements StepEngine {
     private final Options opt;
     private final AdamW adamw;
     private final int[] x, y;
-    private final Control control = new Control();
     private int step;
 
     public Pretrainer(Gpt model, TokenLoader data, Options opt) {
@@ -121,26 +120,15 @@ public final class Pretrainer implements StepEngine {
     @Override public Options options() { return opt; }
     @Override public int step() { return step; }
     public Gpt model() { return model; }
-    /** The stop request and per-step call that {@link #run(TokenLoader, Reporting, PrintStream)} obeys. */
-    public Control control() { return control; }
-
-    /** Asks the loop to stop after the current step (it saves a checkpoint first). Safe from any thread. */
-    public void requestStop() { control.requestStop(); }
-
     /** Continues from a checkpoint: parameters, moments, step and data position. */
     @Override public void resume(Path checkpoint) {
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, adamw);
-        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
-            throw new ai.wafer.WaferException(checkpoint + ": saved with batch " + st.batchSize() + " x " + st.seqLen()
-                    + " x " + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x "
-                    + opt.seqLen() + " x " + opt.gradAccum() + ")");
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, adamw).requireShape(checkpoint, opt);
         data.restore(st.data());
         step = st.step();
     }
 
     @Override public Path save(Path runDir) {
-        return TrainCheckpoint.save(runDir, model, adamw,
-                new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum()));
+        return TrainCheckpoint.save(runDir, model, adamw, new TrainCheckpoint.State(step, data.state(), opt));
     }
 
     @Override public double evalLoss(TokenLoader eval, int batches) { return LmEval.fixed(model, eval, batches).loss(); }
@@ -160,11 +148,6 @@ public final class Pretrainer implements StepEngine {
         double norm = adamw.step(lr, opt.gradClip());
         step++;
         return new StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
-    }
-
-    /** {@link #run(StepEngine, TokenLoader, Reporting, PrintStream, Control)} on this one-process engine; returns the last held-out loss. */
-    public double run(TokenLoader eval, Reporting rep, PrintStream log) {
-        return run(this, eval, rep, log, control).evalLoss();
     }
 
     /**
