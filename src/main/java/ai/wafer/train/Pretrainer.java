@@ -34,7 +34,10 @@ public final class Pretrainer implements StepEngine {
     public record Options(int steps, int batchSize, int seqLen, int gradAccum, LrSchedule schedule,
                           AdamW.Hyper hyper, float gradClip) {}
 
-    /** Where and how often to report: evalEvery/saveEvery 0 = never (a final eval and save still happen). */
+    /**
+     * Where and how often to report: evalEvery/saveEvery 0 = never (the last step is still evaluated); no
+     * checkpoint is written at the last step (the caller keeps the final model), nor any file without runDir.
+     */
     public record Reporting(Path runDir, int evalEvery, int evalBatches, int saveEvery, int logEvery, boolean progressBar) {
         public static Reporting none() { return new Reporting(null, 0, 0, 0, 0, false); }
     }
@@ -120,6 +123,7 @@ public final class Pretrainer implements StepEngine {
     @Override public Options options() { return opt; }
     @Override public int step() { return step; }
     public Gpt model() { return model; }
+
     /** Continues from a checkpoint: parameters, moments, step and data position. */
     @Override public void resume(Path checkpoint) {
         TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, adamw).requireShape(checkpoint, opt);
