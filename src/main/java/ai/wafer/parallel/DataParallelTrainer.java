@@ -29,7 +29,8 @@ import java.nio.file.Path;
  *
  * <p>Every rank reads the whole global batch from its own loader (memory-mapped, so cheap) and keeps
  * its rows; the loader position is then the same on every rank and checkpoints are the single-process
- * format: a checkpoint saved here resumes on any number of ranks, or in {@link Pretrainer}.
+ * format: a checkpoint saved here resumes on any number of ranks, or in {@link Pretrainer}. As a
+ * {@link StepEngine} it runs under {@link Pretrainer}'s loop like the one-process step.
  */
 public final class DataParallelTrainer implements StepEngine {
     /** Default bucket size: large enough for bandwidth, small enough to pipeline (PyTorch DDP's 25 MB). */

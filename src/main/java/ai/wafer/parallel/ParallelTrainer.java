@@ -32,7 +32,7 @@ import java.util.List;
  *
  * <p>Checkpoints are the single-process form: {@link #save} assembles the weights and moments from the
  * shards (and ZeRO chunks), {@link #resume} cuts them again for this rank, so any layout continues any
- * other's checkpoint.
+ * other's checkpoint. As a {@link StepEngine} it runs under {@link Pretrainer}'s loop like the one-process step.
  */
 public final class ParallelTrainer implements StepEngine {
     private final Layout layout;
