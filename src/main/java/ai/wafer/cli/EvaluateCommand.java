@@ -7,7 +7,7 @@ import ai.wafer.eval.EntityReport;
 import ai.wafer.eval.Tagging;
 import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
 import ai.wafer.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.ObjectMapper;

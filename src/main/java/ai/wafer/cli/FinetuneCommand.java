@@ -5,7 +5,7 @@ import ai.wafer.data.Batcher;
 import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;

@@ -7,6 +7,7 @@ import ai.wafer.data.Example;
 import ai.wafer.data.LabelSet;
 import ai.wafer.data.TaskEncoder;
 import ai.wafer.data.TextClassificationReader;
+import ai.wafer.model.Task;
 import ai.wafer.tokenizer.Tokenizer;
 
 import java.nio.file.Path;

@@ -3,7 +3,7 @@ package ai.wafer.serve;
 import ai.wafer.WaferException;
 import ai.wafer.eval.EntitySpans;
 import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.generate.InferenceModel;
 import ai.wafer.generate.LoadedModel;
 import ai.wafer.generate.WeightType;

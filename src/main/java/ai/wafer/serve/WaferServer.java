@@ -1,7 +1,7 @@
 package ai.wafer.serve;
 
 import ai.wafer.eval.EntitySpans;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.generate.LoadedModel;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;

@@ -3,7 +3,7 @@ package ai.wafer.serve;
 import ai.wafer.eval.EntitySpans;
 import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
 import ai.wafer.generate.WeightType;
 import ai.wafer.model.Gpt;

@@ -1,6 +1,5 @@
-package ai.wafer.finetune;
+package ai.wafer.model;
 
-import ai.wafer.model.Parameter;
 
 import java.util.List;
 
