@@ -5,7 +5,6 @@ import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
-import ai.wafer.generate.WeightType;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
@@ -44,7 +43,7 @@ class AdapterServerTest {
     static WaferServer serve(Path adapter) {
         assertTrue(Classifier.isClassifier(base, adapter));
         Classifier c = Classifier.load(base, adapter, null);
-        return new WaferServer(c.loaded(WeightType.F32), c, WaferServer.Config.defaults("127.0.0.1", 0));
+        return new WaferServer(c, WaferServer.Config.defaults("127.0.0.1", 0));
     }
 
     @BeforeAll static void finetuneAndServe() throws Exception {
