@@ -2,6 +2,7 @@ package ai.wafer.serve;
 
 import ai.wafer.WaferException;
 import ai.wafer.eval.EntitySpans;
+import ai.wafer.eval.Tagging;
 import ai.wafer.model.Task;
 import ai.wafer.peft.FineTuned;
 import ai.wafer.tokenizer.Tokenizer;
@@ -32,14 +33,14 @@ public final class Classifier {
     public final FineTuned ft;
     public final Tokenizer tokenizer;
     public final String name;
-    /** Whether every label is O or B-/I-/E-/S-TYPE, so that entity spans mean something (a POS tagger's are not). */
+    /** Whether the labels are an entity tagging ({@link Tagging#isEntityTagging}), so that entity spans mean something (a POS tagger's do not). */
     private final boolean iob;
 
     private Classifier(String name, FineTuned ft, Tokenizer tok) {
         this.name = name;
         this.ft = ft;
         this.tokenizer = tok;
-        this.iob = ft.labels.stream().allMatch(l -> l.equals("O") || l.matches("[BIES](-.+)?"));
+        this.iob = Tagging.isEntityTagging(ft.labels);
     }
 
     /** True when {@code model} (or, with {@code adapter}, the adapter) is a sequence- or token-classification fine-tune. */
