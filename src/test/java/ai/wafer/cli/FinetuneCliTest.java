@@ -3,6 +3,7 @@ package ai.wafer.cli;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
+import ai.wafer.tokenizer.TokenizerFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.BeforeAll;
