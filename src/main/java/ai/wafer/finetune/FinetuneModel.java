@@ -29,7 +29,6 @@ import java.util.List;
  * classification reads the last real token, so both sides give the same losses and predictions.
  */
 public final class FinetuneModel {
-
     public final Gpt gpt;
     public final Task task;
     /** Label names by id (empty for causal LM). */
@@ -74,10 +73,10 @@ public final class FinetuneModel {
         return new FinetuneModel(new FineTuned(base, task, used, spec, m, Head.create(task, base.config, used, seed ^ 0x5eed), padId, fp));
     }
 
-    public Head head() { return tokenHead != null ? tokenHead : seqHead; }
+    public Head head() { return saved.head; }
 
     /** The head's tensors (empty for causal LM). */
-    public List<Parameter> headParameters() { return head() == null ? List.of() : head().parameters(); }
+    public List<Parameter> headParameters() { return saved.headParameters(); }
 
     /** Base, method and head parameters, each once: the optimiser takes the trainable ones. */
     public List<Parameter> parameters() {
