@@ -48,7 +48,7 @@ class AdapterServerTest {
 
     @BeforeAll static void finetuneAndServe() throws Exception {
         Path tmp = Files.createTempDirectory("wafer-adapter");
-        Path tokDir = Fixtures.fixture("gpt2-tokenizer");
+        Path tokDir = Fixtures.TOKENIZER;
         tok = Tokenizer.load(tokDir);
         base = tmp.resolve("base");
         Checkpoint.save(Gpt.init(GptConfig.of(1, 32, 2, 50257, 64), 7), base);

@@ -59,7 +59,7 @@ class ClassifierServerTest {
     }
 
     @BeforeAll static void start() throws Exception {
-        tokDir = Fixtures.fixture("gpt2-tokenizer");
+        tokDir = Fixtures.TOKENIZER;
         tok = Tokenizer.load(tokDir);
         tagDir = save(Task.TOKEN_CLASSIFICATION, TAGS, 5);
         clsDir = save(Task.SEQUENCE_CLASSIFICATION, CLASSES, 6);
