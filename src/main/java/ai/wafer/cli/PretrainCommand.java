@@ -9,6 +9,7 @@ import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.TrainCheckpoint;
+import ai.wafer.tokenizer.TokenizerFiles;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
