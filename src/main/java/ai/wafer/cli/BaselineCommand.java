@@ -3,7 +3,7 @@ package ai.wafer.cli;
 import ai.wafer.data.ConllReader;
 import ai.wafer.data.TextClassificationReader;
 import ai.wafer.finetune.Baselines;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 

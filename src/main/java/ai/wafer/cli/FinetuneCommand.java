@@ -3,15 +3,12 @@ package ai.wafer.cli;
 import ai.wafer.WaferException;
 import ai.wafer.data.Batcher;
 import ai.wafer.finetune.Evaluator;
+import ai.wafer.finetune.FinetuneJob;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
-import ai.wafer.finetune.Task;
-import ai.wafer.finetune.TaskData;
-import ai.wafer.io.Checkpoint;
-import ai.wafer.model.Gpt;
+import ai.wafer.model.Task;
 import ai.wafer.peft.Lora;
 import ai.wafer.peft.Peft;
-import ai.wafer.tokenizer.Tokenizer;
 import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
 import picocli.CommandLine.Command;
@@ -19,12 +16,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
-import java.nio.file.Files;
+import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.function.IntFunction;
 import ai.wafer.parallel.DataParallelFinetune;
@@ -76,51 +70,28 @@ public final class FinetuneCommand implements Callable<Integer> {
         Task t = Task.parse(task);
         Batcher.Side side = Batcher.Side.parse(paddingSide);
         Peft.Kind kind = Peft.Kind.parse(method);
-        Tokenizer tok = Tokenizer.load(tokenizerDir != null ? tokenizerDir : model);
-        if (!Files.isRegularFile(model.resolve("config.json"))) throw new WaferException(model + ": no config.json (not a model directory)");
-        // Full fine-tuning writes every weight, so it loads onto the heap; the other methods keep the frozen base
-        // mapped from its file (no heap copy, one page-cache copy for every process on the machine).
-        Gpt gpt = kind == Peft.Kind.FULL ? Checkpoint.load(model) : Checkpoint.loadFrozen(model);
-        int maxLen = maxLength != null ? maxLength : Math.min(512, gpt.config.nPositions());
-        int room = gpt.config.nPositions() - (kind == Peft.Kind.PREFIX ? prefixTokens : 0);
-        if (maxLen < 1 || maxLen > room)
-            throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "] (the model's n_positions "
-                    + gpt.config.nPositions() + (kind == Peft.Kind.PREFIX ? " minus the prefix" : "") + ")");
-        TaskData train = TaskData.load(t, trainFile, tok, null, maxLen);
-        if (maxTrain > 0 && maxTrain < train.examples().size()) train = subsample(train, maxTrain, seed);
-        TaskData dev = devFile == null ? null : TaskData.load(t, devFile, tok, train.labels(), maxLen);
-        for (String w : train.warnings(maxLen)) cmd.commandLine().getErr().println("wafer: warning: " + w);
-        if (dev != null) for (String w : dev.warnings(maxLen)) cmd.commandLine().getErr().println("wafer: warning: " + w);
         Peft.Spec spec = new Peft.Spec(kind, new Lora.Config(loraR, loraAlpha, loraDropout, loraTargets), topK, prefixTokens, adapterSize);
-        FinetuneModel fm = FinetuneModel.create(gpt, t, train.labels(), spec, tok.eot(), seed);
+        PrintWriter err = cmd.commandLine().getErr();
+        FinetuneJob job = FinetuneJob.prepare(new FinetuneJob.Request(model, tokenizerDir, t, trainFile, devFile, spec, maxLength, maxTrain, seed), err);
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
-                new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, maxLen, evalEvery, patience, seed, !noProgress, side);
-        cmd.commandLine().getErr().println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + fm.trainableShare()
-                + (t.classifies() ? "; " + train.labels().size() + " labels" : ""));
+                new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
+        err.println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + job.model.trainableShare()
+                + (t.classifies() ? "; " + job.train.labels().size() + " labels" : ""));
         Finetuner.Result r;
         long sent = -1;
-        if (parallel == null) r = new Finetuner(fm, train, dev, opt).run(out, model.toString(), cmd.commandLine().getErr());
+        if (parallel == null) r = job.run(opt, out, err);
         else {
-            // every rank builds the same model: the same base (mapped, so the page cache holds one copy), method and seed
-            List<String> labels = train.labels();
-            IntFunction<FinetuneModel> rankModel = rank -> rank == 0 || mpi ? fm : FinetuneModel.create(
-                    kind == Peft.Kind.FULL ? Checkpoint.load(model) : Checkpoint.loadFrozen(model), t, labels, spec, tok.eot(), seed);
-            var s = new DataParallelFinetune.Setup(rankModel, train, dev, opt, out, model.toString(), cmd.commandLine().getErr(), null);
+            // under MPI this process is one rank and holds the job's model; as threads, rank 0 does and the others get replicas
+            IntFunction<FinetuneModel> rankModel = rank -> rank == 0 || mpi ? job.model : job.replica();
+            var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, null);
             var pr = DataParallelFinetune.run(dataParallel(parallel), mpi ? ParallelPretrain.Engine.MPI : ParallelPretrain.Engine.THREADS, s);
             if (!pr.lead()) return 0; // rank 0 writes the rest
             r = pr.run();
             sent = pr.bytesPerStep();
         }
-        if (!kind.addsTensors()) TokenizerFiles.copy(tokenizerDir != null ? tokenizerDir : model, out);
-        if (merge) {
-            if (!(fm.method instanceof Lora l)) throw new WaferException("--merge is for --method lora");
-            FinetuneModel best = FinetuneModel.load(model, out, t); // the best adapter, not the last state
-            ((Lora) best.method).merge(best.gpt);
-            best.saveWhole(out.resolve("merged"));
-            TokenizerFiles.copy(tokenizerDir != null ? tokenizerDir : model, out.resolve("merged"));
-        }
-        cmd.commandLine().getErr().printf("wafer: %d steps in %.1f s%s; weights+grads+moments on the heap %.1f MB%s, peak heap %.0f MB; saved %s%s%n",
+        job.finish(out, merge);
+        err.printf("wafer: %d steps in %.1f s%s; weights+grads+moments on the heap %.1f MB%s, peak heap %.0f MB; saved %s%s%n",
                 r.steps(), r.seconds(), r.stoppedEarly() ? " (stopped early)" : "", r.stateBytes() / 1e6,
                 r.mappedBytes() > 0 ? String.format(" (+ %.1f MB frozen weights mapped from the file)", r.mappedBytes() / 1e6) : "",
                 r.peakHeapBytes() / 1e6, out + (sent < 0 ? "" : " (" + sent + " bytes sent per rank in the last step)"),
@@ -134,20 +105,5 @@ public final class FinetuneCommand implements Callable<Integer> {
         var l = ai.wafer.parallel.Layout.parse(layout);
         if (l.tp() > 1 || l.pp() > 1) throw new WaferException("finetune --parallel takes dp=N only (got " + layout + ")");
         return l.dp();
-    }
-
-    static TaskData subsample(TaskData d, int n, long seed) {
-        Integer[] idx = new Integer[d.examples().size()];
-        for (int i = 0; i < idx.length; i++) idx[i] = i;
-        java.util.Collections.shuffle(Arrays.asList(idx), new Random(seed));
-        Arrays.sort(idx, 0, n); // keep file order within the sample
-        List<ai.wafer.data.Example> ex = new ArrayList<>();
-        List<List<String>> gold = new ArrayList<>();
-        List<int[]> pos = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            ex.add(d.examples().get(idx[i]));
-            if (!d.gold().isEmpty()) { gold.add(d.gold().get(idx[i])); pos.add(d.positions().get(idx[i])); }
-        }
-        return new TaskData(d.task(), ex, gold, pos, d.labels(), d.unknownLabels(), d.truncated(), d.file() + " (" + n + " sampled)");
     }
 }

@@ -9,6 +9,7 @@ import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.TrainCheckpoint;
+import ai.wafer.tokenizer.TokenizerFiles;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -17,7 +18,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 
 /** {@code wafer pretrain}: next-token training on llm.c token shards, written out as a Hugging Face checkpoint. */
 @Command(name = "pretrain", mixinStandardHelpOptions = true, sortOptions = false,
@@ -69,9 +69,11 @@ public final class PretrainCommand implements Callable<Integer> {
     String parallel;
     @Option(names = "--zero1", description = "with --parallel and dp > 1: shard the AdamW moments over the data-parallel ranks") boolean zero1;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (launch with mpirun -np N ./wafer pretrain ...)") boolean mpi;
-    @Option(names = "--crash-after-step", hidden = true) int crashAfter;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
     Path out;
+
+    /** Called after every step (tests end the process there, as kill -9 would); never set by the command line. */
+    java.util.function.Consumer<Pretrainer.StepResult> afterStep = r -> { };
 
     @Override public Integer call() {
         if (gradAccum < 1) throw new WaferException("--grad-accum must be at least 1");
@@ -79,71 +81,63 @@ public final class PretrainCommand implements Callable<Integer> {
         if (seqLen > model.config.nPositions())
             throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + model.config.nPositions());
         long tokensPerStep = (long) gradAccum * batchSize * seqLen;
-        int nSteps;
-        if (steps != null) nSteps = steps;
-        else if (tokensPerParam != null) nSteps = (int) Math.ceil(tokensPerParam * model.parameterCount() / tokensPerStep);
-        else throw new WaferException("give --steps or --tokens-per-param");
-        if (nSteps < 1) throw new WaferException("--steps must be at least 1");
-        List<Path> shards = new ArrayList<>();
+        int nSteps = Pretrainer.stepBudget(steps, tokensPerParam, model.parameterCount(), tokensPerStep);
+        List<Path> shards = new ArrayList<>(), evalShards = new ArrayList<>();
         for (Path p : data) shards.addAll(TokenLoader.shards(p, "train"));
-        if (parallel != null) return runParallel(shards, nSteps);
-        List<Path> evalShards = new ArrayList<>();
         if (evalData != null) for (Path p : evalData) evalShards.addAll(TokenLoader.shards(p, "val"));
-        try (TokenLoader loader = new TokenLoader(shards, batchSize, seqLen, !noShuffle, seed);
-             TokenLoader eval = evalShards.isEmpty() ? null : new TokenLoader(evalShards, batchSize, seqLen, false, seed)) {
-            LrSchedule sched = new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio);
-            var trainer = new Pretrainer(model, loader, new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
-                    sched, new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip));
-            if (resume != null) trainer.resume(TrainCheckpoint.resolve(resume));
-            trainer.crashAfterStep(crashAfter);
-            System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%n",
-                    model.parameterCount(), loader.totalTokens(), trainer.step() + 1, nSteps, tokensPerStep,
-                    nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount());
-            // Ctrl-C: let the current step finish, save a checkpoint, then exit
-            CountDownLatch done = new CountDownLatch(1);
-            Thread hook = new Thread(() -> {
-                trainer.requestStop();
-                try { done.await(); } catch (InterruptedException ignored) { }
-            });
-            Runtime.getRuntime().addShutdownHook(hook);
-            try {
+        var opt = new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
+                new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio),
+                new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip);
+        var control = new Pretrainer.Control().afterStep(afterStep);
+        // Ctrl-C: let the current step finish, save a checkpoint, then exit
+        try (var signals = control.stopOnSignal()) {
+            if (parallel != null) return runParallel(shards, evalShards, opt, control);
+            try (TokenLoader loader = new TokenLoader(shards, batchSize, seqLen, !noShuffle, seed);
+                 TokenLoader eval = evalShards.isEmpty() ? null : new TokenLoader(evalShards, batchSize, seqLen, false, seed)) {
+                var trainer = new Pretrainer(model, loader, opt);
+                if (resume != null) trainer.resume(TrainCheckpoint.resolve(resume));
+                System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%n",
+                        model.parameterCount(), loader.totalTokens(), trainer.step() + 1, nSteps, tokensPerStep,
+                        nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount());
                 var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, logEvery, !noProgress);
-                double evalLoss = trainer.run(eval, rep, System.out);
+                double evalLoss = Pretrainer.run(trainer, eval, rep, System.out, control).evalLoss();
                 if (trainer.step() == nSteps) {
-                    Checkpoint.save(model, out);
-                    if (init.init != null) TokenizerFiles.copy(init.init, out);
-                    if (tokenizer != null) TokenizerFiles.copy(tokenizer, out);
-                    System.err.printf("wafer: saved %s (final train loss and curves in %s)%s%n", out, out.resolve("metrics.jsonl"),
-                            Double.isNaN(evalLoss) ? "" : String.format("; held-out loss %.4f, perplexity %.2f", evalLoss, Math.exp(evalLoss)));
+                    saveModel(model);
+                    System.err.printf("wafer: saved %s (final train loss and curves in %s)%s%n", out, out.resolve("metrics.jsonl"), heldOut(evalLoss));
                 }
-            } finally {
-                done.countDown();
-                try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { } // already shutting down
             }
         }
         return 0;
     }
 
+    private void saveModel(Gpt model) {
+        Checkpoint.save(model, out);
+        if (init.init != null) TokenizerFiles.copy(init.init, out);
+        if (tokenizer != null) TokenizerFiles.copy(tokenizer, out);
+    }
+
+    private static String heldOut(double evalLoss) {
+        return Double.isNaN(evalLoss) ? "" : String.format("; held-out loss %.4f, perplexity %.2f", evalLoss, Math.exp(evalLoss));
+    }
+
     /**
      * A parallel run (ai.wafer.parallel): every rank builds the same model, takes its share of each global
-     * batch, and rank 0 writes the checkpoints (in the one-rank form, so any layout resumes them); the
-     * final one becomes the model in --out.
+     * batch, and rank 0 writes the run's files and checkpoints (in the one-rank form, so any layout resumes
+     * them); the final one becomes the model in --out.
      */
-    private Integer runParallel(List<Path> shards, int nSteps) {
+    private Integer runParallel(List<Path> shards, List<Path> evalShards, Pretrainer.Options opt, Pretrainer.Control control) {
         var layout = ai.wafer.parallel.Layout.parse(parallel);
-        if (evalData != null) System.err.println("wafer: warning: --eval-data is not used by --parallel runs yet");
-        var opt = new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
-                new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio),
-                new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip);
-        var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, !noShuffle, seed, opt, zero1,
-                out, saveEvery, resume, System.out, Math.max(1, logEvery > 0 ? logEvery : nSteps / 20), null);
+        // without a bar, a line every 5% of the run (as parallel runs always logged)
+        int every = logEvery > 0 ? logEvery : noProgress || !ai.wafer.track.Terminal.interactive() ? Math.max(1, opt.steps() / 20) : 0;
+        var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, every, !noProgress);
+        var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, evalShards, !noShuffle, seed, opt, zero1,
+                resume, rep, System.out, control, null);
         var r = ai.wafer.parallel.ParallelPretrain.run(layout,
                 mpi ? ai.wafer.parallel.ParallelPretrain.Engine.MPI : ai.wafer.parallel.ParallelPretrain.Engine.THREADS, setup);
+        if (r.stopped()) return 0;
         if (r.lastCheckpoint() != null) {
-            Checkpoint.save(Checkpoint.load(r.lastCheckpoint()), out);
-            if (init.init != null) TokenizerFiles.copy(init.init, out);
-            if (tokenizer != null) TokenizerFiles.copy(tokenizer, out);
-            System.err.println("wafer: saved " + out + " (" + r.bytesPerStep() + " bytes sent per rank per step)");
+            saveModel(Checkpoint.load(r.lastCheckpoint()));
+            System.err.println("wafer: saved " + out + " (" + r.bytesPerStep() + " bytes sent per rank per step)" + heldOut(r.evalLoss()));
         } else {
             System.err.println("wafer: " + layout + " trained " + r.steps().size() + " steps; no checkpoint was written");
         }

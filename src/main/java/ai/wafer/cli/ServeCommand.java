@@ -33,12 +33,12 @@ public final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--max-batch, --max-queue, --max-body-bytes and --max-tokens must be positive");
         // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
         Classifier cls = Classifier.isClassifier(model, adapter) ? Classifier.load(model, adapter, tokenizer) : null;
-        LoadedModel lm = cls != null ? cls.loaded(WeightType.parse(dtype)) : LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype));
+        LoadedModel lm = cls != null ? null : LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype));
         String key = apiKey != null ? apiKey : System.getenv("WAFER_API_KEY");
         var cfg = new WaferServer.Config(host, port, key == null || key.isEmpty() ? null : key, maxBatch, maxQueue, maxBody,
                 maxPrompt == 0 ? Integer.MAX_VALUE : maxPrompt, maxTokens, 600);
-        WaferServer s = new WaferServer(lm, cls, cfg);
-        System.err.println("wafer serve: " + lm.name() + (cls != null ? " (" + cls.task() + ")" : "") + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
+        WaferServer s = cls != null ? new WaferServer(cls, cfg) : new WaferServer(lm, cfg);
+        System.err.println("wafer serve: " + (cls != null ? cls.name + " (" + cls.task() + ")" : lm.name()) + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));
         stop.await();

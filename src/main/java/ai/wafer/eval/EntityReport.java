@@ -20,12 +20,11 @@ public final class EntityReport {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final PrfTable table;
-    private final List<EntitySpans.Entity> gold, pred;
+    private final List<EntitySpans.Entity> gold;
 
-    private EntityReport(PrfTable table, List<EntitySpans.Entity> gold, List<EntitySpans.Entity> pred) {
+    private EntityReport(PrfTable table, List<EntitySpans.Entity> gold) {
         this.table = table;
         this.gold = gold;
-        this.pred = pred;
     }
 
     /** seqeval's default (lenient) mode: works for IOB1, IOB2 and IOBES tags alike. */
@@ -63,7 +62,7 @@ public final class EntityReport {
         }
         for (EntitySpans.Entity e : goldSet)
             if (!predSet.contains(e)) fn[labels.indexOf(e.type())]++;
-        return new EntityReport(PrfTable.fromCounts(labels, tp, fp, fn), gold, pred);
+        return new EntityReport(PrfTable.fromCounts(labels, tp, fp, fn), gold);
     }
 
     private static void checkShapes(List<List<String>> gold, List<List<String>> pred) {
@@ -77,7 +76,6 @@ public final class EntityReport {
 
     public PrfTable table() { return table; }
     public List<EntitySpans.Entity> goldEntities() { return gold; }
-    public List<EntitySpans.Entity> predictedEntities() { return pred; }
 
     public String toText() { return toText(2); }
 

@@ -3,6 +3,7 @@ package ai.wafer.finetune;
 import ai.wafer.data.Batcher;
 import ai.wafer.eval.ClassificationReport;
 
+import ai.wafer.model.Task;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;

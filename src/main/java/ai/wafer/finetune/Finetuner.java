@@ -16,7 +16,6 @@ import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -227,7 +226,4 @@ public final class Finetuner {
         for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) if (p.getType() == MemoryType.HEAP) s += p.getPeakUsage().getUsed();
         return s;
     }
-
-    /** For tests and tools: the names of the rows' keys this loop logs. */
-    static List<String> loggedKeys() { return new ArrayList<>(List.of("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "eval_loss")); }
 }

@@ -7,12 +7,16 @@ import ai.wafer.data.Example;
 import ai.wafer.data.LabelSet;
 import ai.wafer.data.TaskEncoder;
 import ai.wafer.data.TextClassificationReader;
+import ai.wafer.model.Task;
 import ai.wafer.tokenizer.Tokenizer;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -111,5 +115,22 @@ public record TaskData(Task task, List<Example> examples, List<List<String>> gol
                     + (task == Task.TOKEN_CLASSIFICATION ? "; their cut-off words count as errors when scored"
                     : task == Task.SEQUENCE_CLASSIFICATION ? " (classified from their first " + maxLength + " tokens)" : ""));
         return w;
+    }
+
+    /** A random sample of {@code n} examples (all of them when n is 0 or not below their count), kept in file order. */
+    public TaskData sample(int n, long seed) {
+        if (n <= 0 || n >= examples.size()) return this;
+        Integer[] idx = new Integer[examples.size()];
+        for (int i = 0; i < idx.length; i++) idx[i] = i;
+        Collections.shuffle(Arrays.asList(idx), new Random(seed));
+        Arrays.sort(idx, 0, n); // keep file order within the sample
+        List<Example> ex = new ArrayList<>();
+        List<List<String>> g = new ArrayList<>();
+        List<int[]> pos = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            ex.add(examples.get(idx[i]));
+            if (!gold.isEmpty()) { g.add(gold.get(idx[i])); pos.add(positions.get(idx[i])); }
+        }
+        return new TaskData(task, ex, g, pos, labels, unknownLabels, truncated, file + " (" + n + " sampled)");
     }
 }

@@ -1,14 +1,12 @@
 package ai.wafer.generate;
 
 import ai.wafer.WaferException;
-import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
-import ai.wafer.peft.AdapterIo;
 import ai.wafer.model.GptConfig;
-import ai.wafer.peft.Ia3;
-import ai.wafer.peft.Lora;
+import ai.wafer.model.Task;
+import ai.wafer.peft.AdapterIo;
+import ai.wafer.peft.FineTuned;
 import ai.wafer.peft.PrefixTuning;
 import ai.wafer.tokenizer.Tokenizer;
 
@@ -35,17 +33,13 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
             cfg = gpt.config;
             im = new InferenceModel(gpt, type);
         } else {
-            FinetuneModel fm = FinetuneModel.load(dir, adapter, Task.CAUSAL_LM); // checks task and base fingerprint
-            cfg = fm.gpt.config;
-            PrefixTuning prefix = null;
-            switch (fm.method) {
-                case Lora l -> l.merge(fm.gpt);
-                case Ia3 i -> i.merge(fm.gpt);
-                case PrefixTuning pt -> { prefix = pt; fm.gpt.clearHooks(); }
-                default -> throw new WaferException("--adapter " + adapter + ": a " + fm.spec.kind().cliName()
+            FineTuned ft = FineTuned.load(dir, adapter, Task.CAUSAL_LM); // checks task and base fingerprint
+            if (!ft.runsAsPlainGpt())
+                throw new WaferException("--adapter " + adapter + ": a " + ft.spec.kind().cliName()
                         + " adapter adds layers that generation does not run; LoRA, (IA)3 and prefix adapters can be applied");
-            }
-            im = new InferenceModel(fm.gpt, type);
+            cfg = ft.gpt.config;
+            PrefixTuning prefix = ft.mergeForInference();
+            im = new InferenceModel(ft.gpt, type);
             if (prefix != null) im.setPrefix(prefix.prompt.data, prefix.length());
         }
         Path td = tokenizerDir != null ? tokenizerDir : dir;

@@ -56,29 +56,6 @@ public interface Communicator extends AutoCloseable {
     /** Bytes this rank has sent so far, counted as the ring algorithms send them (see {@link Traffic}). */
     long bytesSent();
 
-    /**
-     * Starts an all-reduce that may run while the caller computes; {@link Pending#await} finishes it.
-     * The buffer must not be touched meanwhile. Engines without asynchronous collectives finish it here.
-     */
-    default Pending iAllReduceSum(float[] buf, int off, int len) {
-        allReduceSum(buf, off, len);
-        return Pending.DONE;
-    }
-
-    /** As {@link #iAllReduceSum}, for {@link #reduceScatterSum}. */
-    default Pending iReduceScatterSum(float[] buf, int off, int count) {
-        reduceScatterSum(buf, off, count);
-        return Pending.DONE;
-    }
-
     /** Frees what the group holds (a sub-group's handle; the world's engine on the world). */
     @Override void close();
-
-    /** An asynchronous collective in flight. */
-    interface Pending {
-        Pending DONE = () -> { };
-
-        /** Blocks until the collective has finished on this rank (or throws as the collective would). */
-        void await();
-    }
 }

@@ -6,13 +6,12 @@ import ai.wafer.model.CrossEntropy;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
+import ai.wafer.train.LmEval;
+import ai.wafer.train.StepEngine;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.TrainCheckpoint;
 
 import java.nio.file.Path;
-import java.util.IdentityHashMap;
-import java.util.List;
-import java.util.Map;
 
 /**
  * Data-parallel training: each of the p ranks of {@code dp} holds a whole replica and takes rows
@@ -30,9 +29,10 @@ import java.util.Map;
  *
  * <p>Every rank reads the whole global batch from its own loader (memory-mapped, so cheap) and keeps
  * its rows; the loader position is then the same on every rank and checkpoints are the single-process
- * format: a checkpoint saved here resumes on any number of ranks, or in {@link Pretrainer}.
+ * format: a checkpoint saved here resumes on any number of ranks, or in {@link Pretrainer}. As a
+ * {@link StepEngine} it runs under {@link Pretrainer}'s loop like the one-process step.
  */
-public final class DataParallelTrainer {
+public final class DataParallelTrainer implements StepEngine {
     /** Default bucket size: large enough for bandwidth, small enough to pipeline (PyTorch DDP's 25 MB). */
     public static final long DEFAULT_BUCKET_BYTES = 25L << 20;
 
@@ -42,10 +42,9 @@ public final class DataParallelTrainer {
     private final Pretrainer.Options opt;
     private final boolean zero;
     private final GradBuckets buckets;
-    private final AdamW adamw;          // without ZeRO: the full optimiser, identical on every rank
-    private final float[][] m, v, w;    // with ZeRO: moments of the owned chunk of each bucket; padded weights
+    private final AdamW adamw;  // without ZeRO: the full optimiser, identical on every rank
+    private final Zero1 zero1;  // with ZeRO: this rank's chunks
     private final AdamW.Hyper hyper;
-    private long zeroSteps;
     private final int[] x, y, lx, ly;
     private final double[] lossParts, sq = new double[1];
     private int step;
@@ -64,16 +63,8 @@ public final class DataParallelTrainer {
         this.hyper = opt.hyper();
         this.buckets = new GradBuckets(model.parameters(), bucketBytes, p);
         this.adamw = zero ? null : new AdamW(model.parameters(), opt.hyper());
+        this.zero1 = zero ? new Zero1(dp, buckets, opt.hyper()) : null;
         int nb = buckets.buckets.size();
-        m = zero ? new float[nb][] : null;
-        v = zero ? new float[nb][] : null;
-        w = zero ? new float[nb][] : null;
-        for (int i = 0; zero && i < nb; i++) {
-            GradBuckets.Bucket b = buckets.buckets.get(i);
-            m[i] = new float[b.chunk];
-            v[i] = new float[b.chunk];
-            w[i] = new float[b.padded()];
-        }
         x = new int[B * T];
         y = new int[B * T];
         lx = new int[B / p * T];
@@ -134,20 +125,30 @@ public final class DataParallelTrainer {
     }
 
     public Gpt model() { return model; }
-    public int step() { return step; }
+    @Override public Pretrainer.Options options() { return opt; }
+    @Override public int step() { return step; }
+    @Override public boolean writes() { return dp.rank() == 0; }
+
+    @Override public boolean anyStop(boolean here) {
+        flag[0] = here ? 1 : 0;
+        dp.allReduceSum(flag, 0, 1);
+        return flag[0] > 0;
+    }
+
+    private final double[] flag = new double[1];
     public boolean zero() { return zero; }
     /** Bytes this rank sent in the last step (gradients, loss statistics, and with ZeRO the parameters). */
-    public long lastStepBytes() { return lastBytes; }
+    @Override public long lastStepBytes() { return lastBytes; }
     /** Floats of optimiser state held by this rank. */
     public long optimizerStateFloats() {
+        if (zero) return zero1.stateFloats();
         long n = 0;
-        if (zero) for (float[] a : m) n += 2L * a.length;
-        else for (float[] a : adamw.firstMoments()) n += 2L * a.length;
+        for (float[] a : adamw.firstMoments()) n += 2L * a.length;
         return n;
     }
 
     /** One optimiser step over K micro-batches of the global batch; the result is the same on every rank. */
-    public Pretrainer.StepResult trainStep() {
+    @Override public Pretrainer.StepResult trainStep() {
         long t0 = System.nanoTime();
         int p = dp.size(), r = dp.rank(), B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum(), Bl = B / p;
         long b0 = dp.bytesSent(); // the gradient buckets go out during backward
@@ -201,39 +202,40 @@ public final class DataParallelTrainer {
         return new Pretrainer.StepResult(step, (float) (loss / K), lr, norm, (System.nanoTime() - t0) / 1e9, (long) K * B * T);
     }
 
+    /**
+     * The held-out loss of {@link LmEval#fixed} on the global batches: the replicas are identical, so each
+     * rank scores its rows of every batch and the sums are added over dp.
+     */
+    @Override public double evalLoss(TokenLoader eval, int batches) {
+        int p = dp.size(), r = dp.rank(), B = eval.batchSize(), T = eval.seqLen(), Bl = B / p;
+        if (B % p != 0) throw new WaferException("the eval batch of " + B + " rows does not split over dp=" + p);
+        LmEval.rewind(eval);
+        int[] ex = new int[B * T], ey = new int[B * T], rx = new int[Bl * T], ry = new int[Bl * T];
+        double[] sums = new double[2]; // loss summed over tokens, tokens
+        for (int i = 0; i < batches; i++) {
+            eval.nextBatch(ex, ey);
+            System.arraycopy(ex, r * Bl * T, rx, 0, Bl * T);
+            System.arraycopy(ey, r * Bl * T, ry, 0, Bl * T);
+            sums[0] += (double) model.forward(rx, ry, Bl, T) * rx.length;
+            sums[1] += rx.length;
+        }
+        dp.allReduceSum(sums, 0, 2);
+        return sums[0] / sums[1];
+    }
+
     private double allReduceStep(float lr) {
         return adamw.step(lr, opt.gradClip()); // the gradients were summed during backward
     }
 
-    /** ZeRO-1: reduce-scatter, AdamW on the owned chunks (as {@link AdamW#step} computes it), all-gather. */
+    /** ZeRO-1: reduce-scatter, the global norm from the owned chunks, AdamW there, all-gather. */
     private double zeroStep(float lr) {
-        int r = dp.rank();
-        List<GradBuckets.Bucket> bs = buckets.buckets;
-        double s = 0;
-        for (GradBuckets.Bucket b : bs) {
-            b.packGrads();
-            java.util.Arrays.fill(b.flat, b.length, b.flat.length, 0f); // padding adds nothing to the norm
-            dp.reduceScatterSum(b.flat, 0, b.chunk);
-            for (int j = r * b.chunk, e = j + b.chunk; j < e; j++) s += (double) b.flat[j] * b.flat[j];
-        }
-        sq[0] = s;
-        dp.allReduceSum(sq, 0, 1);
-        double norm = Math.sqrt(sq[0]);
-        float gscale = AdamWMath.clipScale(norm, opt.gradClip());
-        zeroSteps++;
-        for (int i = 0; i < bs.size(); i++) {
-            GradBuckets.Bucket b = bs.get(i);
-            int lo = r * b.chunk, hi = lo + b.chunk;
-            float[] wi = w[i];
-            b.copyData(wi, lo, hi, false);
-            for (int q = 0; q < b.params.size(); q++) {
-                Parameter par = b.params.get(q);
-                int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + par.size(), hi);
-                if (a < e) AdamWMath.update(wi, a, b.flat, a, m[i], v[i], a - lo, e - a, lr, par.decays(), gscale, hyper, zeroSteps);
-            }
-            dp.allGather(wi, 0, b.chunk);
-            b.copyData(wi, 0, b.length, true);
-        }
+        zero1.reduceScatter();
+        double[] s = sq;
+        s[0] = 0;
+        zero1.forOwned((p, g, from, to) -> { for (int j = from; j < to; j++) s[0] += (double) g[j] * g[j]; });
+        dp.allReduceSum(s, 0, 1);
+        double norm = Math.sqrt(s[0]);
+        zero1.update(lr, AdamW.clipScale(norm, opt.gradClip()));
         return norm;
     }
 
@@ -241,64 +243,25 @@ public final class DataParallelTrainer {
      * Saves a single-process checkpoint (parameters, full moments, step, data position) under runDir;
      * every rank must call it, rank 0 writes. Returns the checkpoint directory.
      */
-    public Path save(Path runDir) {
+    @Override public Path save(Path runDir) {
         AdamW full = adamw;
         if (zero) {
             full = new AdamW(model.parameters(), hyper);
-            full.setStepCount(zeroSteps);
-            gatherMoments(full);
+            full.setStepCount(zero1.steps());
+            zero1.gather(full.parameters(), full.firstMoments(), full.secondMoments());
         }
-        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
+        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt);
         Path dir = dp.rank() == 0 ? TrainCheckpoint.save(runDir, model, full, st) : TrainCheckpoint.dirFor(runDir, step);
         dp.barrier(); // nobody reads it before it is complete
         return dir;
     }
 
-    private void gatherMoments(AdamW full) {
-        Map<Parameter, Integer> index = new IdentityHashMap<>();
-        for (int i = 0; i < full.parameters().size(); i++) index.put(full.parameters().get(i), i);
-        int r = dp.rank();
-        for (int i = 0; i < buckets.buckets.size(); i++) {
-            GradBuckets.Bucket b = buckets.buckets.get(i);
-            for (int which = 0; which < 2; which++) {
-                float[] mine = which == 0 ? m[i] : v[i];
-                System.arraycopy(mine, 0, b.flat, r * b.chunk, b.chunk);
-                dp.allGather(b.flat, 0, b.chunk);
-                for (int q = 0; q < b.params.size(); q++) {
-                    int at = index.get(b.params.get(q));
-                    float[] dst = which == 0 ? full.firstMoments().get(at) : full.secondMoments().get(at);
-                    System.arraycopy(b.flat, b.start[q], dst, 0, dst.length);
-                }
-            }
-        }
-    }
-
     /** Continues from a checkpoint saved by any layout (or by {@link Pretrainer}): every rank loads it. */
-    public void resume(Path checkpoint) {
+    @Override public void resume(Path checkpoint) {
         AdamW full = zero ? new AdamW(model.parameters(), hyper) : adamw;
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, full);
-        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
-            throw new WaferException(checkpoint + ": saved with global batch " + st.batchSize() + " x " + st.seqLen() + " x "
-                    + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x " + opt.seqLen()
-                    + " x " + opt.gradAccum() + ")");
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, full).requireShape(checkpoint, opt);
         data.restore(st.data());
         step = st.step();
-        if (zero) {
-            Map<Parameter, Integer> index = new IdentityHashMap<>();
-            for (int i = 0; i < full.parameters().size(); i++) index.put(full.parameters().get(i), i);
-            int r = dp.rank();
-            for (int i = 0; i < buckets.buckets.size(); i++) {
-                GradBuckets.Bucket b = buckets.buckets.get(i);
-                int lo = r * b.chunk, hi = lo + b.chunk;
-                for (int q = 0; q < b.params.size(); q++) {
-                    int s = b.start[q], e = s + b.params.get(q).size(), a = Math.max(s, lo), z = Math.min(e, hi);
-                    if (a >= z) continue;
-                    int at = index.get(b.params.get(q));
-                    System.arraycopy(full.firstMoments().get(at), a - s, m[i], a - lo, z - a);
-                    System.arraycopy(full.secondMoments().get(at), a - s, v[i], a - lo, z - a);
-                }
-            }
-            zeroSteps = full.stepCount();
-        }
+        if (zero) zero1.scatter(full.parameters(), full.firstMoments(), full.secondMoments(), full.stepCount());
     }
 }

@@ -65,11 +65,6 @@ public final class MpiCommunicator implements Communicator {
         }
     }
 
-    /** True when this process looks like it was started by mpirun (Open MPI sets these). */
-    public static boolean launchedByMpirun() {
-        return System.getenv("OMPI_COMM_WORLD_SIZE") != null || System.getenv("PMIX_RANK") != null;
-    }
-
     /** The job's world: loads Open MPI and initialises it on first use (from the thread that will call MPI). */
     public static synchronized MpiCommunicator world() {
         if (worldComm != null) return worldComm;

@@ -3,19 +3,20 @@ package ai.wafer.parallel;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
 import ai.wafer.train.Pretrainer;
+import ai.wafer.train.StepEngine;
 import ai.wafer.train.TrainCheckpoint;
 
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
 
 /**
- * The entry point for a pretraining run laid out over several ranks: builds the groups, a trainer
- * per rank, runs the steps, logs and saves from rank 0. With {@link Engine#THREADS} the ranks are
- * threads of this JVM; with {@link Engine#MPI} this process is one rank of an {@code mpirun} job.
+ * The launcher of a pretraining run laid out over several ranks: builds the groups and, per rank, the
+ * engine ({@link DataParallelTrainer} or {@link ParallelTrainer}), and runs {@link Pretrainer}'s one loop
+ * on it, which logs and writes from rank 0. With {@link Engine#THREADS} the ranks are threads of this
+ * JVM; with {@link Engine#MPI} this process is one rank of an {@code mpirun} job.
  */
 public final class ParallelPretrain {
     private ParallelPretrain() {}
@@ -25,19 +26,30 @@ public final class ParallelPretrain {
     /**
      * What to train. {@code model} is called once per rank and must give the same initial model
      * every time (e.g. {@code () -> Checkpoint.load(init)} or {@code () -> Gpt.init(cfg, seed)});
-     * {@code opt.batchSize()} is the global batch. {@code runDir} may be null (no checkpoints);
-     * {@code saveEvery} 0 saves only at the end; {@code resume} is a checkpoint (from any layout) or null.
+     * {@code opt.batchSize()} is the global batch. {@code evalShards} may be empty (no evaluation);
+     * {@code rep.runDir()} may be null (no files); a finished run always saves a last checkpoint there;
+     * {@code resume} is a checkpoint (from any layout) or null. {@code control} stops the run (thread
+     * ranks share it; MPI ranks each have one and agree on the step).
      */
-    public record Setup(Supplier<Gpt> model, List<Path> trainShards, boolean shuffle, long seed,
-                        Pretrainer.Options opt, boolean zero1, Path runDir, int saveEvery, Path resume,
-                        PrintStream log, int logEvery, Duration timeout) {
+    public record Setup(Supplier<Gpt> model, List<Path> trainShards, List<Path> evalShards, boolean shuffle, long seed,
+                        Pretrainer.Options opt, boolean zero1, Path resume, Pretrainer.Reporting rep, PrintStream log,
+                        Pretrainer.Control control, Duration timeout) {
         public Setup {
+            if (evalShards == null) evalShards = List.of();
+            if (control == null) control = new Pretrainer.Control();
             if (timeout == null) timeout = ThreadCommunicator.DEFAULT_TIMEOUT;
+        }
+
+        /** Without evaluation, TensorBoard curves aside: checkpoints every {@code saveEvery} steps, a line every {@code logEvery}. */
+        public Setup(Supplier<Gpt> model, List<Path> trainShards, boolean shuffle, long seed, Pretrainer.Options opt,
+                     boolean zero1, Path runDir, int saveEvery, Path resume, PrintStream log, int logEvery, Duration timeout) {
+            this(model, trainShards, List.of(), shuffle, seed, opt, zero1, resume,
+                    new Pretrainer.Reporting(runDir, 0, 0, saveEvery, logEvery, false), log, null, timeout);
         }
     }
 
-    /** Rank 0's view of the run: every step, the bytes it sent per step, and the last checkpoint (or null). */
-    public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, Path lastCheckpoint) {}
+    /** Rank 0's view of the run: its steps, the bytes it sent per step, the last held-out loss, the last checkpoint (or null). */
+    public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, double evalLoss, Path lastCheckpoint, boolean stopped) {}
 
     public static Result run(Layout layout, Engine engine, Setup s) {
         return switch (engine) {
@@ -53,66 +65,32 @@ public final class ParallelPretrain {
     /** One rank's part of the run. */
     static Result onRank(Layout layout, Communicator world, Setup s) {
         Layout.Groups g = layout.groups(world);
-        boolean lead = world.rank() == 0;
         Pretrainer.Options o = s.opt();
-        Gpt model = s.model().get();
-        List<Pretrainer.StepResult> steps = new ArrayList<>();
-        Path last = null;
-        long bytes = 0;
-        try (TokenLoader loader = new TokenLoader(s.trainShards(), o.batchSize(), o.seqLen(), s.shuffle(), s.seed())) {
-            if (layout.tp() > 1 || layout.pp() > 1) return sharded(layout, g, model, loader, s, lead);
-            DataParallelTrainer t = new DataParallelTrainer(g.dp(), model, loader, o, s.zero1(), DataParallelTrainer.DEFAULT_BUCKET_BYTES);
-            if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
-            if (lead && s.log() != null)
-                s.log().printf("parallel %s: %d ranks, %d rows per rank, ZeRO-1 %s%n", layout, world.size(),
-                        o.batchSize() / layout.dp(), t.zero() ? "on" : "off");
-            while (t.step() < o.steps()) {
-                Pretrainer.StepResult r = t.trainStep();
-                steps.add(r);
-                bytes = t.lastStepBytes();
-                if (lead) logStep(s, r, bytes);
-                if (s.runDir() != null && (r.step() == o.steps() || s.saveEvery() > 0 && r.step() % s.saveEvery() == 0))
-                    last = t.save(s.runDir());
+        Path runDir = s.rep().runDir();
+        PrintStream log = world.rank() == 0 ? s.log() : null;
+        try (TokenLoader loader = new TokenLoader(s.trainShards(), o.batchSize(), o.seqLen(), s.shuffle(), s.seed());
+             TokenLoader eval = s.evalShards().isEmpty() ? null : new TokenLoader(s.evalShards(), o.batchSize(), o.seqLen(), false, s.seed())) {
+            StepEngine t;
+            if (layout.tp() > 1 || layout.pp() > 1) {
+                ParallelTrainer pt = new ParallelTrainer(layout, g, s.model().get(), loader, o, s.zero1(), DataParallelTrainer.DEFAULT_BUCKET_BYTES);
+                if (log != null) {
+                    log.printf("parallel %s: %d ranks, %d rows per replica per micro-batch, %d micro-batch(es), ZeRO-1 %s%n", layout,
+                            layout.size(), o.batchSize() / layout.dp(), o.gradAccum(), pt.zero() ? "on" : "off");
+                    if (layout.pp() > 1) log.printf("pipeline bubble (1F1B): %.1f%% of each step idle%n", 100 * pt.bubbleFraction());
+                }
+                t = pt;
+            } else {
+                DataParallelTrainer dt = new DataParallelTrainer(g.dp(), s.model().get(), loader, o, s.zero1(), DataParallelTrainer.DEFAULT_BUCKET_BYTES);
+                if (log != null) log.printf("parallel %s: %d ranks, %d rows per rank, ZeRO-1 %s%n", layout, world.size(),
+                        o.batchSize() / layout.dp(), dt.zero() ? "on" : "off");
+                t = dt;
             }
+            if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
+            Pretrainer.Outcome out = Pretrainer.run(t, eval, s.rep(), log, s.control());
+            Path last = out.lastCheckpoint();
+            // the whole model exists only across the ranks: a finished run leaves it as a one-rank checkpoint
+            if (runDir != null && !out.stopped() && !out.steps().isEmpty()) last = t.save(runDir);
+            return new Result(out.steps(), t.lastStepBytes(), out.evalLoss(), last, out.stopped());
         }
-        return new Result(steps, bytes, last);
-    }
-
-    /** A tensor- and/or pipeline-parallel run; its checkpoints are the one-rank form, like the dp=N ones. */
-    private static Result sharded(Layout layout, Layout.Groups g, Gpt model, TokenLoader loader, Setup s, boolean lead) {
-        Pretrainer.Options o = s.opt();
-        ParallelTrainer t = new ParallelTrainer(layout, g, model, loader, o, s.zero1(), DataParallelTrainer.DEFAULT_BUCKET_BYTES);
-        if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
-        if (lead && s.log() != null) {
-            s.log().printf("parallel %s: %d ranks, %d rows per replica per micro-batch, %d micro-batch(es), ZeRO-1 %s%n", layout,
-                    layout.size(), o.batchSize() / layout.dp(), o.gradAccum(), t.zero() ? "on" : "off");
-            if (layout.pp() > 1) s.log().printf("pipeline bubble (1F1B): %.1f%% of each step idle%n", 100 * t.bubbleFraction());
-        }
-        List<Pretrainer.StepResult> steps = new ArrayList<>();
-        Path last = null;
-        long bytes = 0;
-        while (t.step() < o.steps()) {
-            Pretrainer.StepResult r = t.trainStep();
-            steps.add(r);
-            bytes = t.lastStepBytes();
-            if (lead) logStep(s, r, bytes);
-            if (s.runDir() != null && (r.step() == o.steps() || s.saveEvery() > 0 && r.step() % s.saveEvery() == 0))
-                last = t.save(s.runDir());
-        }
-        return new Result(steps, bytes, last);
-    }
-
-    private static void logStep(Setup s, Pretrainer.StepResult r, long bytes) {
-        int steps = s.opt().steps();
-        if (s.log() != null && s.logEvery() > 0 && (r.step() % s.logEvery() == 0 || r.step() == 1 || r.step() == steps))
-            s.log().printf("step %5d/%d | loss %.6f | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms | %s sent/rank%n",
-                    r.step(), steps, r.loss(), r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3, human(bytes));
-    }
-
-    static String human(long bytes) {
-        if (bytes < 1024) return bytes + " B";
-        if (bytes < 1L << 20) return String.format("%.1f KiB", bytes / 1024.0);
-        if (bytes < 1L << 30) return String.format("%.1f MiB", bytes / 1048576.0);
-        return String.format("%.2f GiB", bytes / 1073741824.0);
     }
 }

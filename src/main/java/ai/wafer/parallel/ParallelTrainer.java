@@ -5,14 +5,14 @@ import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
+import ai.wafer.train.LmEval;
+import ai.wafer.train.StepEngine;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.TrainCheckpoint;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Training on a dp x tp x pp layout: each rank holds the tensor-parallel shard {@link TensorParallelGpt}
@@ -32,18 +32,18 @@ import java.util.Map;
  *
  * <p>Checkpoints are the single-process form: {@link #save} assembles the weights and moments from the
  * shards (and ZeRO chunks), {@link #resume} cuts them again for this rank, so any layout continues any
- * other's checkpoint.
+ * other's checkpoint. As a {@link StepEngine} it runs under {@link Pretrainer}'s loop like the one-process step.
  */
-public final class ParallelTrainer {
+public final class ParallelTrainer implements StepEngine {
     private final Layout layout;
     private final Layout.Groups g;
     private final TensorParallelGpt model;
     private final TokenLoader data;
     private final Pretrainer.Options opt;
     private final GradBuckets buckets;
-    private final List<float[]> m = new ArrayList<>(), v = new ArrayList<>(); // without ZeRO: per parameter
     private final boolean zero;
-    private final float[][] zm, zv, zw; // with ZeRO-1: moments of this rank's chunk of each bucket; padded weights
+    private final AdamW adamw; // without ZeRO: AdamW over this rank's shard
+    private final Zero1 zero1; // with ZeRO-1: this rank's chunks of its shard
     private final TensorParallelGpt.Acts[] acts; // one per micro-batch in flight on this stage
     private final int[] x, y;
     private final int[][] lx, ly;
@@ -51,7 +51,6 @@ public final class ParallelTrainer {
     private final Communicator embedGroup;
     private final boolean tiedCopies;
     private final double[] lossParts, sq = new double[1], sq2 = new double[2];
-    private long adamSteps;
     private int step;
     private long lastBytes;
 
@@ -82,21 +81,8 @@ public final class ParallelTrainer {
         tiedCopies = tiedEnd;
         buckets = new GradBuckets(model.parameters(), bucketBytes, groups.dp().size());
         zero = zero1 && groups.dp().size() > 1;
-        int nb = buckets.buckets.size();
-        zm = zero ? new float[nb][] : null;
-        zv = zero ? new float[nb][] : null;
-        zw = zero ? new float[nb][] : null;
-        for (int i = 0; zero && i < nb; i++) {
-            GradBuckets.Bucket b = buckets.buckets.get(i);
-            zm[i] = new float[b.chunk];
-            zv[i] = new float[b.chunk];
-            zw[i] = new float[b.padded()];
-        }
-        for (Parameter p : model.parameters()) {
-            if (zero) continue;
-            m.add(new float[p.size()]);
-            v.add(new float[p.size()]);
-        }
+        adamw = zero ? null : new AdamW(model.parameters(), opt.hyper());
+        this.zero1 = zero ? new Zero1(groups.dp(), buckets, opt.hyper()) : null;
         int Bl = B / layout.dp(), K = opt.gradAccum();
         acts = new TensorParallelGpt.Acts[Math.min(K, P - stage)];
         for (int i = 0; i < acts.length; i++) acts[i] = model.newActs(Bl, T);
@@ -110,20 +96,31 @@ public final class ParallelTrainer {
     }
 
     public TensorParallelGpt model() { return model; }
-    public int step() { return step; }
+    @Override public Pretrainer.Options options() { return opt; }
+    @Override public int step() { return step; }
+    @Override public boolean writes() { return g.world().rank() == 0; }
+
+    @Override public boolean anyStop(boolean here) {
+        flag[0] = here ? 1 : 0;
+        g.world().allReduceSum(flag, 0, 1);
+        return flag[0] > 0;
+    }
+
+    private final double[] flag = new double[1];
     public boolean zero() { return zero; }
     /** Floats of optimiser state held by this rank. */
     public long optimizerStateFloats() {
+        if (zero) return zero1.stateFloats();
         long n = 0;
-        for (float[] a : zero ? zm : m.toArray(new float[0][])) n += 2L * a.length;
+        for (float[] a : adamw.firstMoments()) n += 2L * a.length;
         return n;
     }
     /** Bytes this rank sent in the last step, over all its groups. */
-    public long lastStepBytes() { return lastBytes; }
+    @Override public long lastStepBytes() { return lastBytes; }
 
     private long sent() { return g.dp().bytesSent() + g.tp().bytesSent() + g.pp().bytesSent(); }
 
-    public Pretrainer.StepResult trainStep() {
+    @Override public Pretrainer.StepResult trainStep() {
         long t0 = System.nanoTime(), b0 = sent();
         int B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum(), Bl = B / layout.dp(), d = g.dp().rank();
         model.zeroGrad();
@@ -162,13 +159,7 @@ public final class ParallelTrainer {
         }
         sumTiedCopies();
         double norm = Math.sqrt(squaredNorm());
-        float gscale = AdamWMath.clipScale(norm, opt.gradClip());
-        adamSteps++;
-        List<Parameter> ps = model.parameters();
-        for (int i = 0; i < ps.size(); i++) {
-            Parameter p = ps.get(i);
-            AdamWMath.update(p.data, 0, p.grad(), 0, m.get(i), v.get(i), 0, p.size(), lr, p.decays(), gscale, opt.hyper(), adamSteps);
-        }
+        adamw.apply(lr, AdamW.clipScale(norm, opt.gradClip()));
         return norm;
     }
 
@@ -185,44 +176,56 @@ public final class ParallelTrainer {
      * the owned chunks, summed over dp and then combined as {@link #squaredNorm} does.
      */
     private double zeroStep(float lr) {
-        Communicator dp = g.dp();
-        int r = dp.rank();
         sumTiedCopies();
-        double sharded = 0, replicated = 0;
-        for (GradBuckets.Bucket b : buckets.buckets) {
-            b.packGrads();
-            java.util.Arrays.fill(b.flat, b.length, b.flat.length, 0f); // padding adds nothing to the norm
-            dp.reduceScatterSum(b.flat, 0, b.chunk);
-            int lo = r * b.chunk, hi = lo + b.chunk;
-            for (int q = 0; q < b.params.size(); q++) {
-                Parameter p = b.params.get(q);
-                int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + p.size(), hi);
-                if (a >= e || model.isTiedHeadCopy(p)) continue;
-                double s = 0;
-                for (int j = a; j < e; j++) s += (double) b.flat[j] * b.flat[j];
-                if (model.isReplicated(p)) replicated += s; else sharded += s;
-            }
-        }
-        sq2[0] = sharded;
-        sq2[1] = replicated;
-        dp.allReduceSum(sq2, 0, 2);
-        double norm = Math.sqrt(combine(sq2[0], sq2[1]));
-        float gscale = AdamWMath.clipScale(norm, opt.gradClip());
-        adamSteps++;
-        for (int i = 0; i < buckets.buckets.size(); i++) {
-            GradBuckets.Bucket b = buckets.buckets.get(i);
-            int lo = r * b.chunk, hi = lo + b.chunk;
-            float[] w = zw[i];
-            b.copyData(w, lo, hi, false);
-            for (int q = 0; q < b.params.size(); q++) {
-                Parameter p = b.params.get(q);
-                int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + p.size(), hi);
-                if (a < e) AdamWMath.update(w, a, b.flat, a, zm[i], zv[i], a - lo, e - a, lr, p.decays(), gscale, opt.hyper(), adamSteps);
-            }
-            dp.allGather(w, 0, b.chunk);
-            b.copyData(w, 0, b.length, true);
-        }
+        zero1.reduceScatter();
+        double[] parts = sq2; // [sharded, replicated]
+        parts[0] = parts[1] = 0;
+        zero1.forOwned((p, gr, from, to) -> {
+            if (model.isTiedHeadCopy(p)) return;
+            double s = 0;
+            for (int j = from; j < to; j++) s += (double) gr[j] * gr[j];
+            parts[model.isReplicated(p) ? 1 : 0] += s;
+        });
+        g.dp().allReduceSum(parts, 0, 2);
+        double norm = Math.sqrt(combine(parts[0], parts[1]));
+        zero1.update(lr, AdamW.clipScale(norm, opt.gradClip()));
         return norm;
+    }
+
+    /** The pipeline's tag for evaluation activations, apart from training's 2*mb and 2*mb+1. */
+    private static final int EVAL_TAG = 1 << 14;
+
+    /**
+     * The held-out loss of {@link LmEval#fixed} on the global batches: a forward-only pass through the stages
+     * (each data-parallel replica scores its rows), token losses summed as in training's loss.
+     */
+    @Override public double evalLoss(TokenLoader eval, int batches) {
+        int B = opt.batchSize(), T = opt.seqLen(), Bl = B / layout.dp(), d = g.dp().rank(), s = g.pp().rank(), n = actIn.length;
+        if (eval.batchSize() != B || eval.seqLen() != T)
+            throw new WaferException("the eval loader gives " + eval.batchSize() + " x " + eval.seqLen() + " batches; the run needs " + B + " x " + T);
+        LmEval.rewind(eval);
+        TensorParallelGpt.Acts a = acts[0];
+        double[] sums = new double[2]; // loss summed over tokens, tokens (only the last stage has them)
+        for (int i = 0; i < batches; i++) {
+            eval.nextBatch(x, y);
+            System.arraycopy(x, d * Bl * T, lx[0], 0, Bl * T);
+            System.arraycopy(y, d * Bl * T, ly[0], 0, Bl * T);
+            float[] in = null;
+            if (!model.firstStage()) {
+                g.pp().recv(actIn, 0, n, s - 1, EVAL_TAG);
+                in = actIn;
+            }
+            model.forward(a, lx[0], in, ly[0]);
+            if (model.lastStage()) {
+                sums[0] += a.lossSum;
+                sums[1] += a.valid;
+            } else {
+                g.pp().send(a.output(), 0, n, s + 1, EVAL_TAG);
+            }
+        }
+        g.dp().allReduceSum(sums, 0, 2);
+        if (layout.pp() > 1) g.pp().allReduceSum(sums, 0, 2);
+        return sums[0] / sums[1];
     }
 
     private int slot(int mb) { return mb % acts.length; }
@@ -297,15 +300,17 @@ public final class ParallelTrainer {
      * of a data-parallel group are identical, so only the first assembles its model, and world rank 0
      * (in that replica) writes. Returns the checkpoint directory.
      */
-    public Path save(Path runDir) {
-        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum());
+    @Override public Path save(Path runDir) {
+        TrainCheckpoint.State st = new TrainCheckpoint.State(step, data.state(), opt);
         Path dir = TrainCheckpoint.dirFor(runDir, step);
-        List<float[]> lm = m, lv = v;
+        List<float[]> lm, lv;
         if (zero) { // this shard's whole moments first, from the chunks over dp (every dp rank takes part)
             lm = shapedLikeParameters();
             lv = shapedLikeParameters();
-            unshard(zm, lm);
-            unshard(zv, lv);
+            zero1.gather(model.parameters(), lm, lv);
+        } else {
+            lm = adamw.firstMoments();
+            lv = adamw.secondMoments();
         }
         if (g.dp().rank() == 0) {
             Gpt full = new Gpt(model.config);
@@ -313,7 +318,7 @@ public final class ParallelTrainer {
             model.gather(full, g.pp());
             model.gather(full, lm, whole.firstMoments(), g.pp());
             model.gather(full, lv, whole.secondMoments(), g.pp());
-            whole.setStepCount(adamSteps);
+            whole.setStepCount(zero ? zero1.steps() : adamw.stepCount());
             if (g.world().rank() == 0) dir = TrainCheckpoint.save(runDir, full, whole, st);
         }
         g.world().barrier(); // nobody reads it before it is complete
@@ -324,23 +329,16 @@ public final class ParallelTrainer {
      * Continues from a one-rank checkpoint (written by {@link Pretrainer}, {@link DataParallelTrainer} or
      * {@link #save} on any layout): every rank reads it and keeps its own slices of the weights and moments.
      */
-    public void resume(Path checkpoint) {
+    @Override public void resume(Path checkpoint) {
         Gpt full = new Gpt(model.config);
         AdamW whole = new AdamW(full.parameters(), opt.hyper());
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole);
-        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
-            throw new WaferException(checkpoint + ": saved with global batch " + st.batchSize() + " x " + st.seqLen() + " x "
-                    + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x " + opt.seqLen()
-                    + " x " + opt.gradAccum() + ")");
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole).requireShape(checkpoint, opt);
         model.load(full);
-        List<float[]> lm = zero ? shapedLikeParameters() : m, lv = zero ? shapedLikeParameters() : v;
+        List<float[]> lm = zero ? shapedLikeParameters() : adamw.firstMoments(), lv = zero ? shapedLikeParameters() : adamw.secondMoments();
         model.scatter(full, whole.firstMoments(), lm);
         model.scatter(full, whole.secondMoments(), lv);
-        if (zero) {
-            shard(lm, zm);
-            shard(lv, zv);
-        }
-        adamSteps = whole.stepCount();
+        if (zero) zero1.scatter(model.parameters(), lm, lv, whole.stepCount());
+        else adamw.setStepCount(whole.stepCount());
         data.restore(st.data());
         step = st.step();
     }
@@ -349,40 +347,5 @@ public final class ParallelTrainer {
         List<float[]> out = new ArrayList<>();
         for (Parameter p : model.parameters()) out.add(new float[p.size()]);
         return out;
-    }
-
-    /** ZeRO-1 chunks (one per bucket, this rank's) to whole per-parameter arrays, all-gathered over dp. */
-    private void unshard(float[][] chunks, List<float[]> perParam) {
-        Map<Parameter, Integer> at = parameterIndex();
-        int r = g.dp().rank();
-        for (int i = 0; i < buckets.buckets.size(); i++) {
-            GradBuckets.Bucket b = buckets.buckets.get(i);
-            System.arraycopy(chunks[i], 0, b.flat, r * b.chunk, b.chunk);
-            g.dp().allGather(b.flat, 0, b.chunk);
-            for (int q = 0; q < b.params.size(); q++) {
-                float[] dst = perParam.get(at.get(b.params.get(q)));
-                System.arraycopy(b.flat, b.start[q], dst, 0, dst.length);
-            }
-        }
-    }
-
-    /** Whole per-parameter arrays to this rank's ZeRO-1 chunks. */
-    private void shard(List<float[]> perParam, float[][] chunks) {
-        Map<Parameter, Integer> at = parameterIndex();
-        int r = g.dp().rank();
-        for (int i = 0; i < buckets.buckets.size(); i++) {
-            GradBuckets.Bucket b = buckets.buckets.get(i);
-            int lo = r * b.chunk, hi = lo + b.chunk;
-            for (int q = 0; q < b.params.size(); q++) {
-                int s = b.start[q], e = s + b.params.get(q).size(), a = Math.max(s, lo), z = Math.min(e, hi);
-                if (a < z) System.arraycopy(perParam.get(at.get(b.params.get(q))), a - s, chunks[i], a - lo, z - a);
-            }
-        }
-    }
-
-    private Map<Parameter, Integer> parameterIndex() {
-        Map<Parameter, Integer> at = new IdentityHashMap<>();
-        for (int i = 0; i < model.parameters().size(); i++) at.put(model.parameters().get(i), i);
-        return at;
     }
 }

@@ -144,7 +144,7 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
         return Long.toString(n);
     }
 
-    static String bytes(long b) { return ParallelPretrain.human(b); }
+    static String bytes(long b) { return ai.wafer.train.Pretrainer.humanBytes(b); }
 
     /** Parses "80GB", "80GiB", "512MiB", "1.5TB" (decimal for GB, binary for GiB; plain numbers are bytes). */
     public static long parseBytes(String s) {

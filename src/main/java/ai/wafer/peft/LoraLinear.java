@@ -5,6 +5,7 @@ import ai.wafer.model.Parameter;
 import ai.wafer.tensor.Gemm;
 
 import java.util.SplittableRandom;
+import java.util.function.LongSupplier;
 
 /**
  * LoRA on one Conv1D layer: out[N,OUT] += scaling * dropout(x) @ A^T @ B^T, with lora_A [r, in] and
@@ -17,7 +18,8 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
     public final Parameter loraA, loraB;
     final int in, out, r;
     final float scaling, dropout;
-    private final SplittableRandom rng;
+    /** The seed of each micro-batch's dropout mask, one draw per micro-batch. */
+    private final LongSupplier maskSeeds;
     boolean training = true;
     /** u = x' @ A^T [N, r] (kept for dB) and du, its gradient. */
     private float[] u = new float[0], du = new float[0];
@@ -35,8 +37,6 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
      */
     private long maskOffset;
     private boolean droppedLast;
-    /** Tests only: forward reuses the last mask, so finite differences see one fixed function. */
-    boolean fixedMask;
 
     /** [N, in] scratch for the dropped input, shared by the LoRA layers of one model. */
     static final class Scratch {
@@ -49,13 +49,23 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
     }
 
     LoraLinear(String name, int in, int out, int r, float alpha, float dropout, SplittableRandom rng, Scratch scratch) {
+        // the mask stream is split off before A is drawn from rng: that order fixes the A and masks a seed gives
+        this(name, in, out, r, alpha, dropout, rng.split()::nextLong, rng, scratch);
+    }
+
+    /**
+     * With the mask seeds given: a test that passes a constant seed sees one fixed function (every forward drops
+     * the same inputs), which finite differences need. A is drawn from {@code rng}.
+     */
+    LoraLinear(String name, int in, int out, int r, float alpha, float dropout, LongSupplier maskSeeds,
+               SplittableRandom rng, Scratch scratch) {
+        this.maskSeeds = maskSeeds;
         this.scratch = scratch;
         this.in = in;
         this.out = out;
         this.r = r;
         this.scaling = alpha / r;
         this.dropout = dropout;
-        this.rng = rng.split();
         loraA = new Parameter(name + ".lora_A.weight", r, in);
         loraB = new Parameter(name + ".lora_B.weight", out, r);
         // PEFT's default: A ~ kaiming_uniform(a = sqrt 5) = U(-1/sqrt(in), 1/sqrt(in)), B = 0
@@ -75,7 +85,7 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
      * and offsets the mask so every rank drops what the one-process run drops for the same rows.
      */
     void beginMicroBatch(long tokenRowsBefore) {
-        if (!fixedMask) maskSeed = rng.nextLong();
+        maskSeed = maskSeeds.getAsLong();
         seeded = true;
         maskOffset = tokenRowsBefore * in;
     }
@@ -109,7 +119,7 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         droppedLast = dropout > 0 && training;
         if (droppedLast) {
             // inverted dropout on the adapter's input only (PEFT's lora_dropout); the base path sees x
-            if (!fixedMask && !seeded) { maskSeed = rng.nextLong(); maskOffset = 0; }
+            if (!seeded) { maskSeed = maskSeeds.getAsLong(); maskOffset = 0; }
             seeded = false;
             src = dropped(x, N);
         }

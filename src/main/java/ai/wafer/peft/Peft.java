@@ -13,8 +13,11 @@ import java.util.Locale;
  * biases; top-k the last k blocks and ln_f; LoRA, (IA)3, prefix tuning and bottleneck adapters freeze
  * the whole base model and train only their own new tensors.
  *
- * <p>Frozen weights are still ordinary heap arrays read from safetensors; sharing them memory-mapped
- * between processes is a later optimisation.
+ * <p>Frozen weights cost no heap: every method but full fine-tuning loads the base with
+ * {@code Checkpoint.loadFrozen}, which leaves each float32 matrix a read-only memory mapping of the
+ * checkpoint file, one page-cache copy shared by every process that maps it (see {@link Parameter}).
+ * A weight a method trains (top-k's blocks) is copied to the heap when it is made trainable; full
+ * fine-tuning trains everything, so it loads onto the heap ({@code Checkpoint.load}).
  */
 public final class Peft {
     private Peft() {}

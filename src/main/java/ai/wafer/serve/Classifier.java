@@ -2,15 +2,10 @@ package ai.wafer.serve;
 
 import ai.wafer.WaferException;
 import ai.wafer.eval.EntitySpans;
-import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
-import ai.wafer.generate.InferenceModel;
-import ai.wafer.generate.LoadedModel;
-import ai.wafer.generate.WeightType;
-import ai.wafer.model.GptConfig;
-import ai.wafer.peft.AdapterIo;
+import ai.wafer.eval.Tagging;
+import ai.wafer.model.Task;
+import ai.wafer.peft.FineTuned;
 import ai.wafer.tokenizer.Tokenizer;
-import com.fasterxml.jackson.databind.JsonNode;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,73 +30,57 @@ public final class Classifier {
     /** One tagged text: its words, a tag per word, and (when the labels are IOB-style) the entity spans. */
     public record Tagged(List<String> tokens, List<String> tags, List<EntitySpans.Entity> entities) {}
 
-    public final FinetuneModel fm;
+    public final FineTuned ft;
     public final Tokenizer tokenizer;
     public final String name;
-    /** Whether every label is O or B-/I-/E-/S-TYPE, so that entity spans mean something (a POS tagger's are not). */
+    /** Whether the labels are an entity tagging ({@link Tagging#isEntityTagging}), so that entity spans mean something (a POS tagger's do not). */
     private final boolean iob;
 
-    private Classifier(String name, FinetuneModel fm, Tokenizer tok) {
+    private Classifier(String name, FineTuned ft, Tokenizer tok) {
         this.name = name;
-        this.fm = fm;
+        this.ft = ft;
         this.tokenizer = tok;
-        this.iob = fm.labels.stream().allMatch(l -> l.equals("O") || l.matches("[BIES](-.+)?"));
-        fm.setTraining(false);
+        this.iob = Tagging.isEntityTagging(ft.labels);
     }
 
     /** True when {@code model} (or, with {@code adapter}, the adapter) is a sequence- or token-classification fine-tune. */
     public static boolean isClassifier(Path model, Path adapter) {
-        if (adapter != null) {
-            if (!AdapterIo.isAdapter(adapter)) return false;
-            AdapterIo.Info info = AdapterIo.info(adapter);
-            return Task.parse(info.wafer().path("task").asText(info.taskType())).classifies();
-        }
-        if (!FinetuneModel.isModelDir(model)) return false;
-        JsonNode arch = GptConfig.read(model.resolve("config.json")).extra().get("architectures");
-        if (arch == null || !arch.isArray() || arch.isEmpty()) return false;
-        String a = arch.get(0).asText();
-        return a.equals(Task.SEQUENCE_CLASSIFICATION.hfArchitecture) || a.equals(Task.TOKEN_CLASSIFICATION.hfArchitecture);
+        Task t = FineTuned.savedTask(model, adapter);
+        return t != null && t.classifies();
     }
 
     /** Loads the model (and adapter) and its tokenizer: {@code tokenizerDir}, else the model's own. */
     public static Classifier load(Path model, Path adapter, Path tokenizerDir) {
-        FinetuneModel fm = FinetuneModel.load(model, adapter, null);
-        if (!fm.task.classifies()) throw new WaferException(model + " is not a classification model");
+        FineTuned ft = FineTuned.load(model, adapter, null); // an adapter's hooks stay attached, dropout off
+        if (!ft.task.classifies()) throw new WaferException(model + " is not a classification model");
         Path td = tokenizerDir != null ? tokenizerDir : model;
         if (!Files.isRegularFile(td.resolve("vocab.json")) && !Files.isRegularFile(td.resolve("tokenizer.json")))
             throw new WaferException(td + ": no tokenizer (vocab.json + merges.txt); a classifier reads text, pass --tokenizer DIR");
         Tokenizer tok = Tokenizer.load(td);
         Path n = adapter != null ? adapter : model;
-        return new Classifier(n.getFileName() == null ? n.toString() : n.getFileName().toString(), fm, tok);
+        return new Classifier(n.getFileName() == null ? n.toString() : n.getFileName().toString(), ft, tok);
     }
 
-    /**
-     * The transformer as a generation model, so the server has one; it is never asked to generate (completions on a
-     * classifier are refused), and with an unmerged adapter it would lack the adapter's hooks. Always float32 (it reads
-     * the classifier's own weights, no copy): bf16 would round the weights that {@link #classify} runs on.
-     */
-    public LoadedModel loaded(WeightType type) { return new LoadedModel(name, new InferenceModel(fm.gpt, WeightType.F32), tokenizer); }
-
-    public Task task() { return fm.task; }
+    public Task task() { return ft.task; }
 
     /** Tokens a text may have: the context less any prefix-tuning positions. */
-    public int maxTokens() { return fm.gpt.config.nPositions() - fm.gpt.positionOffset(); }
+    public int maxTokens() { return ft.gpt.config.nPositions() - ft.gpt.positionOffset(); }
 
     /** Classifies one text; synchronized because the model's activation buffers are shared. */
     public synchronized Classified classify(String text) {
         int[] ids = tokenizer.encodeOrdinary(text);
         check(ids.length);
-        int T = ids.length, K = fm.labels.size();
-        float[] hidden = fm.gpt.forwardHidden(ids, 1, T);
-        float[] logits = fm.seqHead.logits(hidden, new int[] {T}, 1, T);
+        int T = ids.length, K = ft.labels.size();
+        float[] hidden = ft.gpt.forwardHidden(ids, 1, T);
+        float[] logits = ft.seqHead().logits(hidden, new int[] {T}, 1, T);
         double[] p = softmax(logits, 0, K);
         int best = 0;
         Map<String, Double> probs = new LinkedHashMap<>();
         for (int k = 0; k < K; k++) {
-            probs.put(fm.labels.get(k), p[k]);
+            probs.put(ft.labels.get(k), p[k]);
             if (p[k] > p[best]) best = k;
         }
-        return new Classified(fm.labels.get(best), probs);
+        return new Classified(ft.labels.get(best), probs);
     }
 
     /**
@@ -133,14 +112,14 @@ public final class Classifier {
             last[w] = ids.size() - 1;
         }
         check(ids.size());
-        int T = ids.size(), K = fm.labels.size();
-        float[] hidden = fm.gpt.forwardHidden(ids.stream().mapToInt(Integer::intValue).toArray(), 1, T);
-        float[] logits = fm.tokenHead.logits(hidden, T);
+        int T = ids.size(), K = ft.labels.size();
+        float[] hidden = ft.gpt.forwardHidden(ids.stream().mapToInt(Integer::intValue).toArray(), 1, T);
+        float[] logits = ft.tokenHead().logits(hidden, T);
         List<String> tags = new ArrayList<>(words.size());
         for (int pos : last) {
             int best = 0;
             for (int k = 1; k < K; k++) if (logits[pos * K + k] > logits[pos * K + best]) best = k;
-            tags.add(fm.labels.get(best));
+            tags.add(ft.labels.get(best));
         }
         return new Tagged(List.copyOf(words), tags, iob ? EntitySpans.lenient(tags, 0) : null);
     }

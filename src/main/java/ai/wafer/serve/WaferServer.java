@@ -1,7 +1,7 @@
 package ai.wafer.serve;
 
 import ai.wafer.eval.EntitySpans;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.generate.LoadedModel;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -37,26 +37,39 @@ public final class WaferServer implements AutoCloseable {
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The model served: its name in responses. */
+    private final String name;
+    /** The language model behind the completions endpoints, or null for a classifier. */
     private final LoadedModel lm;
     /** The fine-tuned classifier behind /v1/classify or /v1/tag, or null for a language model. */
     private final Classifier cls;
     private final Config cfg;
     private final Metrics metrics = new Metrics();
+    /** Generation's batch engine and request limits; null for a classifier, which generates nothing. */
     private final BatchEngine engine;
     private final OpenAiRequests.Limits limits;
     private final Javalin app;
     private final long created = System.currentTimeMillis() / 1000;
 
+    /** A language-model server: completions and chat completions. */
     public WaferServer(LoadedModel lm, Config cfg) { this(lm, null, cfg); }
 
-    /** With {@code cls}, a classification server: /v1/classify or /v1/tag answer from it and completions are refused. */
-    public WaferServer(LoadedModel lm, Classifier cls, Config cfg) {
+    /** A classification server: /v1/classify or /v1/tag answer from {@code cls} and completions are refused. */
+    public WaferServer(Classifier cls, Config cfg) { this(null, cls, cfg); }
+
+    private WaferServer(LoadedModel lm, Classifier cls, Config cfg) {
         this.lm = lm;
         this.cls = cls;
         this.cfg = cfg;
-        int ctx = lm.model().contextLength();
-        limits = new OpenAiRequests.Limits(ctx, lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
-        engine = new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
+        this.name = lm != null ? lm.name() : cls.name;
+        if (lm != null) {
+            int ctx = lm.model().contextLength();
+            limits = new OpenAiRequests.Limits(ctx, lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
+            engine = new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
+        } else {
+            limits = null;
+            engine = null;
+        }
         app = Javalin.create(c -> {
             c.showJavalinBanner = false;
             c.useVirtualThreads = true;
@@ -69,16 +82,16 @@ public final class WaferServer implements AutoCloseable {
             if (cfg.apiKey() != null && (p.startsWith("/v1/") || p.equals("/metrics"))) authorize(ctx1);
         });
         app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page()));
-        app.get("/health", c -> c.json(obj().put("status", "ok").put("model", lm.name())
-                .put("queued", engine.queued()).put("active", engine.active())));
-        app.get("/metrics", c -> c.json(metrics.snapshot(engine.queued(), engine.active())));
+        app.get("/health", c -> c.json(obj().put("status", "ok").put("model", name)
+                .put("queued", queued()).put("active", active())));
+        app.get("/metrics", c -> c.json(metrics.snapshot(queued(), active())));
         app.get("/v1/models", c -> {
             ObjectNode o = obj().put("object", "list");
             o.putArray("data").add(model());
             c.json(o);
         });
         app.get("/v1/models/{id}", c -> {
-            if (!c.pathParam("id").equals(lm.name())) throw new ApiException(404, "The model '" + c.pathParam("id") + "' does not exist", "model", "model_not_found");
+            if (!c.pathParam("id").equals(name)) throw new ApiException(404, "The model '" + c.pathParam("id") + "' does not exist", "model", "model_not_found");
             c.json(model());
         });
         app.post("/v1/completions", c -> generate(c, false));
@@ -95,13 +108,17 @@ public final class WaferServer implements AutoCloseable {
         app.start(cfg.host(), cfg.port());
     }
 
+    private int queued() { return engine == null ? 0 : engine.queued(); }
+
+    private int active() { return engine == null ? 0 : engine.active(); }
+
     /** The port listened on (useful with port 0). */
     public int port() { return app.port(); }
 
     public String url() { return "http://" + cfg.host() + ":" + port(); }
 
     private ObjectNode model() {
-        return obj().put("id", lm.name()).put("object", "model").put("created", created).put("owned_by", "wafer");
+        return obj().put("id", name).put("object", "model").put("created", created).put("owned_by", "wafer");
     }
 
     private void authorize(Context c) {
@@ -172,7 +189,7 @@ public final class WaferServer implements AutoCloseable {
 
     private void needHead(Task needs) {
         if (cls == null || cls.task() != needs)
-            throw new ApiException(400, "model " + lm.name() + " has no " + (needs == Task.SEQUENCE_CLASSIFICATION ? "sequence" : "token")
+            throw new ApiException(400, "model " + name + " has no " + (needs == Task.SEQUENCE_CLASSIFICATION ? "sequence" : "token")
                     + "-classification head: this endpoint needs a model fine-tuned with --task " + needs
                     + (cls != null ? " (this one is a " + cls.task() + " model)" : ""), "model", "model_not_supported");
     }
@@ -206,7 +223,7 @@ public final class WaferServer implements AutoCloseable {
 
     private void classify(Context c) throws IOException {
         List<String> texts = inputs(body(c), Task.SEQUENCE_CLASSIFICATION);
-        ObjectNode o = obj().put("object", "list").put("model", lm.name());
+        ObjectNode o = obj().put("object", "list").put("model", name);
         var data = o.putArray("data");
         for (int i = 0; i < texts.size(); i++) {
             Classifier.Classified r = cls.classify(texts.get(i));
@@ -220,7 +237,7 @@ public final class WaferServer implements AutoCloseable {
     /** Tags per word ({@link #tagWords}); entities (word indices, end inclusive) only for IOB-style labels. */
     private void tag(Context c) throws IOException {
         List<List<String>> texts = tagWords(body(c));
-        ObjectNode o = obj().put("object", "list").put("model", lm.name());
+        ObjectNode o = obj().put("object", "list").put("model", name);
         var data = o.putArray("data");
         for (int i = 0; i < texts.size(); i++) {
             Classifier.Tagged r = cls.tag(texts.get(i));
@@ -239,12 +256,12 @@ public final class WaferServer implements AutoCloseable {
     private void generate(Context c, boolean chat) throws IOException, InterruptedException {
         ObjectNode b = body(c);
         if (cls != null)
-            throw new ApiException(400, "model " + lm.name() + " is a " + cls.task() + " model: it does not generate text; use "
+            throw new ApiException(400, "model " + name + " is a " + cls.task() + " model: it does not generate text; use "
                     + (cls.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag"), "model", "model_not_supported");
         OpenAiRequests.Parsed p = chat ? OpenAiRequests.chat(b, lm.tokenizer(), limits) : OpenAiRequests.completion(b, lm.tokenizer(), limits);
-        if (b.hasNonNull("model") && !b.get("model").asText().equals(lm.name()) && !b.get("model").asText().isEmpty()) {
+        if (b.hasNonNull("model") && !b.get("model").asText().equals(name) && !b.get("model").asText().isEmpty()) {
             // OpenAI answers 404 for an unknown model; clients often send any name, so only warn in the header
-            c.header("X-Wafer-Model", lm.name());
+            c.header("X-Wafer-Model", name);
         }
         BatchEngine.Job job = new BatchEngine.Job(p.prompt(), p.params());
         if (!engine.submit(job)) throw new ApiException(429, "the server is busy (" + cfg.maxQueue() + " requests queued); retry later", null, "queue_full");
@@ -337,7 +354,7 @@ public final class WaferServer implements AutoCloseable {
     }
 
     private ObjectNode head(String object, String id, long createdAt) {
-        return obj().put("id", id).put("object", object).put("created", createdAt).put("model", lm.name());
+        return obj().put("id", id).put("object", object).put("created", createdAt).put("model", name);
     }
 
     private static void send(OutputStream out, JsonNode o) throws IOException {
@@ -356,7 +373,7 @@ public final class WaferServer implements AutoCloseable {
 
     @Override public void close() {
         app.stop();
-        engine.close();
+        if (engine != null) engine.close();
     }
 
 }

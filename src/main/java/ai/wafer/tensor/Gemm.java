@@ -409,8 +409,8 @@ public final class Gemm {
             }
         }
         // Default: OpenBLAS when present. It measured 1.2-1.5x faster than the Java kernel on every
-        // layer shape here (see GemmBench); a start-up timing would be meaningless anyway because the
-        // Java kernel is still interpreted on the first calls.
+        // layer shape here (see GemmBench, in src/test); a start-up timing would be meaningless anyway
+        // because the Java kernel is still interpreted on the first calls.
         return Blas.available() ? Impl.BLAS : Impl.JAVA;
     }
 }

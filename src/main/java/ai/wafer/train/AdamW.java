@@ -51,6 +51,9 @@ public final class AdamW {
         return Math.sqrt(s);
     }
 
+    /** PyTorch's clip_grad_norm_ factor for a global norm: min(1, clip / (norm + 1e-6)); 1 when clip <= 0 (off). */
+    public static float clipScale(double norm, float clip) { return clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f; }
+
     /**
      * Clips the gradients to a global norm of {@code clip} (PyTorch's clip_grad_norm_: scale =
      * min(1, clip / (norm + 1e-6)); off when clip <= 0), then takes one AdamW step at rate lr.
@@ -58,26 +61,43 @@ public final class AdamW {
      */
     public double step(float lr, float clip) {
         double norm = gradNorm();
-        float gscale = clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f;
+        apply(lr, clipScale(norm, clip));
+        return norm;
+    }
+
+    /**
+     * One AdamW step with the gradients scaled by {@code gscale}, for callers that assemble the clipping norm
+     * themselves (a tensor-parallel shard sums its pieces over the ranks).
+     */
+    public void apply(float lr, float gscale) {
         step++;
-        float b1 = hp.beta1(), b2 = hp.beta2(), eps = hp.eps();
-        double bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
-            float[] w = p.data, g = p.grad(), mi = m.get(i), vi = v.get(i);
-            float decay = p.decays() ? 1f - lr * hp.weightDecay() : 1f;
-            Parallel.forRange(w.length, (t, from, to) -> {
-                for (int j = from; j < to; j++) {
-                    float gj = g[j] * gscale;
-                    float mj = b1 * mi[j] + (1 - b1) * gj;
-                    float vj = b2 * vi[j] + (1 - b2) * gj * gj;
-                    mi[j] = mj;
-                    vi[j] = vj;
-                    double mhat = mj / bc1, vhat = vj / bc2;
-                    w[j] = (float) (w[j] * decay - lr * mhat / (Math.sqrt(vhat) + eps));
-                }
-            });
+            update(p.data, 0, p.grad(), 0, m.get(i), v.get(i), 0, p.size(), lr, p.decays(), gscale, hp, step);
         }
-        return norm;
+    }
+
+    /**
+     * The AdamW update, the one implementation every optimiser path runs (whole parameters here, ZeRO-1
+     * chunks and tensor shards in ai.wafer.parallel): w[wOff+i] from g[gOff+i] and the moments m, v at
+     * [mOff+i], for i in [0, n), over the cores. {@code step} is the 1-based count for the bias corrections;
+     * the weight decay applies when {@code decays}. Element-wise, so the threads do not change a bit.
+     */
+    public static void update(float[] w, int wOff, float[] g, int gOff, float[] m, float[] v, int mOff, int n,
+                              float lr, boolean decays, float gscale, Hyper hp, long step) {
+        float b1 = hp.beta1(), b2 = hp.beta2(), eps = hp.eps();
+        double bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
+        float decay = decays ? 1f - lr * hp.weightDecay() : 1f;
+        Parallel.forRange(n, (t, from, to) -> {
+            for (int i = from; i < to; i++) {
+                float gj = g[gOff + i] * gscale;
+                float mj = b1 * m[mOff + i] + (1 - b1) * gj;
+                float vj = b2 * v[mOff + i] + (1 - b2) * gj * gj;
+                m[mOff + i] = mj;
+                v[mOff + i] = vj;
+                double mhat = mj / bc1, vhat = vj / bc2;
+                w[wOff + i] = (float) (w[wOff + i] * decay - lr * mhat / (Math.sqrt(vhat) + eps));
+            }
+        });
     }
 }

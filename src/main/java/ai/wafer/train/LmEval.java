@@ -27,7 +27,12 @@ public final class LmEval {
 
     /** Evaluates the same {@code batches} batches every time: the loader is rewound to its start first. */
     public static Result fixed(Gpt model, TokenLoader data, long batches) {
-        data.restore(new TokenLoader.State(0, data.totalTokens(), data.seqLen(), data.state().shuffled(), data.state().seed()));
+        rewind(data);
         return run(model, data, batches);
+    }
+
+    /** Puts the loader back at its first batch, so that every evaluation sees the same batches. */
+    public static void rewind(TokenLoader data) {
+        data.restore(new TokenLoader.State(0, data.totalTokens(), data.seqLen(), data.state().shuffled(), data.state().seed()));
     }
 }

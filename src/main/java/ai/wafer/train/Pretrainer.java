@@ -12,6 +12,10 @@ import me.tongfei.progressbar.ProgressBarStyle;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.function.Consumer;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -20,13 +24,20 @@ import java.util.Map;
  * backward (gradients accumulate; the loss is the mean over all their tokens), then one clipped
  * AdamW step at the scheduled learning rate. Around it: evaluation on held-out data, metrics
  * (metrics.jsonl and TensorBoard), checkpoints that resume exactly, and a clean stop.
+ *
+ * <p>{@link #run(StepEngine, TokenLoader, Reporting, PrintStream, Control)} is the one loop, for one process
+ * and every parallel layout: it drives a {@link StepEngine}, of which this class's own single-process step
+ * is one and each rank of a parallel run has another.
  */
-public final class Pretrainer {
+public final class Pretrainer implements StepEngine {
     /** Shape of the optimisation. */
     public record Options(int steps, int batchSize, int seqLen, int gradAccum, LrSchedule schedule,
                           AdamW.Hyper hyper, float gradClip) {}
 
-    /** Where and how often to report: evalEvery/saveEvery 0 = never (a final eval and save still happen). */
+    /**
+     * Where and how often to report: evalEvery/saveEvery 0 = never (the last step is still evaluated); no
+     * checkpoint is written at the last step (the caller keeps the final model), nor any file without runDir.
+     */
     public record Reporting(Path runDir, int evalEvery, int evalBatches, int saveEvery, int logEvery, boolean progressBar) {
         public static Reporting none() { return new Reporting(null, 0, 0, 0, 0, false); }
     }
@@ -36,13 +47,68 @@ public final class Pretrainer {
         public double tokensPerSecond() { return tokens / seconds; }
     }
 
+    /** What a run of the loop did: its steps, the last held-out loss (NaN without eval data), its last checkpoint. */
+    public record Outcome(List<StepResult> steps, double evalLoss, Path lastCheckpoint, boolean stopped) {}
+
+    /**
+     * Steering a run from outside, shared by the ranks of one process: a stop request (the loop saves a
+     * checkpoint and ends after the current step) and a call after every step.
+     */
+    public static final class Control {
+        private volatile boolean stop;
+        private volatile Consumer<StepResult> afterStep = r -> { };
+
+        /** Something to undo when the run is over. */
+        public interface Hook extends AutoCloseable { @Override void close(); }
+
+        /** Asks the loop to stop after the current step. Safe from any thread. */
+        public void requestStop() { stop = true; }
+
+        public boolean stopRequested() { return stop; }
+
+        /** Called on every rank after each step, once its logs and checkpoints are written. */
+        public Control afterStep(Consumer<StepResult> c) {
+            afterStep = c;
+            return this;
+        }
+
+        /**
+         * Until the returned handle is closed, Ctrl-C (SIGINT) or SIGTERM asks the loop to stop and holds the
+         * process until the checkpoint is saved. Close it when the run is over.
+         */
+        public Hook stopOnSignal() {
+            CountDownLatch done = new CountDownLatch(1);
+            Thread hook = new Thread(() -> {
+                requestStop();
+                try { done.await(); } catch (InterruptedException ignored) { }
+            });
+            Runtime.getRuntime().addShutdownHook(hook);
+            return () -> {
+                done.countDown();
+                try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { } // already shutting down
+            };
+        }
+    }
+
+    /**
+     * The step budget: {@code steps} if given, else {@code tokensPerParam} tokens per parameter (Chinchilla's
+     * rule; Cerebras-GPT: 20) at {@code tokensPerStep} tokens a step, rounded up.
+     */
+    public static int stepBudget(Integer steps, Double tokensPerParam, long parameters, long tokensPerStep) {
+        int n;
+        if (steps != null) n = steps;
+        else if (tokensPerParam != null) n = (int) Math.ceil(tokensPerParam * parameters / tokensPerStep);
+        else throw new ai.wafer.WaferException("give --steps or --tokens-per-param");
+        if (n < 1) throw new ai.wafer.WaferException("--steps must be at least 1");
+        return n;
+    }
+
     private final Gpt model;
     private final TokenLoader data;
     private final Options opt;
     private final AdamW adamw;
     private final int[] x, y;
     private int step;
-    private volatile boolean stopRequested;
 
     public Pretrainer(Gpt model, TokenLoader data, Options opt) {
         this.model = model;
@@ -54,30 +120,25 @@ public final class Pretrainer {
     }
 
     public AdamW optimizer() { return adamw; }
-    public int step() { return step; }
+    @Override public Options options() { return opt; }
+    @Override public int step() { return step; }
     public Gpt model() { return model; }
 
-    /** Asks the loop to stop after the current step (it saves a checkpoint first). Safe from any thread. */
-    public void requestStop() { stopRequested = true; }
-
     /** Continues from a checkpoint: parameters, moments, step and data position. */
-    public void resume(Path checkpoint) {
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, adamw);
-        if (st.batchSize() != opt.batchSize() || st.seqLen() != opt.seqLen() || st.gradAccum() != opt.gradAccum())
-            throw new ai.wafer.WaferException(checkpoint + ": saved with batch " + st.batchSize() + " x " + st.seqLen()
-                    + " x " + st.gradAccum() + " accumulation; resume needs the same (got " + opt.batchSize() + " x "
-                    + opt.seqLen() + " x " + opt.gradAccum() + ")");
+    @Override public void resume(Path checkpoint) {
+        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, adamw).requireShape(checkpoint, opt);
         data.restore(st.data());
         step = st.step();
     }
 
-    public Path saveCheckpoint(Path runDir) {
-        return TrainCheckpoint.save(runDir, model, adamw,
-                new TrainCheckpoint.State(step, data.state(), opt.batchSize(), opt.seqLen(), opt.gradAccum()));
+    @Override public Path save(Path runDir) {
+        return TrainCheckpoint.save(runDir, model, adamw, new TrainCheckpoint.State(step, data.state(), opt));
     }
 
+    @Override public double evalLoss(TokenLoader eval, int batches) { return LmEval.fixed(model, eval, batches).loss(); }
+
     /** One optimiser step over {@code gradAccum} micro-batches. */
-    public StepResult trainStep() {
+    @Override public StepResult trainStep() {
         long t0 = System.nanoTime();
         int B = opt.batchSize(), T = opt.seqLen(), K = opt.gradAccum();
         model.zeroGrad();
@@ -94,27 +155,40 @@ public final class Pretrainer {
     }
 
     /**
-     * Runs the remaining steps with evaluation, tracking and checkpoints as {@code rep} says.
-     * Returns the last held-out loss (NaN without eval data).
+     * The loop: runs the engine's remaining steps with evaluation, tracking and checkpoints as {@code rep}
+     * says, until the last step or a stop request (then it saves a checkpoint first). Every rank of a
+     * parallel run calls it with its own engine; only the writing rank writes files and {@code log} lines.
      */
-    public double run(TokenLoader eval, Reporting rep, PrintStream log) {
+    public static Outcome run(StepEngine e, TokenLoader eval, Reporting rep, PrintStream log, Control control) {
+        Options opt = e.options();
+        boolean writes = e.writes();
+        Path runDir = rep.runDir();
         MetricsLog metrics = null;
         TensorBoardWriter tb = null;
-        if (rep.runDir() != null) {
-            metrics = MetricsLog.openForResume(rep.runDir(), step);
-            tb = TensorBoardWriter.create(rep.runDir());
+        if (runDir != null && writes) {
+            metrics = MetricsLog.openForResume(runDir, e.step());
+            tb = TensorBoardWriter.create(runDir);
         }
+        if (!writes) log = null;
+        List<StepResult> steps = new ArrayList<>();
+        Path checkpoint = null;
+        boolean stopped = false;
         double evalLoss = Double.NaN;
         long started = System.nanoTime();
         // a bar for a person at a terminal; in a log file, a plain line every 5% of the run instead
-        boolean useBar = rep.progressBar() && ai.wafer.track.Terminal.interactive();
+        boolean useBar = writes && rep.progressBar() && ai.wafer.track.Terminal.interactive();
         int logEvery = rep.logEvery() > 0 ? rep.logEvery() : rep.progressBar() && !useBar ? Math.max(1, opt.steps() / 20) : 0;
         ProgressBar bar = useBar ? new ProgressBarBuilder().setTaskName("pretrain").setInitialMax(opt.steps())
                 .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).showSpeed().setUnit(" steps", 1)
-                .startsFrom(step, Duration.ZERO).build() : null;
+                .startsFrom(e.step(), Duration.ZERO).build() : null;
         try {
-            while (step < opt.steps() && !stopRequested) {
-                StepResult r = trainStep();
+            while (e.step() < opt.steps()) {
+                if (e.anyStop(control.stopRequested())) {
+                    stopped = true;
+                    break;
+                }
+                StepResult r = e.trainStep();
+                steps.add(r);
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("step", r.step());
                 row.put("loss", r.loss());
@@ -123,14 +197,14 @@ public final class Pretrainer {
                 row.put("tokens_per_s", r.tokensPerSecond());
                 boolean last = r.step() == opt.steps();
                 if (eval != null && (last || rep.evalEvery() > 0 && r.step() % rep.evalEvery() == 0)) {
-                    evalLoss = LmEval.fixed(model, eval, rep.evalBatches()).loss();
+                    evalLoss = e.evalLoss(eval, rep.evalBatches());
                     row.put("eval_loss", evalLoss);
                 }
                 row.put("elapsed_s", (System.nanoTime() - started) / 1e9);
                 if (metrics != null) metrics.log(row);
                 if (tb != null) {
                     Map<String, Number> scalars = new LinkedHashMap<>();
-                    for (var e : row.entrySet()) if (!e.getKey().equals("step")) scalars.put(e.getKey(), (Number) e.getValue());
+                    for (var en : row.entrySet()) if (!en.getKey().equals("step")) scalars.put(en.getKey(), (Number) en.getValue());
                     tb.scalars(r.step(), scalars);
                 }
                 if (bar != null) {
@@ -138,29 +212,33 @@ public final class Pretrainer {
                     bar.setExtraMessage(String.format(" loss %.3f%s | %.0f tok/s", r.loss(),
                             Double.isNaN(evalLoss) ? "" : String.format(" eval %.3f", evalLoss), r.tokensPerSecond()));
                 }
+                long bytes = e.lastStepBytes();
                 if (log != null && logEvery > 0 && (r.step() % logEvery == 0 || r.step() == 1 || last))
-                    log.printf("step %5d/%d | loss %.6f%s | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms%n", r.step(), opt.steps(),
+                    log.printf("step %5d/%d | loss %.6f%s | lr %.3e | norm %.4f | %.0f tok/s | %.1f ms%s%n", r.step(), opt.steps(),
                             r.loss(), row.containsKey("eval_loss") ? String.format(" | eval %.4f", evalLoss) : "",
-                            r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3);
-                if (rep.runDir() != null && rep.saveEvery() > 0 && r.step() % rep.saveEvery() == 0 && !last)
-                    saveCheckpoint(rep.runDir());
-                if (crashAfter > 0 && r.step() == crashAfter) Runtime.getRuntime().halt(137); // tests: a kill -9
+                            r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3,
+                            bytes < 0 ? "" : " | " + humanBytes(bytes) + " sent/rank");
+                if (runDir != null && rep.saveEvery() > 0 && r.step() % rep.saveEvery() == 0 && !last) checkpoint = e.save(runDir);
+                control.afterStep.accept(r);
             }
-            if (stopRequested && rep.runDir() != null && step < opt.steps()) {
-                Path ck = saveCheckpoint(rep.runDir());
-                if (log != null) log.println("stopped at step " + step + "; resume with --resume " + ck);
+            if (stopped && runDir != null) {
+                checkpoint = e.save(runDir);
+                if (log != null) log.println("stopped at step " + e.step() + "; resume with --resume " + checkpoint);
             }
         } finally {
             if (bar != null) bar.close();
             if (metrics != null) metrics.close();
             if (tb != null) tb.close();
         }
-        if (rep.runDir() != null) Plot.write(rep.runDir(), rep.runDir().resolve("curves.png"));
-        return evalLoss;
+        if (runDir != null && writes) Plot.write(runDir, runDir.resolve("curves.png"));
+        return new Outcome(steps, evalLoss, checkpoint, stopped);
     }
 
-    private int crashAfter;
-
-    /** For resume tests only: end the process abruptly (as kill -9 would) after this step. */
-    public void crashAfterStep(int s) { crashAfter = s; }
+    /** 1536 -> "1.5 KiB": the traffic figure on a parallel run's log line. */
+    public static String humanBytes(long bytes) {
+        if (bytes < 1024) return bytes + " B";
+        if (bytes < 1L << 20) return String.format("%.1f KiB", bytes / 1024.0);
+        if (bytes < 1L << 30) return String.format("%.1f MiB", bytes / 1048576.0);
+        return String.format("%.2f GiB", bytes / 1073741824.0);
+    }
 }

@@ -37,7 +37,18 @@ public final class TrainCheckpoint {
     public static final String DIR_PREFIX = "step-";
 
     /** What state.json holds besides the tensors. */
-    public record State(int step, TokenLoader.State data, int batchSize, int seqLen, int gradAccum) {}
+    public record State(int step, TokenLoader.State data, int batchSize, int seqLen, int gradAccum) {
+        /** The state of a run at {@code step} with the global batch shape of {@code o}. */
+        public State(int step, TokenLoader.State data, Pretrainer.Options o) { this(step, data, o.batchSize(), o.seqLen(), o.gradAccum()); }
+
+        /** This state, if it was saved with the global batch shape of {@code o} (the data position means nothing otherwise). */
+        public State requireShape(Path ckpt, Pretrainer.Options o) {
+            if (batchSize != o.batchSize() || seqLen != o.seqLen() || gradAccum != o.gradAccum())
+                throw new WaferException(ckpt + ": saved with global batch " + batchSize + " x " + seqLen + " x " + gradAccum
+                        + " accumulation; resume needs the same (got " + o.batchSize() + " x " + o.seqLen() + " x " + o.gradAccum() + ")");
+            return this;
+        }
+    }
 
     public static Path dirFor(Path runDir, int step) {
         return runDir.resolve("checkpoints").resolve(String.format("%s%06d", DIR_PREFIX, step));

@@ -3,6 +3,8 @@ package ai.wafer.cli;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
+import ai.wafer.testutil.Fixtures;
+import ai.wafer.tokenizer.TokenizerFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.BeforeAll;
@@ -13,7 +15,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static ai.wafer.cli.PretrainCliTest.wafer;
-import static ai.wafer.testutil.Fixtures.fixture;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -25,7 +26,7 @@ class FinetuneCliTest {
     static Path model(String name, long seed) throws Exception {
         Path dir = tmp.resolve(name);
         Checkpoint.save(Gpt.init(GptConfig.of(1, 16, 2, 50257, 32), seed), dir);
-        TokenizerFiles.copy(fixture("gpt2-tokenizer"), dir);
+        TokenizerFiles.copy(Fixtures.TOKENIZER, dir);
         return dir;
     }
 

@@ -59,11 +59,11 @@ class PretrainRunTest {
         return a;
     }
 
-    /** Runs wafer in a child JVM, so that --crash-after-step can end it as abruptly as kill -9. */
-    private int child(List<String> args) throws Exception {
+    /** Runs wafer in a child JVM that ends as abruptly as kill -9 after step {@code haltAfter} ({@link HaltAfterStep}). */
+    private int child(int haltAfter, List<String> args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.Wafer"));
+                "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.HaltAfterStep", String.valueOf(haltAfter)));
         cmd.addAll(args);
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().put("WAFER_GEMM", "java"); // the same kernels as this JVM (see @BeforeEach)
@@ -77,7 +77,7 @@ class PretrainRunTest {
         Path whole = tmp.resolve("whole"), broken = tmp.resolve("broken");
         assertEquals(0, PretrainCliTest.wafer(args(init, train, val, whole).toArray(String[]::new)).code());
 
-        int code = child(args(init, train, val, broken, "--crash-after-step", "5"));
+        int code = child(5, args(init, train, val, broken));
         assertEquals(137, code, Files.readString(tmp.resolve("child.log")));
         assertFalse(Files.exists(broken.resolve("model.safetensors")), "the killed run never finished");
         assertTrue(Files.isDirectory(broken.resolve("checkpoints/step-000004")));
@@ -144,6 +144,63 @@ class PretrainRunTest {
         try (SafeTensors.Reader a = SafeTensors.open(tmp.resolve("one")); SafeTensors.Reader b = SafeTensors.open(tmp.resolve("pp"))) {
             for (String n : a.names()) ai.wafer.testutil.Fixtures.assertClose(n, a.floats(n), b.floats(n), 1e-3);
         }
+    }
+
+    @Test
+    void parallelRunsEvaluateAndTrackLikeTheOneProcessRun() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2);
+        var one = PretrainCliTest.wafer(args(init, train, val, tmp.resolve("one"), "--no-shuffle").toArray(String[]::new));
+        assertEquals(0, one.code(), one.err());
+        var want = MetricsLog.read(tmp.resolve("one"));
+        for (String layout : List.of("dp=2", "tp=2", "pp=2")) {
+            Path out = tmp.resolve(layout.replace('=', '_'));
+            var r = PretrainCliTest.wafer(args(init, train, val, out, "--no-shuffle", "--parallel", layout).toArray(String[]::new));
+            assertEquals(0, r.code(), r.err());
+            var got = MetricsLog.read(out);
+            assertEquals(6, got.size(), layout);
+            for (int i = 0; i < 6; i++) {
+                String at = layout + ", step " + (i + 1);
+                assertEquals(want.get(i).containsKey("eval_loss"), got.get(i).containsKey("eval_loss"), at);
+                assertEquals(MetricsLog.asDouble(want.get(i).get("loss")), MetricsLog.asDouble(got.get(i).get("loss")), 1e-4, at);
+                if (want.get(i).containsKey("eval_loss"))
+                    assertEquals(MetricsLog.asDouble(want.get(i).get("eval_loss")), MetricsLog.asDouble(got.get(i).get("eval_loss")), 1e-4, at);
+            }
+            assertTrue(r.out().contains("step     3/6 | loss ") && r.out().contains(" | eval ") && r.out().contains(" sent/rank"), r.out());
+            try (Stream<Path> s = Files.list(out)) {
+                assertTrue(s.anyMatch(p -> p.getFileName().toString().startsWith("events.out.tfevents")), layout + ": TensorBoard events");
+            }
+            assertTrue(Files.isRegularFile(out.resolve("curves.png")), layout);
+        }
+    }
+
+    @Test
+    void terminationStopsAParallelRunAtACheckpointThatResumes() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("stopped");
+        List<String> a = args(init, train, val, out, "--parallel", "dp=2");
+        a.set(a.indexOf("--steps") + 1, "100000");
+        a.set(a.indexOf("--save-every") + 1, "0");
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.Wafer"));
+        cmd.addAll(a);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("stop.log").toFile()).start();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline && (!Files.exists(out.resolve("metrics.jsonl"))
+                || MetricsLog.read(out).size() < 3)) Thread.sleep(100);
+        p.destroy(); // SIGTERM: the ranks agree on a step, stop there and save
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "the run ends after a termination signal");
+        String log = Files.readString(tmp.resolve("stop.log"));
+        assertTrue(log.contains("stopped at step"), log);
+        Path ck = ai.wafer.train.TrainCheckpoint.resolve(out);
+        int step = Integer.parseInt(ck.getFileName().toString().substring("step-".length()));
+        assertTrue(step >= 3 && step < 100000, "checkpoint at the step reached: " + ck);
+        // and it resumes, here on a tensor-parallel layout, for two more steps
+        List<String> more = args(init, train, val, out, "--parallel", "tp=2", "--resume", out.toString());
+        more.set(more.indexOf("--steps") + 1, String.valueOf(step + 2));
+        var r = PretrainCliTest.wafer(more.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains(String.format("step %5d/%d", step + 1, step + 2)), r.out());
+        assertTrue(Files.isRegularFile(out.resolve("model.safetensors")));
+        assertEquals(step + 2, MetricsLog.read(out).size(), "one metrics row per step");
     }
 
     @Test

@@ -1,6 +1,7 @@
 package ai.wafer.data;
 
 import ai.wafer.WaferException;
+import ai.wafer.testutil.Fixtures;
 import ai.wafer.tokenizer.Tokenizer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -11,23 +12,26 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class TaskDataTest {
-    static final Path DATA = Path.of("../shared/data"), TOK = Path.of("../shared/fixtures/gpt2-tokenizer");
+    /** The bundled Brown sample (data/README.md) and excerpts of the labelled sets (fixtures/README.md). */
+    static final Path BROWN = Path.of("data/brown"), TASKS = Fixtures.FIXTURES.resolve("tasks");
     static Tokenizer tok;
     @TempDir Path tmp;
 
     @BeforeAll static void load() {
-        assumeTrue(Files.isDirectory(DATA) && Files.isDirectory(TOK), "shared data absent");
-        tok = Tokenizer.load(TOK);
+        tok = Tokenizer.load(Fixtures.TOKENIZER);
     }
 
     @Test void brownPosReadsWithLabelsFromTrain() {
-        LabelSet tags = ConllReader.labels(ConllReader.read(DATA.resolve("brown/pos/train.conll")));
-        assertEquals(225, tags.size());
-        List<ConllReader.Sentence> dev = ConllReader.read(DATA.resolve("brown/pos/dev.conll"));
-        assertEquals(5861, dev.size());
+        LabelSet tags = ConllReader.labels(ConllReader.read(BROWN.resolve("pos-train.conll")));
+        // counted by awk, not by the reader under test:
+        //   awk -F'\t' 'NF==2{print $2}' data/brown/pos-train.conll | sort -u | wc -l   -> 134 tags
+        //   awk 'BEGIN{RS=""} END{print NR}' data/brown/pos-dev.conll                  -> 977 sentences
+        // (the same commands give 225 and 5,861 on the full split in ../shared/data, as its README says)
+        assertEquals(134, tags.size());
+        List<ConllReader.Sentence> dev = ConllReader.read(BROWN.resolve("pos-dev.conll"));
+        assertEquals(977, dev.size());
         ConllReader.Sentence s = dev.getFirst();
         assertEquals(List.of("Austin", ",", "Texas"), s.words().subList(0, 3));
         var strict = assertThrows(WaferException.class, () -> TaskEncoder.tokenClassification(tok, dev, tags));
@@ -68,13 +72,14 @@ class TaskDataTest {
     }
 
     @Test void jsonlClassification() {
-        var spam = TextClassificationReader.read(DATA.resolve("spam/dev.jsonl"));
-        assertEquals(605, spam.size());
+        var spam = TextClassificationReader.read(TASKS.resolve("spam-dev.jsonl"));
+        assertEquals(2, spam.size()); // one mail of each label
         assertEquals(List.of("ham", "spam"), TextClassificationReader.labels(spam).names());
-        var genre = TextClassificationReader.read(DATA.resolve("brown/genre/dev.jsonl"));
-        assertEquals(1135, genre.size());
-        LabelSet g = TextClassificationReader.labels(TextClassificationReader.read(DATA.resolve("brown/genre/train.jsonl")));
-        assertEquals(15, g.size());
+        var genre = TextClassificationReader.read(TASKS.resolve("brown-genre-dev.jsonl"));
+        assertEquals(30, genre.size()); // two paragraphs of each of the 15 genres, news first
+        LabelSet g = TextClassificationReader.labels(genre);
+        assertEquals(List.of("adventure", "belles_lettres", "editorial", "fiction", "government", "hobbies", "humor",
+                "learned", "lore", "mystery", "news", "religion", "reviews", "romance", "science_fiction"), g.names());
         Example e = TaskEncoder.sequenceClassification(tok, genre.getFirst(), g);
         assertEquals(g.id("news", "t"), e.label());
         assertArrayEquals(tok.encode(genre.getFirst().text()), e.ids());

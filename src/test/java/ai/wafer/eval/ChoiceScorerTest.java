@@ -3,6 +3,7 @@ package ai.wafer.eval;
 import ai.wafer.WaferException;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
+import ai.wafer.testutil.Fixtures;
 import ai.wafer.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -11,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
-import static ai.wafer.testutil.Fixtures.shared;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -21,7 +21,7 @@ class ChoiceScorerTest {
 
     @Test
     void scoresAreTheModelsOwnLogLikelihoods() {
-        Tokenizer tok = Tokenizer.load(shared().resolve("fixtures/gpt2-tokenizer"));
+        Tokenizer tok = Tokenizer.load(Fixtures.TOKENIZER);
         Gpt m = Gpt.init(GptConfig.of(2, 32, 2, 50257, 64), 3);
         String ctx = "The jury said", a = " it was fair.", b = " that the city was a mess of an election.";
         // reference: the model's cross-entropy with the context positions ignored (-100)

@@ -5,6 +5,7 @@ import ai.wafer.data.Example;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Parameter;
+import ai.wafer.model.Task;
 import ai.wafer.peft.Lora;
 import ai.wafer.peft.Peft;
 import org.junit.jupiter.api.Test;

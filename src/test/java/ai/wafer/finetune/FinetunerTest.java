@@ -2,6 +2,7 @@ package ai.wafer.finetune;
 
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
+import ai.wafer.model.Task;
 import ai.wafer.peft.Peft;
 import org.junit.jupiter.api.Test;
 

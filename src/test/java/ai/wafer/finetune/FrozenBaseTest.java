@@ -4,6 +4,7 @@ import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Parameter;
+import ai.wafer.model.Task;
 import ai.wafer.peft.Peft;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -3,6 +3,7 @@ package ai.wafer.finetune;
 import ai.wafer.data.Batcher;
 import ai.wafer.data.Example;
 import ai.wafer.model.Parameter;
+import ai.wafer.model.Task;
 import ai.wafer.peft.Peft;
 import org.junit.jupiter.api.Test;
 

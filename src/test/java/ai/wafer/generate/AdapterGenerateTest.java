@@ -2,7 +2,7 @@ package ai.wafer.generate;
 
 import ai.wafer.WaferException;
 import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;

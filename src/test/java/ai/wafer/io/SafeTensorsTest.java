@@ -3,6 +3,7 @@ package ai.wafer.io;
 import ai.wafer.WaferException;
 import ai.wafer.io.SafeTensors.DType;
 import ai.wafer.io.SafeTensors.Tensor;
+import ai.wafer.testutil.Fixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
@@ -23,11 +24,9 @@ import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class SafeTensorsTest {
-    static final Path SHARED = Path.of("../shared/fixtures");
-    static final Path LOCAL = Path.of("src/test/resources/fixtures");
+    static final Path LOCAL = Fixtures.FIXTURES;
     static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir Path tmp;
@@ -35,8 +34,7 @@ class SafeTensorsTest {
     // ------------------------------------------------------------------------ reference checkpoints
 
     @Test void readsGptTinyCheckpointWithItsConfigShapes() throws IOException {
-        Path dir = SHARED.resolve("gpt-tiny");
-        assumeTrue(Files.isDirectory(dir), "shared fixtures absent");
+        Path dir = Fixtures.fixture("gpt-tiny");
         JsonNode cfg = JSON.readTree(dir.resolve("config.json").toFile());
         int L = cfg.get("n_layer").asInt(), C = cfg.get("n_embd").asInt(), V = cfg.get("vocab_size").asInt(),
                 P = cfg.get("n_positions").asInt();
@@ -77,7 +75,6 @@ class SafeTensorsTest {
     }
 
     @Test void readsLocalFixturesIncludingBoolBuffersAndUntiedHead() {
-        assumeTrue(Files.isDirectory(LOCAL), "local fixtures absent");
         try (var r = SafeTensors.open(LOCAL.resolve("gpt-buffers"))) {
             var mask = r.info("h.0.attn.bias");
             assertEquals(DType.BOOL, mask.dtype());

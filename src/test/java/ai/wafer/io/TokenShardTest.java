@@ -1,6 +1,7 @@
 package ai.wafer.io;
 
 import ai.wafer.WaferException;
+import ai.wafer.testutil.Fixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -13,14 +14,12 @@ import java.util.Arrays;
 
 import static ai.wafer.io.SafeTensorsTest.assertError;
 import static org.junit.jupiter.api.Assertions.*;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class TokenShardTest {
     @TempDir Path tmp;
 
     @Test void readsGptTinyTokens() {
-        Path f = SafeTensorsTest.SHARED.resolve("gpt-tiny/tokens.bin");
-        assumeTrue(Files.exists(f), "shared fixtures absent");
+        Path f = Fixtures.fixture("gpt-tiny").resolve("tokens.bin");
         try (TokenShard s = TokenShard.open(f)) {
             assertEquals(400, s.size());
             // First and last ids cross-checked with numpy.
@@ -35,8 +34,7 @@ class TokenShardTest {
     }
 
     @Test void readsLocalFixtureTokens() {
-        Path f = SafeTensorsTest.LOCAL.resolve("gpt-odd/tokens.bin");
-        assumeTrue(Files.exists(f), "local fixtures absent");
+        Path f = Fixtures.fixture("gpt-odd").resolve("tokens.bin");
         try (TokenShard s = TokenShard.open(f)) {
             assertEquals(300, s.size());
             assertTrue(Arrays.stream(s.read(0, 300)).allMatch(t -> t >= 0 && t < 77));

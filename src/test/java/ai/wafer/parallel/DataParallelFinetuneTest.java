@@ -2,7 +2,7 @@ package ai.wafer.parallel;
 
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;

@@ -64,7 +64,7 @@ class ParallelCheckpointTest {
             if (from != null) p.resume(from);
             List<Pretrainer.StepResult> rs = new ArrayList<>();
             for (int s = 0; s < steps; s++) rs.add(p.trainStep());
-            if (to != null) p.saveCheckpoint(to);
+            if (to != null) p.save(to);
             return snapshot(rs, m.parameters());
         }
     }
@@ -132,6 +132,27 @@ class ParallelCheckpointTest {
         got.addAll(b.steps());
         Gpt saved = Checkpoint.load(b.lastCheckpoint());
         assertSameRun(snapshot(rs, m.parameters()), snapshot(got, saved.parameters()), "tp=2 stopped at 3, pp=2 from there");
+    }
+
+    @Test void aStopRequestSavesACheckpointThatResumesBitIdentically() {
+        Path shard = tokens(tmp, 3000);
+        Pretrainer.Options o = options(4, 4, 16, 2);
+        Path whole = tmp.resolve("whole"), run = tmp.resolve("run");
+        ParallelPretrain.Result want = ParallelPretrain.run(Layout.parse("tp=2"), ParallelPretrain.Engine.THREADS, setup(shard, o, whole, null));
+        // as Ctrl-C would: a stop asked for during step 2 (on one rank's thread); every rank stops after it
+        Pretrainer.Control stop = new Pretrainer.Control();
+        stop.afterStep(r -> { if (r.step() == 2) stop.requestStop(); });
+        ParallelPretrain.Setup s = setup(shard, o, run, null);
+        ParallelPretrain.Result a = ParallelPretrain.run(Layout.parse("tp=2"), ParallelPretrain.Engine.THREADS,
+                new ParallelPretrain.Setup(s.model(), s.trainShards(), List.of(), s.shuffle(), s.seed(), o, false, null,
+                        new Pretrainer.Reporting(run, 0, 0, 0, 0, false), null, stop, null));
+        assertTrue(a.stopped());
+        assertEquals(TrainCheckpoint.dirFor(run, 2), a.lastCheckpoint());
+        ParallelPretrain.Result b = ParallelPretrain.run(Layout.parse("tp=2"), ParallelPretrain.Engine.THREADS, setup(shard, o, run, run));
+        assertEquals(List.of(3, 4), b.steps().stream().map(Pretrainer.StepResult::step).toList());
+        Gpt x = Checkpoint.load(want.lastCheckpoint()), y = Checkpoint.load(b.lastCheckpoint());
+        for (int i = 0; i < x.parameters().size(); i++)
+            assertArrayEquals(x.parameters().get(i).data, y.parameters().get(i).data, "bit-identical " + x.parameters().get(i).name);
     }
 
     private static ParallelPretrain.Setup setup(Path shard, Pretrainer.Options o, Path runDir, Path resume) {

@@ -3,9 +3,8 @@ package ai.wafer.serve;
 import ai.wafer.cli.Wafer;
 import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
-import ai.wafer.generate.WeightType;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
@@ -44,12 +43,12 @@ class AdapterServerTest {
     static WaferServer serve(Path adapter) {
         assertTrue(Classifier.isClassifier(base, adapter));
         Classifier c = Classifier.load(base, adapter, null);
-        return new WaferServer(c.loaded(WeightType.F32), c, WaferServer.Config.defaults("127.0.0.1", 0));
+        return new WaferServer(c, WaferServer.Config.defaults("127.0.0.1", 0));
     }
 
     @BeforeAll static void finetuneAndServe() throws Exception {
         Path tmp = Files.createTempDirectory("wafer-adapter");
-        Path tokDir = Fixtures.fixture("gpt2-tokenizer");
+        Path tokDir = Fixtures.TOKENIZER;
         tok = Tokenizer.load(tokDir);
         base = tmp.resolve("base");
         Checkpoint.save(Gpt.init(GptConfig.of(1, 32, 2, 50257, 64), 7), base);

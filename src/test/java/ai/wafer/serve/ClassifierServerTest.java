@@ -3,9 +3,8 @@ package ai.wafer.serve;
 import ai.wafer.eval.EntitySpans;
 import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneModel;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
-import ai.wafer.generate.WeightType;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.peft.Peft;
@@ -56,11 +55,11 @@ class ClassifierServerTest {
     static WaferServer serve(Path dir) {
         assertTrue(Classifier.isClassifier(dir, null));
         Classifier c = Classifier.load(dir, null, null);
-        return new WaferServer(c.loaded(WeightType.F32), c, WaferServer.Config.defaults("127.0.0.1", 0));
+        return new WaferServer(c, WaferServer.Config.defaults("127.0.0.1", 0));
     }
 
     @BeforeAll static void start() throws Exception {
-        tokDir = Fixtures.fixture("gpt2-tokenizer");
+        tokDir = Fixtures.TOKENIZER;
         tok = Tokenizer.load(tokDir);
         tagDir = save(Task.TOKEN_CLASSIFICATION, TAGS, 5);
         clsDir = save(Task.SEQUENCE_CLASSIFICATION, CLASSES, 6);

@@ -39,7 +39,7 @@ class ServerTest {
     static HttpClient http;
 
     @BeforeAll static void start() throws Exception {
-        Path tok = Fixtures.fixture("gpt2-tokenizer");
+        Path tok = Fixtures.TOKENIZER;
         dir = Files.createTempDirectory("wafer-serve");
         Checkpoint.save(Gpt.init(GptConfig.of(2, 32, 2, 50257, 128), 11), dir);
         Files.copy(tok.resolve("vocab.json"), dir.resolve("vocab.json"));

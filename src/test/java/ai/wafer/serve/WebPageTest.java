@@ -31,7 +31,7 @@ class WebPageTest {
 
     @Test void theChatPageStreamsAnAnswer() throws Exception {
         assumeTrue(Files.isExecutable(CHROMIUM), "chromium is not installed (apt-get install -y chromium)");
-        Path tok = Fixtures.fixture("gpt2-tokenizer");
+        Path tok = Fixtures.TOKENIZER;
         Path dir = Files.createTempDirectory("wafer-page");
         Checkpoint.save(Gpt.init(GptConfig.of(2, 32, 2, 50257, 128), 5), dir);
         Files.copy(tok.resolve("vocab.json"), dir.resolve("vocab.json"));

@@ -6,24 +6,25 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Where the reference fixtures are, and comparisons against them. */
 public final class Fixtures {
     private Fixtures() {}
 
-    /** ../shared beside the repository (also in CI); tests that need it are skipped when absent. */
-    public static Path shared() {
-        Path p = Path.of("..", "shared").toAbsolutePath().normalize();
-        assumeTrue(Files.isDirectory(p), "../shared is not present");
-        return p;
-    }
+    /** Where the fixtures live: inside the repository, so a clone runs every test with nothing beside it. */
+    public static final Path FIXTURES = Path.of("src", "test", "resources", "fixtures");
 
-    /** A fixture directory made by torch_ref.py: ../shared/fixtures/NAME, or src/test/resources/fixtures/NAME. */
+    /**
+     * The GPT-2 tokenizer (vocab.json, merges.txt): the copy the demo uses, data/gpt2-tokenizer, byte for
+     * byte the files the reference cases were made with (see src/test/resources/fixtures/README.md).
+     */
+    public static final Path TOKENIZER = Path.of("data", "gpt2-tokenizer");
+
+    /** A fixture made by torch_ref.py, src/test/resources/fixtures/NAME; a missing one fails, never skips. */
     public static Path fixture(String name) {
-        Path local = Path.of("src", "test", "resources", "fixtures", name);
-        if (Files.isDirectory(local)) return local;
-        return shared().resolve("fixtures").resolve(name);
+        Path p = FIXTURES.resolve(name);
+        if (!Files.isDirectory(p)) fail("fixture " + p.toAbsolutePath() + " is missing");
+        return p;
     }
 
     /**

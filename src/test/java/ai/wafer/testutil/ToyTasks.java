@@ -1,7 +1,7 @@
 package ai.wafer.testutil;
 
 import ai.wafer.data.Example;
-import ai.wafer.finetune.Task;
+import ai.wafer.model.Task;
 import ai.wafer.finetune.TaskData;
 
 import java.util.ArrayList;

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.knuddels.jtokkit.Encodings;
 import com.knuddels.jtokkit.api.Encoding;
 import com.knuddels.jtokkit.api.EncodingType;
+import ai.wafer.testutil.Fixtures;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -15,20 +16,18 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class TokenizerTest {
-    static final Path DIR = Path.of("../shared/fixtures/gpt2-tokenizer");
+    static final Path CASES = Fixtures.FIXTURES.resolve("gpt2-tokenizer/cases.jsonl");
     static Tokenizer tok;
 
     @BeforeAll static void load() {
-        assumeTrue(Files.isRegularFile(DIR.resolve("vocab.json")), "shared GPT-2 tokenizer fixture absent");
-        tok = Tokenizer.load(DIR);
+        tok = Tokenizer.load(Fixtures.TOKENIZER);
     }
 
     @Test void allReferenceCases() throws Exception {
         ObjectMapper om = new ObjectMapper();
-        List<String> lines = Files.readAllLines(DIR.resolve("cases.jsonl"));
+        List<String> lines = Files.readAllLines(CASES);
         assertEquals(446, lines.size());
         List<String> failures = new ArrayList<>();
         for (int n = 0; n < lines.size(); n++) {
@@ -83,11 +82,11 @@ class TokenizerTest {
     /** A directory with only tokenizer.json (merges in both spellings) encodes as vocab.json + merges.txt. */
     @Test void tokenizerJsonGivesTheSameIds(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
         ObjectMapper om = new ObjectMapper();
-        List<String> merges = Files.readAllLines(DIR.resolve("merges.txt")).stream().filter(l -> !l.isEmpty() && !l.startsWith("#version")).toList();
+        List<String> merges = Files.readAllLines(Fixtures.TOKENIZER.resolve("merges.txt")).stream().filter(l -> !l.isEmpty() && !l.startsWith("#version")).toList();
         var root = om.createObjectNode();
         var model = root.putObject("model");
         model.put("type", "BPE");
-        model.set("vocab", om.readTree(DIR.resolve("vocab.json").toFile()));
+        model.set("vocab", om.readTree(Fixtures.TOKENIZER.resolve("vocab.json").toFile()));
         var arr = model.putArray("merges");
         for (int i = 0; i < merges.size(); i++) {
             if (i % 2 == 0) arr.add(merges.get(i));

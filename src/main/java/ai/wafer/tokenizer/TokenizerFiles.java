@@ -1,4 +1,4 @@
-package ai.wafer.cli;
+package ai.wafer.tokenizer;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -8,13 +8,13 @@ import java.nio.file.StandardCopyOption;
 import java.util.List;
 
 /** A saved model keeps its tokenizer beside it, so the directory stays loadable by Hugging Face tools. */
-final class TokenizerFiles {
+public final class TokenizerFiles {
     private TokenizerFiles() {}
 
-    static final List<String> NAMES = List.of("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+    public static final List<String> NAMES = List.of("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
             "special_tokens_map.json");
 
-    static void copy(Path from, Path to) {
+    public static void copy(Path from, Path to) {
         if (from.toAbsolutePath().normalize().equals(to.toAbsolutePath().normalize())) return;
         for (String n : NAMES) {
             Path f = from.resolve(n);

@@ -1,7 +1,5 @@
-package ai.wafer.finetune;
+package ai.wafer.model;
 
-import ai.wafer.model.CrossEntropy;
-import ai.wafer.model.Parameter;
 import ai.wafer.tensor.Gemm;
 
 import java.util.List;

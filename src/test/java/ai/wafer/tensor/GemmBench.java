@@ -12,8 +12,9 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * GFLOP/s of the Java and OpenBLAS GEMM paths on Cerebras-GPT layer shapes, plus the machine's FMA
- * peak as seen from the Vector API. Run:
- * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp target/classes ai.wafer.tensor.GemmBench [quick] [nolm]}
+ * peak as seen from the Vector API. A measuring tool, not part of the product, so it lives with the
+ * tests (no test runs it). Run, after {@code ./mvnw -q test-compile}:
+ * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp target/classes:target/test-classes ai.wafer.tensor.GemmBench [quick] [nolm]}
  *
  * <p>Columns: wall-clock GFLOP/s on all threads for both paths, then one-thread GFLOP/s measured in
  * thread CPU time. The CPU-time columns stay meaningful on a machine shared with other jobs, where

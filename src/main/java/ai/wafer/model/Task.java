@@ -1,4 +1,4 @@
-package ai.wafer.finetune;
+package ai.wafer.model;
 
 import ai.wafer.WaferException;
 

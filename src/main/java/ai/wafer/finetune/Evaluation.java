@@ -1,0 +1,132 @@
+package ai.wafer.finetune;
+
+import ai.wafer.WaferException;
+import ai.wafer.data.Batcher;
+import ai.wafer.eval.ConfusionMatrix;
+import ai.wafer.eval.EntityReport;
+import ai.wafer.eval.Tagging;
+import ai.wafer.model.Task;
+import ai.wafer.tokenizer.Tokenizer;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Scoring a fine-tuned model (or base model + adapter) on a labelled file, with the reports its task calls for: a
+ * per-label classification report; entity-level reports (seqeval's default and strict modes) when the gold tags are
+ * an entity tagging ({@link Tagging#isEntityTagging}); a confusion matrix for sequence classification; the response
+ * loss and perplexity for causal LM. What {@code wafer evaluate} prints, as a library call.
+ */
+public final class Evaluation {
+    /**
+     * What to score: {@code adapter}, {@code task}, {@code tokenizer} and {@code maxLength} may be null (no adapter,
+     * the saved task, the model's tokenizer, the model's context up to 512 tokens); {@code confusionPng} is where a
+     * sequence classifier's confusion-matrix heatmap goes (null: none).
+     */
+    public record Request(Path model, Path adapter, Task task, Path tokenizer, Path data, int batchSize, Integer maxLength,
+                          Batcher.Side padding, Path confusionPng) {}
+
+    public final Task task;
+    public final Path data;
+    public final int examples;
+    public final Evaluator.Scores scores;
+    /** Entity-level reports and the scheme the gold tags follow; null unless the gold tags are an entity tagging. */
+    public final EntityReport entities, strictEntities;
+    public final Tagging scheme;
+    /** Sequence classification's confusion matrix (null for other tasks) and where its heatmap was written. */
+    public final ConfusionMatrix confusion;
+    public final Path confusionPng;
+
+    private Evaluation(Task task, Path data, int examples, Evaluator.Scores scores, Path png) {
+        this.task = task;
+        this.data = data;
+        this.examples = examples;
+        this.scores = scores;
+        if (task == Task.TOKEN_CLASSIFICATION && Tagging.isEntityTagging(Evaluator.flat(scores.gold()))) {
+            List<List<String>> pred = cutAsO(scores.pred());
+            scheme = Tagging.detect(scores.gold());
+            entities = EntityReport.lenient(scores.gold(), pred);
+            strictEntities = EntityReport.strict(scores.gold(), pred, scheme);
+        } else {
+            scheme = null;
+            entities = strictEntities = null;
+        }
+        if (task == Task.SEQUENCE_CLASSIFICATION) {
+            confusion = ConfusionMatrix.of(Evaluator.flat(scores.gold()), Evaluator.flat(scores.pred()));
+            if (png != null) confusion.writePng(png, "confusion matrix: " + data.getFileName());
+            confusionPng = png;
+        } else {
+            confusion = null;
+            confusionPng = null;
+        }
+    }
+
+    /**
+     * Loads the model ({@link FinetuneModel#load}), its tokenizer and the data (warnings about it go to {@code log},
+     * which may be null), scores the data and builds the reports.
+     */
+    public static Evaluation run(Request r, PrintWriter log) {
+        FinetuneModel fm = FinetuneModel.load(r.model(), r.adapter(), r.task());
+        Tokenizer tok = Tokenizer.load(r.tokenizer() != null ? r.tokenizer() : r.model());
+        int room = fm.gpt.config.nPositions() - fm.gpt.positionOffset();
+        int maxLen = r.maxLength() != null ? r.maxLength() : Math.min(512, room);
+        if (maxLen < 1 || maxLen > room) throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "]");
+        TaskData d = TaskData.load(fm.task, r.data(), tok, fm.task.classifies() ? fm.labels : null, maxLen);
+        if (log != null) for (String w : d.warnings(maxLen)) log.println("wafer: warning: " + w);
+        Evaluator.Scores s = Evaluator.run(fm, d, r.batchSize(), maxLen, r.padding());
+        return new Evaluation(fm.task, r.data(), d.examples().size(), s, r.confusionPng());
+    }
+
+    /** The reports as text, decimals as {@code digits} (sklearn's and seqeval's layout). */
+    public String toText(int digits) {
+        StringBuilder text = new StringBuilder();
+        if (!task.classifies()) {
+            double loss = scores.loss();
+            return text.append(String.format("response loss %.4f, perplexity %.2f over %d examples%n", loss, Math.exp(loss), examples)).toString();
+        }
+        String level = task == Task.TOKEN_CLASSIFICATION ? "token-level" : "sequence-level";
+        text.append(level).append(" classification report\n\n").append(scores.report().toText(digits)).append('\n');
+        if (entities != null)
+            text.append("\nentity-level report (seqeval default mode)\n\n").append(entities.toText(digits))
+                    .append("\nentity-level report (seqeval strict mode, ").append(scheme).append(")\n\n").append(strictEntities.toText(digits));
+        if (confusion != null) {
+            text.append("\nconfusion matrix (rows: gold, columns: predicted)\n\n").append(confusion.toText());
+            if (confusionPng != null) text.append("\n(heatmap: ").append(confusionPng).append(")\n");
+        }
+        return text.toString();
+    }
+
+    /** The reports as a JSON-ready map (the keys of {@code wafer evaluate --format json}). */
+    public Map<String, Object> toMap() {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("task", task.cliName);
+        json.put("examples", examples);
+        json.put("loss", scores.loss());
+        if (!task.classifies()) {
+            json.put("perplexity", Math.exp(scores.loss()));
+            return json;
+        }
+        json.put("report", scores.report().toMap());
+        if (entities != null) {
+            json.put("entity_report", entities.toMap());
+            json.put("entity_report_strict", strictEntities.toMap());
+            json.put("scheme", scheme.name());
+        }
+        if (confusion != null) {
+            json.put("confusion_matrix", Map.of("labels", confusion.labels(), "counts", confusion.counts()));
+            if (confusionPng != null) json.put("confusion_png", confusionPng.toString());
+        }
+        return json;
+    }
+
+    /** Cut-off words (predicted {@link Evaluator#CUT}) read as O for entity extraction. */
+    private static List<List<String>> cutAsO(List<List<String>> pred) {
+        List<List<String>> out = new ArrayList<>();
+        for (List<String> s : pred) out.add(s.stream().map(t -> t.equals(Evaluator.CUT) ? "O" : t).toList());
+        return out;
+    }
+}

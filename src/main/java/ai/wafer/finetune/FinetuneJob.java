@@ -1,0 +1,106 @@
+package ai.wafer.finetune;
+
+import ai.wafer.WaferException;
+import ai.wafer.io.Checkpoint;
+import ai.wafer.model.Gpt;
+import ai.wafer.model.Task;
+import ai.wafer.peft.FineTuned;
+import ai.wafer.peft.Peft;
+import ai.wafer.tokenizer.Tokenizer;
+import ai.wafer.tokenizer.TokenizerFiles;
+
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * One fine-tuning run as {@code wafer finetune} makes it, as a library call: {@link #prepare} loads the tokenizer, the
+ * base model (on the heap or mapped, as the method needs), the data (sampled, length-checked) and sets the model up;
+ * {@link #run} trains in this process (data-parallel runs give {@link #replica} to
+ * {@code parallel.DataParallelFinetune} instead); {@link #finish} completes the output directory.
+ */
+public final class FinetuneJob {
+    /**
+     * What to fine-tune, on what: {@code tokenizer} (default: the model's), {@code dev} and {@code maxLength} (default:
+     * the model's n_positions, at most 512) may be null; {@code maxTrain} &gt; 0 trains on a random sample of that many
+     * examples; {@code seed} seeds the sample, the method's and the head's initialisation.
+     */
+    public record Request(Path model, Path tokenizer, Task task, Path train, Path dev, Peft.Spec spec, Integer maxLength,
+                          int maxTrain, long seed) {
+        Path tokenizerDir() { return tokenizer != null ? tokenizer : model; }
+    }
+
+    public final Request request;
+    public final Tokenizer tokenizer;
+    public final TaskData train, dev;
+    /** Tokens per example: the request's, or the model's n_positions up to 512. */
+    public final int maxLength;
+    /** The model being fine-tuned (rank 0's in a data-parallel run). */
+    public final FinetuneModel model;
+
+    private FinetuneJob(Request request, Tokenizer tokenizer, TaskData train, TaskData dev, int maxLength, FinetuneModel model) {
+        this.request = request;
+        this.tokenizer = tokenizer;
+        this.train = train;
+        this.dev = dev;
+        this.maxLength = maxLength;
+        this.model = model;
+    }
+
+    /** Loads and checks everything a run needs; warnings about the data (unknown labels, truncation) go to {@code log} (may be null). */
+    public static FinetuneJob prepare(Request r, PrintWriter log) {
+        Peft.Kind kind = r.spec().kind();
+        Tokenizer tok = Tokenizer.load(r.tokenizerDir());
+        if (!Files.isRegularFile(r.model().resolve("config.json"))) throw new WaferException(r.model() + ": no config.json (not a model directory)");
+        Gpt gpt = loadBase(r.model(), kind);
+        int maxLen = r.maxLength() != null ? r.maxLength() : Math.min(512, gpt.config.nPositions());
+        int room = gpt.config.nPositions() - (kind == Peft.Kind.PREFIX ? r.spec().prefixTokens() : 0);
+        if (maxLen < 1 || maxLen > room)
+            throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "] (the model's n_positions "
+                    + gpt.config.nPositions() + (kind == Peft.Kind.PREFIX ? " minus the prefix" : "") + ")");
+        TaskData train = TaskData.load(r.task(), r.train(), tok, null, maxLen).sample(r.maxTrain(), r.seed());
+        TaskData dev = r.dev() == null ? null : TaskData.load(r.task(), r.dev(), tok, train.labels(), maxLen);
+        if (log != null) {
+            for (String w : train.warnings(maxLen)) log.println("wafer: warning: " + w);
+            if (dev != null) for (String w : dev.warnings(maxLen)) log.println("wafer: warning: " + w);
+        }
+        FinetuneModel fm = FinetuneModel.create(gpt, r.task(), train.labels(), r.spec(), tok.eot(), r.seed());
+        return new FinetuneJob(r, tok, train, dev, maxLen, fm);
+    }
+
+    /**
+     * The base model for fine-tuning with {@code kind}: full fine-tuning writes every weight, so it loads onto the heap;
+     * the other methods keep the frozen base mapped from its file (no heap copy, one page-cache copy for every process
+     * on the machine).
+     */
+    public static Gpt loadBase(Path model, Peft.Kind kind) {
+        return kind == Peft.Kind.FULL ? Checkpoint.load(model) : Checkpoint.loadFrozen(model);
+    }
+
+    /** Another data-parallel rank's model, identical to {@link #model} at the start: the same base, method and seed. */
+    public FinetuneModel replica() {
+        Request r = request;
+        return FinetuneModel.create(loadBase(r.model(), r.spec().kind()), r.task(), train.labels(), r.spec(), tokenizer.eot(), r.seed());
+    }
+
+    /** Trains in this process and saves the best model (or adapter) into {@code out}; progress goes to {@code log} (may be null). */
+    public Finetuner.Result run(Finetuner.Options opt, Path out, PrintWriter log) {
+        return new Finetuner(model, train, dev, opt).run(out, request.model().toString(), log);
+    }
+
+    /**
+     * Completes {@code out} after training: a whole saved model gets the tokenizer beside it (an adapter's lives with
+     * its base); with {@code merge}, a LoRA run also gets {@code merged/}, the best adapter merged into its base and
+     * saved as a whole model with the tokenizer (Hugging Face's merge_and_unload).
+     */
+    public void finish(Path out, boolean merge) {
+        Peft.Kind kind = request.spec().kind();
+        if (!kind.addsTensors()) TokenizerFiles.copy(request.tokenizerDir(), out);
+        if (!merge) return;
+        if (kind != Peft.Kind.LORA) throw new WaferException("--merge is for --method lora");
+        FineTuned best = FineTuned.load(request.model(), out, request.task()); // the best adapter, not the last state
+        best.mergeForInference();
+        best.saveWhole(out.resolve("merged"));
+        TokenizerFiles.copy(request.tokenizerDir(), out.resolve("merged"));
+    }
+}
