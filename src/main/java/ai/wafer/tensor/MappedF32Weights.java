@@ -27,38 +27,57 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
         MemorySegment.copy(segment, LE, from * Float.BYTES, dst, off, n);
     }
 
+    /** As {@link F32Weights}' kernels, loading from the segment: [in, out] in bands of KB rows, rows as dot products. */
     @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        int bw = F32Weights.BW, blocks = rows ? N : (N + bw - 1) / bw;
+        if (rows) {
+            Parallel.forRange(N, (t, from, to) -> {
+                for (int r = from; r < to; r++)
+                    for (int i = 0; i < n; i++) out[i * N + r] = dotRow(r, K, x, i * K) + (bias == null ? 0f : bias[r]);
+            });
+            return;
+        }
+        int bw = F32Weights.BW, KB = F32Weights.KB, blocks = (N + bw - 1) / bw;
         Parallel.forRange(blocks, (t, from, to) -> {
-            for (int b = from; b < to; b++) {
-                if (rows) { for (int i = 0; i < n; i++) out[i * N + b] = dotRow(b, K, x, i * K) + (bias == null ? 0f : bias[b]); continue; }
-                int j0 = b * bw;
-                for (int i = 0; i < n; i++) {
-                    if (j0 + bw > N) {
-                        for (int j = j0; j < N; j++) {
-                            float s = 0f;
-                            for (int k = 0; k < K; k++) s += x[i * K + k] * get((long) k * N + j);
-                            out[i * N + j] = s + (bias == null ? 0f : bias[j]);
+            for (int k0 = 0; k0 < K; k0 += KB) {
+                int k1 = Math.min(K, k0 + KB);
+                for (int b = from; b < to; b++) {
+                    int j0 = b * bw;
+                    if (j0 + bw > N) { if (k1 == K) tail(j0, n, N, K, x, bias, out); continue; }
+                    for (int i = 0; i < n; i++) {
+                        int o = i * N + j0;
+                        FloatVector a0, a1, a2, a3;
+                        if (k0 > 0) {
+                            a0 = FloatVector.fromArray(F, out, o); a1 = FloatVector.fromArray(F, out, o + L);
+                            a2 = FloatVector.fromArray(F, out, o + 2 * L); a3 = FloatVector.fromArray(F, out, o + 3 * L);
+                        } else if (bias != null) {
+                            a0 = FloatVector.fromArray(F, bias, j0); a1 = FloatVector.fromArray(F, bias, j0 + L);
+                            a2 = FloatVector.fromArray(F, bias, j0 + 2 * L); a3 = FloatVector.fromArray(F, bias, j0 + 3 * L);
+                        } else {
+                            a0 = FloatVector.zero(F); a1 = a0; a2 = a0; a3 = a0;
                         }
-                        continue;
+                        for (int k = k0; k < k1; k++) {
+                            long wk = ((long) k * N + j0) * Float.BYTES;
+                            FloatVector u = FloatVector.broadcast(F, x[i * K + k]);
+                            a0 = FloatVector.fromMemorySegment(F, segment, wk, O).fma(u, a0);
+                            a1 = FloatVector.fromMemorySegment(F, segment, wk + 4L * L, O).fma(u, a1);
+                            a2 = FloatVector.fromMemorySegment(F, segment, wk + 8L * L, O).fma(u, a2);
+                            a3 = FloatVector.fromMemorySegment(F, segment, wk + 12L * L, O).fma(u, a3);
+                        }
+                        F32Weights.store4(a0, a1, a2, a3, out, o);
                     }
-                    FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-                    for (int k = 0; k < K; k++) {
-                        long wk = ((long) k * N + j0) * Float.BYTES;
-                        FloatVector u = FloatVector.broadcast(F, x[i * K + k]);
-                        a0 = FloatVector.fromMemorySegment(F, segment, wk, O).fma(u, a0);
-                        a1 = FloatVector.fromMemorySegment(F, segment, wk + 4L * L, O).fma(u, a1);
-                        a2 = FloatVector.fromMemorySegment(F, segment, wk + 8L * L, O).fma(u, a2);
-                        a3 = FloatVector.fromMemorySegment(F, segment, wk + 12L * L, O).fma(u, a3);
-                    }
-                    if (bias != null) {
-                        a0 = a0.add(FloatVector.fromArray(F, bias, j0)); a1 = a1.add(FloatVector.fromArray(F, bias, j0 + L));
-                        a2 = a2.add(FloatVector.fromArray(F, bias, j0 + 2 * L)); a3 = a3.add(FloatVector.fromArray(F, bias, j0 + 3 * L));
-                    }
-                    F32Weights.store4(a0, a1, a2, a3, out, i * N + j0);
                 }
             }
         });
+    }
+
+    private void tail(int j0, int n, int N, int K, float[] x, float[] bias, float[] out) {
+        for (int i = 0; i < n; i++) {
+            for (int j = j0; j < N; j++) {
+                float s = 0f;
+                for (int k = 0; k < K; k++) s += x[i * K + k] * get((long) k * N + j);
+                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
+            }
+        }
     }
 
     private float dotRow(int r, int K, float[] x, int xo) {
