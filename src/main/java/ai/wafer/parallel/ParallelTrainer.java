@@ -2,6 +2,7 @@ package ai.wafer.parallel;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
+import ai.wafer.model.Activations;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
@@ -15,7 +16,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Training on a dp x tp x pp layout: each rank holds the tensor-parallel shard {@link TensorParallelGpt}
+ * Training on a dp x tp x pp layout: each rank holds the tensor-parallel shard ({@link Gpt#shard})
  * of one pipeline stage of a replica and the rows [d*B/dp, (d+1)*B/dp) of every global batch. The K
  * micro-batches of a step flow through the stages on the 1F1B schedule: stage s runs pp-s-1 forwards,
  * then alternates one forward with one backward, then drains the backwards, so at most pp-s
@@ -37,14 +38,14 @@ import java.util.Map;
 public final class ParallelTrainer {
     private final Layout layout;
     private final Layout.Groups g;
-    private final TensorParallelGpt model;
+    private final Gpt model;
     private final TokenLoader data;
     private final Pretrainer.Options opt;
     private final GradBuckets buckets;
     private final List<float[]> m = new ArrayList<>(), v = new ArrayList<>(); // without ZeRO: per parameter
     private final boolean zero;
     private final float[][] zm, zv, zw; // with ZeRO-1: moments of this rank's chunk of each bucket; padded weights
-    private final TensorParallelGpt.Acts[] acts; // one per micro-batch in flight on this stage
+    private final Activations[] acts; // one per micro-batch in flight on this stage
     private final int[] x, y;
     private final int[][] lx, ly;
     private final float[] actIn, gradIn;
@@ -75,7 +76,7 @@ public final class ParallelTrainer {
         this.data = data;
         this.opt = opt;
         int stage = groups.pp().rank();
-        model = new TensorParallelGpt(full, groups.tp(), Plan.firstLayer(L, P, stage), Plan.firstLayer(L, P, stage + 1));
+        model = Gpt.shard(full, groups.tp(), Plan.firstLayer(L, P, stage), Plan.firstLayer(L, P, stage + 1));
         // the stages holding the tied embedding's two copies sum their gradients in a group of their own
         boolean tiedEnd = P > 1 && full.config.tieWordEmbeddings() && (model.firstStage() || model.lastStage());
         embedGroup = P > 1 ? groups.pp().split(tiedEnd ? 0 : 1, stage) : null;
@@ -98,7 +99,7 @@ public final class ParallelTrainer {
             v.add(new float[p.size()]);
         }
         int Bl = B / layout.dp(), K = opt.gradAccum();
-        acts = new TensorParallelGpt.Acts[Math.min(K, P - stage)];
+        acts = new Activations[Math.min(K, P - stage)];
         for (int i = 0; i < acts.length; i++) acts[i] = model.newActs(Bl, T);
         x = new int[B * T];
         y = new int[B * T];
@@ -109,7 +110,7 @@ public final class ParallelTrainer {
         lossParts = new double[2 * K];
     }
 
-    public TensorParallelGpt model() { return model; }
+    public Gpt model() { return model; }
     public int step() { return step; }
     public boolean zero() { return zero; }
     /** Floats of optimiser state held by this rank. */
@@ -228,7 +229,7 @@ public final class ParallelTrainer {
     private int slot(int mb) { return mb % acts.length; }
 
     private void forward(int mb) {
-        TensorParallelGpt.Acts a = acts[slot(mb)];
+        Activations a = acts[slot(mb)];
         int s = g.pp().rank(), n = actIn.length;
         float[] in = null;
         if (!model.firstStage()) {
@@ -237,15 +238,15 @@ public final class ParallelTrainer {
         }
         model.forward(a, lx[mb], in, ly[mb]);
         if (model.lastStage()) {
-            lossParts[2 * mb] = a.lossSum;
-            lossParts[2 * mb + 1] = a.valid;
+            lossParts[2 * mb] = a.lossSum();
+            lossParts[2 * mb + 1] = a.validTargets();
         } else {
             g.pp().send(a.output(), 0, n, s + 1, 2 * mb);
         }
     }
 
     private void backward(int mb, float scale) {
-        TensorParallelGpt.Acts a = acts[slot(mb)];
+        Activations a = acts[slot(mb)];
         int s = g.pp().rank(), n = gradIn.length;
         float[] dout = null;
         if (!model.lastStage()) {

@@ -40,7 +40,7 @@ class TensorParallelTest {
         for (int i = 0; i < 32; i++) { x[i] = (i * 7) % 97; y[i] = (i * 5 + 1) % 97; }
         float want = full.forward(x, y, 2, 16);
         float got = ThreadCommunicator.run(1, Duration.ofSeconds(10), c -> {
-            TensorParallelGpt m = new TensorParallelGpt(full, c, 0, CFG.nLayer());
+            Gpt m = Gpt.shard(full, c, 0, CFG.nLayer());
             return m.forward(m.newActs(2, 16), x, null, y);
         }).get(0);
         assertEquals(want, got, 1e-5 * want);
@@ -50,7 +50,7 @@ class TensorParallelTest {
         Gpt full = Gpt.init(CFG, SEED);
         Gpt back = ThreadCommunicator.run(4, Duration.ofSeconds(10), c -> {
             Gpt g = new Gpt(CFG);
-            new TensorParallelGpt(full, c, 0, CFG.nLayer()).gather(g, null);
+            Gpt.shard(full, c, 0, CFG.nLayer()).gather(g, null);
             return g;
         }).get(3);
         for (int i = 0; i < full.parameters().size(); i++)
