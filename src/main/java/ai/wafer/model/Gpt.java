@@ -9,12 +9,13 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+
+import static ai.wafer.model.Slice.Kind.*;
 
 /**
  * A GPT-2-architecture language model (the Cerebras-GPT family): learned positions, pre-LayerNorm
@@ -79,7 +80,7 @@ public final class Gpt {
      * trainable. {@code Checkpoint.loadFrozen} builds the map.
      */
     public Gpt(GptConfig cfg, Map<String, MemorySegment> frozen) {
-        this(cfg, null, 0, cfg.nLayer(), (name, cut, shape) -> param(frozen, name, shape));
+        this(cfg, null, 0, cfg.nLayer(), (name, cut, shape) -> param(frozen, name, shape), null);
         for (Parameter p : params) if (!p.isMapped()) p.setTrainable(true);
     }
 
@@ -110,12 +111,10 @@ public final class Gpt {
         return m;
     }
 
-    /** Makes a parameter of the whole model's {@code shape}: whole, or this rank's {@code cut} of it. */
-    private interface Maker { Parameter make(String name, Slice.Kind cut, int... shape); }
+    /** Where parameters come from: a fresh (or mapped) whole tensor of {@code shape}, or this rank's {@code cut} of one. */
+    private interface Source { Parameter get(String name, Slice.Kind cut, int... shape); }
 
-    private Gpt(GptConfig cfg, Communicator tp, int l0, int l1, Maker make) { this(cfg, tp, l0, l1, make, null); }
-
-    private Gpt(GptConfig cfg, Communicator tp, int l0, int l1, Maker make, Map<Parameter, Slice> slices) {
+    private Gpt(GptConfig cfg, Communicator tp, int l0, int l1, Source src, Map<Parameter, Slice> slices) {
         this.config = cfg;
         this.tp = tp != null && tp.size() > 1 ? tp : null;
         tpRank = this.tp == null ? 0 : tp.rank();
@@ -128,26 +127,25 @@ public final class Gpt {
         v0 = Slice.part(V, tpRank, n);
         v1 = Slice.part(V, tpRank + 1, n);
         boolean first = l0 == 0, last = l1 == cfg.nLayer();
-        var WHOLE = Slice.Kind.WHOLE;
         List<Parameter> ps = new ArrayList<>();
-        wte = first ? add(ps, make.make("wte.weight", Slice.Kind.ROWS, V, C)) : null;
-        wpe = first ? add(ps, make.make("wpe.weight", WHOLE, cfg.nPositions(), C)) : null;
+        wte = first ? add(ps, src.get("wte.weight", ROWS, V, C)) : null;
+        wpe = first ? add(ps, src.get("wpe.weight", WHOLE, cfg.nPositions(), C)) : null;
         h = new Block[l1 - l0];
         for (int l = l0; l < l1; l++) {
             String p = "h." + l + ".";
-            h[l - l0] = new Block(make.make(p + "ln_1.weight", WHOLE, C), make.make(p + "ln_1.bias", WHOLE, C),
-                    make.make(p + "attn.c_attn.weight", Slice.Kind.QKV, C, 3 * C), make.make(p + "attn.c_attn.bias", Slice.Kind.QKV, 3 * C),
-                    make.make(p + "attn.c_proj.weight", Slice.Kind.ROWS, C, C), make.make(p + "attn.c_proj.bias", WHOLE, C),
-                    make.make(p + "ln_2.weight", WHOLE, C), make.make(p + "ln_2.bias", WHOLE, C),
-                    make.make(p + "mlp.c_fc.weight", Slice.Kind.COLS, C, F), make.make(p + "mlp.c_fc.bias", Slice.Kind.COLS, F),
-                    make.make(p + "mlp.c_proj.weight", Slice.Kind.ROWS, F, C), make.make(p + "mlp.c_proj.bias", WHOLE, C));
+            h[l - l0] = new Block(src.get(p + "ln_1.weight", WHOLE, C), src.get(p + "ln_1.bias", WHOLE, C),
+                    src.get(p + "attn.c_attn.weight", QKV, C, 3 * C), src.get(p + "attn.c_attn.bias", QKV, 3 * C),
+                    src.get(p + "attn.c_proj.weight", ROWS, C, C), src.get(p + "attn.c_proj.bias", WHOLE, C),
+                    src.get(p + "ln_2.weight", WHOLE, C), src.get(p + "ln_2.bias", WHOLE, C),
+                    src.get(p + "mlp.c_fc.weight", COLS, C, F), src.get(p + "mlp.c_fc.bias", COLS, F),
+                    src.get(p + "mlp.c_proj.weight", ROWS, F, C), src.get(p + "mlp.c_proj.bias", WHOLE, C));
             for (Parameter q : h[l - l0].all()) add(ps, q);
         }
-        lnfW = last ? add(ps, make.make("ln_f.weight", WHOLE, C)) : null;
-        lnfB = last ? add(ps, make.make("ln_f.bias", WHOLE, C)) : null;
+        lnfW = last ? add(ps, src.get("ln_f.weight", WHOLE, C)) : null;
+        lnfB = last ? add(ps, src.get("ln_f.bias", WHOLE, C)) : null;
         if (!last) lmHead = null;
-        else if (!cfg.tieWordEmbeddings()) lmHead = add(ps, make.make("lm_head.weight", Slice.Kind.ROWS, V, C));
-        else lmHead = first ? wte : add(ps, make.make("wte.weight", Slice.Kind.ROWS, V, C)); // the last stage's copy
+        else if (!cfg.tieWordEmbeddings()) lmHead = add(ps, src.get("lm_head.weight", ROWS, V, C));
+        else lmHead = first ? wte : add(ps, src.get("wte.weight", ROWS, V, C)); // the last stage's copy
         params = Collections.unmodifiableList(ps);
         hooks = new BlockHooks[h.length];
         clearHooks();
@@ -217,7 +215,7 @@ public final class Gpt {
     public Parameter headWeight() { return lmHead; }
 
     /** True for parameters every tensor rank holds whole (their gradients are identical across the tensor group). */
-    public boolean isReplicated(Parameter p) { return slice(p).kind() == Slice.Kind.WHOLE; }
+    public boolean isReplicated(Parameter p) { return slice(p).kind() == WHOLE; }
 
     /** True for the last stage's copy of a tied embedding (its gradient is summed with the first stage's). */
     public boolean isTiedHeadCopy(Parameter p) { return p == lmHead && lmHead != wte && config.tieWordEmbeddings(); }
@@ -248,11 +246,10 @@ public final class Gpt {
      */
     public void gather(Gpt full, List<float[]> local, List<float[]> out, Communicator pp) {
         for (float[] o : out) Arrays.fill(o, 0f);
-        Map<String, Integer> at = indexOf(full);
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
             if (isReplicated(p) && tpRank != 0 || isTiedHeadCopy(p)) continue;
-            slice(p).copy(out.get(index(at, p.name)), local.get(i), false);
+            slice(p).copy(out.get(indexIn(full, p)), local.get(i), false);
         }
         for (float[] o : out) {
             if (tp != null) tp.allReduceSum(o, 0, o.length);
@@ -268,8 +265,7 @@ public final class Gpt {
      * {@code local}, parallel to parameters(): the way the weights were cut, so moments follow them.
      */
     public void scatter(Gpt full, List<float[]> from, List<float[]> local) {
-        Map<String, Integer> at = indexOf(full);
-        for (int i = 0; i < params.size(); i++) slice(params.get(i)).copy(from.get(index(at, params.get(i).name)), local.get(i), true);
+        for (int i = 0; i < params.size(); i++) slice(params.get(i)).copy(from.get(indexIn(full, params.get(i))), local.get(i), true);
     }
 
     private static List<float[]> arrays(List<Parameter> ps) {
@@ -278,17 +274,8 @@ public final class Gpt {
         return out;
     }
 
-    private static Map<String, Integer> indexOf(Gpt full) {
-        Map<String, Integer> at = new HashMap<>();
-        for (int j = 0; j < full.parameters().size(); j++) at.put(full.parameters().get(j).name, j);
-        return at;
-    }
-
-    private static int index(Map<String, Integer> at, String name) {
-        Integer j = at.get(name);
-        if (j == null) throw new WaferException("the full model has no tensor " + name);
-        return j;
-    }
+    /** Where the tensor named like {@code p} sits in {@code full.parameters()}. */
+    private static int indexIn(Gpt full, Parameter p) { return full.parameters().indexOf(full.parameter(p.name)); }
 
     // ---- activations ----------------------------------------------------------------------------
 
