@@ -300,8 +300,9 @@ public final class Gpt {
     public Activations newActs(int B, int T) {
         if (B <= 0 || T <= 0) throw new WaferException("batch shape must be positive, got B=" + B + " T=" + T);
         if (T > config.nPositions()) throw new WaferException("sequence length " + T + " exceeds n_positions " + config.nPositions());
-        Activations a = new Activations(this, B, T, scratch != null && scratch.maxB == B && scratch.maxT == T ? scratch : null);
-        if (scratch == null || scratch.maxB != B || scratch.maxT != T) scratch = a;
+        boolean share = scratch != null && scratch.maxB == B && scratch.maxT == T;
+        Activations a = new Activations(this, B, T, share ? scratch : null);
+        if (!share) scratch = a;
         a.B = B;
         a.T = T;
         return a;
