@@ -134,7 +134,7 @@ public final class PretrainCommand implements Callable<Integer> {
                 resume, rep, System.out, control, null);
         var r = ai.wafer.parallel.ParallelPretrain.run(layout,
                 mpi ? ai.wafer.parallel.ParallelPretrain.Engine.MPI : ai.wafer.parallel.ParallelPretrain.Engine.THREADS, setup);
-        if (r.stopped()) return 0;
+        if (r.stopped() || !r.writes()) return 0; // under MPI only rank 0 writes the model, as it wrote the checkpoints
         if (r.lastCheckpoint() != null) {
             saveModel(Checkpoint.load(r.lastCheckpoint()));
             System.err.println("wafer: saved " + out + " (" + r.bytesPerStep() + " bytes sent per rank per step)" + heldOut(r.evalLoss()));

@@ -1,5 +1,6 @@
 package ai.wafer.model;
 
+import ai.wafer.parallel.Communicator;
 import ai.wafer.tensor.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -42,14 +43,49 @@ public final class CrossEntropy {
         return total;
     }
 
+    /**
+     * {@link #forward} over a vocabulary split across the ranks of {@code tp}: this rank holds columns [v0, v0 + V)
+     * of the logits. Without ever assembling them: the row maxima are all-gathered (rowMax [tp.size() * N]), the
+     * sums of exponentials and the target logits all-reduced (stats [2N]; only the owner of a target's column
+     * adds its logit). Leaves this slice's probabilities in logits and every rank the same losses.
+     */
+    public static double forward(float[] logits, float[] losses, int[] targets, int N, int V, int v0, Communicator tp,
+                                 float[] rowMax, float[] stats) {
+        int r = tp.rank(), n = tp.size();
+        Parallel.forRange(N, (w, from, to) -> { for (int i = from; i < to; i++) rowMax[r * N + i] = max(logits, i * V, V); });
+        tp.allGather(rowMax, 0, N);
+        Parallel.forRange(N, (w, from, to) -> {
+            for (int i = from; i < to; i++) {
+                float m = rowMax[i];
+                for (int s = 1; s < n; s++) m = Math.max(m, rowMax[s * N + i]);
+                int tgt = targets[i] - v0;
+                stats[N + i] = tgt >= 0 && tgt < V ? logits[i * V + tgt] - m : 0f;
+                stats[i] = expShiftSum(logits, i * V, V, m);
+            }
+        });
+        tp.allReduceSum(stats, 0, 2 * N);
+        Parallel.forRange(N, (w, from, to) -> {
+            for (int i = from; i < to; i++) {
+                scale(logits, i * V, V, 1f / stats[i]);
+                losses[i] = ignored(targets[i]) ? 0f : (float) (Math.log(stats[i]) - stats[N + i]);
+            }
+        });
+        double total = 0;
+        for (int i = 0; i < N; i++) total += losses[i];
+        return total;
+    }
+
     /** probs[N,V] becomes dlogits = (probs - onehot(target)) * scale; ignored rows become zero. */
-    public static void backward(float[] probs, int[] targets, int N, int V, float scale) {
+    public static void backward(float[] probs, int[] targets, int N, int V, float scale) { backward(probs, targets, N, V, 0, scale); }
+
+    /** As above, for columns [v0, v0 + V) of the vocabulary (a tensor-parallel rank's): the one-hot falls on its owner. */
+    public static void backward(float[] probs, int[] targets, int N, int V, int v0, float scale) {
         Parallel.forRange(N, (w, from, to) -> {
             for (int i = from; i < to; i++) {
                 int o = i * V, tgt = targets[i];
                 if (ignored(tgt)) { java.util.Arrays.fill(probs, o, o + V, 0f); continue; }
                 scale(probs, o, V, scale);
-                probs[o + tgt] -= scale;
+                if (tgt - v0 >= 0 && tgt - v0 < V) probs[o + tgt - v0] -= scale;
             }
         });
     }

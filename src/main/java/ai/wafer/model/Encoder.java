@@ -32,12 +32,25 @@ public final class Encoder {
      */
     public static void forward(float[] out, int[] tokens, MemorySegment wte, MemorySegment wpe, int B, int T, int C, int posOffset,
                                int[] start) {
+        forward(out, tokens, 0, wte, wpe, B, T, C, posOffset, start);
+    }
+
+    /**
+     * A tensor-parallel rank's part of the embedding: {@code wte} holds vocabulary rows [v0, v0 + rows) and
+     * tokens outside them contribute zero; {@code wpe} null adds no positions. The ranks' parts sum to the
+     * whole (two non-zero terms, so the sum is exact), whatever order an all-reduce adds them in.
+     */
+    public static void forward(float[] out, int[] tokens, int v0, MemorySegment wte, MemorySegment wpe, int B, int T, int C,
+                               int posOffset, int[] start) {
+        long rows = wte.byteSize() / Float.BYTES / C;
         Parallel.forRange(B * T, (w, from, to) -> {
             for (int bt = from; bt < to; bt++) {
-                int tok = tokens[bt], t = position(bt, T, start) + posOffset;
+                int tok = tokens[bt] - v0, t = position(bt, T, start) + posOffset;
                 int o = bt * C;
+                boolean here = tok >= 0 && tok < rows;
                 long e = (long) tok * C, p = (long) t * C;
-                for (int c = 0; c < C; c++) out[o + c] = wte.getAtIndex(F32, e + c) + wpe.getAtIndex(F32, p + c);
+                for (int c = 0; c < C; c++)
+                    out[o + c] = (here ? wte.getAtIndex(F32, e + c) : 0f) + (wpe != null ? wpe.getAtIndex(F32, p + c) : 0f);
             }
         });
     }
@@ -51,10 +64,16 @@ public final class Encoder {
      * channels instead of rows, and each thread owns a slice of every row.
      */
     public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int B, int T, int C, int[] start) {
+        backward(dwte, dwpe, dout, tokens, 0, B, T, C, start);
+    }
+
+    /** As above, for a rank whose dwte holds vocabulary rows [v0, v0 + rows) only (other tokens are skipped). */
+    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int v0, int B, int T, int C, int[] start) {
+        int rows = dwte == null ? 0 : dwte.length / C;
         Parallel.forRange(C, (w, from, to) -> {
             for (int bt = 0; bt < B * T; bt++) {
-                int o = bt * C, e = tokens[bt] * C, p = position(bt, T, start) * C;
-                if (dwte != null) for (int c = from; c < to; c++) dwte[e + c] += dout[o + c];
+                int o = bt * C, tok = tokens[bt] - v0, e = tok * C, p = position(bt, T, start) * C;
+                if (tok >= 0 && tok < rows) for (int c = from; c < to; c++) dwte[e + c] += dout[o + c];
                 if (dwpe != null) for (int c = from; c < to; c++) dwpe[p + c] += dout[o + c];
             }
         });

@@ -1,16 +1,21 @@
 package ai.wafer.model;
 
 import ai.wafer.WaferException;
+import ai.wafer.parallel.Communicator;
 import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+
+import static ai.wafer.model.Slice.Kind.*;
 
 /**
  * A GPT-2-architecture language model (the Cerebras-GPT family): learned positions, pre-LayerNorm
@@ -19,6 +24,18 @@ import java.util.SplittableRandom;
  *
  * <p>Forward and backward are written out layer by layer, llm.c style; activations live in
  * {@link Activations}, allocated once per batch shape and reused by every step.
+ *
+ * <p>The same class is one rank's shard of the model ({@link #shard}): tensor rank t of n and the layers
+ * [l0, l1) of a pipeline stage. Tensor parallelism is Megatron's: rank t holds heads [t*H/n, (t+1)*H/n) (those
+ * columns of c_attn's q, k and v, those rows of attn.c_proj) and columns [t*F/n, ...) of c_fc (those rows of
+ * mlp.c_proj). A column-parallel layer needs its whole input (every rank has it); a row-parallel one yields a
+ * partial sum, so one all-reduce follows each c_proj in forward (then its bias, once) and each of c_attn's and
+ * c_fc's input gradients in backward. LayerNorms, wpe and the c_proj biases are replicated. wte and the head are
+ * split by vocabulary: the embedding is a partial lookup plus an all-reduce, the head gives each rank its slice
+ * of the logits and the cross-entropy runs on the slices. The first stage embeds, a later one takes the previous
+ * stage's output; the last normalises, projects and scores. With tied embeddings and several stages the last
+ * stage holds its own copy of the (sliced) embedding as its head; the trainer sums the two copies' gradients.
+ * At n = 1 and every layer the shard computes exactly what the whole model computes.
  */
 public final class Gpt {
     /** One transformer block's parameters, named as in Hugging Face's GPT2Block. */
@@ -31,15 +48,28 @@ public final class Gpt {
     }
 
     public final GptConfig config;
+    /** Null on a pipeline stage that does not hold them (wte, wpe: the first; ln_f: the last). */
     public final Parameter wte, wpe, lnfW, lnfB;
-    /** The output projection [V, C]: wte itself when embeddings are tied. */
+    /** The output projection [V, C]: wte itself when embeddings are tied (null before the last stage). */
     public final Parameter lmHead;
+    /** The blocks held: layers [l0, l1) (all of them for the whole model). */
     public final Block[] h;
     private final List<Parameter> params;
     private final Map<String, Parameter> byName = new LinkedHashMap<>();
     private Activations acts;
     /** Per-layer fine-tuning hooks (LoRA, (IA)3, prefixes, adapters); empty by default. */
     private final BlockHooks[] hooks;
+
+    /** The tensor group (null when the shard is not split, n = 1); this rank t of n. */
+    private final Communicator tp;
+    final int tpRank, tpSize;
+    /** Layers [l0, l1), vocabulary rows [v0, v1) of wte and the head; local widths C/n, n_inner/n, heads/n. */
+    final int l0, l1, v0, v1, Cl, Fl, Hl;
+    /** Where each parameter of a shard sits in the whole model; null for the whole model itself. */
+    private final Map<Parameter, Slice> slices;
+    /** Backward scratch that {@link #newActs} shares between a pipeline's micro-batches; the last input gradient. */
+    private Activations scratch;
+    private float[] inputGrad;
 
     /** A model with every parameter zero; see {@link #init} for random initialisation. */
     public Gpt(GptConfig cfg) { this(cfg, Map.of()); }
@@ -50,27 +80,73 @@ public final class Gpt {
      * trainable. {@code Checkpoint.loadFrozen} builds the map.
      */
     public Gpt(GptConfig cfg, Map<String, MemorySegment> frozen) {
+        this(cfg, null, 0, cfg.nLayer(), (name, cut, shape) -> param(frozen, name, shape), null);
+        for (Parameter p : params) if (!p.isMapped()) p.setTrainable(true);
+    }
+
+    /**
+     * Tensor rank tp.rank() of tp.size() (tp null: one) of pipeline stage layers [l0, l1) of {@code full}: this
+     * rank's slices of its weights, named as in the whole model, all trainable. Heads and n_inner must divide
+     * by the tensor-parallel degree.
+     */
+    public static Gpt shard(Gpt full, Communicator tp, int l0, int l1) {
+        GptConfig c = full.config;
+        int n = tp == null ? 1 : tp.size();
+        if (c.nHead() % n != 0 || c.nInner() % n != 0)
+            throw new WaferException("tp=" + n + " must divide the number of heads (" + c.nHead() + ") and n_inner (" + c.nInner() + ")");
+        if (c.vocabSize() < n) throw new WaferException("tp=" + n + " exceeds the vocabulary (" + c.vocabSize() + ")");
+        if (l0 < 0 || l1 > c.nLayer() || l0 >= l1)
+            throw new WaferException("stage layers [" + l0 + ", " + l1 + ") are not within the model's " + c.nLayer());
+        int t = tp == null ? 0 : tp.rank();
+        Map<Parameter, Slice> cuts = new IdentityHashMap<>();
+        Gpt m = new Gpt(c, tp, l0, l1, (name, cut, shape) -> {
+            Parameter whole = full.parameter(name);
+            Slice s = Slice.of(cut, whole.shape, t, n);
+            Parameter p = new Parameter(name, s.shape(whole.shape));
+            s.copy(whole.array(), p.data, true);
+            cuts.put(p, s);
+            return p;
+        }, cuts);
+        for (Parameter p : m.params) p.setTrainable(true);
+        return m;
+    }
+
+    /** Where parameters come from: a fresh (or mapped) whole tensor of {@code shape}, or this rank's {@code cut} of one. */
+    private interface Source { Parameter get(String name, Slice.Kind cut, int... shape); }
+
+    private Gpt(GptConfig cfg, Communicator tp, int l0, int l1, Source src, Map<Parameter, Slice> slices) {
         this.config = cfg;
-        int C = cfg.nEmbd(), F = cfg.nInner(), V = cfg.vocabSize();
+        this.tp = tp != null && tp.size() > 1 ? tp : null;
+        tpRank = this.tp == null ? 0 : tp.rank();
+        tpSize = this.tp == null ? 1 : tp.size();
+        this.l0 = l0;
+        this.l1 = l1;
+        this.slices = slices;
+        int C = cfg.nEmbd(), F = cfg.nInner(), V = cfg.vocabSize(), n = tpSize;
+        Cl = C / n; Fl = F / n; Hl = cfg.nHead() / n;
+        v0 = Slice.part(V, tpRank, n);
+        v1 = Slice.part(V, tpRank + 1, n);
+        boolean first = l0 == 0, last = l1 == cfg.nLayer();
         List<Parameter> ps = new ArrayList<>();
-        wte = add(ps, param(frozen, "wte.weight", V, C));
-        wpe = add(ps, param(frozen, "wpe.weight", cfg.nPositions(), C));
-        h = new Block[cfg.nLayer()];
-        for (int l = 0; l < h.length; l++) {
+        wte = first ? add(ps, src.get("wte.weight", ROWS, V, C)) : null;
+        wpe = first ? add(ps, src.get("wpe.weight", WHOLE, cfg.nPositions(), C)) : null;
+        h = new Block[l1 - l0];
+        for (int l = l0; l < l1; l++) {
             String p = "h." + l + ".";
-            h[l] = new Block(param(frozen, p + "ln_1.weight", C), param(frozen, p + "ln_1.bias", C),
-                    param(frozen, p + "attn.c_attn.weight", C, 3 * C), param(frozen, p + "attn.c_attn.bias", 3 * C),
-                    param(frozen, p + "attn.c_proj.weight", C, C), param(frozen, p + "attn.c_proj.bias", C),
-                    param(frozen, p + "ln_2.weight", C), param(frozen, p + "ln_2.bias", C),
-                    param(frozen, p + "mlp.c_fc.weight", C, F), param(frozen, p + "mlp.c_fc.bias", F),
-                    param(frozen, p + "mlp.c_proj.weight", F, C), param(frozen, p + "mlp.c_proj.bias", C));
-            for (Parameter q : h[l].all()) add(ps, q);
+            h[l - l0] = new Block(src.get(p + "ln_1.weight", WHOLE, C), src.get(p + "ln_1.bias", WHOLE, C),
+                    src.get(p + "attn.c_attn.weight", QKV, C, 3 * C), src.get(p + "attn.c_attn.bias", QKV, 3 * C),
+                    src.get(p + "attn.c_proj.weight", ROWS, C, C), src.get(p + "attn.c_proj.bias", WHOLE, C),
+                    src.get(p + "ln_2.weight", WHOLE, C), src.get(p + "ln_2.bias", WHOLE, C),
+                    src.get(p + "mlp.c_fc.weight", COLS, C, F), src.get(p + "mlp.c_fc.bias", COLS, F),
+                    src.get(p + "mlp.c_proj.weight", ROWS, F, C), src.get(p + "mlp.c_proj.bias", WHOLE, C));
+            for (Parameter q : h[l - l0].all()) add(ps, q);
         }
-        lnfW = add(ps, param(frozen, "ln_f.weight", C));
-        lnfB = add(ps, param(frozen, "ln_f.bias", C));
-        lmHead = cfg.tieWordEmbeddings() ? wte : add(ps, param(frozen, "lm_head.weight", V, C));
+        lnfW = last ? add(ps, src.get("ln_f.weight", WHOLE, C)) : null;
+        lnfB = last ? add(ps, src.get("ln_f.bias", WHOLE, C)) : null;
+        if (!last) lmHead = null;
+        else if (!cfg.tieWordEmbeddings()) lmHead = add(ps, src.get("lm_head.weight", ROWS, V, C));
+        else lmHead = first ? wte : add(ps, src.get("wte.weight", ROWS, V, C)); // the last stage's copy
         params = Collections.unmodifiableList(ps);
-        for (Parameter p : ps) if (!p.isMapped()) p.setTrainable(true);
         hooks = new BlockHooks[h.length];
         clearHooks();
     }
@@ -101,7 +177,7 @@ public final class Gpt {
         for (Parameter p : m.params) {
             SplittableRandom r = root.split();
             if (p.name.endsWith(".bias")) continue;
-            if (p.name.startsWith("ln_") || p.name.contains(".ln_")) { java.util.Arrays.fill(p.data, 1f); continue; }
+            if (p.name.startsWith("ln_") || p.name.contains(".ln_")) { Arrays.fill(p.data, 1f); continue; }
             float s = p.name.endsWith("attn.c_proj.weight") || p.name.endsWith("mlp.c_proj.weight") ? projStd : std;
             for (int i = 0; i < p.data.length; i++) p.data[i] = (float) (r.nextGaussian() * s);
         }
@@ -127,6 +203,82 @@ public final class Gpt {
 
     public void zeroGrad() { for (Parameter p : params) p.zeroGrad(); }
 
+    // ---- the shard ------------------------------------------------------------------------------
+
+    /** True for a tensor or pipeline rank's part of the model (made by {@link #shard}). */
+    public boolean isShard() { return slices != null; }
+    public boolean firstStage() { return l0 == 0; }
+    public boolean lastStage() { return l1 == config.nLayer(); }
+    /** The embedding this rank holds (its vocabulary rows), null on a later pipeline stage. */
+    public Parameter tokenEmbedding() { return wte; }
+    /** The head's weight this rank holds (wte itself, or the last stage's copy of it, when tied), null before the last stage. */
+    public Parameter headWeight() { return lmHead; }
+
+    /** True for parameters every tensor rank holds whole (their gradients are identical across the tensor group). */
+    public boolean isReplicated(Parameter p) { return slice(p).kind() == WHOLE; }
+
+    /** True for the last stage's copy of a tied embedding (its gradient is summed with the first stage's). */
+    public boolean isTiedHeadCopy(Parameter p) { return p == lmHead && lmHead != wte && config.tieWordEmbeddings(); }
+
+    private Slice slice(Parameter p) { return slices == null ? Slice.WHOLE : slices.get(p); }
+
+    private String shardName() {
+        return "tensor rank " + tpRank + " of " + tpSize + ", layers [" + l0 + ", " + l1 + ") of " + config.nLayer();
+    }
+
+    /** Refuses what only the unsharded model does (hooks, left padding). */
+    private void requireWhole(String what) {
+        if (isShard()) throw new WaferException(what + " needs the whole model; this is a shard (" + shardName() + ")");
+    }
+
+    /**
+     * Writes this shard's parameters into {@code full} (every rank gets the whole model): each piece is
+     * placed by its owner and the rest summed from zeros over the tensor group, then over the pipeline
+     * group (null for one stage). Replicated tensors are placed by tensor rank 0 only, a tied head copy
+     * not at all (the first stage's embedding is the same tensor), so every sum is exact.
+     */
+    public void gather(Gpt full, Communicator pp) { gather(full, arrays(params), arrays(full.parameters()), pp); }
+
+    /**
+     * As {@link #gather(Gpt, Communicator)} for any tensors cut like the parameters (AdamW's moments):
+     * {@code local.get(i)} is this rank's piece of parameters().get(i); {@code out.get(j)}, the whole of
+     * full.parameters().get(j), is overwritten on every rank of the tensor and pipeline groups.
+     */
+    public void gather(Gpt full, List<float[]> local, List<float[]> out, Communicator pp) {
+        for (float[] o : out) Arrays.fill(o, 0f);
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            if (isReplicated(p) && tpRank != 0 || isTiedHeadCopy(p)) continue;
+            slice(p).copy(out.get(indexIn(full, p)), local.get(i), false);
+        }
+        for (float[] o : out) {
+            if (tp != null) tp.allReduceSum(o, 0, o.length);
+            if (pp != null && pp.size() > 1) pp.allReduceSum(o, 0, o.length);
+        }
+    }
+
+    /** Loads this shard's pieces from a whole model (e.g. a checkpoint). */
+    public void load(Gpt full) { scatter(full, arrays(full.parameters()), arrays(params)); }
+
+    /**
+     * Cuts this shard's pieces out of whole tensors laid out like full.parameters() ({@code from}) into
+     * {@code local}, parallel to parameters(): the way the weights were cut, so moments follow them.
+     */
+    public void scatter(Gpt full, List<float[]> from, List<float[]> local) {
+        for (int i = 0; i < params.size(); i++) slice(params.get(i)).copy(from.get(indexIn(full, params.get(i))), local.get(i), true);
+    }
+
+    private static List<float[]> arrays(List<Parameter> ps) {
+        List<float[]> out = new ArrayList<>(ps.size());
+        for (Parameter p : ps) out.add(p.data);
+        return out;
+    }
+
+    /** Where the tensor named like {@code p} sits in {@code full.parameters()}. */
+    private static int indexIn(Gpt full, Parameter p) { return full.parameters().indexOf(full.parameter(p.name)); }
+
+    // ---- activations ----------------------------------------------------------------------------
+
     /** The activations of the last forward pass (null before the first). */
     public Activations activations() { return acts; }
 
@@ -135,11 +287,29 @@ public final class Gpt {
 
     private Activations activationsFor(int B, int T) {
         if (acts == null || !acts.fits(B, T))
-            acts = acts == null ? new Activations(config, B, T) : new Activations(config, Math.max(B, acts.maxB), Math.max(T, acts.maxT));
+            acts = acts == null ? new Activations(this, B, T, null) : new Activations(this, Math.max(B, acts.maxB), Math.max(T, acts.maxT), null);
         acts.B = B;
         acts.T = T;
         return acts;
     }
+
+    /**
+     * Activations of one micro-batch [B, T] for {@link #forward(Activations, int[], float[], int[])}: a pipeline
+     * keeps one per micro-batch in flight. Their backward scratch is shared (one backward runs at a time).
+     */
+    public Activations newActs(int B, int T) {
+        if (B <= 0 || T <= 0) throw new WaferException("batch shape must be positive, got B=" + B + " T=" + T);
+        if (T > config.nPositions()) throw new WaferException("sequence length " + T + " exceeds n_positions " + config.nPositions());
+        boolean share = scratch != null && scratch.maxB == B && scratch.maxT == T;
+        Activations a = new Activations(this, B, T, share ? scratch : null);
+        if (!share) scratch = a;
+        a.B = B;
+        a.T = T;
+        return a;
+    }
+
+    /** Gradient with respect to the stage's input after {@link #backward(Activations, float[], float)} (not on the first stage). */
+    public float[] inputGradient() { return inputGrad; }
 
     /**
      * Called during backward with {@code l} as soon as the parameters of {@link #layerOf} l have their final
@@ -157,11 +327,14 @@ public final class Gpt {
     public int layerOf(Parameter p) {
         if (p.name.startsWith("h.")) return Integer.parseInt(p.name.substring(2, p.name.indexOf('.', 2)));
         if (p == wte || p == wpe) return -1;
-        return h.length;
+        return config.nLayer();
     }
 
     /** The hooks of layer {@code l}: where fine-tuning methods attach (all empty for a plain model). */
-    public BlockHooks hooks(int l) { return hooks[l]; }
+    public BlockHooks hooks(int l) {
+        requireWhole("fine-tuning hooks");
+        return hooks[l];
+    }
 
     /** Removes every hook: the plain model again. */
     public void clearHooks() { for (int l = 0; l < hooks.length; l++) hooks[l] = new BlockHooks(); }
@@ -174,6 +347,9 @@ public final class Gpt {
 
     /** Checks a batch against the model: shapes, sequence length, token ids, left padding. */
     private void checkBatch(int[] inputs, int[] targets, int[] start, int B, int T) {
+        if (!firstStage() || !lastStage())
+            throw new WaferException("a whole batch needs every layer; this is a pipeline stage (" + shardName()
+                    + "): use forward(Activations, tokens, in, targets)");
         if (B <= 0 || T <= 0) throw new WaferException("batch shape must be positive, got B=" + B + " T=" + T);
         int off = positionOffset();
         if (T + off > config.nPositions())
@@ -184,17 +360,25 @@ public final class Gpt {
             throw new WaferException("targets hold " + targets.length + " tokens, batch needs " + B * T);
         if (start != null) {
             if (start.length < B) throw new WaferException("left padding holds " + start.length + " rows, batch has " + B);
-            for (int b = 0; b < B; b++)
+            for (int b = 0; b < B; b++) {
                 if (start[b] < 0 || start[b] > T) throw new WaferException("row " + b + " starts at " + start[b] + ", outside [0, " + T + "]");
+                if (start[b] > 0) requireWhole("left padding");
+            }
         }
+        checkTokens(inputs, targets, B * T);
+    }
+
+    private void checkTokens(int[] inputs, int[] targets, int n) {
         int V = config.vocabSize();
-        for (int i = 0; i < B * T; i++) {
-            if (inputs[i] < 0 || inputs[i] >= V)
+        for (int i = 0; i < n; i++) {
+            if (inputs != null && (inputs[i] < 0 || inputs[i] >= V))
                 throw new WaferException("token id " + inputs[i] + " at position " + i + " is outside the vocabulary [0, " + V + ")");
             if (targets != null && targets[i] >= V)
                 throw new WaferException("target id " + targets[i] + " at position " + i + " is outside the vocabulary [0, " + V + ")");
         }
     }
+
+    // ---- forward --------------------------------------------------------------------------------
 
     /**
      * Runs the model on inputs[B*T]. With targets, returns the mean cross-entropy over the targets
@@ -210,24 +394,18 @@ public final class Gpt {
      */
     public float forward(int[] inputs, int[] targets, int[] start, int B, int T) {
         checkBatch(inputs, targets, start, B, T);
-        int C = config.nEmbd(), V = config.vocabSize(), BT = B * T;
-        Activations a = body(inputs, start, B, T);
-        a.ensureLogits();
-        long t = Profile.t();
-        Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.values(), 0, C, 0f, a.logits, 0, V);
-        t = Profile.add("lm_head fwd", t);
-        if (targets == null) {
-            a.hasTargets = false;
-            return Float.NaN;
-        }
-        System.arraycopy(targets, 0, a.targets, 0, BT);
-        a.hasTargets = true;
-        int valid = 0;
-        for (int i = 0; i < BT; i++) if (!CrossEntropy.ignored(targets[i])) valid++;
-        a.validTargets = valid;
-        double sum = CrossEntropy.forward(a.logits, a.losses, targets, BT, V);
-        t = Profile.add("softmax+loss fwd", t);
-        return valid == 0 ? 0f : (float) (sum / valid);
+        return run(activationsFor(B, T), inputs, null, targets, start, true);
+    }
+
+    /**
+     * Runs this shard on one micro-batch with activations from {@link #newActs}. The first stage embeds
+     * {@code tokens}; a later one takes the previous stage's output {@code in}. The last stage scores
+     * {@code targets} and returns the mean loss over the valid ones; others return NaN (their output is
+     * {@link Activations#output()}).
+     */
+    public float forward(Activations a, int[] tokens, float[] in, int[] targets) {
+        checkTokens(firstStage() ? tokens : null, lastStage() ? targets : null, a.B * a.T);
+        return run(a, tokens, in, targets, null, true);
     }
 
     /**
@@ -240,62 +418,100 @@ public final class Gpt {
     /** {@link #forwardHidden(int[], int, int)} with left padding (see {@link #forward(int[], int[], int[], int, int)}). */
     public float[] forwardHidden(int[] inputs, int[] start, int B, int T) {
         checkBatch(inputs, null, start, B, T);
-        Activations a = body(inputs, start, B, T);
-        a.hasTargets = false;
+        Activations a = activationsFor(B, T);
+        run(a, inputs, null, null, start, false);
         return a.lnf;
     }
 
-    /** Embeddings, blocks (with their hooks) and ln_f; the result is in a.lnf. */
-    private Activations body(int[] inputs, int[] start, int B, int T) {
+    /**
+     * Embeddings (or the previous stage's output), blocks (with their hooks), and on the last stage ln_f, then
+     * with {@code head} the logits and, given targets, the loss. Returns the mean loss, or NaN.
+     */
+    private float run(Activations a, int[] inputs, float[] in, int[] targets, int[] start, boolean head) {
         GptConfig c = config;
-        int C = c.nEmbd(), F = c.nInner(), H = c.nHead(), BT = B * T;
-        Activations a = activationsFor(B, T);
-        System.arraycopy(inputs, 0, a.inputs, 0, BT);
+        int B = a.B, T = a.T, C = c.nEmbd(), BT = B * T;
         a.leftPadded = false;
         for (int b = 0; start != null && b < B; b++) a.leftPadded |= (a.start[b] = start[b]) > 0;
         int[] pad = a.leftPad();
         long t = Profile.t();
-        Encoder.forward(a.encoded, inputs, wte.values(), wpe.values(), B, T, C, positionOffset(), pad);
-        t = Profile.add("encoder fwd", t);
+        if (firstStage()) {
+            System.arraycopy(inputs, 0, a.inputs, 0, BT);
+            // split by vocabulary: each rank looks up its rows (rank 0 adds the positions), the sum completes it
+            Encoder.forward(a.encoded, inputs, v0, wte.values(), tpRank == 0 ? wpe.values() : null, B, T, C, positionOffset(), pad);
+            if (tp != null) tp.allReduceSum(a.encoded, 0, BT * C);
+            t = Profile.add("encoder fwd", t);
+        } else {
+            System.arraycopy(in, 0, a.encoded, 0, BT * C);
+        }
         float[] res = a.encoded;
         for (int l = 0; l < h.length; l++) {
             Block w = h[l];
             BlockHooks k = hooks[l];
             LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, c.layerNormEpsilon());
             t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.values(), w.attnB.data, BT, C, 3 * C);
+            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.values(), w.attnB.data, BT, C, 3 * Cl);
             if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
             if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
             t = Profile.add("c_attn fwd", t);
-            if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
-            else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
+            if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, Hl, c.scaleAttnWeights(), pad);
+            else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.scaleAttnWeights(), pad);
             t = Profile.add("attention fwd", t);
-            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.values(), w.attnProjB.data, BT, C, C);
+            // row-parallel: each rank's product is a partial sum, so the bias goes in once, after the all-reduce
+            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.values(), tp == null ? w.attnProjB.data : null, BT, Cl, C);
             if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
             if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
+            if (tp != null) allReduceAddBias(a.res2[l], w.attnProjB.data, BT);
             t = Profile.add("attn.c_proj fwd", t);
             add(a.res2[l], res, BT * C);
             t = Profile.add("residual fwd", t);
             LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, c.layerNormEpsilon());
             t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.fch[l], a.ln2[l], w.fcW.values(), w.fcB.data, BT, C, F);
+            Linear.forward(a.fch[l], a.ln2[l], w.fcW.values(), w.fcB.data, BT, C, Fl);
             if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
             t = Profile.add("c_fc fwd", t);
-            Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * F);
+            Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
             if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
             t = Profile.add("gelu fwd", t);
-            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.values(), w.mlpProjB.data, BT, F, C);
+            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.values(), tp == null ? w.mlpProjB.data : null, BT, Fl, C);
             if (k.mlpProj != null) k.mlpProj.forward(a.res3[l], a.fchAct[l], BT);
             if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
+            if (tp != null) allReduceAddBias(a.res3[l], w.mlpProjB.data, BT);
             t = Profile.add("mlp.c_proj fwd", t);
             add(a.res3[l], a.res2[l], BT * C);
             t = Profile.add("residual fwd", t);
             res = a.res3[l];
         }
+        a.hasTargets = false;
+        if (!lastStage()) return Float.NaN;
         LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, BT, C, c.layerNormEpsilon());
-        Profile.add("layernorm fwd", t);
-        return a;
+        t = Profile.add("layernorm fwd", t);
+        if (!head) return Float.NaN;
+        int V = v1 - v0; // this rank's slice of the vocabulary (all of it unless split)
+        a.ensureLogits();
+        Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.values(), 0, C, 0f, a.logits, 0, V);
+        t = Profile.add("lm_head fwd", t);
+        if (targets == null) return Float.NaN;
+        System.arraycopy(targets, 0, a.targets, 0, BT);
+        a.hasTargets = true;
+        int valid = 0;
+        for (int i = 0; i < BT; i++) if (!CrossEntropy.ignored(targets[i])) valid++;
+        a.validTargets = valid;
+        a.lossSum = tp == null ? CrossEntropy.forward(a.logits, a.losses, targets, BT, V)
+                : CrossEntropy.forward(a.logits, a.losses, targets, BT, V, v0, tp, a.rowMax, a.stats);
+        Profile.add("softmax+loss fwd", t);
+        return valid == 0 ? 0f : (float) (a.lossSum / valid);
     }
+
+    /** A row-parallel layer's output: the ranks' partial sums summed, then the (replicated) bias added once. */
+    private void allReduceAddBias(float[] out, float[] bias, int BT) {
+        int C = config.nEmbd();
+        tp.allReduceSum(out, 0, BT * C);
+        Parallel.forRange(BT, (w, from, to) -> {
+            for (int i = from; i < to; i++) for (int c = 0, o = i * C; c < C; c++) out[o + c] += bias[c];
+        });
+    }
+
+    // ---- backward -------------------------------------------------------------------------------
 
     /** Backward of the mean loss of the last forward: gradients are added to every trainable parameter. */
     public void backward() {
@@ -309,21 +525,36 @@ public final class Gpt {
      */
     public void backward(float scale) {
         Activations a = acts;
-        if (a == null || !a.hasTargets) throw new IllegalStateException("backward needs a forward pass with targets");
-        int BT = a.B * a.T, C = config.nEmbd(), V = config.vocabSize();
+        if (a == null) throw new IllegalStateException("backward needs a forward pass with targets");
+        backward(a, null, scale);
+    }
+
+    /**
+     * Adds the gradient of (sum of token losses) * scale to every trainable parameter of this shard. The last
+     * stage starts from its loss; an earlier one from {@code dout}, the gradient of its output that the next
+     * stage sent. Afterwards {@link #inputGradient()} holds the gradient of the stage's input.
+     */
+    public void backward(Activations a, float[] dout, float scale) {
+        if (!lastStage()) {
+            backwardBody(a, null, dout);
+            return;
+        }
+        if (!a.hasTargets) throw new IllegalStateException("backward needs a forward pass with targets");
+        int BT = a.B * a.T, C = config.nEmbd(), V = v1 - v0;
         a.hasTargets = false; // the softmax buffer is consumed below
         long t = Profile.t();
-        CrossEntropy.backward(a.logits, a.targets, BT, V, scale);
+        CrossEntropy.backward(a.logits, a.targets, BT, V, v0, scale);
         t = Profile.add("softmax+loss bwd", t);
         float[] dlogits = a.logits;
-        // head: logits = lnf @ head^T
+        // head: logits = lnf @ head^T (a vocabulary slice gives a partial sum of dlnf)
         Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.values(), 0, C, 0f, a.dx, 0, C);
+        if (tp != null) tp.allReduceSum(a.dx, 0, BT * C);
         t = Profile.add("lm_head bwd", t);
         if (lmHead.trainable()) {
             Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), 0, C);
             Profile.add("lm_head bwd", t);
         }
-        backwardBody(a, a.dx);
+        backwardBody(a, a.dx, null);
     }
 
     /**
@@ -333,23 +564,30 @@ public final class Gpt {
     public void backwardHidden(float[] dhidden) {
         Activations a = acts;
         if (a == null) throw new IllegalStateException("backwardHidden needs a forward pass first");
-        backwardBody(a, dhidden);
+        backwardBody(a, dhidden, null);
     }
 
-    /** From d(ln_f output) down to the embeddings, through every block and hook. */
-    private void backwardBody(Activations a, float[] dlnf) {
+    /**
+     * From d(ln_f output) {@code dlnf} (the last stage), or the gradient {@code dout} of the stage's output,
+     * down to the embeddings or the stage's input, through every block and hook.
+     */
+    private void backwardBody(Activations a, float[] dlnf, float[] dout) {
         GptConfig c = config;
-        int B = a.B, T = a.T, C = c.nEmbd(), F = c.nInner(), H = c.nHead(), BT = B * T;
+        int B = a.B, T = a.T, C = c.nEmbd(), H = Hl, BT = B * T;
         int[] pad = a.leftPad();
         if (positionOffset() > 0 && wpe.trainable())
             throw new IllegalStateException("a trainable wpe with a prefix: Encoder.backward assumes positions from 0");
         long t = Profile.t();
         float[] dres = a.dres, dx = a.dx, dy = a.dy;
-        java.util.Arrays.fill(dres, 0, BT * C, 0f);
-        float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
-        LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dlnf, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
-        t = Profile.add("layernorm bwd", t);
-        gradientsReady(h.length);
+        if (lastStage()) {
+            Arrays.fill(dres, 0, BT * C, 0f);
+            float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
+            LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dlnf, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
+            t = Profile.add("layernorm bwd", t);
+            gradientsReady(c.nLayer());
+        } else {
+            System.arraycopy(dout, 0, dres, 0, BT * C);
+        }
         int lowest = lowestLayerNeedingGradients();
         for (int l = h.length - 1; l >= lowest; l--) {
             Block w = h[l];
@@ -358,51 +596,55 @@ public final class Gpt {
             // MLP: res3 = res2 + afterMlp(mlp_c_proj(act(c_fc(ln_2(res2))))); dres must survive for the residual
             float[] dm = dres;
             if (k.afterMlp != null) { k.afterMlp.backward(a.dadapt, dres, BT); dm = a.dadapt; }
-            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.values(), BT, F, C);
+            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.values(), BT, Fl, C);
             if (k.mlpProj != null) k.mlpProj.backward(a.dfch, dm, a.fchAct[l], BT);
             t = Profile.add("mlp.c_proj bwd", t);
             if (k.mlpAct != null) k.mlpAct.backward(a.dfch, a.dfch, BT);
-            Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * F);
+            Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * Fl);
             t = Profile.add("gelu bwd", t);
-            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.values(), BT, C, F);
+            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.values(), BT, C, Fl);
             if (k.cFc != null) k.cFc.backward(dx, a.dfch, a.ln2[l], BT);
+            if (tp != null) tp.allReduceSum(dx, 0, BT * C); // column-parallel: each rank's input gradient is partial
             t = Profile.add("c_fc bwd", t);
             LayerNorm.backward(dres, w.ln2W.grad(), w.ln2B.grad(), dx, a.res2[l], w.ln2W.data, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
             // attention: res2 = resIn + afterAttn(c_proj(attn(c_attn(ln_1(resIn)))))
             float[] da = dres;
             if (k.afterAttn != null) { k.afterAttn.backward(a.dadapt, dres, BT); da = a.dadapt; }
-            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.values(), BT, C, C);
+            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.values(), BT, Cl, C);
             if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
             if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
-            else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, C, H, c.scaleAttnWeights(), a.attScratch, pad);
+            else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, Cl, H, c.scaleAttnWeights(), a.attScratch, pad);
             t = Profile.add("attention bwd", t);
             if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
-            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.values(), BT, C, 3 * C);
+            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.values(), BT, C, 3 * Cl);
             if (k.cAttn != null) k.cAttn.backward(dx, a.dqkv, a.ln1[l], BT);
+            if (tp != null) tp.allReduceSum(dx, 0, BT * C);
             t = Profile.add("c_attn bwd", t);
             // The key bias adds q.b_k to every score of a query's row, and softmax ignores a constant
             // shift: its true gradient is exactly zero. Keep it zero rather than float32 rounding noise,
             // which AdamW would normalise into steps of size ~lr.
-            if (w.attnB.trainable()) java.util.Arrays.fill(w.attnB.grad(), C, 2 * C, 0f);
+            if (w.attnB.trainable()) Arrays.fill(w.attnB.grad(), Cl, 2 * Cl, 0f);
             LayerNorm.backward(dres, w.ln1W.grad(), w.ln1B.grad(), dx, resIn, w.ln1W.data, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
-            gradientsReady(l);
+            gradientsReady(l0 + l);
         }
-        if (wte.trainable() || wpe.trainable()) {
-            Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, B, T, C, pad);
+        if (firstStage() && (wte.trainable() || wpe.trainable())) {
+            Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, v0, B, T, C, pad);
             Profile.add("encoder bwd", t);
         }
+        inputGrad = dres;
         gradientsReady(-1);
     }
 
     /**
      * The backward pass can stop above the lowest block with something to train: below it (and with frozen
-     * embeddings) no gradient is needed. Top-k fine-tuning then pays for its k blocks only.
+     * embeddings) no gradient is needed. Top-k fine-tuning then pays for its k blocks only. A later pipeline
+     * stage always goes down to its input, whose gradient the stage before needs.
      */
     private int lowestLayerNeedingGradients() {
-        if (wte.trainable() || wpe.trainable()) return 0;
+        if (!firstStage() || wte.trainable() || wpe.trainable()) return 0;
         for (int l = 0; l < h.length; l++) {
             if (!hooks[l].isEmpty()) return l;
             for (Parameter p : h[l].all()) if (p.trainable()) return l;

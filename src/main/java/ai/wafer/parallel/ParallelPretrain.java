@@ -48,8 +48,12 @@ public final class ParallelPretrain {
         }
     }
 
-    /** Rank 0's view of the run: its steps, the bytes it sent per step, the last held-out loss, the last checkpoint (or null). */
-    public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, double evalLoss, Path lastCheckpoint, boolean stopped) {}
+    /**
+     * A rank's view of the run: its steps, the bytes it sent per step, the last held-out loss, the last checkpoint (or
+     * null), and whether this rank is the one that writes (world rank 0: under MPI every process gets a Result).
+     */
+    public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, double evalLoss, Path lastCheckpoint, boolean stopped,
+                         boolean writes) {}
 
     public static Result run(Layout layout, Engine engine, Setup s) {
         return switch (engine) {
@@ -90,7 +94,7 @@ public final class ParallelPretrain {
             Path last = out.lastCheckpoint();
             // the whole model exists only across the ranks: a finished run leaves it as a one-rank checkpoint
             if (runDir != null && !out.stopped() && !out.steps().isEmpty()) last = t.save(runDir);
-            return new Result(out.steps(), t.lastStepBytes(), out.evalLoss(), last, out.stopped());
+            return new Result(out.steps(), t.lastStepBytes(), out.evalLoss(), last, out.stopped(), t.writes());
         }
     }
 }

@@ -2,6 +2,7 @@ package ai.wafer.parallel;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
+import ai.wafer.model.Activations;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
@@ -15,7 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Training on a dp x tp x pp layout: each rank holds the tensor-parallel shard {@link TensorParallelGpt}
+ * Training on a dp x tp x pp layout: each rank holds the tensor-parallel shard ({@link Gpt#shard})
  * of one pipeline stage of a replica and the rows [d*B/dp, (d+1)*B/dp) of every global batch. The K
  * micro-batches of a step flow through the stages on the 1F1B schedule: stage s runs pp-s-1 forwards,
  * then alternates one forward with one backward, then drains the backwards, so at most pp-s
@@ -37,14 +38,14 @@ import java.util.List;
 public final class ParallelTrainer implements StepEngine {
     private final Layout layout;
     private final Layout.Groups g;
-    private final TensorParallelGpt model;
+    private final Gpt model;
     private final TokenLoader data;
     private final Pretrainer.Options opt;
     private final GradBuckets buckets;
     private final boolean zero;
     private final AdamW adamw; // without ZeRO: AdamW over this rank's shard
     private final Zero1 zero1; // with ZeRO-1: this rank's chunks of its shard
-    private final TensorParallelGpt.Acts[] acts; // one per micro-batch in flight on this stage
+    private final Activations[] acts; // one per micro-batch in flight on this stage
     private final int[] x, y;
     private final int[][] lx, ly;
     private final float[] actIn, gradIn;
@@ -74,7 +75,7 @@ public final class ParallelTrainer implements StepEngine {
         this.data = data;
         this.opt = opt;
         int stage = groups.pp().rank();
-        model = new TensorParallelGpt(full, groups.tp(), Plan.firstLayer(L, P, stage), Plan.firstLayer(L, P, stage + 1));
+        model = Gpt.shard(full, groups.tp(), Plan.firstLayer(L, P, stage), Plan.firstLayer(L, P, stage + 1));
         // the stages holding the tied embedding's two copies sum their gradients in a group of their own
         boolean tiedEnd = P > 1 && full.config.tieWordEmbeddings() && (model.firstStage() || model.lastStage());
         embedGroup = P > 1 ? groups.pp().split(tiedEnd ? 0 : 1, stage) : null;
@@ -84,7 +85,7 @@ public final class ParallelTrainer implements StepEngine {
         adamw = zero ? null : new AdamW(model.parameters(), opt.hyper());
         this.zero1 = zero ? new Zero1(groups.dp(), buckets, opt.hyper()) : null;
         int Bl = B / layout.dp(), K = opt.gradAccum();
-        acts = new TensorParallelGpt.Acts[Math.min(K, P - stage)];
+        acts = new Activations[Math.min(K, P - stage)];
         for (int i = 0; i < acts.length; i++) acts[i] = model.newActs(Bl, T);
         x = new int[B * T];
         y = new int[B * T];
@@ -95,7 +96,7 @@ public final class ParallelTrainer implements StepEngine {
         lossParts = new double[2 * K];
     }
 
-    public TensorParallelGpt model() { return model; }
+    public Gpt model() { return model; }
     @Override public Pretrainer.Options options() { return opt; }
     @Override public int step() { return step; }
     @Override public boolean writes() { return g.world().rank() == 0; }
@@ -204,7 +205,7 @@ public final class ParallelTrainer implements StepEngine {
         if (eval.batchSize() != B || eval.seqLen() != T)
             throw new WaferException("the eval loader gives " + eval.batchSize() + " x " + eval.seqLen() + " batches; the run needs " + B + " x " + T);
         LmEval.rewind(eval);
-        TensorParallelGpt.Acts a = acts[0];
+        Activations a = acts[0];
         double[] sums = new double[2]; // loss summed over tokens, tokens (only the last stage has them)
         for (int i = 0; i < batches; i++) {
             eval.nextBatch(x, y);
@@ -217,8 +218,8 @@ public final class ParallelTrainer implements StepEngine {
             }
             model.forward(a, lx[0], in, ly[0]);
             if (model.lastStage()) {
-                sums[0] += a.lossSum;
-                sums[1] += a.valid;
+                sums[0] += a.lossSum();
+                sums[1] += a.validTargets();
             } else {
                 g.pp().send(a.output(), 0, n, s + 1, EVAL_TAG);
             }
@@ -231,7 +232,7 @@ public final class ParallelTrainer implements StepEngine {
     private int slot(int mb) { return mb % acts.length; }
 
     private void forward(int mb) {
-        TensorParallelGpt.Acts a = acts[slot(mb)];
+        Activations a = acts[slot(mb)];
         int s = g.pp().rank(), n = actIn.length;
         float[] in = null;
         if (!model.firstStage()) {
@@ -240,15 +241,15 @@ public final class ParallelTrainer implements StepEngine {
         }
         model.forward(a, lx[mb], in, ly[mb]);
         if (model.lastStage()) {
-            lossParts[2 * mb] = a.lossSum;
-            lossParts[2 * mb + 1] = a.valid;
+            lossParts[2 * mb] = a.lossSum();
+            lossParts[2 * mb + 1] = a.validTargets();
         } else {
             g.pp().send(a.output(), 0, n, s + 1, 2 * mb);
         }
     }
 
     private void backward(int mb, float scale) {
-        TensorParallelGpt.Acts a = acts[slot(mb)];
+        Activations a = acts[slot(mb)];
         int s = g.pp().rank(), n = gradIn.length;
         float[] dout = null;
         if (!model.lastStage()) {

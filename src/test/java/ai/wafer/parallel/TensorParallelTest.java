@@ -40,17 +40,44 @@ class TensorParallelTest {
         for (int i = 0; i < 32; i++) { x[i] = (i * 7) % 97; y[i] = (i * 5 + 1) % 97; }
         float want = full.forward(x, y, 2, 16);
         float got = ThreadCommunicator.run(1, Duration.ofSeconds(10), c -> {
-            TensorParallelGpt m = new TensorParallelGpt(full, c, 0, CFG.nLayer());
+            Gpt m = Gpt.shard(full, c, 0, CFG.nLayer());
             return m.forward(m.newActs(2, 16), x, null, y);
         }).get(0);
         assertEquals(want, got, 1e-5 * want);
+    }
+
+    @Test void aWholeShardComputesExactlyWhatTheModelDoes() {
+        // tp=1, every layer: the same class on the same path, so loss and gradients agree bit for bit
+        Gpt full = Gpt.init(CFG, SEED), shard = Gpt.shard(full, null, 0, CFG.nLayer());
+        int[] x = new int[32], y = new int[32];
+        for (int i = 0; i < 32; i++) { x[i] = (i * 7) % 97; y[i] = i % 6 == 0 ? -100 : (i * 5 + 1) % 97; }
+        var acts = shard.newActs(2, 16);
+        assertEquals(full.forward(x, y, 2, 16), shard.forward(acts, x, null, y));
+        full.backward(1f / 32);
+        shard.backward(acts, null, 1f / 32);
+        for (int i = 0; i < full.parameters().size(); i++)
+            org.junit.jupiter.api.Assertions.assertArrayEquals(full.parameters().get(i).grad(), shard.parameters().get(i).grad(),
+                    full.parameters().get(i).name);
+    }
+
+    @Test void aShardRefusesHooksAndLeftPadding() {
+        Gpt full = Gpt.init(CFG, SEED);
+        List<String> msgs = ThreadCommunicator.run(2, Duration.ofSeconds(10), c -> {
+            Gpt m = Gpt.shard(full, c, 0, CFG.nLayer());
+            String hooks = org.junit.jupiter.api.Assertions.assertThrows(ai.wafer.WaferException.class, () -> m.hooks(0)).getMessage();
+            String pad = org.junit.jupiter.api.Assertions.assertThrows(ai.wafer.WaferException.class,
+                    () -> m.forward(new int[8], null, new int[]{1, 0}, 2, 4)).getMessage();
+            return hooks + " | " + pad;
+        });
+        assertTrue(msgs.get(1).contains("fine-tuning hooks needs the whole model") && msgs.get(1).contains("left padding needs the whole model")
+                && msgs.get(1).contains("tensor rank 1 of 2"), msgs.get(1));
     }
 
     @Test void shardsGatherBackToTheModel() {
         Gpt full = Gpt.init(CFG, SEED);
         Gpt back = ThreadCommunicator.run(4, Duration.ofSeconds(10), c -> {
             Gpt g = new Gpt(CFG);
-            new TensorParallelGpt(full, c, 0, CFG.nLayer()).gather(g, null);
+            Gpt.shard(full, c, 0, CFG.nLayer()).gather(g, null);
             return g;
         }).get(3);
         for (int i = 0; i < full.parameters().size(); i++)
