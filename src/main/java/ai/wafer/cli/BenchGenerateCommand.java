@@ -1,8 +1,8 @@
 package ai.wafer.cli;
 
+import ai.wafer.model.KvCache;
 import ai.wafer.WaferException;
 import ai.wafer.generate.InferenceModel;
-import ai.wafer.generate.KvCache;
 import ai.wafer.generate.Sampler;
 import ai.wafer.generate.WeightType;
 import ai.wafer.io.Checkpoint;

@@ -1,5 +1,6 @@
 package ai.wafer.generate;
 
+import ai.wafer.model.KvCache;
 import ai.wafer.tokenizer.Tokenizer;
 
 import java.util.ArrayList;

@@ -1,5 +1,6 @@
 package ai.wafer.generate;
 
+import ai.wafer.model.KvCache;
 import ai.wafer.WaferException;
 import ai.wafer.tokenizer.Tokenizer;
 

@@ -36,9 +36,17 @@ public final class Activations {
     final float[] dres, dx, dy, dqkv, dfch, lnScratch, attScratch;
     /** Gradient scratch for a bottleneck adapter's input (dres must survive it: it also feeds the residual). */
     final float[] dadapt;
+    /** Generation only: positions each row's cache held before this pass; per-thread attention scores [T, n_positions]. */
+    final int[] past;
+    final float[][] scores;
 
-    /** Buffers for {@code m}'s shard; the backward scratch is {@code scratch}'s when given (same or larger shape). */
-    Activations(Gpt m, int B, int T, Activations scratch) {
+    /**
+     * Buffers for {@code m}'s shard; the backward scratch is {@code scratch}'s when given (same or larger shape).
+     * For {@code generation} (the cached forward: no backward) every layer shares one set of buffers, since nothing
+     * is kept for a backward pass, and there is no backward scratch; instead each thread gets a block of attention
+     * scores against the cache.
+     */
+    Activations(Gpt m, int B, int T, Activations scratch, boolean generation) {
         this.maxB = B;
         this.maxT = T;
         GptConfig c = m.config;
@@ -47,29 +55,42 @@ public final class Activations {
         targets = new int[BT];
         start = new int[B];
         encoded = new float[BT * C];
-        ln1 = new float[L][BT * C]; ln1Mean = new float[L][BT]; ln1Rstd = new float[L][BT];
-        qkv = new float[L][BT * 3 * Cl];
-        att = new float[L][Math.multiplyExact(B * m.Hl, T * T)];
-        atty = new float[L][BT * Cl]; res2 = new float[L][BT * C];
-        ln2 = new float[L][BT * C]; ln2Mean = new float[L][BT]; ln2Rstd = new float[L][BT];
-        fch = new float[L][BT * Fl]; fchAct = new float[L][BT * Fl]; res3 = new float[L][BT * C];
+        ln1 = layers(L, BT * C, generation); ln1Mean = layers(L, BT, generation); ln1Rstd = layers(L, BT, generation);
+        qkv = layers(L, BT * 3 * Cl, generation);
+        att = generation ? null : layers(L, Math.multiplyExact(B * m.Hl, T * T), false);
+        atty = layers(L, BT * Cl, generation); res2 = layers(L, BT * C, generation);
+        ln2 = layers(L, BT * C, generation); ln2Mean = layers(L, BT, generation); ln2Rstd = layers(L, BT, generation);
+        fch = layers(L, BT * Fl, generation); fchAct = layers(L, BT * Fl, generation);
+        // a block reads its input (the previous res3) before it writes its own res3, so generation may share it too
+        res3 = layers(L, BT * C, generation);
         boolean last = m.lastStage(), split = m.tpSize > 1;
         lnf = last ? new float[BT * C] : null;
         lnfMean = last ? new float[BT] : null;
         lnfRstd = last ? new float[BT] : null;
         vocab = m.v1 - m.v0;
-        losses = last ? new float[BT] : null;
+        losses = last && !generation ? new float[BT] : null;
         rowMax = last && split ? new float[BT * m.tpSize] : null;
         stats = last && split ? new float[2 * BT] : null;
-        Activations s = scratch;
-        dres = s != null ? s.dres : new float[BT * C];
-        dx = s != null ? s.dx : new float[BT * C];
-        dy = s != null ? s.dy : new float[BT * Cl];
-        dqkv = s != null ? s.dqkv : new float[BT * 3 * Cl];
-        dfch = s != null ? s.dfch : new float[BT * Fl];
-        lnScratch = s != null ? s.lnScratch : new float[Parallel.threads() * 2 * C];
-        attScratch = s != null ? s.attScratch : new float[Parallel.threads() * T * T];
-        dadapt = s != null ? s.dadapt : m.isShard() ? null : new float[BT * C]; // adapters hook whole models only
+        Activations s = generation ? null : scratch;
+        boolean bwd = !generation;
+        dres = s != null ? s.dres : bwd ? new float[BT * C] : null;
+        dx = s != null ? s.dx : bwd ? new float[BT * C] : null;
+        dy = s != null ? s.dy : bwd ? new float[BT * Cl] : null;
+        dqkv = s != null ? s.dqkv : bwd ? new float[BT * 3 * Cl] : null;
+        dfch = s != null ? s.dfch : bwd ? new float[BT * Fl] : null;
+        lnScratch = s != null ? s.lnScratch : bwd ? new float[Parallel.threads() * 2 * C] : null;
+        attScratch = s != null ? s.attScratch : bwd ? new float[Parallel.threads() * T * T] : null;
+        dadapt = s != null ? s.dadapt : m.isShard() || !bwd ? null : new float[BT * C]; // adapters hook whole models only
+        past = generation ? new int[B] : null;
+        scores = generation ? new float[Parallel.threads()][Math.multiplyExact(T, c.nPositions())] : null;
+    }
+
+    /** L per-layer buffers of n floats: L arrays, or (shared) one array L times. */
+    private static float[][] layers(int L, int n, boolean shared) {
+        float[][] a = new float[L][];
+        float[] one = shared ? new float[n] : null;
+        for (int l = 0; l < L; l++) a[l] = shared ? one : new float[n];
+        return a;
     }
 
     /** Allocates {@link #logits} for the largest batch these buffers serve, once. */

@@ -1,56 +1,44 @@
 package ai.wafer.model;
 
 import ai.wafer.tensor.Parallel;
-
-import java.lang.foreign.MemorySegment;
-
-import static ai.wafer.model.Parameter.F32;
+import ai.wafer.tensor.Weights;
 
 /**
- * Token plus learned position embedding: x[b,t] = wte[token] + wpe[t]. The tables are segments
- * ({@link Parameter#values()}), since a frozen embedding may still be mapped from its file.
+ * Token plus learned position embedding: x[b,t] = wte[token] + wpe[t]. The tables are read through
+ * their storage ({@link Parameter#weights()}): heap, mapped from the file, or bf16.
  */
 public final class Encoder {
     private Encoder() {}
 
     public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset) {
-        forward(out, tokens, MemorySegment.ofArray(wte), MemorySegment.ofArray(wpe), B, T, C, posOffset, null);
-    }
-
-    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset, int[] start) {
-        forward(out, tokens, MemorySegment.ofArray(wte), MemorySegment.ofArray(wpe), B, T, C, posOffset, start);
-    }
-
-    public static void forward(float[] out, int[] tokens, MemorySegment wte, MemorySegment wpe, int B, int T, int C, int posOffset) {
         forward(out, tokens, wte, wpe, B, T, C, posOffset, null);
     }
 
-    /**
-     * With left padding ({@code start[b]}: row b's first real token; null: none) positions count from each row's
-     * first real token, as Hugging Face's position_ids = cumsum(mask) - 1, so a padded row embeds as unpadded;
-     * pads take position 0 (they never reach a real token, see {@link Attention}).
-     */
-    public static void forward(float[] out, int[] tokens, MemorySegment wte, MemorySegment wpe, int B, int T, int C, int posOffset,
-                               int[] start) {
-        forward(out, tokens, 0, wte, wpe, B, T, C, posOffset, start);
+    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset, int[] start) {
+        forward(out, tokens, 0, Weights.of(wte), Weights.of(wpe), B, T, C, posOffset, start, null);
     }
 
     /**
-     * A tensor-parallel rank's part of the embedding: {@code wte} holds vocabulary rows [v0, v0 + rows) and
-     * tokens outside them contribute zero; {@code wpe} null adds no positions. The ranks' parts sum to the
-     * whole (two non-zero terms, so the sum is exact), whatever order an all-reduce adds them in.
+     * x[b,t] = wte[token] + wpe[position], the position t + posOffset. With left padding ({@code start[b]}: row b's
+     * first real token; null: none) positions count from each row's first real token, as Hugging Face's
+     * position_ids = cumsum(mask) - 1, so a padded row embeds as unpadded; pads take position 0 (they never reach a
+     * real token, see {@link Attention}). In generation ({@code past} not null) row b's tokens follow the past[b]
+     * positions its KV cache holds.
+     *
+     * <p>A tensor-parallel rank's part: {@code wte} holds vocabulary rows [v0, v0 + rows) and tokens outside them
+     * contribute zero; {@code wpe} null adds no positions. The ranks' parts sum to the whole (two non-zero terms, so
+     * the sum is exact), whatever order an all-reduce adds them in.
      */
-    public static void forward(float[] out, int[] tokens, int v0, MemorySegment wte, MemorySegment wpe, int B, int T, int C,
-                               int posOffset, int[] start) {
-        long rows = wte.byteSize() / Float.BYTES / C;
+    public static void forward(float[] out, int[] tokens, int v0, Weights wte, Weights wpe, int B, int T, int C,
+                               int posOffset, int[] start, int[] past) {
+        long rows = wte.size() / C;
         Parallel.forRange(B * T, (w, from, to) -> {
             for (int bt = from; bt < to; bt++) {
-                int tok = tokens[bt] - v0, t = position(bt, T, start) + posOffset;
+                int tok = tokens[bt] - v0, t = position(bt, T, start) + posOffset + (past == null ? 0 : past[bt / T]);
                 int o = bt * C;
                 boolean here = tok >= 0 && tok < rows;
                 long e = (long) tok * C, p = (long) t * C;
-                for (int c = 0; c < C; c++)
-                    out[o + c] = (here ? wte.getAtIndex(F32, e + c) : 0f) + (wpe != null ? wpe.getAtIndex(F32, p + c) : 0f);
+                for (int c = 0; c < C; c++) out[o + c] = (here ? wte.get(e + c) : 0f) + (wpe != null ? wpe.get(p + c) : 0f);
             }
         });
     }

@@ -3,6 +3,7 @@ package ai.wafer.model;
 import ai.wafer.WaferException;
 import ai.wafer.parallel.Communicator;
 import ai.wafer.tensor.Gemm;
+import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
 
 import java.lang.foreign.MemorySegment;
@@ -287,7 +288,7 @@ public final class Gpt {
 
     private Activations activationsFor(int B, int T) {
         if (acts == null || !acts.fits(B, T))
-            acts = acts == null ? new Activations(this, B, T, null) : new Activations(this, Math.max(B, acts.maxB), Math.max(T, acts.maxT), null);
+            acts = acts == null ? new Activations(this, B, T, null, false) : new Activations(this, Math.max(B, acts.maxB), Math.max(T, acts.maxT), null, false);
         acts.B = B;
         acts.T = T;
         return acts;
@@ -301,7 +302,7 @@ public final class Gpt {
         if (B <= 0 || T <= 0) throw new WaferException("batch shape must be positive, got B=" + B + " T=" + T);
         if (T > config.nPositions()) throw new WaferException("sequence length " + T + " exceeds n_positions " + config.nPositions());
         boolean share = scratch != null && scratch.maxB == B && scratch.maxT == T;
-        Activations a = new Activations(this, B, T, share ? scratch : null);
+        Activations a = new Activations(this, B, T, share ? scratch : null, false);
         if (!share) scratch = a;
         a.B = B;
         a.T = T;
@@ -437,58 +438,23 @@ public final class Gpt {
         if (firstStage()) {
             System.arraycopy(inputs, 0, a.inputs, 0, BT);
             // split by vocabulary: each rank looks up its rows (rank 0 adds the positions), the sum completes it
-            Encoder.forward(a.encoded, inputs, v0, wte.values(), tpRank == 0 ? wpe.values() : null, B, T, C, positionOffset(), pad);
+            Encoder.forward(a.encoded, inputs, v0, wte.weights(), tpRank == 0 ? wpe.weights() : null, B, T, C, positionOffset(), pad, null);
             if (tp != null) tp.allReduceSum(a.encoded, 0, BT * C);
             t = Profile.add("encoder fwd", t);
         } else {
             System.arraycopy(in, 0, a.encoded, 0, BT * C);
         }
         float[] res = a.encoded;
-        for (int l = 0; l < h.length; l++) {
-            Block w = h[l];
-            BlockHooks k = hooks[l];
-            LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, c.layerNormEpsilon());
-            t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.qkv[l], a.ln1[l], w.attnW.values(), w.attnB.data, BT, C, 3 * Cl);
-            if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
-            if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
-            t = Profile.add("c_attn fwd", t);
-            if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, Hl, c.scaleAttnWeights(), pad);
-            else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.scaleAttnWeights(), pad);
-            t = Profile.add("attention fwd", t);
-            // row-parallel: each rank's product is a partial sum, so the bias goes in once, after the all-reduce
-            Linear.forward(a.res2[l], a.atty[l], w.attnProjW.values(), tp == null ? w.attnProjB.data : null, BT, Cl, C);
-            if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
-            if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
-            if (tp != null) allReduceAddBias(a.res2[l], w.attnProjB.data, BT);
-            t = Profile.add("attn.c_proj fwd", t);
-            add(a.res2[l], res, BT * C);
-            t = Profile.add("residual fwd", t);
-            LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, c.layerNormEpsilon());
-            t = Profile.add("layernorm fwd", t);
-            Linear.forward(a.fch[l], a.ln2[l], w.fcW.values(), w.fcB.data, BT, C, Fl);
-            if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
-            t = Profile.add("c_fc fwd", t);
-            Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
-            if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
-            t = Profile.add("gelu fwd", t);
-            Linear.forward(a.res3[l], a.fchAct[l], w.mlpProjW.values(), tp == null ? w.mlpProjB.data : null, BT, Fl, C);
-            if (k.mlpProj != null) k.mlpProj.forward(a.res3[l], a.fchAct[l], BT);
-            if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
-            if (tp != null) allReduceAddBias(a.res3[l], w.mlpProjB.data, BT);
-            t = Profile.add("mlp.c_proj fwd", t);
-            add(a.res3[l], a.res2[l], BT * C);
-            t = Profile.add("residual fwd", t);
-            res = a.res3[l];
-        }
+        for (int l = 0; l < h.length; l++) res = block(a, l, res, pad, null);
         a.hasTargets = false;
         if (!lastStage()) return Float.NaN;
+        t = Profile.t();
         LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, BT, C, c.layerNormEpsilon());
         t = Profile.add("layernorm fwd", t);
         if (!head) return Float.NaN;
         int V = v1 - v0; // this rank's slice of the vocabulary (all of it unless split)
         a.ensureLogits();
-        Gemm.sgemm(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.values(), 0, C, 0f, a.logits, 0, V);
+        Kernels.current().matmul(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.weights(), 0, C, 0f, a.logits, 0, V);
         t = Profile.add("lm_head fwd", t);
         if (targets == null) return Float.NaN;
         System.arraycopy(targets, 0, a.targets, 0, BT);
@@ -500,6 +466,126 @@ public final class Gpt {
                 : CrossEntropy.forward(a.logits, a.losses, targets, BT, V, v0, tp, a.rowMax, a.stats);
         Profile.add("softmax+loss fwd", t);
         return valid == 0 ? 0f : (float) (a.lossSum / valid);
+    }
+
+    /**
+     * Block l, Hugging Face's GPT2Block, on the B x T rows of {@code a}: res2 = res + attn.c_proj(attn(c_attn(ln_1(res))))
+     * and res3 = res2 + mlp.c_proj(act(c_fc(ln_2(res2)))), with the layer's hooks; returns res3. Training and
+     * generation run this same block: with {@code caches} (generation, like past_key_values) row b's T new positions
+     * append their keys and values to caches[b] and attend to everything it holds, and a step of one token per row
+     * (T = 1) takes the decode products, which read each weight once for all rows.
+     */
+    private float[] block(Activations a, int l, float[] res, int[] pad, KvCache[] caches) {
+        GptConfig c = config;
+        int B = a.B, T = a.T, C = c.nEmbd(), BT = B * T;
+        float eps = c.layerNormEpsilon();
+        boolean decode = caches != null && T == 1;
+        Block w = h[l];
+        BlockHooks k = hooks[l];
+        long t = Profile.t();
+        LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, eps);
+        t = Profile.add("layernorm fwd", t);
+        linear(a.qkv[l], a.ln1[l], w.attnW, w.attnB.data, BT, C, 3 * Cl, decode);
+        if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
+        if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
+        t = Profile.add("c_attn fwd", t);
+        if (caches != null) attendCached(a, l, caches);
+        else if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, Hl, c.scaleAttnWeights(), pad);
+        else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.scaleAttnWeights(), pad);
+        t = Profile.add("attention fwd", t);
+        // row-parallel: each rank's product is a partial sum, so the bias goes in once, after the all-reduce
+        linear(a.res2[l], a.atty[l], w.attnProjW, tp == null ? w.attnProjB.data : null, BT, Cl, C, decode);
+        if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
+        if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
+        if (tp != null) allReduceAddBias(a.res2[l], w.attnProjB.data, BT);
+        t = Profile.add("attn.c_proj fwd", t);
+        add(a.res2[l], res, BT * C);
+        t = Profile.add("residual fwd", t);
+        LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, eps);
+        t = Profile.add("layernorm fwd", t);
+        linear(a.fch[l], a.ln2[l], w.fcW, w.fcB.data, BT, C, Fl, decode);
+        if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
+        t = Profile.add("c_fc fwd", t);
+        Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
+        if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
+        t = Profile.add("gelu fwd", t);
+        linear(a.res3[l], a.fchAct[l], w.mlpProjW, tp == null ? w.mlpProjB.data : null, BT, Fl, C, decode);
+        if (k.mlpProj != null) k.mlpProj.forward(a.res3[l], a.fchAct[l], BT);
+        if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
+        if (tp != null) allReduceAddBias(a.res3[l], w.mlpProjB.data, BT);
+        t = Profile.add("mlp.c_proj fwd", t);
+        add(a.res3[l], a.res2[l], BT * C);
+        Profile.add("residual fwd", t);
+        return a.res3[l];
+    }
+
+    /** A Conv1D forward: the GEMM, or for one new token per row the decode product (memory bound, weights read once). */
+    private static void linear(float[] out, float[] in, Parameter w, float[] b, int N, int IC, int OC, boolean decode) {
+        if (decode) Linear.decode(out, in, w.weights(), b, N, IC, OC);
+        else Linear.forward(out, in, w.weights(), b, N, IC, OC);
+    }
+
+    /**
+     * Attention of block l in generation: each row's new keys and values go into its cache, then each (row, head)
+     * attends over the cache: a chunk of queries as two GEMMs (prefill), one query as dot products (decode).
+     */
+    private void attendCached(Activations a, int l, KvCache[] caches) {
+        int B = a.B, T = a.T, C = config.nEmbd(), H = Hl, hs = C / H;
+        float scale = config.scaleAttnWeights() ? (float) (1.0 / Math.sqrt(hs)) : 1f;
+        float[] qkv = a.qkv[l], out = a.atty[l];
+        for (int b = 0; b < B; b++) caches[b].store(l, qkv, b * T * 3 * C, T, C);
+        Parallel.forRange(B * H, (wk, from, to) -> {
+            for (int bh = from; bh < to; bh++) {
+                int b = bh / H, h = bh % H;
+                KvCache kv = caches[b];
+                int base = h * kv.capacity * hs, q = b * T * 3 * C + h * hs, o = b * T * C + h * hs;
+                if (T == 1) Attention.decodeCached(out, o, qkv, q, kv.k[l], kv.v[l], base, hs, kv.length + 1, scale, a.scores[wk]);
+                else Attention.forwardCached(out, o, C, qkv, q, 3 * C, kv.k[l], kv.v[l], base, hs, kv.length, T, scale, a.scores[wk]);
+            }
+        });
+    }
+
+    /** Activations for {@link #forwardCached} of up to B rows of T new tokens: one set of layer buffers, no backward. */
+    public Activations newGenerationActs(int B, int T) {
+        requireWhole("generation");
+        if (B <= 0 || T <= 0 || T > config.nPositions())
+            throw new WaferException("generation batch must be positive and at most n_positions long, got B=" + B + " T=" + T);
+        return new Activations(this, B, T, null, true);
+    }
+
+    /**
+     * Generation's forward (Hugging Face's call with past_key_values): row b of tokens[B*T] holds T new tokens that
+     * follow the caches[b].length() positions its cache holds; they run through the same blocks as training, their
+     * keys and values are appended to the cache, and logits[b*V, (b+1)*V) receives the next-token logits after the
+     * row's last token (logits null: none wanted). Prefill is one row with a chunk of the prompt; a decoding step is B
+     * rows of one token.
+     */
+    public void forwardCached(Activations a, KvCache[] caches, int[] tokens, int B, int T, float[] logits) {
+        if (a.past == null || !a.fits(B, T)) throw new IllegalArgumentException("activations for B=" + B + " T=" + T + " from newGenerationActs");
+        GptConfig c = config;
+        int C = c.nEmbd(), V = c.vocabSize();
+        checkTokens(tokens, null, B * T);
+        if (positionOffset() > 0) throw new WaferException("generation takes a prefix in its KV cache, not as a hook");
+        for (int b = 0; b < B; b++) {
+            if (caches[b].length + T > caches[b].capacity)
+                throw new WaferException("sequence of " + (caches[b].length + T) + " tokens exceeds its cache of " + caches[b].capacity
+                        + " positions (n_positions " + c.nPositions() + ")");
+            if (caches[b].length + T > c.nPositions())
+                throw new WaferException("position " + (caches[b].length + T - 1) + " is beyond the model's n_positions " + c.nPositions());
+            a.past[b] = caches[b].length;
+        }
+        a.B = B;
+        a.T = T;
+        Encoder.forward(a.encoded, tokens, 0, wte.weights(), wpe.weights(), B, T, C, 0, null, a.past);
+        float[] res = a.encoded;
+        for (int l = 0; l < h.length; l++) res = block(a, l, res, null, caches);
+        for (int b = 0; b < B; b++) caches[b].advance(T);
+        if (logits == null) return;
+        for (int b = 0; b < B; b++) {
+            System.arraycopy(res, (b * T + T - 1) * C, res, b * C, C); // each row's last position (rows only move down)
+        }
+        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, B, C, c.layerNormEpsilon());
+        Kernels.current().decode(lmHead.weights(), true, B, V, C, a.lnf, null, logits);
     }
 
     /** A row-parallel layer's output: the ranks' partial sums summed, then the (replicated) bias added once. */
@@ -547,7 +633,7 @@ public final class Gpt {
         t = Profile.add("softmax+loss bwd", t);
         float[] dlogits = a.logits;
         // head: logits = lnf @ head^T (a vocabulary slice gives a partial sum of dlnf)
-        Gemm.sgemm(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.values(), 0, C, 0f, a.dx, 0, C);
+        Kernels.current().matmul(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.weights(), 0, C, 0f, a.dx, 0, C);
         if (tp != null) tp.allReduceSum(a.dx, 0, BT * C);
         t = Profile.add("lm_head bwd", t);
         if (lmHead.trainable()) {
@@ -596,13 +682,13 @@ public final class Gpt {
             // MLP: res3 = res2 + afterMlp(mlp_c_proj(act(c_fc(ln_2(res2))))); dres must survive for the residual
             float[] dm = dres;
             if (k.afterMlp != null) { k.afterMlp.backward(a.dadapt, dres, BT); dm = a.dadapt; }
-            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.values(), BT, Fl, C);
+            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.weights(), BT, Fl, C);
             if (k.mlpProj != null) k.mlpProj.backward(a.dfch, dm, a.fchAct[l], BT);
             t = Profile.add("mlp.c_proj bwd", t);
             if (k.mlpAct != null) k.mlpAct.backward(a.dfch, a.dfch, BT);
             Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * Fl);
             t = Profile.add("gelu bwd", t);
-            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.values(), BT, C, Fl);
+            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.weights(), BT, C, Fl);
             if (k.cFc != null) k.cFc.backward(dx, a.dfch, a.ln2[l], BT);
             if (tp != null) tp.allReduceSum(dx, 0, BT * C); // column-parallel: each rank's input gradient is partial
             t = Profile.add("c_fc bwd", t);
@@ -611,14 +697,14 @@ public final class Gpt {
             // attention: res2 = resIn + afterAttn(c_proj(attn(c_attn(ln_1(resIn)))))
             float[] da = dres;
             if (k.afterAttn != null) { k.afterAttn.backward(a.dadapt, dres, BT); da = a.dadapt; }
-            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.values(), BT, Cl, C);
+            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.weights(), BT, Cl, C);
             if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
             if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
             else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, Cl, H, c.scaleAttnWeights(), a.attScratch, pad);
             t = Profile.add("attention bwd", t);
             if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
-            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.values(), BT, C, 3 * Cl);
+            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.weights(), BT, C, 3 * Cl);
             if (k.cAttn != null) k.cAttn.backward(dx, a.dqkv, a.ln1[l], BT);
             if (tp != null) tp.allReduceSum(dx, 0, BT * C);
             t = Profile.add("c_attn bwd", t);

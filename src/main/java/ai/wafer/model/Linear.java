@@ -5,35 +5,23 @@ import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
 import ai.wafer.tensor.Weights;
 
-import java.lang.foreign.MemorySegment;
-
 /**
  * A Hugging Face Conv1D layer: out[N,OC] = inp[N,C] @ W[C,OC] + b. The weight is stored [in, out],
  * as GPT-2 checkpoints store it, so forward is an NN product, the input gradient NT and the
- * weight gradient TN. The weight is a segment ({@link Parameter#values()}): a heap array, or a frozen
- * weight still mapped from its checkpoint file.
+ * weight gradient TN. The weight is read through its storage ({@link Parameter#weights()}): a heap array,
+ * a frozen weight still mapped from its checkpoint file, or bf16.
  */
 public final class Linear {
     private Linear() {}
 
-    /** {@link #forward(float[], float[], MemorySegment, float[], int, int, int)} for a weight in a heap array. */
+    /** The forward with a weight in a heap array. */
     public static void forward(float[] out, float[] inp, float[] w, float[] b, int N, int C, int OC) {
-        forward(out, inp, MemorySegment.ofArray(w), b, N, C, OC);
-    }
-
-    public static void forward(float[] out, float[] inp, MemorySegment w, float[] b, int N, int C, int OC) {
-        if (b != null) {
-            Parallel.forRange(N, (t, from, to) -> {
-                for (int i = from; i < to; i++) System.arraycopy(b, 0, out, i * OC, OC);
-            });
-        }
-        Gemm.sgemm(false, false, N, OC, C, 1f, inp, 0, C, w, 0, OC, b != null ? 1f : 0f, out, 0, OC);
+        forward(out, inp, Weights.of(w), b, N, C, OC);
     }
 
     /**
      * The forward on a weight in any storage ({@link Weights}: float32 heap or mapped, bf16): a GEMM through the
-     * selected {@link Kernels}, as training and prefill run it. A heap float32 weight computes exactly as
-     * {@link #forward(float[], float[], MemorySegment, float[], int, int, int)}.
+     * selected {@link Kernels}, as training and prefill run it.
      */
     public static void forward(float[] out, float[] inp, Weights w, float[] b, int N, int C, int OC) {
         if (b != null) {
@@ -58,13 +46,13 @@ public final class Linear {
      */
     public static void backward(float[] dinp, boolean accumulate, float[] dw, float[] db, float[] dout,
                                 float[] inp, float[] w, int N, int C, int OC) {
-        backward(dinp, accumulate, dw, db, dout, inp, MemorySegment.ofArray(w), N, C, OC);
+        backward(dinp, accumulate, dw, db, dout, inp, Weights.of(w), N, C, OC);
     }
 
     public static void backward(float[] dinp, boolean accumulate, float[] dw, float[] db, float[] dout,
-                                float[] inp, MemorySegment w, int N, int C, int OC) {
+                                float[] inp, Weights w, int N, int C, int OC) {
         if (dinp != null)
-            Gemm.sgemm(false, true, N, C, OC, 1f, dout, 0, OC, w, 0, OC, accumulate ? 1f : 0f, dinp, 0, C);
+            Kernels.current().matmul(false, true, N, C, OC, 1f, dout, 0, OC, w, 0, OC, accumulate ? 1f : 0f, dinp, 0, C);
         if (dw != null)
             Gemm.sgemm(true, false, C, OC, N, 1f, inp, 0, C, dout, 0, OC, 1f, dw, 0, OC);
         if (db != null) {

@@ -1,8 +1,8 @@
 package ai.wafer.serve;
 
+import ai.wafer.model.KvCache;
 import ai.wafer.generate.FinishReason;
 import ai.wafer.generate.InferenceModel;
-import ai.wafer.generate.KvCache;
 import ai.wafer.generate.SamplingParams;
 import ai.wafer.generate.Sequence;
 import ai.wafer.tokenizer.Tokenizer;

@@ -1,5 +1,6 @@
 package ai.wafer.generate;
 
+import ai.wafer.model.KvCache;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import org.junit.jupiter.api.Test;
