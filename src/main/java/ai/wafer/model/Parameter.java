@@ -6,8 +6,6 @@ import ai.wafer.tensor.MappedF32Weights;
 import ai.wafer.tensor.Weights;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
@@ -26,15 +24,10 @@ import java.util.Arrays;
  * a heap float32 array first (a gradient step has to write it).
  */
 public final class Parameter {
-    /** How mapped float32 tensors are read: little-endian (the safetensors order) and with no alignment promise. */
-    public static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
     public final String name;
     public final int[] shape;
     /** The values on the heap, or null while they are a read-only mapping. */
     public float[] data;
-    /** {@link #data} as a segment, or the mapping itself; null for a packed (bf16) storage. */
-    private MemorySegment values;
     /** Where the values live. */
     private Weights weights;
     private float[] grad;
@@ -46,7 +39,6 @@ public final class Parameter {
         this.name = name;
         this.shape = shape.clone();
         this.data = data;
-        this.values = MemorySegment.ofArray(data);
         this.weights = new F32Weights(data);
     }
 
@@ -61,8 +53,7 @@ public final class Parameter {
         this.name = name;
         this.shape = shape.clone();
         this.data = null;
-        this.values = mapped.asReadOnly();
-        this.weights = new MappedF32Weights(values);
+        this.weights = new MappedF32Weights(mapped.asReadOnly());
     }
 
     /** A frozen parameter whose values are {@code mapped} (little-endian float32, e.g. a slice of a mapped file). */
@@ -77,10 +68,10 @@ public final class Parameter {
     public int size() { return (int) count(shape); }
 
     /**
-     * The values as a segment of little-endian floats ({@link #F32}): the heap array's or the mapping; for a packed
+     * The values as a segment of little-endian floats (for writing files): the heap array's or the mapping; for a packed
      * storage (bf16) a fresh widened copy, for readers that need float32 (the products read {@link #weights()}).
      */
-    public MemorySegment values() { return values != null ? values : MemorySegment.ofArray(weights.toFloatArray()); }
+    public MemorySegment values() { return weights instanceof MappedF32Weights m ? m.segment() : MemorySegment.ofArray(array()); }
 
     /** Where the values live: the storage that the kernels ({@code ai.wafer.tensor.Kernels}) read. */
     public Weights weights() { return weights; }
@@ -89,7 +80,7 @@ public final class Parameter {
     public boolean isMapped() { return weights instanceof MappedF32Weights; }
 
     /** The values in a heap array: {@link #data} itself, or a fresh copy (for readers that need an array). */
-    public float[] array() { return data != null ? data : values != null ? values.toArray(F32) : weights.toFloatArray(); }
+    public float[] array() { return data != null ? data : weights.toFloatArray(); }
 
     /**
      * Moves a mapped or packed parameter's values to a heap float32 array (a no-op for heap ones) and returns
@@ -98,7 +89,6 @@ public final class Parameter {
     public float[] toHeap() {
         if (data == null) {
             data = array();
-            values = MemorySegment.ofArray(data);
             weights = new F32Weights(data);
         }
         return data;
@@ -113,7 +103,6 @@ public final class Parameter {
         if (weights instanceof Bf16Weights) return;
         weights = Bf16Weights.of(weights);
         data = null;
-        values = null;
     }
 
     /** AdamW's weight decay applies to matrices (two or more dimensions) only, not to biases or LayerNorm gains. */

@@ -71,9 +71,6 @@ public final class Bf16Weights implements Weights {
         for (int i = 0; i < n; i++) dst[off + i] = at(f + i);
     }
 
-    /** The packed pairs, for a GEMM that widens them while packing (element i in int i/2, even ones low). */
-    int[] pairs() { return pairs; }
-
     @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
         if (rows) decodeRows(n, N, K, x, bias, out);
         else decodeInOut(n, N, K, x, bias, out);
@@ -184,7 +181,7 @@ public final class Bf16Weights implements Weights {
         });
     }
 
-    /** Four output rows r..r+3 for input rows i0 and i1 (xp: x in pairs() order; x: as given, for the tail). */
+    /** Four output rows r..r+3 for input rows i0 and i1 (xp: x rearranged by pairs of inputs; x: as given, for the tail). */
     private void tile4(float[] out, float[] xp, float[] x, int i0, int i1, int r, int rows, int cols, float[] bias) {
         int x0 = i0 * cols, x1 = i1 * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;

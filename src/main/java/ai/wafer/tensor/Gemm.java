@@ -3,9 +3,6 @@ package ai.wafer.tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
  * Row-major single-precision GEMM on heap arrays: {@code C = alpha * op(A) * op(B) + beta * C}.
@@ -25,7 +22,6 @@ public final class Gemm {
     public enum Impl { JAVA, BLAS }
 
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-    private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int VL = S.length();
     /** A panels are MR = 8 floats wide per k: one 256-bit vector. */
     private static final VectorSpecies<Float> SA = FloatVector.SPECIES_256;
@@ -67,23 +63,6 @@ public final class Gemm {
         Kernels.current().sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
     }
 
-    /**
-     * {@link #sgemm} with B given as a segment of little-endian floats (offset and stride in floats): a weight that
-     * may be a read-only mapping of a checkpoint file. A heap segment over a {@code float[]} takes the array path,
-     * so heap weights compute exactly as before; a native (mapped) one is a {@link MappedF32Weights} for
-     * {@link Kernels#matmul}: OpenBLAS gets its address, the Java kernel packs straight from the mapping.
-     */
-    public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
-                             float[] A, int aOff, int lda, MemorySegment B, long bOff, int ldb,
-                             float beta, float[] C, int cOff, int ldc) {
-        if (B.heapBase().orElse(null) instanceof float[] arr) {
-            sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, arr, Math.toIntExact(B.address() / Float.BYTES + bOff), ldb,
-                    beta, C, cOff, ldc);
-        } else {
-            Kernels.current().matmul(transA, transB, M, N, K, alpha, A, aOff, lda, new MappedF32Weights(B), bOff, ldb, beta, C, cOff, ldc);
-        }
-    }
-
     /** Single-threaded Java GEMM for callers already running inside a parallel loop. */
     public static void sgemmSerial(boolean transA, boolean transB, int M, int N, int K, float alpha,
                                    float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
@@ -95,12 +74,12 @@ public final class Gemm {
     public static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
                                  float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
                                  float beta, float[] C, int cOff, int ldc, boolean parallel) {
-        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, null, bOff, ldb, beta, C, cOff, ldc, parallel);
+        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc, parallel);
     }
 
-    /** B is {@code B} (an array) or, when that is null, {@code Bs} (a segment of little-endian floats). */
+    /** B is {@code B} (a heap array), or when that is null the storage {@code Bw} (mapped, bf16: widened while packing). */
     static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
-                          float[] A, int aOff, int lda, float[] B, MemorySegment Bs, int[] Bp, long bOff, int ldb,
+                          float[] A, int aOff, int lda, float[] B, Weights Bw, long bOff, int ldb,
                           float beta, float[] C, int cOff, int ldc, boolean parallel) {
         if (M <= 0 || N <= 0) return;
         if (K <= 0 || alpha == 0f) {
@@ -110,7 +89,7 @@ public final class Gemm {
         int T = Parallel.threads();
         if (!parallel || T == 1 || (long) M * N * K < PARALLEL_MIN_MNK) {
             Scratch s = SCRATCH.get();
-            block(s, transA, transB, 0, M, 0, N, K, alpha, A, aOff, lda, B, Bs, Bp, bOff, ldb, beta, C, cOff, ldc);
+            block(s, transA, transB, 0, M, 0, N, K, alpha, A, aOff, lda, B, Bw, bOff, ldb, beta, C, cOff, ldc);
             return;
         }
         // Split C into a tm x tn grid, one rectangle per thread, in whole micro-tiles. Pick the grid
@@ -133,7 +112,7 @@ public final class Gemm {
                 int i0 = (int) ((long) mt * bi / tm) * MR, i1 = Math.min(M, (int) ((long) mt * (bi + 1) / tm) * MR);
                 int j0 = (int) ((long) nt * bj / tn) * NR, j1 = Math.min(N, (int) ((long) nt * (bj + 1) / tn) * NR);
                 if (i0 < i1 && j0 < j1) {
-                    block(s, transA, transB, i0, i1, j0, j1, K, alpha, A, aOff, lda, B, Bs, Bp, bOff, ldb, beta, C, cOff, ldc);
+                    block(s, transA, transB, i0, i1, j0, j1, K, alpha, A, aOff, lda, B, Bw, bOff, ldb, beta, C, cOff, ldc);
                 }
             }
         });
@@ -150,7 +129,7 @@ public final class Gemm {
 
     /** C[i0:i1, j0:j1] on the calling thread: the GotoBLAS loop nest jc / pc / ic / jr / ir. */
     private static void block(Scratch s, boolean transA, boolean transB, int i0, int i1, int j0, int j1, int K,
-                              float alpha, float[] A, int aOff, int lda, float[] B, MemorySegment Bs, int[] Bp, long bOff, int ldb,
+                              float alpha, float[] A, int aOff, int lda, float[] B, Weights Bw, long bOff, int ldb,
                               float beta, float[] C, int cOff, int ldc) {
         int kcMax = Math.min(KC, K);
         int mcMax = roundUp(Math.min(MC, i1 - i0), MR), ncMax = roundUp(Math.min(NC, j1 - j0), NR);
@@ -165,8 +144,7 @@ public final class Gemm {
                 int kc = Math.min(KC, K - pc);
                 float bt = pc == 0 ? beta : 1f; // beta applies once; later K blocks accumulate
                 if (B != null) packB(transB, B, (int) bOff, ldb, pc, kc, jc, nc, bp, s.colIdx);
-                else if (Bs != null) packB(transB, Bs, bOff, ldb, pc, kc, jc, nc, bp);
-                else packB(transB, Bp, bOff, ldb, pc, kc, jc, nc, bp);
+                else packB(transB, Bw, bOff, ldb, pc, kc, jc, nc, bp);
                 for (int ic = i0; ic < i1; ic += MC) {
                     int mc = Math.min(MC, i1 - ic);
                     packA(transA, A, aOff, lda, ic, mc, pc, kc, alpha, ap, s.rowIdx);
@@ -275,52 +253,22 @@ public final class Gemm {
     }
 
     /**
-     * {@link #packB} from a segment of little-endian floats (a mapped weight). Vector loads for plain B; transposed
-     * B is read one scalar at a time, since segments have no gather. Packing is O(K N) against the kernel's
-     * O(M K N), so the scalar path costs little.
+     * {@link #packB} from any other storage (a mapped float32 weight, bf16): a row of a plain panel is one
+     * {@link Weights#read} (widening as it copies), anything else one value at a time. Packing is O(K N) against the
+     * kernel's O(M K N), and the packed panel is float32, so no widened copy of the weight ever exists.
      */
-    private static void packB(boolean transB, MemorySegment B, long bOff, int ldb, int p0, int kc, int j0, int nc, float[] dst) {
+    private static void packB(boolean transB, Weights B, long bOff, int ldb, int p0, int kc, int j0, int nc, float[] dst) {
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr), base = jr * kc;
             for (int k = 0; k < kc; k++) {
                 int d = base + k * NR;
                 if (!transB && nr == NR) {
-                    long sk = (bOff + (long) (p0 + k) * ldb + j0 + jr) * Float.BYTES;
-                    FloatVector.fromMemorySegment(S, B, sk, ByteOrder.LITTLE_ENDIAN).intoArray(dst, d);
-                    FloatVector.fromMemorySegment(S, B, sk + (long) VL * Float.BYTES, ByteOrder.LITTLE_ENDIAN).intoArray(dst, d + VL);
-                } else {
-                    for (int j = 0; j < NR; j++) {
-                        long at = transB ? bOff + (long) (j0 + jr + j) * ldb + p0 + k : bOff + (long) (p0 + k) * ldb + j0 + jr + j;
-                        dst[d + j] = j >= nr ? 0f : B.getAtIndex(F32_LE, at);
-                    }
-                }
-            }
-        }
-    }
-
-    /**
-     * {@link #packB} from bfloat16 pairs ({@link Bf16Weights}: element i in int i/2, even ones in the low half),
-     * widened while packing, so the kernel runs on float panels and no widened copy of the weight exists.
-     */
-    private static void packB(boolean transB, int[] B, long bOff, int ldb, int p0, int kc, int j0, int nc, float[] dst) {
-        for (int jr = 0; jr < nc; jr += NR) {
-            int nr = Math.min(NR, nc - jr), base = jr * kc;
-            for (int k = 0; k < kc; k++) {
-                int d = base + k * NR;
-                long row = bOff + (long) (p0 + k) * ldb + j0 + jr;
-                if (!transB && nr == NR && (row & 1) == 0) { // a full row of the panel: NR / 2 whole pairs
-                    for (int j = 0, q = (int) (row >> 1); j < NR; j += 2, q++) {
-                        int p = B[q];
-                        dst[d + j] = Float.intBitsToFloat(p << 16);
-                        dst[d + j + 1] = Float.intBitsToFloat(p & 0xFFFF0000);
-                    }
+                    B.read(bOff + (long) (p0 + k) * ldb + j0 + jr, dst, d, NR);
                     continue;
                 }
                 for (int j = 0; j < NR; j++) {
-                    if (j >= nr) { dst[d + j] = 0f; continue; }
                     long at = transB ? bOff + (long) (j0 + jr + j) * ldb + p0 + k : bOff + (long) (p0 + k) * ldb + j0 + jr + j;
-                    int p = B[(int) (at >> 1)];
-                    dst[d + j] = Float.intBitsToFloat((at & 1) == 0 ? p << 16 : p & 0xFFFF0000);
+                    dst[d + j] = j >= nr ? 0f : B.get(at);
                 }
             }
         }

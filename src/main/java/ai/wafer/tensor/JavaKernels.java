@@ -6,19 +6,14 @@ public class JavaKernels implements Kernels {
 
     @Override public void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                 float[] B, int bOff, int ldb, float beta, float[] C, int cOff, int ldc) {
-        Gemm.sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, null, bOff, ldb, beta, C, cOff, ldc, true);
+        Gemm.sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc, true);
     }
 
     /** The GEMM packs B straight from the storage: f32 arrays or segments as they are, bf16 widened while packing. */
     @Override public void matmul(boolean transA, boolean transW, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                  Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc) {
-        switch (W) {
-            case F32Weights f -> Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, null,
-                    Math.toIntExact(wOff), ldw, beta, C, cOff, ldc, true);
-            case MappedF32Weights m -> Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, null, m.segment(), null,
-                    wOff, ldw, beta, C, cOff, ldc, true);
-            case Bf16Weights b -> Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, null, null, b.pairs(),
-                    wOff, ldw, beta, C, cOff, ldc, true);
-        }
+        if (W instanceof F32Weights f)
+            Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, Math.toIntExact(wOff), ldw, beta, C, cOff, ldc, true);
+        else Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, null, W, wOff, ldw, beta, C, cOff, ldc, true);
     }
 }

@@ -51,7 +51,7 @@ class GemmSegmentTest {
             MemorySegment b = arena.allocate(4L * 10 * 10);
             float[] a = new float[10 * 20], c = new float[10 * 20];
             assertThrows(IndexOutOfBoundsException.class,
-                    () -> Gemm.sgemm(false, false, 10, 20, 10, 1f, a, 0, 10, b, 0, 20, 0f, c, 0, 20));
+                    () -> Kernels.current().matmul(false, false, 10, 20, 10, 1f, a, 0, 10, Weights.of(b), 0, 20, 0f, c, 0, 20));
         }
     }
 
@@ -66,7 +66,7 @@ class GemmSegmentTest {
             MemorySegment raw = arena.allocate(4L * B.length + byteShift);
             MemorySegment seg = raw.asSlice(byteShift, 4L * B.length);
             for (int i = 0; i < B.length; i++) seg.setAtIndex(F32, i, B[i]);
-            Gemm.sgemm(ta, tb, M, N, K, 0.75f, A, 0, lda, seg.asReadOnly(), off, ldb, beta, c1, 0, N);
+            Kernels.current().matmul(ta, tb, M, N, K, 0.75f, A, 0, lda, Weights.of(seg.asReadOnly()), off, ldb, beta, c1, 0, N);
         }
         assertArrayEquals(c0, c1, Gemm.impl() + " ta=" + ta + " tb=" + tb + " " + M + "x" + N + "x" + K);
     }
