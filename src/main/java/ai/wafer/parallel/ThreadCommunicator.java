@@ -98,18 +98,11 @@ public final class ThreadCommunicator implements Communicator {
     @Override public long bytesSent() { return bytes; }
 
     @Override public void allReduceSum(float[] buf, int off, int len) {
-        int p = size();
         enter("allReduce", buf, off, len);
-        int lo = (int) ((long) len * rank / p), hi = (int) ((long) len * (rank + 1) / p);
+        int lo = (int) ((long) len * rank / size()), hi = (int) ((long) len * (rank + 1) / size());
         reduceChunk(buf, off, lo, hi - lo);
-        await("allReduce");
-        for (int s = 0; s < p; s++) {
-            if (s == rank) continue;
-            int slo = (int) ((long) len * s / p), shi = (int) ((long) len * (s + 1) / p);
-            System.arraycopy((float[]) group.buf[s], group.off[s] + slo, buf, off + slo, shi - slo);
-        }
-        await("allReduce");
-        bytes += Traffic.allReduce(4L * len, p);
+        gatherChunks("allReduce", buf, off, len);
+        bytes += Traffic.allReduce(4L * len, size());
     }
 
     @Override public void allReduceSum(double[] buf, int off, int len) {
@@ -125,14 +118,20 @@ public final class ThreadCommunicator implements Communicator {
             for (int i = 0; i < n; i++) acc[i] += b[o + i];
         }
         System.arraycopy(acc, 0, buf, off + lo, n);
-        await("allReduce(double)");
+        gatherChunks("allReduce(double)", buf, off, len);
+        bytes += Traffic.allReduce(8L * len, p);
+    }
+
+    /** The all-reduce's second half: once every rank has summed its chunk, copies the other ranks' chunks. */
+    private void gatherChunks(String op, Object buf, int off, int len) {
+        int p = size();
+        await(op);
         for (int s = 0; s < p; s++) {
             if (s == rank) continue;
             int slo = (int) ((long) len * s / p), shi = (int) ((long) len * (s + 1) / p);
-            System.arraycopy((double[]) group.buf[s], group.off[s] + slo, buf, off + slo, shi - slo);
+            System.arraycopy(group.buf[s], group.off[s] + slo, buf, off + slo, shi - slo);
         }
-        await("allReduce(double)");
-        bytes += Traffic.allReduce(8L * len, p);
+        await(op);
     }
 
     /** buf[off+lo, +n) = sum over ranks s (in order) of rank s's buffer at the same place. */
