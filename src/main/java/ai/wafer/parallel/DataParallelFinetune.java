@@ -56,13 +56,7 @@ public final class DataParallelFinetune implements Replicas {
     }
 
     @Override public void sumGradients() {
-        if (dp.size() > 1) {
-            for (GradBuckets.Bucket b : buckets.buckets) {
-                b.packGrads();
-                dp.allReduceSum(b.flat, 0, b.length);
-                b.unpackGrads();
-            }
-        }
+        if (dp.size() > 1) buckets.allReduce(dp);
         long now = dp.bytesSent();
         lastBytes = now - mark;
         mark = now;
