@@ -33,14 +33,11 @@ public final class FinetuneModel {
     public final Task task;
     /** Label names by id (empty for causal LM). */
     public final List<String> labels;
-    public final Peft.Spec spec;
     /** The method's own tensors, or null for full, BitFit and top-k. */
     public final Method method;
     public final TokenClassifier tokenHead;
     public final SequenceClassifier seqHead;
     public final int padId;
-    /** The base model's fingerprint before any training: adapters record it. */
-    public final String baseFingerprint;
 
     /** The model as saved and loaded ({@link FineTuned}: the one loader, shared with inference). */
     public final FineTuned saved;
@@ -54,10 +51,8 @@ public final class FinetuneModel {
         this.gpt = ft.gpt;
         this.task = ft.task;
         this.labels = ft.labels;
-        this.spec = ft.spec;
         this.method = ft.method;
         this.padId = ft.padId;
-        this.baseFingerprint = ft.baseFingerprint;
         tokenHead = ft.tokenHead();
         seqHead = ft.seqHead();
     }
@@ -72,8 +67,6 @@ public final class FinetuneModel {
         List<String> used = task.classifies() ? labels : List.of();
         return new FinetuneModel(new FineTuned(base, task, used, spec, m, Head.create(task, base.config, used, seed ^ 0x5eed), padId, fp));
     }
-
-    public Head head() { return saved.head; }
 
     /** The head's tensors (empty for causal LM). */
     public List<Parameter> headParameters() { return saved.headParameters(); }
@@ -181,7 +174,4 @@ public final class FinetuneModel {
      * {@code task} may be null to take the saved one.
      */
     public static FinetuneModel load(Path model, Path adapter, Task task) { return new FinetuneModel(FineTuned.load(model, adapter, task)); }
-
-    /** True when dir holds a model directory (not an adapter). */
-    public static boolean isModelDir(Path dir) { return FineTuned.isModelDir(dir); }
 }
