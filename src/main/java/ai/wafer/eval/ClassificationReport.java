@@ -87,8 +87,6 @@ public final class ClassificationReport {
     public PrfTable table() { return table; }
     /** Fraction of all items predicted correctly. */
     public double accuracy() { return accuracy; }
-    /** Number of items (the accuracy row's support). */
-    public long total() { return total; }
 
     /** The report with two decimals, as sklearn's default. */
     public String toText() { return toText(2); }

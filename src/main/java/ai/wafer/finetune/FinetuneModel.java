@@ -131,27 +131,6 @@ public final class FinetuneModel {
 
     public void zeroGrad() { for (Parameter p : parameters()) p.zeroGrad(); }
 
-    /**
-     * Predicted label ids: per position [B*T] for token classification, per row [B] for sequence
-     * classification. Runs without loss; dropout should be off ({@link #setTraining}(false)).
-     */
-    public int[] predict(Batcher.Batch b) {
-        int B = b.size(), T = b.length();
-        float[] hidden = gpt.forwardHidden(b.ids(), b.starts(), B, T);
-        int K = labels.size();
-        if (tokenHead != null) {
-            int[] out = new int[B * T];
-            TokenClassifier.argmax(tokenHead.logits(hidden, B * T), B * T, K, out);
-            return out;
-        }
-        if (seqHead != null) {
-            int[] out = new int[B];
-            TokenClassifier.argmax(seqHead.logits(hidden, b.lengths(), b.starts(), B, T), B, K, out);
-            return out;
-        }
-        throw new IllegalStateException("predict is for classification tasks");
-    }
-
     /** Predictions from the scores the last {@link #forward} left in the head (no second pass over the model). */
     int[] predictFromLastForward(Batcher.Batch b) {
         int B = b.size(), N = tokenHead != null ? B * b.length() : B, K = labels.size();
