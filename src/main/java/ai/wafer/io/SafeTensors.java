@@ -90,8 +90,6 @@ public final class SafeTensors {
      * mapping such as a frozen weight, written without a heap copy) whose count is the product of {@code shape}.
      */
     public record Tensor(long[] shape, MemorySegment values) {
-        private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
         public Tensor {
             long n = 1;
             for (long d : shape) {
