@@ -1,8 +1,8 @@
 package ai.wafer.eval;
 
 import ai.wafer.WaferException;
+import ai.wafer.track.Plot;
 
-import javax.imageio.ImageIO;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
@@ -11,8 +11,6 @@ import java.awt.Graphics2D;
 import java.awt.RenderingHints;
 import java.awt.geom.AffineTransform;
 import java.awt.image.BufferedImage;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -173,16 +171,7 @@ public final class ConfusionMatrix {
     }
 
     /** Writes {@link #toImage} as PNG and returns the path. */
-    public Path writePng(Path png, String title) {
-        try {
-            Path parent = png.toAbsolutePath().getParent();
-            if (parent != null) Files.createDirectories(parent);
-            ImageIO.write(toImage(title), "png", png.toFile());
-            return png;
-        } catch (IOException e) {
-            throw new WaferException("cannot write " + png + ": " + e.getMessage(), e);
-        }
-    }
+    public Path writePng(Path png, String title) { return Plot.writePng(toImage(title), png); }
 
     private static FontMetrics measure(Font f) {
         BufferedImage scratch = new BufferedImage(1, 1, BufferedImage.TYPE_INT_RGB);
