@@ -186,15 +186,6 @@ public final class MpiCommunicator implements Communicator {
         arena.close();
     }
 
-    /** Ends every process of the job at once (after an error this rank cannot recover from). */
-    public void abort(int code) {
-        try {
-            int ignored = (int) mpi.abort.invokeExact(mpi.commWorld, code);
-        } catch (Throwable t) {
-            Runtime.getRuntime().halt(code);
-        }
-    }
-
     @FunctionalInterface private interface MpiCall { int call() throws Throwable; }
 
     private void call(MpiCall c, String what) {
@@ -221,7 +212,7 @@ public final class MpiCommunicator implements Communicator {
     /** The library and its entry points. */
     private static final class Native {
         final MethodHandle commRank, commSize, allreduce, reduceScatterBlock, allgather, bcast, isend, recv, waitReq,
-                barrier, commSplit, commFree, setErrhandler, finalizeFn, abort, errorStringFn;
+                barrier, commSplit, commFree, setErrhandler, finalizeFn, errorStringFn;
         final MemorySegment commWorld, floatType, doubleType, opSum, errorsReturn;
 
         Native() {
@@ -269,7 +260,6 @@ public final class MpiCommunicator implements Communicator {
             commFree = h(linker, lib, "MPI_Comm_free", FunctionDescriptor.of(JAVA_INT, ADDRESS));
             setErrhandler = h(linker, lib, "MPI_Comm_set_errhandler", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
             finalizeFn = h(linker, lib, "MPI_Finalize", FunctionDescriptor.of(JAVA_INT));
-            abort = h(linker, lib, "MPI_Abort", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
             errorStringFn = h(linker, lib, "MPI_Error_string", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
             commWorld = lib.findOrThrow("ompi_mpi_comm_world");
             floatType = lib.findOrThrow("ompi_mpi_float");
