@@ -10,7 +10,6 @@ import ai.wafer.model.SequenceClassifier;
 import ai.wafer.model.Task;
 import ai.wafer.peft.FineTuned;
 import ai.wafer.peft.Fingerprint;
-import ai.wafer.peft.Lora;
 import ai.wafer.peft.Method;
 import ai.wafer.peft.Peft;
 
@@ -27,34 +26,22 @@ import java.util.List;
  * attends to the padding after it); left padding passes each row's start to the model, which keeps real tokens
  * off the pads and numbers their positions from 0. Padded positions carry label -100 and sequence
  * classification reads the last real token, so both sides give the same losses and predictions.
+ *
+ * <p>It is a {@link FineTuned}, the model as saved and loaded (the one loader and saver, shared with inference),
+ * plus the training passes.
  */
-public final class FinetuneModel {
-    public final Gpt gpt;
-    public final Task task;
-    /** Label names by id (empty for causal LM). */
-    public final List<String> labels;
-    /** The method's own tensors, or null for full, BitFit and top-k. */
-    public final Method method;
+public final class FinetuneModel extends FineTuned {
     public final TokenClassifier tokenHead;
     public final SequenceClassifier seqHead;
-    public final int padId;
-
-    /** The model as saved and loaded ({@link FineTuned}: the one loader, shared with inference). */
-    public final FineTuned saved;
 
     private float[] dhidden = new float[0];
     private int[] shifted = new int[0];
     private int lastT, valid;
 
     private FinetuneModel(FineTuned ft) {
-        this.saved = ft;
-        this.gpt = ft.gpt;
-        this.task = ft.task;
-        this.labels = ft.labels;
-        this.method = ft.method;
-        this.padId = ft.padId;
-        tokenHead = ft.tokenHead();
-        seqHead = ft.seqHead();
+        super(ft.gpt, ft.task, ft.labels, ft.spec, ft.method, ft.head, ft.padId, ft.baseFingerprint);
+        tokenHead = tokenHead();
+        seqHead = seqHead();
     }
 
     /**
@@ -67,9 +54,6 @@ public final class FinetuneModel {
         List<String> used = task.classifies() ? labels : List.of();
         return new FinetuneModel(new FineTuned(base, task, used, spec, m, Head.create(task, base.config, used, seed ^ 0x5eed), padId, fp));
     }
-
-    /** The head's tensors (empty for causal LM). */
-    public List<Parameter> headParameters() { return saved.headParameters(); }
 
     /** Base, method and head parameters, each once: the optimiser takes the trainable ones. */
     public List<Parameter> parameters() {
@@ -139,13 +123,7 @@ public final class FinetuneModel {
         return out;
     }
 
-    // ------------------------------------------------------------------ saving and loading
-
-    /** Saves the model ({@link FineTuned#save}): a whole model directory, or an adapter directory next to {@code baseName}. */
-    public void save(Path dir, String baseName) { saved.save(dir, baseName); }
-
-    /** Saves as a whole Hugging Face model directory ({@link FineTuned#saveWhole}), e.g. after {@link Lora#merge}. */
-    public void saveWhole(Path dir) { saved.saveWhole(dir); }
+    // ------------------------------------------------------------------ loading
 
     /**
      * Loads a fine-tuned model for evaluation or further training ({@link FineTuned#load}): {@code model} is either a
