@@ -198,7 +198,7 @@ public final class DataParallelTrainer implements StepEngine {
         for (int k = 0; k < K; k++) loss += lossParts[2 * k + 1] == 0 ? 0 : lossParts[2 * k] / lossParts[2 * k + 1];
         float lr = opt.schedule().at(step);
         w = System.nanoTime();
-        double norm = zero ? zeroStep(lr) : allReduceStep(lr);
+        double norm = zero ? zeroStep(lr) : adamw.step(lr, opt.gradClip()); // without ZeRO the gradients were summed during backward
         if (zero) exposed += System.nanoTime() - w; // ZeRO's collectives (and its chunk updates) block the step
         exposedNanos = exposed;
         lastBytes = dp.bytesSent() - b0;
@@ -225,10 +225,6 @@ public final class DataParallelTrainer implements StepEngine {
         }
         dp.allReduceSum(sums, 0, 2);
         return sums[0] / sums[1];
-    }
-
-    private double allReduceStep(float lr) {
-        return adamw.step(lr, opt.gradClip()); // the gradients were summed during backward
     }
 
     /** ZeRO-1: reduce-scatter, the global norm from the owned chunks, AdamW there, all-gather. */
