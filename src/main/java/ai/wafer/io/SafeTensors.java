@@ -137,7 +137,7 @@ public final class SafeTensors {
         Reader r = new Reader(keepMapped ? Arena.ofAuto() : Arena.ofShared(), keepMapped);
         try {
             if (p.getFileName().toString().endsWith(".json")) r.openIndex(p);
-            else r.openFile(p);
+            else r.entries.putAll(r.parse(p, true));
         } catch (RuntimeException e) {
             r.close();
             throw e;
@@ -266,8 +266,6 @@ public final class SafeTensors {
                 }
             }
         }
-
-        private void openFile(Path file) { entries.putAll(parse(file, true)); }
 
         /** Maps one file, validates its header, returns its tensors. */
         private Map<String, Entry> parse(Path file, boolean keepMetadata) {
