@@ -62,14 +62,9 @@ public final class WaferServer implements AutoCloseable {
         this.cls = cls;
         this.cfg = cfg;
         this.name = lm != null ? lm.name() : cls.name;
-        if (lm != null) {
-            int ctx = lm.model().contextLength();
-            limits = new OpenAiRequests.Limits(ctx, lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
-            engine = new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
-        } else {
-            limits = null;
-            engine = null;
-        }
+        limits = lm == null ? null
+                : new OpenAiRequests.Limits(lm.model().contextLength(), lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
+        engine = lm == null ? null : new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
         app = Javalin.create(c -> {
             c.showJavalinBanner = false;
             c.useVirtualThreads = true;
