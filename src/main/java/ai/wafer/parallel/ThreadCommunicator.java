@@ -14,6 +14,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
+import java.util.stream.IntStream;
 
 /**
  * Ranks as threads of one JVM: the embedded engine, needing nothing installed. Tests run 2- and
@@ -56,7 +57,7 @@ public final class ThreadCommunicator implements Communicator {
     public static <T> List<T> run(int n, Duration timeout, Function<Communicator, T> body) {
         if (n < 1) throw new WaferException("a job needs at least one rank, got " + n);
         Job job = new Job(n, timeout);
-        Group world = new Group(job, identity(n));
+        Group world = new Group(job, IntStream.range(0, n).toArray());
         List<T> results = new ArrayList<>(java.util.Collections.nCopies(n, null));
         Thread[] threads = new Thread[n];
         for (int r = 0; r < n; r++) {
@@ -85,12 +86,6 @@ public final class ThreadCommunicator implements Communicator {
             throw new WaferException("rank " + job.failedRank + " failed: " + f, f);
         }
         return results;
-    }
-
-    private static int[] identity(int n) {
-        int[] a = new int[n];
-        for (int i = 0; i < n; i++) a[i] = i;
-        return a;
     }
 
     @Override public int rank() { return rank; }
