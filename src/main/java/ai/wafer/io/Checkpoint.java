@@ -158,7 +158,7 @@ public final class Checkpoint {
         if (maxShardBytes > 0) SafeTensors.writeSharded(dir, out, dtype, maxShardBytes);
         else {
             SafeTensors.write(dir.resolve(SafeTensors.SINGLE_FILE), out, dtype);
-            deleteIfExists(dir.resolve(SafeTensors.INDEX_FILE));
+            try { Files.deleteIfExists(dir.resolve(SafeTensors.INDEX_FILE)); } catch (IOException e) { throw new UncheckedIOException(e); }
         }
     }
 
@@ -167,9 +167,5 @@ public final class Checkpoint {
     /** A parameter's values as a tensor to write (no copy). */
     public static SafeTensors.Tensor tensor(Parameter p) {
         return new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values());
-    }
-
-    private static void deleteIfExists(Path p) {
-        try { Files.deleteIfExists(p); } catch (IOException e) { throw new UncheckedIOException(e); }
     }
 }
