@@ -126,10 +126,7 @@ public final class WaferServer implements AutoCloseable {
     private void error(Context c, ApiException e) {
         if (e.status >= 400 && e.status != 401) metrics.errors.incrementAndGet();
         ObjectNode err = obj();
-        ObjectNode inner = err.putObject("error");
-        inner.put("message", e.getMessage()).put("type", e.type);
-        if (e.param != null) inner.put("param", e.param); else inner.putNull("param");
-        if (e.code != null) inner.put("code", e.code); else inner.putNull("code");
+        err.putObject("error").put("message", e.getMessage()).put("type", e.type).put("param", e.param).put("code", e.code); // a null is JSON null
         c.status(e.status).contentType("application/json").result(err.toString());
     }
 
@@ -344,7 +341,7 @@ public final class WaferServer implements AutoCloseable {
         } else {
             ch.put("text", text == null ? "" : text).putNull("logprobs");
         }
-        if (finish != null) ch.put("finish_reason", finish); else ch.putNull("finish_reason");
+        ch.put("finish_reason", finish);
         return o;
     }
 
