@@ -1,5 +1,6 @@
 package ai.wafer.cli;
 
+import ai.wafer.finetune.Finetuner;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Profile;
@@ -9,9 +10,6 @@ import ai.wafer.train.AdamW;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.lang.management.ManagementFactory;
-import java.lang.management.MemoryPoolMXBean;
-import java.lang.management.MemoryType;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
@@ -58,7 +56,7 @@ public final class BenchTrainCommand implements Callable<Integer> {
         // training FLOPs: 6 per parameter per token (matmuls), plus attention's 12 * L * C * T per token (causal half not skipped)
         double flops = 6.0 * model.parameterCount() * B * T + 12.0 * cfg.nLayer() * cfg.nEmbd() * (double) T * B * T;
         double gflops = flops / (med / 1e3) / 1e9;
-        long peak = peakHeap();
+        long peak = Finetuner.peakHeap();
         if (json) {
             System.out.printf("{\"what\": \"train\", \"framework\": \"wafer\", \"gemm\": \"%s\", \"threads\": %d, \"layers\": %d, \"d_model\": %d, "
                             + "\"heads\": %d, \"vocab\": %d, \"params\": %d, \"batch\": %d, \"seq\": %d, \"ms_per_step\": %.1f, "
@@ -72,12 +70,5 @@ public final class BenchTrainCommand implements Callable<Integer> {
         }
         if (profile) System.out.print(Profile.report(steps));
         return 0;
-    }
-
-    static long peakHeap() {
-        long sum = 0;
-        for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans())
-            if (p.getType() == MemoryType.HEAP) sum += p.getPeakUsage().getUsed();
-        return sum;
     }
 }

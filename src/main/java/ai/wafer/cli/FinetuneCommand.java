@@ -85,7 +85,7 @@ public final class FinetuneCommand implements Callable<Integer> {
             // under MPI this process is one rank and holds the job's model; as threads, rank 0 does and the others get replicas
             IntFunction<FinetuneModel> rankModel = rank -> rank == 0 || mpi ? job.model : job.replica();
             var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, null);
-            var pr = DataParallelFinetune.run(dataParallel(parallel), mpi ? ParallelPretrain.Engine.MPI : ParallelPretrain.Engine.THREADS, s);
+            var pr = DataParallelFinetune.run(dataParallel(parallel), ParallelPretrain.Engine.of(mpi), s);
             if (!pr.lead()) return 0; // rank 0 writes the rest
             r = pr.run();
             sent = pr.bytesPerStep();

@@ -17,40 +17,19 @@ import java.util.concurrent.Callable;
         description = "Memory per rank (parameters, gradients, optimizer state, activations) and bytes sent per step "
                 + "for a parallel layout, and whether it fits the machines.")
 public final class PlanCommand implements Callable<Integer> {
-    @Option(names = "--preset", paramLabel = "NAME", description = "model preset (e.g. cerebras-gpt-6.7b)")
-    String preset;
-
-    @Option(names = "--config", paramLabel = "DIR|config.json", description = "model config instead of a preset")
-    Path config;
-
+    @Option(names = "--preset", paramLabel = "NAME", description = "model preset (e.g. cerebras-gpt-6.7b)") String preset;
+    @Option(names = "--config", paramLabel = "DIR|config.json", description = "model config instead of a preset") Path config;
     @Option(names = "--parallel", paramLabel = "LAYOUT", defaultValue = "dp=1", description = "e.g. dp=2,tp=2 or pp=4 (default: ${DEFAULT-VALUE})")
     String parallel;
-
-    @Option(names = "--batch-size", defaultValue = "8", description = "global batch, rows (default: ${DEFAULT-VALUE})")
-    int batch;
-
-    @Option(names = "--seq-len", defaultValue = "2048", description = "tokens per row (default: ${DEFAULT-VALUE})")
-    int seqLen;
-
-    @Option(names = "--grad-accum", defaultValue = "1", description = "micro-batches per step (default: ${DEFAULT-VALUE})")
-    int gradAccum;
-
-    @Option(names = "--zero1", description = "shard the optimizer moments over data-parallel ranks")
-    boolean zero1;
-
+    @Option(names = "--batch-size", defaultValue = "8", description = "global batch, rows (default: ${DEFAULT-VALUE})") int batch;
+    @Option(names = "--seq-len", defaultValue = "2048", description = "tokens per row (default: ${DEFAULT-VALUE})") int seqLen;
+    @Option(names = "--grad-accum", defaultValue = "1", description = "micro-batches per step (default: ${DEFAULT-VALUE})") int gradAccum;
+    @Option(names = "--zero1", description = "shard the optimizer moments over data-parallel ranks") boolean zero1;
     @Option(names = "--trainable-fraction", defaultValue = "1", paramLabel = "F",
-            description = "share of parameters that train (e.g. 0.01 for LoRA; default: ${DEFAULT-VALUE})")
-    double trainableFraction;
-
-    @Option(names = "--machines", defaultValue = "1", description = "machines the ranks are spread over (default: ${DEFAULT-VALUE})")
-    int machines;
-
-    @Option(names = "--memory-per-machine", paramLabel = "SIZE", description = "e.g. 80GB or 64GiB")
-    String memory;
-
-    @Option(names = "--bandwidth", paramLabel = "RATE", description = "between machines, e.g. 10Gbit/s or 12.5GB/s")
-    String bandwidth;
-
+            description = "share of parameters that train (e.g. 0.01 for LoRA; default: ${DEFAULT-VALUE})") double trainableFraction;
+    @Option(names = "--machines", defaultValue = "1", description = "machines the ranks are spread over (default: ${DEFAULT-VALUE})") int machines;
+    @Option(names = "--memory-per-machine", paramLabel = "SIZE", description = "e.g. 80GB or 64GiB") String memory;
+    @Option(names = "--bandwidth", paramLabel = "RATE", description = "between machines, e.g. 10Gbit/s or 12.5GB/s") String bandwidth;
     @Spec CommandSpec spec;
 
     @Override public Integer call() {

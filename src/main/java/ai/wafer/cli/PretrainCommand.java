@@ -132,8 +132,7 @@ public final class PretrainCommand implements Callable<Integer> {
         var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, every, !noProgress);
         var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, evalShards, !noShuffle, seed, opt, zero1,
                 resume, rep, System.out, control, null);
-        var r = ai.wafer.parallel.ParallelPretrain.run(layout,
-                mpi ? ai.wafer.parallel.ParallelPretrain.Engine.MPI : ai.wafer.parallel.ParallelPretrain.Engine.THREADS, setup);
+        var r = ai.wafer.parallel.ParallelPretrain.run(layout, ai.wafer.parallel.ParallelPretrain.Engine.of(mpi), setup);
         if (r.stopped() || !r.writes()) return 0; // under MPI only rank 0 writes the model, as it wrote the checkpoints
         if (r.lastCheckpoint() != null) {
             saveModel(Checkpoint.load(r.lastCheckpoint()));

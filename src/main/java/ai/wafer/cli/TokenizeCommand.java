@@ -1,6 +1,7 @@
 package ai.wafer.cli;
 
 import ai.wafer.WaferException;
+import ai.wafer.data.JsonLines;
 import ai.wafer.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -56,12 +57,7 @@ public final class TokenizeCommand implements Callable<Integer> {
             while ((line = in.readLine()) != null) {
                 n++;
                 if (line.isBlank()) continue;
-                JsonNode node;
-                try {
-                    node = json.readTree(line);
-                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                    throw new WaferException(source.input + ":" + n + ": not valid JSON: " + e.getOriginalMessage());
-                }
+                JsonNode node = JsonLines.parse(line, source.input + ":" + n);
                 if (!(node instanceof ObjectNode o) || !o.path("text").isTextual())
                     throw new WaferException(source.input + ":" + n + ": expected an object with a string field \"text\"");
                 objs.add(o);

@@ -31,13 +31,6 @@ public final class Batcher {
         /** Position of row r's last real token within the row. */
         public int last(int r) { return starts[r] + Math.max(lengths[r], 1) - 1; }
 
-        /** Real (non-padding) tokens over all tokens: how much compute is not wasted. */
-        public double fill() {
-            long real = 0;
-            for (int l : lengths) real += l;
-            return (double) real / ((long) size * length);
-        }
-
         /** Rows [lo, hi) as a batch of the same length (a data-parallel rank's share; padding stays as it is). */
         public Batch rows(int lo, int hi) {
             int T = length;

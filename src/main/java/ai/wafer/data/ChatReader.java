@@ -1,15 +1,8 @@
 package ai.wafer.data;
 
 import ai.wafer.WaferException;
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,35 +21,19 @@ public final class ChatReader {
     /** One conversation; {@code where} is "file:line". */
     public record Conversation(List<Message> messages, String where) {}
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     private ChatReader() {}
 
     public static List<Conversation> read(Path file) {
         List<Conversation> out = new ArrayList<>();
-        try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            String line;
-            int n = 0;
-            while ((line = in.readLine()) != null) {
-                n++;
-                if (!line.isBlank()) out.add(parse(line, file + ":" + n));
-            }
-        } catch (CharacterCodingException e) {
-            throw new WaferException(file + ": invalid UTF-8");
-        } catch (IOException e) {
-            throw new WaferException(file + ": cannot read: " + e.getMessage(), e);
-        }
+        List<String> lines = JsonLines.lines(file);
+        for (int i = 0; i < lines.size(); i++)
+            if (!lines.get(i).isBlank()) out.add(parse(lines.get(i), file + ":" + (i + 1)));
         if (out.isEmpty()) throw new WaferException(file + ": no conversations");
         return out;
     }
 
     static Conversation parse(String line, String where) {
-        JsonNode o;
-        try {
-            o = JSON.readTree(line);
-        } catch (JsonProcessingException e) {
-            throw new WaferException(where + ": not valid JSON: " + e.getOriginalMessage());
-        }
+        JsonNode o = JsonLines.parse(line, where);
         if (o.has("messages")) {
             JsonNode ms = o.get("messages");
             if (!ms.isArray() || ms.isEmpty()) throw new WaferException(where + ": \"messages\" must be a non-empty array");

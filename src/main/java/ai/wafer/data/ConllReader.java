@@ -2,11 +2,6 @@ package ai.wafer.data;
 
 import ai.wafer.WaferException;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -26,34 +21,26 @@ public final class ConllReader {
 
     public static List<Sentence> read(Path file) {
         List<Sentence> out = new ArrayList<>();
-        try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            List<String> words = new ArrayList<>(), tags = new ArrayList<>();
-            String line, where = null;
-            int n = 0;
-            while ((line = in.readLine()) != null) {
-                n++;
-                String t = line.strip();
-                if (t.isEmpty() || t.startsWith("-DOCSTART-")) {
-                    if (!words.isEmpty()) {
-                        out.add(new Sentence(List.copyOf(words), List.copyOf(tags), where));
-                        words.clear();
-                        tags.clear();
-                    }
-                    continue;
+        List<String> words = new ArrayList<>(), tags = new ArrayList<>(), lines = JsonLines.lines(file);
+        String where = null;
+        for (int i = 0; i < lines.size(); i++) {
+            String t = lines.get(i).strip();
+            if (t.isEmpty() || t.startsWith("-DOCSTART-")) {
+                if (!words.isEmpty()) {
+                    out.add(new Sentence(List.copyOf(words), List.copyOf(tags), where));
+                    words.clear();
+                    tags.clear();
                 }
-                String[] cols = t.split("[\\t ]+");
-                if (cols.length < 2)
-                    throw new WaferException(file + ":" + n + ": expected a token and a tag separated by a tab or space, got \"" + t + "\"");
-                if (words.isEmpty()) where = file + ":" + n;
-                words.add(cols[0]);
-                tags.add(cols[cols.length - 1]);
+                continue;
             }
-            if (!words.isEmpty()) out.add(new Sentence(List.copyOf(words), List.copyOf(tags), where));
-        } catch (CharacterCodingException e) {
-            throw new WaferException(file + ": invalid UTF-8");
-        } catch (IOException e) {
-            throw new WaferException(file + ": cannot read: " + e.getMessage(), e);
+            String[] cols = t.split("[\\t ]+");
+            if (cols.length < 2)
+                throw new WaferException(file + ":" + (i + 1) + ": expected a token and a tag separated by a tab or space, got \"" + t + "\"");
+            if (words.isEmpty()) where = file + ":" + (i + 1);
+            words.add(cols[0]);
+            tags.add(cols[cols.length - 1]);
         }
+        if (!words.isEmpty()) out.add(new Sentence(List.copyOf(words), List.copyOf(tags), where));
         if (out.isEmpty()) throw new WaferException(file + ": no sentences");
         return out;
     }

@@ -1,9 +1,7 @@
 package ai.wafer.data;
 
 import ai.wafer.WaferException;
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -24,8 +22,6 @@ import java.util.Set;
 public final class TextClassificationReader {
     /** One example; {@code where} is "file:line". */
     public record LabeledText(String text, String label, String where) {}
-
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     private TextClassificationReader() {}
 
@@ -49,26 +45,18 @@ public final class TextClassificationReader {
         return new LabelSet(s);
     }
 
-    private static List<LabeledText> readJsonl(Path file) throws IOException {
+    private static List<LabeledText> readJsonl(Path file) {
         List<LabeledText> out = new ArrayList<>();
-        try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            String line;
-            int n = 0;
-            while ((line = in.readLine()) != null) {
-                n++;
-                if (line.isBlank()) continue;
-                JsonNode o;
-                try {
-                    o = JSON.readTree(line);
-                } catch (JsonProcessingException e) {
-                    throw new WaferException(file + ":" + n + ": not valid JSON: " + e.getOriginalMessage());
-                }
-                JsonNode text = o.path("text"), label = o.path("label");
-                if (!text.isTextual()) throw new WaferException(file + ":" + n + ": missing string field \"text\"");
-                if (!label.isTextual() && !label.isNumber() && !label.isBoolean())
-                    throw new WaferException(file + ":" + n + ": missing field \"label\" (a string or number)");
-                out.add(new LabeledText(text.asText(), label.asText(), file + ":" + n));
-            }
+        List<String> lines = JsonLines.lines(file);
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).isBlank()) continue;
+            String where = file + ":" + (i + 1);
+            JsonNode o = JsonLines.parse(lines.get(i), where);
+            JsonNode text = o.path("text"), label = o.path("label");
+            if (!text.isTextual()) throw new WaferException(where + ": missing string field \"text\"");
+            if (!label.isTextual() && !label.isNumber() && !label.isBoolean())
+                throw new WaferException(where + ": missing field \"label\" (a string or number)");
+            out.add(new LabeledText(text.asText(), label.asText(), where));
         }
         return out;
     }

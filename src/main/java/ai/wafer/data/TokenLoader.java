@@ -165,7 +165,6 @@ public final class TokenLoader implements AutoCloseable {
     public long windowsPerEpoch() { return windows; }
     public int batchSize() { return batch; }
     public int seqLen() { return seqLen; }
-    public List<Path> files() { return files; }
 
     @Override public void close() {
         for (TokenShard s : shards) if (s != null) s.close();

@@ -1,14 +1,12 @@
 package ai.wafer.eval;
 
 import ai.wafer.WaferException;
+import ai.wafer.data.JsonLines;
 import ai.wafer.model.Gpt;
 import ai.wafer.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -32,18 +30,11 @@ public final class ChoiceScorer {
     /** Reads {"context", "choices": [...], "label"} lines; every problem names its file and line. */
     public static List<Item> read(Path file) {
         List<Item> items = new ArrayList<>();
-        ObjectMapper json = new ObjectMapper();
-        List<String> lines;
-        try {
-            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new WaferException(file + ": cannot read: " + e.getMessage(), e);
-        }
+        List<String> lines = JsonLines.lines(file);
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i), where = file + ":" + (i + 1);
             if (line.isBlank()) continue;
-            JsonNode n;
-            try { n = json.readTree(line); } catch (IOException e) { throw new WaferException(where + ": not JSON: " + e.getMessage().lines().findFirst().orElse("")); }
+            JsonNode n = JsonLines.parse(line, where);
             if (!n.path("context").isTextual()) throw new WaferException(where + ": \"context\" must be a string");
             JsonNode ch = n.path("choices");
             if (!ch.isArray() || ch.size() < 2) throw new WaferException(where + ": \"choices\" must be a list of at least 2 strings");

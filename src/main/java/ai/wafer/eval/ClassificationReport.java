@@ -49,10 +49,7 @@ public final class ClassificationReport {
     /** Scores exactly {@code labels}, in that order (a listed label that never occurs gets a row of zeros). */
     public static ClassificationReport of(List<String> gold, List<String> pred, List<String> labels) {
         checkSameLength(gold, pred);
-        Map<String, Integer> index = new HashMap<>();
-        for (String l : labels)
-            if (index.put(Objects.requireNonNull(l, "label"), index.size()) != null)
-                throw new WaferException("label list names '" + l + "' twice");
+        Map<String, Integer> index = index(labels);
         int n = labels.size();
         long[] tp = new long[n], fp = new long[n], fn = new long[n];
         long correct = 0;
@@ -72,6 +69,15 @@ public final class ClassificationReport {
         return new ClassificationReport(PrfTable.fromCounts(labels, tp, fp, fn), accuracy, gold.size());
     }
 
+    /** Each label's position in {@code labels}, which must not name one twice. */
+    static Map<String, Integer> index(List<String> labels) {
+        Map<String, Integer> index = new HashMap<>();
+        for (String l : labels)
+            if (index.put(Objects.requireNonNull(l, "label"), index.size()) != null)
+                throw new WaferException("label list names '" + l + "' twice");
+        return index;
+    }
+
     static void checkSameLength(List<?> gold, List<?> pred) {
         if (gold.size() != pred.size())
             throw new WaferException("gold has " + gold.size() + " labels but predictions have " + pred.size());
@@ -87,8 +93,6 @@ public final class ClassificationReport {
     public PrfTable table() { return table; }
     /** Fraction of all items predicted correctly. */
     public double accuracy() { return accuracy; }
-    /** Number of items (the accuracy row's support). */
-    public long total() { return total; }
 
     /** The report with two decimals, as sklearn's default. */
     public String toText() { return toText(2); }

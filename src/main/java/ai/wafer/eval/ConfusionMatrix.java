@@ -1,8 +1,8 @@
 package ai.wafer.eval;
 
 import ai.wafer.WaferException;
+import ai.wafer.track.Plot;
 
-import javax.imageio.ImageIO;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
@@ -11,10 +11,7 @@ import java.awt.Graphics2D;
 import java.awt.RenderingHints;
 import java.awt.geom.AffineTransform;
 import java.awt.image.BufferedImage;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -44,9 +41,7 @@ public final class ConfusionMatrix {
     /** Over exactly {@code labels}, in that order. */
     public static ConfusionMatrix of(List<String> gold, List<String> pred, List<String> labels) {
         ClassificationReport.checkSameLength(gold, pred);
-        Map<String, Integer> index = new HashMap<>();
-        for (String l : labels)
-            if (index.put(l, index.size()) != null) throw new WaferException("label list names '" + l + "' twice");
+        Map<String, Integer> index = ClassificationReport.index(labels);
         long[][] counts = new long[labels.size()][labels.size()];
         for (int i = 0; i < gold.size(); i++) {
             Integer g = index.get(gold.get(i)), p = index.get(pred.get(i));
@@ -82,18 +77,16 @@ public final class ConfusionMatrix {
             for (long[] row : counts) widths[j] = Math.max(widths[j], Long.toString(row[j]).length());
         }
         StringBuilder sb = new StringBuilder();
-        sb.append(padLeft(corner, first));
-        for (int j = 0; j < labels.size(); j++) sb.append("  ").append(padLeft(labels.get(j), widths[j]));
+        sb.append(PrfTable.pad(corner, first));
+        for (int j = 0; j < labels.size(); j++) sb.append("  ").append(PrfTable.pad(labels.get(j), widths[j]));
         sb.append('\n');
         for (int i = 0; i < labels.size(); i++) {
-            sb.append(padLeft(labels.get(i), first));
-            for (int j = 0; j < labels.size(); j++) sb.append("  ").append(padLeft(Long.toString(counts[i][j]), widths[j]));
+            sb.append(PrfTable.pad(labels.get(i), first));
+            for (int j = 0; j < labels.size(); j++) sb.append("  ").append(PrfTable.pad(Long.toString(counts[i][j]), widths[j]));
             sb.append('\n');
         }
         return sb.toString();
     }
-
-    private static String padLeft(String s, int w) { return s.length() >= w ? s : " ".repeat(w - s.length()) + s; }
 
     @Override public String toString() { return toText(); }
 
@@ -178,16 +171,7 @@ public final class ConfusionMatrix {
     }
 
     /** Writes {@link #toImage} as PNG and returns the path. */
-    public Path writePng(Path png, String title) {
-        try {
-            Path parent = png.toAbsolutePath().getParent();
-            if (parent != null) Files.createDirectories(parent);
-            ImageIO.write(toImage(title), "png", png.toFile());
-            return png;
-        } catch (IOException e) {
-            throw new WaferException("cannot write " + png + ": " + e.getMessage(), e);
-        }
-    }
+    public Path writePng(Path png, String title) { return Plot.writePng(toImage(title), png); }
 
     private static FontMetrics measure(Font f) {
         BufferedImage scratch = new BufferedImage(1, 1, BufferedImage.TYPE_INT_RGB);

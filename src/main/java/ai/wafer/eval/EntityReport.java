@@ -1,9 +1,6 @@
 package ai.wafer.eval;
 
 import ai.wafer.WaferException;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 
 import java.util.HashSet;
 import java.util.List;
@@ -17,8 +14,6 @@ import java.util.TreeSet;
  * predictions, sorted; averages are micro, macro and support-weighted (no accuracy row, as seqeval).
  */
 public final class EntityReport {
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-
     private final PrfTable table;
     private final List<EntitySpans.Entity> gold;
 
@@ -82,14 +77,6 @@ public final class EntityReport {
     public String toText(int digits) { return table.format(digits, null, 0); }
 
     public Map<String, Object> toMap() { return table.toMap(null); }
-
-    public String toJson() {
-        try {
-            return JSON.writeValueAsString(toMap());
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     @Override public String toString() { return toText(); }
 }

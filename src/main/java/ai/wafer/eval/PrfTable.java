@@ -115,7 +115,7 @@ public final class PrfTable {
         return new BigDecimal(x).setScale(digits, RoundingMode.HALF_EVEN).toPlainString();
     }
 
-    private static String pad(String s, int width) {
+    static String pad(String s, int width) {
         return s.length() >= width ? s : " ".repeat(width - s.length()) + s;
     }
 

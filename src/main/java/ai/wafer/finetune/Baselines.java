@@ -86,10 +86,7 @@ public final class Baselines {
     }
 
     private static Result result(List<List<String>> gold, List<List<String>> pred) {
-        List<String> g = new ArrayList<>(), p = new ArrayList<>();
-        gold.forEach(g::addAll);
-        pred.forEach(p::addAll);
-        return new Result(gold, pred, ClassificationReport.of(g, p));
+        return new Result(gold, pred, ClassificationReport.of(Evaluator.flat(gold), Evaluator.flat(pred)));
     }
 
     private static String argmax(Map<String, Integer> c) {

@@ -55,14 +55,10 @@ public final class Evaluation {
             scheme = null;
             entities = strictEntities = null;
         }
-        if (task == Task.SEQUENCE_CLASSIFICATION) {
-            confusion = ConfusionMatrix.of(Evaluator.flat(scores.gold()), Evaluator.flat(scores.pred()));
-            if (png != null) confusion.writePng(png, "confusion matrix: " + data.getFileName());
-            confusionPng = png;
-        } else {
-            confusion = null;
-            confusionPng = null;
-        }
+        boolean seq = task == Task.SEQUENCE_CLASSIFICATION;
+        confusion = seq ? ConfusionMatrix.of(Evaluator.flat(scores.gold()), Evaluator.flat(scores.pred())) : null;
+        confusionPng = seq ? png : null;
+        if (confusion != null && png != null) confusion.writePng(png, "confusion matrix: " + data.getFileName());
     }
 
     /**

@@ -5,7 +5,6 @@ import ai.wafer.eval.ClassificationReport;
 
 import ai.wafer.model.Task;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
@@ -70,9 +69,7 @@ public final class Evaluator {
         }
         double loss = count == 0 ? Double.NaN : lossSum / count;
         if (!fm.task.classifies()) return new Scores(fm.task, loss, List.of(), List.of(), null);
-        List<String> g = new ArrayList<>(), p = new ArrayList<>();
-        for (int i = 0; i < pred.size(); i++) { g.addAll(data.gold().get(i)); p.addAll(pred.get(i)); }
-        return new Scores(fm.task, loss, data.gold(), pred, ClassificationReport.excluding(g, p, Set.of(CUT)));
+        return new Scores(fm.task, loss, data.gold(), pred, ClassificationReport.excluding(flat(data.gold()), flat(pred), Set.of(CUT)));
     }
 
     /** Flattens per-example lists. */
@@ -81,6 +78,4 @@ public final class Evaluator {
         xs.forEach(out::addAll);
         return out;
     }
-
-    static int[] copy(int[] a, int n) { return Arrays.copyOf(a, n); }
 }

@@ -10,7 +10,6 @@ import ai.wafer.model.SequenceClassifier;
 import ai.wafer.model.Task;
 import ai.wafer.peft.FineTuned;
 import ai.wafer.peft.Fingerprint;
-import ai.wafer.peft.Lora;
 import ai.wafer.peft.Method;
 import ai.wafer.peft.Peft;
 
@@ -27,39 +26,22 @@ import java.util.List;
  * attends to the padding after it); left padding passes each row's start to the model, which keeps real tokens
  * off the pads and numbers their positions from 0. Padded positions carry label -100 and sequence
  * classification reads the last real token, so both sides give the same losses and predictions.
+ *
+ * <p>It is a {@link FineTuned}, the model as saved and loaded (the one loader and saver, shared with inference),
+ * plus the training passes.
  */
-public final class FinetuneModel {
-    public final Gpt gpt;
-    public final Task task;
-    /** Label names by id (empty for causal LM). */
-    public final List<String> labels;
-    public final Peft.Spec spec;
-    /** The method's own tensors, or null for full, BitFit and top-k. */
-    public final Method method;
+public final class FinetuneModel extends FineTuned {
     public final TokenClassifier tokenHead;
     public final SequenceClassifier seqHead;
-    public final int padId;
-    /** The base model's fingerprint before any training: adapters record it. */
-    public final String baseFingerprint;
-
-    /** The model as saved and loaded ({@link FineTuned}: the one loader, shared with inference). */
-    public final FineTuned saved;
 
     private float[] dhidden = new float[0];
     private int[] shifted = new int[0];
     private int lastT, valid;
 
     private FinetuneModel(FineTuned ft) {
-        this.saved = ft;
-        this.gpt = ft.gpt;
-        this.task = ft.task;
-        this.labels = ft.labels;
-        this.spec = ft.spec;
-        this.method = ft.method;
-        this.padId = ft.padId;
-        this.baseFingerprint = ft.baseFingerprint;
-        tokenHead = ft.tokenHead();
-        seqHead = ft.seqHead();
+        super(ft.gpt, ft.task, ft.labels, ft.spec, ft.method, ft.head, ft.padId, ft.baseFingerprint);
+        tokenHead = tokenHead();
+        seqHead = seqHead();
     }
 
     /**
@@ -72,11 +54,6 @@ public final class FinetuneModel {
         List<String> used = task.classifies() ? labels : List.of();
         return new FinetuneModel(new FineTuned(base, task, used, spec, m, Head.create(task, base.config, used, seed ^ 0x5eed), padId, fp));
     }
-
-    public Head head() { return saved.head; }
-
-    /** The head's tensors (empty for causal LM). */
-    public List<Parameter> headParameters() { return saved.headParameters(); }
 
     /** Base, method and head parameters, each once: the optimiser takes the trainable ones. */
     public List<Parameter> parameters() {
@@ -138,27 +115,6 @@ public final class FinetuneModel {
 
     public void zeroGrad() { for (Parameter p : parameters()) p.zeroGrad(); }
 
-    /**
-     * Predicted label ids: per position [B*T] for token classification, per row [B] for sequence
-     * classification. Runs without loss; dropout should be off ({@link #setTraining}(false)).
-     */
-    public int[] predict(Batcher.Batch b) {
-        int B = b.size(), T = b.length();
-        float[] hidden = gpt.forwardHidden(b.ids(), b.starts(), B, T);
-        int K = labels.size();
-        if (tokenHead != null) {
-            int[] out = new int[B * T];
-            TokenClassifier.argmax(tokenHead.logits(hidden, B * T), B * T, K, out);
-            return out;
-        }
-        if (seqHead != null) {
-            int[] out = new int[B];
-            TokenClassifier.argmax(seqHead.logits(hidden, b.lengths(), b.starts(), B, T), B, K, out);
-            return out;
-        }
-        throw new IllegalStateException("predict is for classification tasks");
-    }
-
     /** Predictions from the scores the last {@link #forward} left in the head (no second pass over the model). */
     int[] predictFromLastForward(Batcher.Batch b) {
         int B = b.size(), N = tokenHead != null ? B * b.length() : B, K = labels.size();
@@ -167,13 +123,7 @@ public final class FinetuneModel {
         return out;
     }
 
-    // ------------------------------------------------------------------ saving and loading
-
-    /** Saves the model ({@link FineTuned#save}): a whole model directory, or an adapter directory next to {@code baseName}. */
-    public void save(Path dir, String baseName) { saved.save(dir, baseName); }
-
-    /** Saves as a whole Hugging Face model directory ({@link FineTuned#saveWhole}), e.g. after {@link Lora#merge}. */
-    public void saveWhole(Path dir) { saved.saveWhole(dir); }
+    // ------------------------------------------------------------------ loading
 
     /**
      * Loads a fine-tuned model for evaluation or further training ({@link FineTuned#load}): {@code model} is either a
@@ -181,7 +131,4 @@ public final class FinetuneModel {
      * {@code task} may be null to take the saved one.
      */
     public static FinetuneModel load(Path model, Path adapter, Task task) { return new FinetuneModel(FineTuned.load(model, adapter, task)); }
-
-    /** True when dir holds a model directory (not an adapter). */
-    public static boolean isModelDir(Path dir) { return FineTuned.isModelDir(dir); }
 }

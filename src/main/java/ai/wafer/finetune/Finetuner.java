@@ -220,8 +220,8 @@ public final class Finetuner {
         for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) if (p.getType() == MemoryType.HEAP) p.resetPeakUsage();
     }
 
-    /** Sum of the heap pools' peaks since the run started (an upper bound of the peak live heap). */
-    static long peakHeap() {
+    /** Sum of the heap pools' peaks since the last reset, or the JVM's start (an upper bound of the peak live heap). */
+    public static long peakHeap() {
         long s = 0;
         for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) if (p.getType() == MemoryType.HEAP) s += p.getPeakUsage().getUsed();
         return s;

@@ -15,7 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.regex.Pattern;
 
 /**
@@ -151,28 +150,22 @@ public final class Checkpoint {
         Map<String, SafeTensors.Tensor> out = new LinkedHashMap<>();
         for (Parameter p : model.parameters()) {
             String name = p.name.equals("lm_head.weight") ? p.name : PREFIX + p.name;
-            out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values()));
+            out.put(name, tensor(p));
         }
-        heads.forEach((name, p) -> out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values())));
+        heads.forEach((name, p) -> out.put(name, tensor(p)));
         // writeSharded removes stale files itself once the new ones are in place; after a single-file
         // write, an old index would be ambiguous on the next load, so it goes only then
         if (maxShardBytes > 0) SafeTensors.writeSharded(dir, out, dtype, maxShardBytes);
         else {
             SafeTensors.write(dir.resolve(SafeTensors.SINGLE_FILE), out, dtype);
-            deleteIfExists(dir.resolve(SafeTensors.INDEX_FILE));
+            try { Files.deleteIfExists(dir.resolve(SafeTensors.INDEX_FILE)); } catch (IOException e) { throw new UncheckedIOException(e); }
         }
     }
 
     public static void save(Gpt model, Path dir) { save(model, dir, SafeTensors.DType.F32, 0); }
 
-    private static void deleteIfExists(Path p) {
-        try { Files.deleteIfExists(p); } catch (IOException e) { throw new UncheckedIOException(e); }
-    }
-
-    /** The parameter names a checkpoint of this config holds, canonical form: for messages and tests. */
-    public static TreeSet<String> names(Gpt model) {
-        TreeSet<String> s = new TreeSet<>();
-        for (Parameter p : model.parameters()) s.add(p.name);
-        return s;
+    /** A parameter's values as a tensor to write (no copy). */
+    public static SafeTensors.Tensor tensor(Parameter p) {
+        return new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values());
     }
 }

@@ -90,8 +90,6 @@ public final class SafeTensors {
      * mapping such as a frozen weight, written without a heap copy) whose count is the product of {@code shape}.
      */
     public record Tensor(long[] shape, MemorySegment values) {
-        private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
         public Tensor {
             long n = 1;
             for (long d : shape) {
@@ -139,7 +137,7 @@ public final class SafeTensors {
         Reader r = new Reader(keepMapped ? Arena.ofAuto() : Arena.ofShared(), keepMapped);
         try {
             if (p.getFileName().toString().endsWith(".json")) r.openIndex(p);
-            else r.openFile(p);
+            else r.entries.putAll(r.parse(p, true));
         } catch (RuntimeException e) {
             r.close();
             throw e;
@@ -268,8 +266,6 @@ public final class SafeTensors {
                 }
             }
         }
-
-        private void openFile(Path file) { entries.putAll(parse(file, true)); }
 
         /** Maps one file, validates its header, returns its tensors. */
         private Map<String, Entry> parse(Path file, boolean keepMetadata) {

@@ -30,13 +30,11 @@ public final class TokenShard implements AutoCloseable {
     private static final ValueLayout.OfInt I32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private final Path path;
     private final Arena arena;
     private final MemorySegment seg;
     private final long count;
 
-    private TokenShard(Path path, Arena arena, MemorySegment seg, long count) {
-        this.path = path;
+    private TokenShard(Arena arena, MemorySegment seg, long count) {
         this.arena = arena;
         this.seg = seg;
         this.count = count;
@@ -56,7 +54,7 @@ public final class TokenShard implements AutoCloseable {
             long expected = HEADER_BYTES + 2L * n;
             if (n < 0 || expected != size)
                 throw new WaferException(file + ": header says " + n + " tokens (" + expected + " bytes) but the file has " + size + " bytes");
-            return new TokenShard(file, arena, seg, n);
+            return new TokenShard(arena, seg, n);
         } catch (NoSuchFileException e) {
             arena.close();
             throw new WaferException(file + ": no such file");
@@ -68,8 +66,6 @@ public final class TokenShard implements AutoCloseable {
             throw e;
         }
     }
-
-    public Path path() { return path; }
 
     /** Number of tokens. */
     public long size() { return count; }

@@ -56,13 +56,7 @@ public final class DataParallelFinetune implements Replicas {
     }
 
     @Override public void sumGradients() {
-        if (dp.size() > 1) {
-            for (GradBuckets.Bucket b : buckets.buckets) {
-                b.packGrads();
-                dp.allReduceSum(b.flat, 0, b.length);
-                b.unpackGrads();
-            }
-        }
+        if (dp.size() > 1) buckets.allReduce(dp);
         long now = dp.bytesSent();
         lastBytes = now - mark;
         mark = now;
@@ -90,16 +84,10 @@ public final class DataParallelFinetune implements Replicas {
 
     /** dp ranks as threads of this JVM, or, with MPI, this process as one rank of an mpirun job of dp processes. */
     public static Result run(int dp, ParallelPretrain.Engine engine, Setup s) {
-        return switch (engine) {
-            case THREADS -> ThreadCommunicator.run(dp, s.timeout(), c -> onRank(c, s)).get(0);
-            case MPI -> {
-                try (Communicator world = MpiCommunicator.world()) {
-                    if (world.size() != dp)
-                        throw new WaferException("--parallel dp=" + dp + " but mpirun started " + world.size() + " processes");
-                    yield onRank(world, s);
-                }
-            }
-        };
+        return engine.run(dp, s.timeout(), c -> {
+            if (c.size() != dp) throw new WaferException("--parallel dp=" + dp + " but mpirun started " + c.size() + " processes");
+            return onRank(c, s);
+        });
     }
 
     /** One rank's part of the run. */

@@ -129,19 +129,23 @@ public final class DataParallelTrainer implements StepEngine {
     @Override public int step() { return step; }
     @Override public boolean writes() { return dp.rank() == 0; }
 
-    @Override public boolean anyStop(boolean here) {
-        flag[0] = here ? 1 : 0;
-        dp.allReduceSum(flag, 0, 1);
-        return flag[0] > 0;
-    }
-
-    private final double[] flag = new double[1];
+    @Override public boolean anyStop(boolean here) { return anyStop(dp, here); }
     public boolean zero() { return zero; }
     /** Bytes this rank sent in the last step (gradients, loss statistics, and with ZeRO the parameters). */
     @Override public long lastStepBytes() { return lastBytes; }
     /** Floats of optimiser state held by this rank. */
-    public long optimizerStateFloats() {
-        if (zero) return zero1.stateFloats();
+    public long optimizerStateFloats() { return stateFloats(adamw, zero1); }
+
+    /** Whether {@code here} holds on any rank of {@code c}, so that all stop at the same step. */
+    static boolean anyStop(Communicator c, boolean here) {
+        double[] flag = {here ? 1 : 0};
+        c.allReduceSum(flag, 0, 1);
+        return flag[0] > 0;
+    }
+
+    /** Optimiser floats this rank holds: its ZeRO-1 chunks (zero1 not null), else both moments of what adamw updates. */
+    static long stateFloats(AdamW adamw, Zero1 zero1) {
+        if (zero1 != null) return zero1.stateFloats();
         long n = 0;
         for (float[] a : adamw.firstMoments()) n += 2L * a.length;
         return n;
@@ -194,7 +198,7 @@ public final class DataParallelTrainer implements StepEngine {
         for (int k = 0; k < K; k++) loss += lossParts[2 * k + 1] == 0 ? 0 : lossParts[2 * k] / lossParts[2 * k + 1];
         float lr = opt.schedule().at(step);
         w = System.nanoTime();
-        double norm = zero ? zeroStep(lr) : allReduceStep(lr);
+        double norm = zero ? zeroStep(lr) : adamw.step(lr, opt.gradClip()); // without ZeRO the gradients were summed during backward
         if (zero) exposed += System.nanoTime() - w; // ZeRO's collectives (and its chunk updates) block the step
         exposedNanos = exposed;
         lastBytes = dp.bytesSent() - b0;
@@ -221,10 +225,6 @@ public final class DataParallelTrainer implements StepEngine {
         }
         dp.allReduceSum(sums, 0, 2);
         return sums[0] / sums[1];
-    }
-
-    private double allReduceStep(float lr) {
-        return adamw.step(lr, opt.gradClip()); // the gradients were summed during backward
     }
 
     /** ZeRO-1: reduce-scatter, the global norm from the owned chunks, AdamW there, all-gather. */

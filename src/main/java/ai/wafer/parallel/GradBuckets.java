@@ -74,6 +74,15 @@ final class GradBuckets {
         elements = n;
     }
 
+    /** Sums the gradients over {@code c}, bucket by bucket (packed, all-reduced, unpacked). */
+    void allReduce(Communicator c) {
+        for (Bucket b : buckets) {
+            b.packGrads();
+            c.allReduceSum(b.flat, 0, b.length);
+            b.unpackGrads();
+        }
+    }
+
     private static void close(Bucket b, int p) {
         b.start = new int[b.params.size()];
         int off = 0;

@@ -15,7 +15,6 @@ import java.util.List;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
@@ -84,21 +83,22 @@ public final class MpiCommunicator implements Communicator {
     }
 
     @Override public void allReduceSum(float[] a, int off, int len) {
-        if (len == 0) return;
-        MemorySegment s = staging(4L * len);
-        MemorySegment.copy(a, off, s, JAVA_FLOAT, 0, len);
-        call(() -> (int) mpi.allreduce.invokeExact(IN_PLACE, s, len, mpi.floatType, mpi.opSum, comm), "MPI_Allreduce");
-        MemorySegment.copy(s, JAVA_FLOAT, 0, a, off, len);
-        bytes += Traffic.allReduce(4L * len, size);
+        allReduce(MemorySegment.ofArray(a).asSlice(4L * off, 4L * len), len, mpi.floatType);
     }
 
     @Override public void allReduceSum(double[] a, int off, int len) {
+        allReduce(MemorySegment.ofArray(a).asSlice(8L * off, 8L * len), len, mpi.doubleType);
+    }
+
+    /** In place on {@code heap} (len values of {@code type}), through the staging buffer. */
+    private void allReduce(MemorySegment heap, int len, MemorySegment type) {
         if (len == 0) return;
-        MemorySegment s = staging(8L * len);
-        MemorySegment.copy(a, off, s, JAVA_DOUBLE, 0, len);
-        call(() -> (int) mpi.allreduce.invokeExact(IN_PLACE, s, len, mpi.doubleType, mpi.opSum, comm), "MPI_Allreduce");
-        MemorySegment.copy(s, JAVA_DOUBLE, 0, a, off, len);
-        bytes += Traffic.allReduce(8L * len, size);
+        long n = heap.byteSize();
+        MemorySegment s = staging(n);
+        MemorySegment.copy(heap, 0, s, 0, n);
+        call(() -> (int) mpi.allreduce.invokeExact(IN_PLACE, s, len, type, mpi.opSum, comm), "MPI_Allreduce");
+        MemorySegment.copy(s, 0, heap, 0, n);
+        bytes += Traffic.allReduce(n, size);
     }
 
     @Override public void reduceScatterSum(float[] a, int off, int count) {
@@ -186,15 +186,6 @@ public final class MpiCommunicator implements Communicator {
         arena.close();
     }
 
-    /** Ends every process of the job at once (after an error this rank cannot recover from). */
-    public void abort(int code) {
-        try {
-            int ignored = (int) mpi.abort.invokeExact(mpi.commWorld, code);
-        } catch (Throwable t) {
-            Runtime.getRuntime().halt(code);
-        }
-    }
-
     @FunctionalInterface private interface MpiCall { int call() throws Throwable; }
 
     private void call(MpiCall c, String what) {
@@ -221,7 +212,7 @@ public final class MpiCommunicator implements Communicator {
     /** The library and its entry points. */
     private static final class Native {
         final MethodHandle commRank, commSize, allreduce, reduceScatterBlock, allgather, bcast, isend, recv, waitReq,
-                barrier, commSplit, commFree, setErrhandler, finalizeFn, abort, errorStringFn;
+                barrier, commSplit, commFree, setErrhandler, finalizeFn, errorStringFn;
         final MemorySegment commWorld, floatType, doubleType, opSum, errorsReturn;
 
         Native() {
@@ -269,7 +260,6 @@ public final class MpiCommunicator implements Communicator {
             commFree = h(linker, lib, "MPI_Comm_free", FunctionDescriptor.of(JAVA_INT, ADDRESS));
             setErrhandler = h(linker, lib, "MPI_Comm_set_errhandler", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
             finalizeFn = h(linker, lib, "MPI_Finalize", FunctionDescriptor.of(JAVA_INT));
-            abort = h(linker, lib, "MPI_Abort", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
             errorStringFn = h(linker, lib, "MPI_Error_string", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
             commWorld = lib.findOrThrow("ompi_mpi_comm_world");
             floatType = lib.findOrThrow("ompi_mpi_float");

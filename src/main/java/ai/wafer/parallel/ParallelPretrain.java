@@ -10,6 +10,7 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
@@ -21,7 +22,19 @@ import java.util.function.Supplier;
 public final class ParallelPretrain {
     private ParallelPretrain() {}
 
-    public enum Engine { THREADS, MPI }
+    public enum Engine {
+        THREADS, MPI;
+
+        public static Engine of(boolean mpi) { return mpi ? MPI : THREADS; }
+
+        /** {@code body} on n ranks: threads of this JVM (rank 0's result), or this process as one rank of the mpirun job. */
+        <R> R run(int n, Duration timeout, Function<Communicator, R> body) {
+            if (this == THREADS) return ThreadCommunicator.run(n, timeout, body).get(0);
+            try (Communicator world = MpiCommunicator.world()) {
+                return body.apply(world);
+            }
+        }
+    }
 
     /**
      * What to train. {@code model} is called once per rank and must give the same initial model
@@ -56,14 +69,7 @@ public final class ParallelPretrain {
                          boolean writes) {}
 
     public static Result run(Layout layout, Engine engine, Setup s) {
-        return switch (engine) {
-            case THREADS -> ThreadCommunicator.run(layout.size(), s.timeout(), c -> onRank(layout, c, s)).get(0);
-            case MPI -> {
-                try (Communicator world = MpiCommunicator.world()) {
-                    yield onRank(layout, world, s);
-                }
-            }
-        };
+        return engine.run(layout.size(), s.timeout(), c -> onRank(layout, c, s));
     }
 
     /** One rank's part of the run. */

@@ -101,21 +101,10 @@ public final class ParallelTrainer implements StepEngine {
     @Override public int step() { return step; }
     @Override public boolean writes() { return g.world().rank() == 0; }
 
-    @Override public boolean anyStop(boolean here) {
-        flag[0] = here ? 1 : 0;
-        g.world().allReduceSum(flag, 0, 1);
-        return flag[0] > 0;
-    }
-
-    private final double[] flag = new double[1];
+    @Override public boolean anyStop(boolean here) { return DataParallelTrainer.anyStop(g.world(), here); }
     public boolean zero() { return zero; }
     /** Floats of optimiser state held by this rank. */
-    public long optimizerStateFloats() {
-        if (zero) return zero1.stateFloats();
-        long n = 0;
-        for (float[] a : adamw.firstMoments()) n += 2L * a.length;
-        return n;
-    }
+    public long optimizerStateFloats() { return DataParallelTrainer.stateFloats(adamw, zero1); }
     /** Bytes this rank sent in the last step, over all its groups. */
     @Override public long lastStepBytes() { return lastBytes; }
 
@@ -151,13 +140,7 @@ public final class ParallelTrainer implements StepEngine {
     }
 
     private double allReduceStep(float lr) {
-        if (g.dp().size() > 1) {
-            for (GradBuckets.Bucket bk : buckets.buckets) {
-                bk.packGrads();
-                g.dp().allReduceSum(bk.flat, 0, bk.length);
-                bk.unpackGrads();
-            }
-        }
+        if (g.dp().size() > 1) buckets.allReduce(g.dp());
         sumTiedCopies();
         double norm = Math.sqrt(squaredNorm());
         adamw.apply(lr, AdamW.clipScale(norm, opt.gradClip()));

@@ -14,6 +14,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
+import java.util.stream.IntStream;
 
 /**
  * Ranks as threads of one JVM: the embedded engine, needing nothing installed. Tests run 2- and
@@ -56,7 +57,7 @@ public final class ThreadCommunicator implements Communicator {
     public static <T> List<T> run(int n, Duration timeout, Function<Communicator, T> body) {
         if (n < 1) throw new WaferException("a job needs at least one rank, got " + n);
         Job job = new Job(n, timeout);
-        Group world = new Group(job, identity(n));
+        Group world = new Group(job, IntStream.range(0, n).toArray());
         List<T> results = new ArrayList<>(java.util.Collections.nCopies(n, null));
         Thread[] threads = new Thread[n];
         for (int r = 0; r < n; r++) {
@@ -87,29 +88,16 @@ public final class ThreadCommunicator implements Communicator {
         return results;
     }
 
-    private static int[] identity(int n) {
-        int[] a = new int[n];
-        for (int i = 0; i < n; i++) a[i] = i;
-        return a;
-    }
-
     @Override public int rank() { return rank; }
     @Override public int size() { return group.members.length; }
     @Override public long bytesSent() { return bytes; }
 
     @Override public void allReduceSum(float[] buf, int off, int len) {
-        int p = size();
         enter("allReduce", buf, off, len);
-        int lo = (int) ((long) len * rank / p), hi = (int) ((long) len * (rank + 1) / p);
+        int lo = (int) ((long) len * rank / size()), hi = (int) ((long) len * (rank + 1) / size());
         reduceChunk(buf, off, lo, hi - lo);
-        await("allReduce");
-        for (int s = 0; s < p; s++) {
-            if (s == rank) continue;
-            int slo = (int) ((long) len * s / p), shi = (int) ((long) len * (s + 1) / p);
-            System.arraycopy((float[]) group.buf[s], group.off[s] + slo, buf, off + slo, shi - slo);
-        }
-        await("allReduce");
-        bytes += Traffic.allReduce(4L * len, p);
+        gatherChunks("allReduce", buf, off, len);
+        bytes += Traffic.allReduce(4L * len, size());
     }
 
     @Override public void allReduceSum(double[] buf, int off, int len) {
@@ -125,14 +113,20 @@ public final class ThreadCommunicator implements Communicator {
             for (int i = 0; i < n; i++) acc[i] += b[o + i];
         }
         System.arraycopy(acc, 0, buf, off + lo, n);
-        await("allReduce(double)");
+        gatherChunks("allReduce(double)", buf, off, len);
+        bytes += Traffic.allReduce(8L * len, p);
+    }
+
+    /** The all-reduce's second half: once every rank has summed its chunk, copies the other ranks' chunks. */
+    private void gatherChunks(String op, Object buf, int off, int len) {
+        int p = size();
+        await(op);
         for (int s = 0; s < p; s++) {
             if (s == rank) continue;
             int slo = (int) ((long) len * s / p), shi = (int) ((long) len * (s + 1) / p);
-            System.arraycopy((double[]) group.buf[s], group.off[s] + slo, buf, off + slo, shi - slo);
+            System.arraycopy(group.buf[s], group.off[s] + slo, buf, off + slo, shi - slo);
         }
-        await("allReduce(double)");
-        bytes += Traffic.allReduce(8L * len, p);
+        await(op);
     }
 
     /** buf[off+lo, +n) = sum over ranks s (in order) of rank s's buffer at the same place. */

@@ -1,6 +1,7 @@
 package ai.wafer.peft;
 
 import ai.wafer.WaferException;
+import ai.wafer.io.Checkpoint;
 import ai.wafer.io.SafeTensors;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
@@ -50,8 +51,8 @@ public final class AdapterIo {
         else cfg.putArray("modules_to_save").add(head.getFirst().name.substring(0, head.getFirst().name.indexOf('.')));
         cfg.setAll(method.config());
         Map<String, SafeTensors.Tensor> out = new LinkedHashMap<>();
-        method.tensors().forEach((k, p) -> out.put(k, tensor(p)));
-        for (Parameter p : head) out.put("base_model.model." + p.name, tensor(p));
+        method.tensors().forEach((k, p) -> out.put(k, Checkpoint.tensor(p)));
+        for (Parameter p : head) out.put("base_model.model." + p.name, Checkpoint.tensor(p));
         try {
             Files.createDirectories(dir);
             Files.writeString(dir.resolve(CONFIG), JSON.writeValueAsString(cfg) + "\n");
@@ -60,10 +61,6 @@ public final class AdapterIo {
             throw new UncheckedIOException("cannot write " + dir + ": " + e.getMessage(), e);
         }
         SafeTensors.write(dir.resolve(WEIGHTS), out);
-    }
-
-    private static SafeTensors.Tensor tensor(Parameter p) {
-        return new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), p.values());
     }
 
     public static boolean isAdapter(Path dir) { return Files.isRegularFile(dir.resolve(CONFIG)); }

@@ -29,7 +29,7 @@ import java.util.Map;
  * <p>On disk it is either a whole Hugging Face model directory (config.json naming GPT2For*Classification with its
  * labels, the head in model.safetensors) or, for methods that add tensors, a PEFT adapter directory next to its base.
  */
-public final class FineTuned {
+public class FineTuned {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public final Gpt gpt;

@@ -77,8 +77,6 @@ public final class Lora implements Method {
         };
     }
 
-    public LoraLinear layer(int l, String target) { return layers[l][TARGETS.indexOf(target)]; }
-
     @Override public String peftType() { return "LORA"; }
     @Override public Map<String, Parameter> tensors() { return tensors; }
 

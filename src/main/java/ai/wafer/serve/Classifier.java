@@ -4,6 +4,7 @@ import ai.wafer.WaferException;
 import ai.wafer.eval.EntitySpans;
 import ai.wafer.eval.Tagging;
 import ai.wafer.model.Task;
+import ai.wafer.model.TokenClassifier;
 import ai.wafer.peft.FineTuned;
 import ai.wafer.tokenizer.Tokenizer;
 
@@ -115,12 +116,10 @@ public final class Classifier {
         int T = ids.size(), K = ft.labels.size();
         float[] hidden = ft.gpt.forwardHidden(ids.stream().mapToInt(Integer::intValue).toArray(), 1, T);
         float[] logits = ft.tokenHead().logits(hidden, T);
+        int[] best = new int[T];
+        TokenClassifier.argmax(logits, T, K, best);
         List<String> tags = new ArrayList<>(words.size());
-        for (int pos : last) {
-            int best = 0;
-            for (int k = 1; k < K; k++) if (logits[pos * K + k] > logits[pos * K + best]) best = k;
-            tags.add(ft.labels.get(best));
-        }
+        for (int pos : last) tags.add(ft.labels.get(best[pos]));
         return new Tagged(List.copyOf(words), tags, iob ? EntitySpans.lenient(tags, 0) : null);
     }
 

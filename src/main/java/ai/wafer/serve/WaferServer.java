@@ -62,14 +62,9 @@ public final class WaferServer implements AutoCloseable {
         this.cls = cls;
         this.cfg = cfg;
         this.name = lm != null ? lm.name() : cls.name;
-        if (lm != null) {
-            int ctx = lm.model().contextLength();
-            limits = new OpenAiRequests.Limits(ctx, lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
-            engine = new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
-        } else {
-            limits = null;
-            engine = null;
-        }
+        limits = lm == null ? null
+                : new OpenAiRequests.Limits(lm.model().contextLength(), lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
+        engine = lm == null ? null : new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
         app = Javalin.create(c -> {
             c.showJavalinBanner = false;
             c.useVirtualThreads = true;
@@ -131,10 +126,7 @@ public final class WaferServer implements AutoCloseable {
     private void error(Context c, ApiException e) {
         if (e.status >= 400 && e.status != 401) metrics.errors.incrementAndGet();
         ObjectNode err = obj();
-        ObjectNode inner = err.putObject("error");
-        inner.put("message", e.getMessage()).put("type", e.type);
-        if (e.param != null) inner.put("param", e.param); else inner.putNull("param");
-        if (e.code != null) inner.put("code", e.code); else inner.putNull("code");
+        err.putObject("error").put("message", e.getMessage()).put("type", e.type).put("param", e.param).put("code", e.code); // a null is JSON null
         c.status(e.status).contentType("application/json").result(err.toString());
     }
 
@@ -349,7 +341,7 @@ public final class WaferServer implements AutoCloseable {
         } else {
             ch.put("text", text == null ? "" : text).putNull("logprobs");
         }
-        if (finish != null) ch.put("finish_reason", finish); else ch.putNull("finish_reason");
+        ch.put("finish_reason", finish);
         return o;
     }
 

@@ -40,7 +40,11 @@ public final class Plot {
         List<Map<String, Object>> rows = MetricsLog.read(runDirOrFile);
         Path runDir = Files.isDirectory(runDirOrFile) ? runDirOrFile : runDirOrFile.toAbsolutePath().getParent();
         String runName = runDir == null || runDir.getFileName() == null ? "run" : runDir.getFileName().toString();
-        BufferedImage image = render(rows, runName);
+        return writePng(render(rows, runName), png);
+    }
+
+    /** Writes {@code image} to {@code png}, making its directory if needed. */
+    public static Path writePng(BufferedImage image, Path png) {
         try {
             Path parent = png.toAbsolutePath().getParent();
             if (parent != null) Files.createDirectories(parent);
