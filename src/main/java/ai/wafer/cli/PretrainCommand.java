@@ -143,22 +143,7 @@ public final class PretrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The model: from --init or --preset, or, resuming, the checkpoint's own shape (which --init/--preset must match). */
-    private Gpt buildModel() {
-        GptConfig resumed = resume == null ? null : TrainCheckpoint.config(TrainCheckpoint.resolve(resume));
-        Gpt model;
-        if (init.init != null) model = Checkpoint.load(init.init);
-        else if (init.preset != null) {
-            GptConfig c = GptConfig.preset(init.preset);
-            if (nLayer != null || nEmbd != null || nHead != null)
-                c = c.withShape(nLayer != null ? nLayer : c.nLayer(), nEmbd != null ? nEmbd : c.nEmbd(),
-                        nHead != null ? nHead : c.nHead(), c.vocabSize(), c.nPositions());
-            model = Gpt.init(c, seed);
-        } else if (nLayer != null || nEmbd != null || nHead != null) throw new WaferException("--n-layer/--n-embd/--n-head go with --preset");
-        else if (resumed != null) model = new Gpt(resumed);
-        else throw new WaferException("give --init DIR, --preset NAME, or --resume DIR");
-        return model; // a resumed checkpoint whose shape differs is refused when it is loaded
-    }
+    private Gpt buildModel() { return Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead, seed, resume); }
 
     /** Preset names for the help text. */
     static final class Presets extends ArrayList<String> {

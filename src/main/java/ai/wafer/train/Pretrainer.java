@@ -2,6 +2,7 @@ package ai.wafer.train;
 
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
 import ai.wafer.track.MetricsLog;
 import ai.wafer.track.Plot;
 import ai.wafer.track.TensorBoardWriter;
@@ -101,6 +102,26 @@ public final class Pretrainer implements StepEngine {
         else throw new ai.wafer.WaferException("give --steps or --tokens-per-param");
         if (n < 1) throw new ai.wafer.WaferException("--steps must be at least 1");
         return n;
+    }
+
+    /**
+     * The model a run starts from: the checkpoint {@code init}, or a random model of the {@code preset}'s shape (with
+     * nLayer/nEmbd/nHead overriding it when not null; initialised from {@code seed}), or, with neither, the shape of
+     * the checkpoint being resumed (its weights come when it is loaded; a differing shape is refused there).
+     */
+    public static Gpt startingModel(Path init, String preset, Integer nLayer, Integer nEmbd, Integer nHead, long seed, Path resume) {
+        boolean shape = nLayer != null || nEmbd != null || nHead != null;
+        if (init != null && preset != null) throw new ai.wafer.WaferException("give --init or --preset, not both");
+        if (shape && preset == null) throw new ai.wafer.WaferException("--n-layer/--n-embd/--n-head go with --preset");
+        if (init != null) return ai.wafer.io.Checkpoint.load(init);
+        if (preset != null) {
+            GptConfig c = GptConfig.preset(preset);
+            if (shape) c = c.withShape(nLayer != null ? nLayer : c.nLayer(), nEmbd != null ? nEmbd : c.nEmbd(),
+                    nHead != null ? nHead : c.nHead(), c.vocabSize(), c.nPositions());
+            return Gpt.init(c, seed);
+        }
+        if (resume != null) return new Gpt(TrainCheckpoint.config(TrainCheckpoint.resolve(resume)));
+        throw new ai.wafer.WaferException("give --init DIR, --preset NAME, or --resume DIR");
     }
 
     private final Gpt model;
