@@ -95,7 +95,15 @@ class PretrainRunTest {
     @Test
     void terminationSavesACheckpointFirst() throws Exception {
         Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("stopped");
-        List<String> a = args(init, train, val, out);
+        stopAfterThreeSteps(args(init, train, val, out), out);
+    }
+
+    /**
+     * Runs the command in a child JVM with a budget it cannot finish, sends SIGTERM (as Ctrl-C's SIGINT: the shutdown
+     * hook asks the loop to stop and waits for the save) once three steps are logged, and returns the step of the
+     * checkpoint it saved.
+     */
+    private int stopAfterThreeSteps(List<String> a, Path out) throws Exception {
         a.set(a.indexOf("--steps") + 1, "100000");
         a.set(a.indexOf("--save-every") + 1, "0");
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -105,13 +113,14 @@ class PretrainRunTest {
         long deadline = System.currentTimeMillis() + 60_000;
         while (System.currentTimeMillis() < deadline && (!Files.exists(out.resolve("metrics.jsonl"))
                 || MetricsLog.read(out).size() < 3)) Thread.sleep(100);
-        p.destroy(); // SIGTERM, as Ctrl-C's SIGINT: the shutdown hook asks the loop to stop and waits for the save
+        p.destroy();
         assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "the run ends after a termination signal");
         String log = Files.readString(tmp.resolve("stop.log"));
         assertTrue(log.contains("stopped at step"), log);
         Path ck = ai.wafer.train.TrainCheckpoint.resolve(out);
         int step = Integer.parseInt(ck.getFileName().toString().substring("step-".length()));
         assertTrue(step >= 3 && step < 100000, "checkpoint at the step reached: " + ck);
+        return step;
     }
 
     @Test
@@ -176,23 +185,7 @@ class PretrainRunTest {
     @Test
     void terminationStopsAParallelRunAtACheckpointThatResumes() throws Exception {
         Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("stopped");
-        List<String> a = args(init, train, val, out, "--parallel", "dp=2");
-        a.set(a.indexOf("--steps") + 1, "100000");
-        a.set(a.indexOf("--save-every") + 1, "0");
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "ai.wafer.cli.Wafer"));
-        cmd.addAll(a);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("stop.log").toFile()).start();
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (System.currentTimeMillis() < deadline && (!Files.exists(out.resolve("metrics.jsonl"))
-                || MetricsLog.read(out).size() < 3)) Thread.sleep(100);
-        p.destroy(); // SIGTERM: the ranks agree on a step, stop there and save
-        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "the run ends after a termination signal");
-        String log = Files.readString(tmp.resolve("stop.log"));
-        assertTrue(log.contains("stopped at step"), log);
-        Path ck = ai.wafer.train.TrainCheckpoint.resolve(out);
-        int step = Integer.parseInt(ck.getFileName().toString().substring("step-".length()));
-        assertTrue(step >= 3 && step < 100000, "checkpoint at the step reached: " + ck);
+        int step = stopAfterThreeSteps(args(init, train, val, out, "--parallel", "dp=2"), out); // the ranks agree on a step, stop there and save
         // and it resumes, here on a tensor-parallel layout, for two more steps
         List<String> more = args(init, train, val, out, "--parallel", "tp=2", "--resume", out.toString());
         more.set(more.indexOf("--steps") + 1, String.valueOf(step + 2));
