@@ -86,10 +86,10 @@ class GradCheckTest {
     void attention() {
         int B = 2, T = 5, C = 6, H = 2;
         float[] qkv = rand(B * T * 3 * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C], att = new float[B * H * T * T];
-        DoubleSupplier L = () -> { Attention.forward(out, att, qkv, B, T, C, H, true); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Attention.forward(out, att, qkv, B, T, C, H, true, null); return dot(out, r, B * T * C); };
         L.getAsDouble();
         float[] dqkv = new float[qkv.length];
-        Attention.backward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T]);
+        Attention.backward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], null);
         check("attention dqkv", qkv, dqkv, L, 1e-2, 2e-2);
     }
 
