@@ -94,7 +94,8 @@ public final class Bf16Weights implements Weights {
             }
             for (int b = from; b < full; b++)
                 for (int i = 0; i < n; i++) interleave(acc, ((b - from) * n + i) * BW, bias, b * BW, out, i * N + b * BW);
-            for (int b = full; b < to; b++) inOutScalar(b * BW, Math.min(N, b * BW + BW), n, N, K, x, bias, out);
+            for (int b = full; b < to; b++)
+                F32Weights.decodeScalar(this, false, b * BW, Math.min(N, b * BW + BW), n, N, K, x, bias, out);
         });
     }
 
@@ -147,16 +148,6 @@ public final class Bf16Weights implements Weights {
         if (bias != null) for (int j = 0; j < BW; j++) out[o + j] += bias[j0 + j];
     }
 
-    private void inOutScalar(int j0, int j1, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        for (int i = 0; i < n; i++) {
-            for (int j = j0; j < j1; j++) {
-                float s = 0f;
-                for (int k = 0; k < K; k++) s += x[i * K + k] * at(k * N + j);
-                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
-            }
-        }
-    }
-
     // ---- W stored [N, K]: dot products of rows, x rearranged into the even/odd halves of each 2L block ----
 
     private void decodeRows(int n, int rows, int cols, float[] x, float[] bias, float[] out) {
@@ -168,15 +159,7 @@ public final class Bf16Weights implements Weights {
                 if (r + TILE <= rows) {
                     for (int i = 0; i + 1 < n; i += 2) tile4(out, xin, x, i, i + 1, r, rows, cols, bias);
                     if (n % 2 == 1) tile4x1(out, xin, x, n - 1, r, rows, cols, bias);
-                } else {
-                    for (int rr = r; rr < r1; rr++) {
-                        for (int i = 0; i < n; i++) {
-                            float s = 0;
-                            for (int c = 0; c < cols; c++) s += at(rr * cols + c) * x[i * cols + c];
-                            out[i * rows + rr] = s + (bias == null ? 0f : bias[rr]);
-                        }
-                    }
-                }
+                } else F32Weights.decodeScalar(this, true, r, r1, n, rows, cols, x, bias, out);
             }
         });
     }

@@ -42,7 +42,7 @@ public record F32Weights(float[] array) implements Weights {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < to; b++) {
                     int j0 = b * BW;
-                    if (j0 + BW > N) { if (k1 == K) inOutTail(j0, n, N, K, x, bias, out); continue; }
+                    if (j0 + BW > N) { if (k1 == K) decodeScalar(this, false, j0, N, n, N, K, x, bias, out); continue; }
                     int i = 0;
                     for (; i + 1 < n; i += 2) inOut2(i, j0, N, K, k0, k1, x, bias, out);
                     if (i < n) inOut1(i, j0, N, K, k0, k1, x, bias, out);
@@ -97,12 +97,15 @@ public record F32Weights(float[] array) implements Weights {
         a0.intoArray(out, o); a1.intoArray(out, o + L); a2.intoArray(out, o + 2 * L); a3.intoArray(out, o + 3 * L);
     }
 
-    /** The last, partial block of columns (N not a multiple of BW): scalar. */
-    private void inOutTail(int j0, int n, int N, int K, float[] x, float[] bias, float[] out) {
+    /**
+     * Output columns [j0, j1) of {@link Weights#decode}, one value at a time through {@link Weights#get}: the edges
+     * (a partial block or tile) a storage's vector kernels leave.
+     */
+    static void decodeScalar(Weights w, boolean rows, int j0, int j1, int n, int N, int K, float[] x, float[] bias, float[] out) {
         for (int i = 0; i < n; i++) {
-            for (int j = j0; j < N; j++) {
+            for (int j = j0; j < j1; j++) {
                 float s = 0f;
-                for (int k = 0; k < K; k++) s += x[i * K + k] * array[k * N + j];
+                for (int k = 0; k < K; k++) s += x[i * K + k] * w.get(rows ? (long) j * K + k : (long) k * N + j);
                 out[i * N + j] = s + (bias == null ? 0f : bias[j]);
             }
         }
@@ -118,15 +121,7 @@ public record F32Weights(float[] array) implements Weights {
                 if (r + TILE <= N) {
                     for (int i = 0; i + 1 < n; i += 2) tile4(out, x, i, i + 1, r, N, K, bias);
                     if (n % 2 == 1) tile4x1(out, x, n - 1, r, N, K, bias);
-                } else {
-                    for (int rr = r; rr < r1; rr++) {
-                        for (int i = 0; i < n; i++) {
-                            float s = 0;
-                            for (int c = 0; c < K; c++) s += array[rr * K + c] * x[i * K + c];
-                            out[i * N + rr] = s + (bias == null ? 0f : bias[rr]);
-                        }
-                    }
-                }
+                } else decodeScalar(this, true, r, r1, n, N, K, x, bias, out);
             }
         });
     }

@@ -42,7 +42,7 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < to; b++) {
                     int j0 = b * bw;
-                    if (j0 + bw > N) { if (k1 == K) tail(j0, n, N, K, x, bias, out); continue; }
+                    if (j0 + bw > N) { if (k1 == K) F32Weights.decodeScalar(this, false, j0, N, n, N, K, x, bias, out); continue; }
                     for (int i = 0; i < n; i++) {
                         int o = i * N + j0;
                         FloatVector a0, a1, a2, a3;
@@ -68,16 +68,6 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
                 }
             }
         });
-    }
-
-    private void tail(int j0, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        for (int i = 0; i < n; i++) {
-            for (int j = j0; j < N; j++) {
-                float s = 0f;
-                for (int k = 0; k < K; k++) s += x[i * K + k] * get((long) k * N + j);
-                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
-            }
-        }
     }
 
     private float dotRow(int r, int K, float[] x, int xo) {
