@@ -52,7 +52,7 @@ public record F32Weights(float[] array) implements Weights {
     }
 
     /** Accumulators for out[o, o + 4L): the bias (or zero) on the first band of rows, the partial sums after it. */
-    private static FloatVector start(int k0, float[] bias, int j, float[] out, int o) {
+    static FloatVector start(int k0, float[] bias, int j, float[] out, int o) {
         if (k0 > 0) return FloatVector.fromArray(F, out, o);
         return bias == null ? FloatVector.zero(F) : FloatVector.fromArray(F, bias, j);
     }

@@ -45,16 +45,9 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
                     if (j0 + bw > N) { if (k1 == K) F32Weights.decodeScalar(this, false, j0, N, n, N, K, x, bias, out); continue; }
                     for (int i = 0; i < n; i++) {
                         int o = i * N + j0;
-                        FloatVector a0, a1, a2, a3;
-                        if (k0 > 0) {
-                            a0 = FloatVector.fromArray(F, out, o); a1 = FloatVector.fromArray(F, out, o + L);
-                            a2 = FloatVector.fromArray(F, out, o + 2 * L); a3 = FloatVector.fromArray(F, out, o + 3 * L);
-                        } else if (bias != null) {
-                            a0 = FloatVector.fromArray(F, bias, j0); a1 = FloatVector.fromArray(F, bias, j0 + L);
-                            a2 = FloatVector.fromArray(F, bias, j0 + 2 * L); a3 = FloatVector.fromArray(F, bias, j0 + 3 * L);
-                        } else {
-                            a0 = FloatVector.zero(F); a1 = a0; a2 = a0; a3 = a0;
-                        }
+                        FloatVector a0 = F32Weights.start(k0, bias, j0, out, o), a1 = F32Weights.start(k0, bias, j0 + L, out, o + L);
+                        FloatVector a2 = F32Weights.start(k0, bias, j0 + 2 * L, out, o + 2 * L);
+                        FloatVector a3 = F32Weights.start(k0, bias, j0 + 3 * L, out, o + 3 * L);
                         for (int k = k0; k < k1; k++) {
                             long wk = ((long) k * N + j0) * Float.BYTES;
                             FloatVector u = FloatVector.broadcast(F, x[i * K + k]);
