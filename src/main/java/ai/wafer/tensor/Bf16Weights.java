@@ -50,6 +50,8 @@ public final class Bf16Weights implements Weights {
     public static short toBf16(float v) {
         int bits = Float.floatToRawIntBits(v);
         if (Float.isNaN(v)) return (short) ((bits >>> 16) | 0x40);
+        // Adding 0x7FFF plus the lowest kept bit rounds ties to the even neighbour; overflow carries into the
+        // exponent, which correctly turns values past the largest BF16 into infinity.
         return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
