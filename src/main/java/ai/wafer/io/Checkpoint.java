@@ -33,11 +33,8 @@ public final class Checkpoint {
 
     public static Gpt load(Path dir) {
         if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
-        GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
-        Gpt model = new Gpt(cfg);
-        try (SafeTensors.Reader r = SafeTensors.open(dir)) {
-            load(model, r, dir.toString());
-        }
+        Gpt model = new Gpt(GptConfig.read(dir.resolve("config.json")));
+        load(model, dir, Map.of());
         return model;
     }
 
@@ -111,8 +108,7 @@ public final class Checkpoint {
         if (!missing.isEmpty()) throw new WaferException(where + ": missing tensors " + missing);
         for (Parameter p : model.parameters()) {
             String name = stored.get(p.name);
-            long[] have = r.info(name).shape();
-            long[] want = Arrays.stream(p.shape).asLongStream().toArray();
+            long[] have = r.info(name).shape(), want = Arrays.stream(p.shape).asLongStream().toArray();
             if (!Arrays.equals(have, want))
                 throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have)
                         + " but the config needs " + Arrays.toString(want));
