@@ -151,13 +151,14 @@ public record F32Weights(float[] array) implements Weights {
             s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
             s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
         }
-        if (bias != null) {
-            s00 += bias[r]; s01 += bias[r]; s10 += bias[r + 1]; s11 += bias[r + 1];
-            s20 += bias[r + 2]; s21 += bias[r + 2]; s30 += bias[r + 3]; s31 += bias[r + 3];
-        }
-        int o0 = i0 * rows + r, o1 = i1 * rows + r;
-        out[o0] = s00; out[o0 + 1] = s10; out[o0 + 2] = s20; out[o0 + 3] = s30;
-        out[o1] = s01; out[o1 + 1] = s11; out[o1 + 2] = s21; out[o1 + 3] = s31;
+        put4(out, i0 * rows + r, bias, r, s00, s10, s20, s30);
+        put4(out, i1 * rows + r, bias, r, s01, s11, s21, s31);
+    }
+
+    /** out[o, o + 4) = s0..s3 plus bias[r, r + 4) (bias null: none): the end of a tile of four output rows. */
+    static void put4(float[] out, int o, float[] bias, int r, float s0, float s1, float s2, float s3) {
+        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+        out[o] = s0; out[o + 1] = s1; out[o + 2] = s2; out[o + 3] = s3;
     }
 
     /** Four output rows for one input row, with even and odd halves in separate accumulators (eight FMA chains). */
@@ -178,8 +179,6 @@ public record F32Weights(float[] array) implements Weights {
             float v = x[x0 + c];
             s0 += m[w0 + c] * v; s1 += m[w1 + c] * v; s2 += m[w2 + c] * v; s3 += m[w3 + c] * v;
         }
-        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
-        int o0 = i * rows + r;
-        out[o0] = s0; out[o0 + 1] = s1; out[o0 + 2] = s2; out[o0 + 3] = s3;
+        put4(out, i * rows + r, bias, r, s0, s1, s2, s3);
     }
 }
