@@ -36,10 +36,7 @@ public final class SequenceClassifier implements Head {
         if (targets.length < B) { pooled = new float[B * C]; logits = new float[B * K]; losses = new float[B]; targets = new int[B]; rows = new int[B]; }
     }
 
-    /** logits[B, K] from the hidden state at (b, lengths[b] - 1) of hidden[B*T, C], rows right-padded; the buffer is reused. */
-    public float[] logits(float[] hidden, int[] lengths, int B, int T) { return logits(hidden, lengths, null, B, T); }
-
-    /** logits[B, K] from the hidden state at (b, starts[b] + lengths[b] - 1); starts null: right padding. */
+    /** logits[B, K] from hidden[B*T, C] at (b, starts[b] + lengths[b] - 1), starts null: right padding; buffer reused. */
     public float[] logits(float[] hidden, int[] lengths, int[] starts, int B, int T) {
         ensure(B);
         for (int b = 0; b < B; b++) {
@@ -68,7 +65,7 @@ public final class SequenceClassifier implements Head {
     /** dhidden[B*T, C]: zero except at the pooled rows (overwritten); score's grad accumulates. */
     public void backward(float[] dhidden, int T, float scale) {
         int B = lastB;
-        CrossEntropy.backward(logits, targets, B, K, scale);
+        CrossEntropy.backward(logits, targets, B, K, 0, scale);
         Arrays.fill(dhidden, 0, B * T * C, 0f);
         for (int b = 0; b < B; b++)
             Gemm.sgemmSerial(false, false, 1, C, K, 1f, logits, b * K, K, weight.data, 0, C, 0f, dhidden, rows[b] * C, C);

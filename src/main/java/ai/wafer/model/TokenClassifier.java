@@ -64,7 +64,7 @@ public final class TokenClassifier implements Head {
     /** dhidden[N, C] = d(scale * summed loss)/dhidden (overwritten); the head's grads accumulate. */
     public void backward(float[] dhidden, float scale) {
         int N = lastN;
-        CrossEntropy.backward(logits, targets, N, K, scale); // probabilities -> dlogits
+        CrossEntropy.backward(logits, targets, N, K, 0, scale); // probabilities -> dlogits
         Gemm.sgemm(false, false, N, C, K, 1f, logits, 0, K, weight.data, 0, C, 0f, dhidden, 0, C);
         if (weight.trainable()) Gemm.sgemm(true, false, K, C, N, 1f, logits, 0, K, hidden, 0, C, 1f, weight.grad(), 0, C);
         if (bias.trainable()) {

@@ -73,7 +73,7 @@ public final class Classifier {
         check(ids.length);
         int T = ids.length, K = ft.labels.size();
         float[] hidden = ft.gpt.forwardHidden(ids, 1, T);
-        float[] logits = ft.seqHead().logits(hidden, new int[] {T}, 1, T);
+        float[] logits = ft.seqHead().logits(hidden, new int[] {T}, null, 1, T);
         double[] p = softmax(logits, 0, K);
         int best = 0;
         Map<String, Double> probs = new LinkedHashMap<>();

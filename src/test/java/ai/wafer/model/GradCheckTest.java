@@ -151,7 +151,7 @@ class GradCheckTest {
         float[] logits = rand(N * V, 2), work = new float[N * V], losses = new float[N];
         DoubleSupplier L = () -> { System.arraycopy(logits, 0, work, 0, N * V); return CrossEntropy.forward(work, losses, tgt, N, V) / 2; };
         L.getAsDouble();
-        CrossEntropy.backward(work, tgt, N, V, 0.5f);
+        CrossEntropy.backward(work, tgt, N, V, 0, 0.5f);
         for (int v = 0; v < V; v++) assertTrue(work[V + v] == 0f, "ignored row has zero gradient");
         check("cross-entropy dlogits", logits, work.clone(), L, 1e-2, 1e-2);
     }
