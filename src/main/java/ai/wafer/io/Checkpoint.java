@@ -59,14 +59,11 @@ public final class Checkpoint {
                 mapped.put(canon, r.f32Segment(name));
             }
             Gpt model = new Gpt(cfg, mapped);
-            load(model, r, dir.toString());
+            load(model, r, dir.toString(), Map.of());
             for (Parameter p : model.parameters()) p.setTrainable(false);
             return model;
         }
     }
-
-    /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
-    public static void load(Gpt model, SafeTensors.Reader r, String where) { load(model, r, where, Map.of()); }
 
     /**
      * Loads {@code dir}'s weights into {@code model} (built from the same config) plus, where the file has them,
@@ -81,6 +78,7 @@ public final class Checkpoint {
         }
     }
 
+    /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
     private static Set<String> load(Gpt model, SafeTensors.Reader r, String where, Map<String, Parameter> heads) {
         Set<String> headsRead = new java.util.LinkedHashSet<>();
         Map<String, String> stored = new LinkedHashMap<>(); // canonical name -> name in the file

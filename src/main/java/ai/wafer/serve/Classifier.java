@@ -101,9 +101,6 @@ public final class Classifier {
         return out;
     }
 
-    /** Tags one text word by word (see the class comment). */
-    public Tagged tag(String text) { return tag(words(text)); }
-
     /** Tags words already split (a CoNLL sentence, say), each encoded with a leading space as in fine-tuning. */
     public synchronized Tagged tag(List<String> words) {
         List<Integer> ids = new ArrayList<>();
