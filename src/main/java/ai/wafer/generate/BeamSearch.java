@@ -21,11 +21,7 @@ final class BeamSearch {
     }
 
     static Generator.Result run(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p) {
-        int k = p.numBeams(), V = model.vocabSize(), nPos = model.contextLength();
-        if (prompt.length == 0) throw new ai.wafer.WaferException("the prompt is empty (it needs at least one token)");
-        if (prompt.length > nPos)
-            throw new ai.wafer.WaferException("the prompt has " + prompt.length + " tokens, more than the model's context of " + nPos);
-        int capacity = (int) Math.min(nPos, (long) prompt.length + p.maxNewTokens());
+        int k = p.numBeams(), V = model.vocabSize(), capacity = Sequence.capacity(model, prompt, p);
         int maxNew = capacity - prompt.length;
         if (maxNew == 0) return new Generator.Result(new int[0], "", FinishReason.LENGTH, prompt.length, 0, 0);
         int[] stopIds = p.stopTokens().stream().mapToInt(Integer::intValue).sorted().toArray();

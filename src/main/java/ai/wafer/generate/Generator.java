@@ -4,10 +4,7 @@ import ai.wafer.model.KvCache;
 import ai.wafer.WaferException;
 import ai.wafer.tokenizer.Tokenizer;
 
-import java.util.ArrayList;
-import java.util.List;
-
-/** Runs generations to the end on the calling thread: one sequence, a batch decoded together, or a beam search. */
+/** Runs generations to the end on the calling thread: one sequence, or a beam search. */
 public final class Generator {
     /** A finished generation: the new tokens (without a stop token), their text, and timings. */
     public record Result(int[] tokens, String text, FinishReason finishReason, int promptTokens,
@@ -59,44 +56,5 @@ public final class Generator {
         }
         long t2 = System.nanoTime();
         return new Result(s.generated(), s.text(), s.finishReason(), prompt.length, t1 - t0, t2 - t1);
-    }
-
-    /**
-     * Generates after every prompt, decoding all unfinished sequences together in each step (the
-     * weights are read once per step for all of them). Each sequence samples from its own stream.
-     */
-    public List<Result> generateBatch(List<int[]> prompts, SamplingParams p) {
-        if (p.numBeams() > 1) throw new WaferException("beam search runs one prompt at a time");
-        int n = prompts.size(), V = model.vocabSize();
-        Sequence[] seqs = new Sequence[n];
-        float[] logits = new float[n * V];
-        long[] prefill = new long[n];
-        for (int i = 0; i < n; i++) {
-            // the same seed for each would give correlated samples: offset it by the row
-            SamplingParams pi = p.seed() == null ? p : p.withSeed(p.seed() + i);
-            seqs[i] = new Sequence(model, tok, prompts.get(i), pi, null);
-            long t = System.nanoTime();
-            seqs[i].prefill(logits);
-            prefill[i] = System.nanoTime() - t;
-        }
-        long t0 = System.nanoTime();
-        KvCache[] caches = new KvCache[n];
-        int[] last = new int[n];
-        Sequence[] active = new Sequence[n];
-        while (true) {
-            int m = 0;
-            for (Sequence s : seqs) if (!s.done()) active[m++] = s;
-            if (m == 0) break;
-            for (int i = 0; i < m; i++) { caches[i] = active[i].cache; last[i] = active[i].last(); }
-            model.decode(caches, last, m, logits);
-            for (int i = 0; i < m; i++) active[i].accept(logits, i * V);
-        }
-        long dt = System.nanoTime() - t0;
-        List<Result> out = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            Sequence s = seqs[i];
-            out.add(new Result(s.generated(), s.text(), s.finishReason(), s.promptLength, prefill[i], dt));
-        }
-        return out;
     }
 }

@@ -30,16 +30,12 @@ public final class Sequence {
 
     /** @param tok may be null: then there is no text and stop strings are not allowed */
     public Sequence(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p, Listener listener) {
-        int nPos = model.contextLength();
-        if (prompt.length == 0) throw new WaferException("the prompt is empty (it needs at least one token)");
-        if (prompt.length > nPos)
-            throw new WaferException("the prompt has " + prompt.length + " tokens, more than the model's context of " + nPos);
+        int capacity = capacity(model, prompt, p);
         if (tok == null && !p.stop().isEmpty()) throw new WaferException("stop strings need a tokenizer");
         this.model = model;
         this.params = p;
         this.promptLength = prompt.length;
         this.listener = listener;
-        int capacity = (int) Math.min(nPos, (long) prompt.length + p.maxNewTokens());
         cache = model.newCache(capacity);
         tokens = Arrays.copyOf(prompt, capacity);
         length = prompt.length;
@@ -47,6 +43,15 @@ public final class Sequence {
         stream = tok == null ? null : new TextStream(tok, p.stop());
         stopIds = p.stopTokens().stream().mapToInt(Integer::intValue).sorted().toArray();
         if (length >= capacity) finish = FinishReason.LENGTH;
+    }
+
+    /** Positions for the prompt and p's new tokens, within the model's context; the prompt must be there and fit. */
+    static int capacity(InferenceModel model, int[] prompt, SamplingParams p) {
+        int nPos = model.contextLength();
+        if (prompt.length == 0) throw new WaferException("the prompt is empty (it needs at least one token)");
+        if (prompt.length > nPos)
+            throw new WaferException("the prompt has " + prompt.length + " tokens, more than the model's context of " + nPos);
+        return (int) Math.min(nPos, (long) prompt.length + p.maxNewTokens());
     }
 
     /** Runs the prompt through the model and picks the first token; logits is scratch of V floats. */

@@ -33,11 +33,8 @@ public final class Checkpoint {
 
     public static Gpt load(Path dir) {
         if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
-        GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
-        Gpt model = new Gpt(cfg);
-        try (SafeTensors.Reader r = SafeTensors.open(dir)) {
-            load(model, r, dir.toString());
-        }
+        Gpt model = new Gpt(GptConfig.read(dir.resolve("config.json")));
+        load(model, dir, Map.of());
         return model;
     }
 
@@ -62,14 +59,11 @@ public final class Checkpoint {
                 mapped.put(canon, r.f32Segment(name));
             }
             Gpt model = new Gpt(cfg, mapped);
-            load(model, r, dir.toString());
+            load(model, r, dir.toString(), Map.of());
             for (Parameter p : model.parameters()) p.setTrainable(false);
             return model;
         }
     }
-
-    /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
-    public static void load(Gpt model, SafeTensors.Reader r, String where) { load(model, r, where, Map.of()); }
 
     /**
      * Loads {@code dir}'s weights into {@code model} (built from the same config) plus, where the file has them,
@@ -84,6 +78,7 @@ public final class Checkpoint {
         }
     }
 
+    /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
     private static Set<String> load(Gpt model, SafeTensors.Reader r, String where, Map<String, Parameter> heads) {
         Set<String> headsRead = new java.util.LinkedHashSet<>();
         Map<String, String> stored = new LinkedHashMap<>(); // canonical name -> name in the file
@@ -111,8 +106,7 @@ public final class Checkpoint {
         if (!missing.isEmpty()) throw new WaferException(where + ": missing tensors " + missing);
         for (Parameter p : model.parameters()) {
             String name = stored.get(p.name);
-            long[] have = r.info(name).shape();
-            long[] want = Arrays.stream(p.shape).asLongStream().toArray();
+            long[] have = r.info(name).shape(), want = Arrays.stream(p.shape).asLongStream().toArray();
             if (!Arrays.equals(have, want))
                 throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have)
                         + " but the config needs " + Arrays.toString(want));

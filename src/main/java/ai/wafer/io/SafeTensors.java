@@ -1,6 +1,7 @@
 package ai.wafer.io;
 
 import ai.wafer.WaferException;
+import ai.wafer.tensor.Bf16Weights;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
 import com.fasterxml.jackson.core.util.Separators;
@@ -202,7 +203,7 @@ public final class SafeTensors {
             switch (ti.dtype) {
                 case F32 -> MemorySegment.copy(s, F32_LE, at, dst, off, count);
                 case F16 -> { for (int i = 0; i < count; i++) dst[off + i] = Float.float16ToFloat(s.get(I16_LE, at + 2L * i)); }
-                case BF16 -> { for (int i = 0; i < count; i++) dst[off + i] = bf16ToFloat(s.get(I16_LE, at + 2L * i)); }
+                case BF16 -> { for (int i = 0; i < count; i++) dst[off + i] = Bf16Weights.fromBf16(s.get(I16_LE, at + 2L * i)); }
                 case F64 -> { for (int i = 0; i < count; i++) dst[off + i] = (float) s.get(F64_LE, at + 8L * i); }
                 default -> throw new AssertionError(ti.dtype);
             }
@@ -415,17 +416,6 @@ public final class SafeTensors {
         return written;
     }
 
-    /** BF16 bits of {@code f}, rounded to nearest even (as PyTorch does); NaN stays a quiet NaN. */
-    public static short floatToBf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        if (Float.isNaN(f)) return (short) ((bits >>> 16) | 0x40);
-        // Adding 0x7FFF plus the lowest kept bit rounds ties to the even neighbour; overflow carries into the
-        // exponent, which correctly turns values past the largest BF16 into infinity.
-        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
-    }
-
-    public static float bf16ToFloat(short h) { return Float.intBitsToFloat((h & 0xFFFF) << 16); }
-
     private static void checkWritable(DType dtype) {
         if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.F16)
             throw new IllegalArgumentException("can write F32, BF16 or F16, not " + dtype);
@@ -470,7 +460,7 @@ public final class SafeTensors {
                         }
                         switch (dtype) {
                             case F32 -> buf.putFloat(v);
-                            case BF16 -> buf.putShort(floatToBf16(v));
+                            case BF16 -> buf.putShort(Bf16Weights.toBf16(v));
                             case F16 -> buf.putShort(Float.floatToFloat16(v));
                             default -> throw new AssertionError(dtype);
                         }

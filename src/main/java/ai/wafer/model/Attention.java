@@ -2,6 +2,11 @@ package ai.wafer.model;
 
 import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
+import ai.wafer.tensor.VecMath;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.util.Arrays;
 
 /**
  * Causal multi-head self-attention on the packed c_attn output qkv[B,T,3C] (q, k, v side by
@@ -9,18 +14,13 @@ import ai.wafer.tensor.Parallel;
  * small, so they run serially inside the parallel loop over pairs.
  *
  * <p>The softmax probabilities att[B,H,T,T] are kept for the backward pass (zero above the diagonal).
- * Left padding is a per-row count of leading pads, not a [B,T,T] mask: see {@link #forward(float[], float[],
- * float[], int, int, int, int, boolean, int[])}.
+ * Left padding is a per-row count of leading pads, not a [B,T,T] mask: see {@link #forward}.
  */
 public final class Attention {
     private Attention() {}
 
-    public static void forward(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, boolean scaled) {
-        forward(out, att, qkv, B, T, C, H, scaled, null);
-    }
-
     /**
-     * With left padding: row b's real tokens start at {@code start[b]} (null: every row starts at 0). A real token
+     * Left padding: row b's real tokens start at {@code start[b]} (null: every row starts at 0). A real token
      * attends only to the real tokens up to itself, so a left-padded row computes exactly what the same row
      * unpadded computes, on the [T-s, T-s] block below and right of its s pads; the pads' outputs (and their
      * probability rows and columns) are zero, so nothing flows through them. With start null or all zero this is
@@ -34,9 +34,9 @@ public final class Attention {
                 int b = bh / H, h = bh % H, s = start == null ? 0 : start[b], n = T - s;
                 int q = b * T * C3 + h * hs, k = q + C, v = q + 2 * C, a = bh * T * T, o = b * T * C + h * hs;
                 if (s > 0) {
-                    java.util.Arrays.fill(att, a, a + s * T, 0f);
-                    for (int t = s; t < T; t++) java.util.Arrays.fill(att, a + t * T, a + t * T + s, 0f);
-                    for (int t = 0; t < s; t++) java.util.Arrays.fill(out, o + t * C, o + t * C + hs, 0f);
+                    Arrays.fill(att, a, a + s * T, 0f);
+                    for (int t = s; t < T; t++) Arrays.fill(att, a + t * T, a + t * T + s, 0f);
+                    for (int t = 0; t < s; t++) Arrays.fill(out, o + t * C, o + t * C + hs, 0f);
                     if (n == 0) continue;
                     q += s * C3; k += s * C3; v += s * C3; a += s * T + s; o += s * C;
                 }
@@ -44,7 +44,7 @@ public final class Attention {
                 for (int t = 0; t < n; t++) {
                     int r = a + t * T;
                     softmax(att, r, t + 1);
-                    java.util.Arrays.fill(att, r + t + 1, r + n, 0f);
+                    Arrays.fill(att, r + t + 1, r + n, 0f);
                 }
                 Gemm.sgemmSerial(false, false, n, hs, n, 1f, att, a, T, qkv, v, C3, 0f, out, o, C);
             }
@@ -65,7 +65,7 @@ public final class Attention {
         for (int t = 0; t < T; t++) {
             int r = t * P, n = p0 + t + 1;
             softmax(scores, r, n);
-            java.util.Arrays.fill(scores, r + n, r + P, 0f);
+            Arrays.fill(scores, r + n, r + P, 0f);
         }
         Gemm.sgemmSerial(false, false, T, hs, P, 1f, scores, 0, P, v, base, hs, 0f, out, oOff, ldo);
     }
@@ -77,28 +77,10 @@ public final class Attention {
      */
     public static void decodeCached(float[] out, int oOff, float[] q, int qOff, float[] k, float[] v, int base, int hs,
                                     int len, float scale, float[] scores) {
-        for (int t = 0; t < len; t++) scores[t] = scale * dot(q, qOff, k, base + t * hs, hs);
+        for (int t = 0; t < len; t++) scores[t] = scale * VecMath.dot(q, qOff, k, base + t * hs, hs);
         softmax(scores, 0, len);
-        java.util.Arrays.fill(out, oOff, oOff + hs, 0f);
-        for (int t = 0; t < len; t++) axpy(scores[t], v, base + t * hs, out, oOff, hs);
-    }
-
-    private static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        var acc = jdk.incubator.vector.FloatVector.zero(S);
-        int i = 0, upper = S.loopBound(n);
-        for (; i < upper; i += S.length())
-            acc = jdk.incubator.vector.FloatVector.fromArray(S, a, ao + i).fma(jdk.incubator.vector.FloatVector.fromArray(S, b, bo + i), acc);
-        float s = ai.wafer.tensor.VecMath.sum(acc);
-        for (; i < n; i++) s += a[ao + i] * b[bo + i];
-        return s;
-    }
-
-    private static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
-        int i = 0, upper = S.loopBound(n);
-        var a = jdk.incubator.vector.FloatVector.broadcast(S, alpha);
-        for (; i < upper; i += S.length())
-            jdk.incubator.vector.FloatVector.fromArray(S, x, xo + i).fma(a, jdk.incubator.vector.FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
-        for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
+        Arrays.fill(out, oOff, oOff + hs, 0f);
+        for (int t = 0; t < len; t++) VecMath.axpy(scores[t], v, base + t * hs, out, oOff, hs);
     }
 
     /** x[o, o+n) = softmax of itself, with the same vector pieces as the loss: max, exp and sum, scale. */
@@ -109,14 +91,9 @@ public final class Attention {
     }
 
     /**
-     * dqkv[B,T,3C] = gradient of qkv (overwritten) from dout[B,T,C]; scratch holds threads*T*T floats.
+     * dqkv[B,T,3C] = gradient of qkv (overwritten) from dout[B,T,C]; scratch holds threads*T*T floats. With left
+     * padding {@code start} (null: none) as {@link #forward}; pads get a zero gradient.
      */
-    public static void backward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H,
-                                boolean scaled, float[] scratch) {
-        backward(dqkv, dout, qkv, att, B, T, C, H, scaled, scratch, null);
-    }
-
-    /** The backward of {@link #forward} with left padding {@code start} (null: none); pads get a zero gradient. */
     public static void backward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H,
                                 boolean scaled, float[] scratch, int[] start) {
         int hs = C / H, C3 = 3 * C;
@@ -128,7 +105,7 @@ public final class Attention {
                 int q = b * T * C3 + h * hs, k = q + C, v = q + 2 * C, a = bh * T * T, y = b * T * C + h * hs;
                 if (s > 0) {
                     for (int t = 0; t < s; t++)
-                        for (int part = 0; part < 3; part++) java.util.Arrays.fill(dqkv, q + t * C3 + part * C, q + t * C3 + part * C + hs, 0f);
+                        for (int part = 0; part < 3; part++) Arrays.fill(dqkv, q + t * C3 + part * C, q + t * C3 + part * C + hs, 0f);
                     if (n == 0) continue;
                     q += s * C3; k += s * C3; v += s * C3; a += s * T + s; y += s * C;
                 }
@@ -144,22 +121,17 @@ public final class Attention {
         });
     }
 
-    private static final jdk.incubator.vector.VectorSpecies<Float> S = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     /** dS[j] = P[j] * (dP[j] - sum_k P[k] dP[k]) * scale for j < n, zero for n <= j < T; dP is overwritten by dS. */
     static void softmaxBackwardRow(float[] p, int po, float[] d, int dof, int n, int T, float scale) {
+        float dot = VecMath.dot(p, po, d, dof, n);
         int ub = S.loopBound(n), j = 0;
-        var acc = jdk.incubator.vector.FloatVector.zero(S);
-        for (; j < ub; j += S.length())
-            acc = jdk.incubator.vector.FloatVector.fromArray(S, p, po + j).fma(jdk.incubator.vector.FloatVector.fromArray(S, d, dof + j), acc);
-        float dot = ai.wafer.tensor.VecMath.sum(acc);
-        for (; j < n; j++) dot += p[po + j] * d[dof + j];
-        j = 0;
         for (; j < ub; j += S.length()) {
-            var pv = jdk.incubator.vector.FloatVector.fromArray(S, p, po + j);
-            jdk.incubator.vector.FloatVector.fromArray(S, d, dof + j).sub(dot).mul(pv).mul(scale).intoArray(d, dof + j);
+            FloatVector pv = FloatVector.fromArray(S, p, po + j);
+            FloatVector.fromArray(S, d, dof + j).sub(dot).mul(pv).mul(scale).intoArray(d, dof + j);
         }
         for (; j < n; j++) d[dof + j] = p[po + j] * (d[dof + j] - dot) * scale;
-        java.util.Arrays.fill(d, dof + n, dof + T, 0f);
+        Arrays.fill(d, dof + n, dof + T, 0f);
     }
 }

@@ -75,10 +75,10 @@ public final class CrossEntropy {
         return total;
     }
 
-    /** probs[N,V] becomes dlogits = (probs - onehot(target)) * scale; ignored rows become zero. */
-    public static void backward(float[] probs, int[] targets, int N, int V, float scale) { backward(probs, targets, N, V, 0, scale); }
-
-    /** As above, for columns [v0, v0 + V) of the vocabulary (a tensor-parallel rank's): the one-hot falls on its owner. */
+    /**
+     * probs[N,V] becomes dlogits = (probs - onehot(target)) * scale; ignored rows become zero. The columns are
+     * [v0, v0 + V) of the vocabulary (0 unless a tensor-parallel rank's): the one-hot falls on its owner.
+     */
     public static void backward(float[] probs, int[] targets, int N, int V, int v0, float scale) {
         Parallel.forRange(N, (w, from, to) -> {
             for (int i = from; i < to; i++) {

@@ -10,14 +10,6 @@ import ai.wafer.tensor.Weights;
 public final class Encoder {
     private Encoder() {}
 
-    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset) {
-        forward(out, tokens, wte, wpe, B, T, C, posOffset, null);
-    }
-
-    public static void forward(float[] out, int[] tokens, float[] wte, float[] wpe, int B, int T, int C, int posOffset, int[] start) {
-        forward(out, tokens, 0, Weights.of(wte), Weights.of(wpe), B, T, C, posOffset, start, null);
-    }
-
     /**
      * x[b,t] = wte[token] + wpe[position], the position t + posOffset. With left padding ({@code start[b]}: row b's
      * first real token; null: none) positions count from each row's first real token, as Hugging Face's
@@ -43,19 +35,11 @@ public final class Encoder {
         });
     }
 
-    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int B, int T, int C) {
-        backward(dwte, dwpe, dout, tokens, B, T, C, null);
-    }
-
     /**
-     * dwte[token] += dout, dwpe[t] += dout. Tokens repeat, so rows collide: the work is split over
-     * channels instead of rows, and each thread owns a slice of every row.
+     * dwte[token] += dout, dwpe[t] += dout, with the positions and the vocabulary rows [v0, v0 + rows) of dwte as in
+     * {@link #forward} (other tokens are skipped). Tokens repeat, so rows collide: the work is split over channels
+     * instead of rows, and each thread owns a slice of every row.
      */
-    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int B, int T, int C, int[] start) {
-        backward(dwte, dwpe, dout, tokens, 0, B, T, C, start);
-    }
-
-    /** As above, for a rank whose dwte holds vocabulary rows [v0, v0 + rows) only (other tokens are skipped). */
     public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int v0, int B, int T, int C, int[] start) {
         int rows = dwte == null ? 0 : dwte.length / C;
         Parallel.forRange(C, (w, from, to) -> {

@@ -14,11 +14,6 @@ import ai.wafer.tensor.Weights;
 public final class Linear {
     private Linear() {}
 
-    /** The forward with a weight in a heap array. */
-    public static void forward(float[] out, float[] inp, float[] w, float[] b, int N, int C, int OC) {
-        forward(out, inp, Weights.of(w), b, N, C, OC);
-    }
-
     /**
      * The forward on a weight in any storage ({@link Weights}: float32 heap or mapped, bf16): a GEMM through the
      * selected {@link Kernels}, as training and prefill run it.

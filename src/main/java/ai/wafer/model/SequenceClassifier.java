@@ -4,7 +4,6 @@ import ai.wafer.tensor.Gemm;
 
 import java.util.Arrays;
 import java.util.List;
-import java.util.SplittableRandom;
 
 /**
  * GPT2ForSequenceClassification's head: {@code score}, a linear layer [K, C] without bias, on the hidden
@@ -13,33 +12,22 @@ import java.util.SplittableRandom;
  * pads when left-padded); Hugging Face finds the same token as the rightmost non-pad id, which needs the pad id
  * to differ from every real token, while lengths do not.
  */
-public final class SequenceClassifier implements Head {
-    public final Parameter weight;
-    private final int C, K;
-    private float[] pooled = new float[0], logits = new float[0], losses = new float[0];
-    private int[] targets = new int[0], rows = new int[0];
-    private int lastB, valid;
+public final class SequenceClassifier extends Head {
+    private float[] pooled = new float[0];
+    private int[] rows = new int[0];
+    private int lastB;
 
     public SequenceClassifier(int C, int K, float initStd, long seed) {
-        this.C = C;
-        this.K = K;
-        weight = new Parameter("score.weight", K, C);
-        SplittableRandom r = new SplittableRandom(seed);
-        for (int i = 0; i < weight.data.length; i++) weight.data[i] = (float) (r.nextGaussian() * initStd);
-        weight.setTrainable(true);
+        super("score.weight", C, K, initStd, seed);
     }
 
     @Override public List<Parameter> parameters() { return List.of(weight); }
-    @Override public int numLabels() { return K; }
 
     private void ensure(int B) {
         if (targets.length < B) { pooled = new float[B * C]; logits = new float[B * K]; losses = new float[B]; targets = new int[B]; rows = new int[B]; }
     }
 
-    /** logits[B, K] from the hidden state at (b, lengths[b] - 1) of hidden[B*T, C], rows right-padded; the buffer is reused. */
-    public float[] logits(float[] hidden, int[] lengths, int B, int T) { return logits(hidden, lengths, null, B, T); }
-
-    /** logits[B, K] from the hidden state at (b, starts[b] + lengths[b] - 1); starts null: right padding. */
+    /** logits[B, K] from hidden[B*T, C] at (b, starts[b] + lengths[b] - 1), starts null: right padding; buffer reused. */
     public float[] logits(float[] hidden, int[] lengths, int[] starts, int B, int T) {
         ensure(B);
         for (int b = 0; b < B; b++) {
@@ -54,21 +42,13 @@ public final class SequenceClassifier implements Head {
     /** Summed cross-entropy over the sequences whose class is not ignored. */
     public double loss(float[] hidden, int[] lengths, int[] starts, int[] classes, int B, int T) {
         logits(hidden, lengths, starts, B, T);
-        System.arraycopy(classes, 0, targets, 0, B);
-        valid = 0;
-        for (int b = 0; b < B; b++) if (!CrossEntropy.ignored(classes[b])) valid++;
-        return CrossEntropy.forward(logits, losses, targets, B, K);
+        return loss(classes, B);
     }
-
-    public int validTargets() { return valid; }
-
-    /** Logits after {@link #logits}, probabilities after a loss (either way, the argmax is the prediction). */
-    public float[] scores() { return logits; }
 
     /** dhidden[B*T, C]: zero except at the pooled rows (overwritten); score's grad accumulates. */
     public void backward(float[] dhidden, int T, float scale) {
         int B = lastB;
-        CrossEntropy.backward(logits, targets, B, K, scale);
+        CrossEntropy.backward(logits, targets, B, K, 0, scale);
         Arrays.fill(dhidden, 0, B * T * C, 0f);
         for (int b = 0; b < B; b++)
             Gemm.sgemmSerial(false, false, 1, C, K, 1f, logits, b * K, K, weight.data, 0, C, 0f, dhidden, rows[b] * C, C);

@@ -3,35 +3,24 @@ package ai.wafer.model;
 import ai.wafer.tensor.Gemm;
 
 import java.util.List;
-import java.util.SplittableRandom;
 
 /**
  * GPT2ForTokenClassification's head: {@code classifier}, a linear layer [K, C] + bias on every
  * position's hidden state; cross-entropy over positions whose label is not ignored (-100).
- * Forward and backward side by side; logits are turned into probabilities, then dlogits, in place.
  */
-public final class TokenClassifier implements Head {
-    public final Parameter weight, bias;
-    private final int C, K;
-    private float[] logits = new float[0], losses = new float[0];
-    private int[] targets = new int[0];
-    private int lastN, valid;
+public final class TokenClassifier extends Head {
+    public final Parameter bias;
+    private int lastN;
     /** The hidden states of the last forward (the model's array), read by backward for dW. */
     private float[] hidden;
 
     public TokenClassifier(int C, int K, float initStd, long seed) {
-        this.C = C;
-        this.K = K;
-        weight = new Parameter("classifier.weight", K, C);
+        super("classifier.weight", C, K, initStd, seed);
         bias = new Parameter("classifier.bias", K);
-        SplittableRandom r = new SplittableRandom(seed);
-        for (int i = 0; i < weight.data.length; i++) weight.data[i] = (float) (r.nextGaussian() * initStd);
-        weight.setTrainable(true);
         bias.setTrainable(true);
     }
 
     @Override public List<Parameter> parameters() { return List.of(weight, bias); }
-    @Override public int numLabels() { return K; }
 
     private void ensure(int N) {
         if (targets.length < N) { logits = new float[N * K]; losses = new float[N]; targets = new int[N]; }
@@ -50,21 +39,13 @@ public final class TokenClassifier implements Head {
     /** Summed cross-entropy over the positions with a label (>= 0); {@link #validTargets} says how many. */
     public double loss(float[] hidden, int[] labels, int N) {
         logits(hidden, N);
-        System.arraycopy(labels, 0, targets, 0, N);
-        valid = 0;
-        for (int i = 0; i < N; i++) if (!CrossEntropy.ignored(labels[i])) valid++;
-        return CrossEntropy.forward(logits, losses, targets, N, K);
+        return loss(labels, N);
     }
-
-    public int validTargets() { return valid; }
-
-    /** Logits after {@link #logits}, probabilities after a loss (either way, the argmax is the prediction). */
-    public float[] scores() { return logits; }
 
     /** dhidden[N, C] = d(scale * summed loss)/dhidden (overwritten); the head's grads accumulate. */
     public void backward(float[] dhidden, float scale) {
         int N = lastN;
-        CrossEntropy.backward(logits, targets, N, K, scale); // probabilities -> dlogits
+        CrossEntropy.backward(logits, targets, N, K, 0, scale); // probabilities -> dlogits
         Gemm.sgemm(false, false, N, C, K, 1f, logits, 0, K, weight.data, 0, C, 0f, dhidden, 0, C);
         if (weight.trainable()) Gemm.sgemm(true, false, K, C, N, 1f, logits, 0, K, hidden, 0, C, 1f, weight.grad(), 0, C);
         if (bias.trainable()) {

@@ -83,10 +83,10 @@ public final class Bottleneck implements Method {
         @Override public void forward(float[] x, int N) {
             ensure(N);
             System.arraycopy(x, 0, x0, 0, N * C);
-            Linear.forward(pre, x0, downW.data, downB.data, N, C, m);
+            Linear.forward(pre, x0, downW.weights(), downB.data, N, C, m);
             Gelu.forward(GptConfig.Activation.GELU, act, pre, N * m);
             // x += up(act): the up projection accumulates onto the input, which is the skip connection
-            Linear.forward(x, act, upW.data, null, N, m, C);
+            Linear.forward(x, act, upW.weights(), null, N, m, C);
             for (int i = 0; i < N; i++) for (int c = 0; c < C; c++) x[i * C + c] += x0[i * C + c] + upB.data[c];
         }
 

@@ -73,7 +73,7 @@ public final class Classifier {
         check(ids.length);
         int T = ids.length, K = ft.labels.size();
         float[] hidden = ft.gpt.forwardHidden(ids, 1, T);
-        float[] logits = ft.seqHead().logits(hidden, new int[] {T}, 1, T);
+        float[] logits = ft.seqHead().logits(hidden, new int[] {T}, null, 1, T);
         double[] p = softmax(logits, 0, K);
         int best = 0;
         Map<String, Double> probs = new LinkedHashMap<>();
@@ -100,9 +100,6 @@ public final class Classifier {
         while (m.find()) out.add(m.group());
         return out;
     }
-
-    /** Tags one text word by word (see the class comment). */
-    public Tagged tag(String text) { return tag(words(text)); }
 
     /** Tags words already split (a CoNLL sentence, say), each encoded with a leading space as in fine-tuning. */
     public synchronized Tagged tag(List<String> words) {

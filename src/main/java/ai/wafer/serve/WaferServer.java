@@ -10,7 +10,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.Javalin;
 import io.javalin.http.Context;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -134,18 +133,14 @@ public final class WaferServer implements AutoCloseable {
     private ObjectNode body(Context c) throws IOException {
         long declared = c.contentLength();
         if (declared > cfg.maxBodyBytes()) throw new ApiException(413, "request body of " + declared + " bytes exceeds the limit of " + cfg.maxBodyBytes(), null, "request_too_large");
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        byte[] bytes;
         try (InputStream in = c.req().getInputStream()) {
-            byte[] b = new byte[8192];
-            int n;
-            while ((n = in.read(b)) > 0) {
-                buf.write(b, 0, n);
-                if (buf.size() > cfg.maxBodyBytes()) throw new ApiException(413, "request body exceeds the limit of " + cfg.maxBodyBytes() + " bytes", null, "request_too_large");
-            }
+            bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, cfg.maxBodyBytes() + 1));
         }
+        if (bytes.length > cfg.maxBodyBytes()) throw new ApiException(413, "request body exceeds the limit of " + cfg.maxBodyBytes() + " bytes", null, "request_too_large");
         JsonNode n;
         try {
-            n = JSON.readTree(buf.toByteArray());
+            n = JSON.readTree(bytes);
         } catch (JsonProcessingException e) {
             throw ApiException.bad("We could not parse the JSON body of your request: " + e.getOriginalMessage(), null);
         }
@@ -285,8 +280,7 @@ public final class WaferServer implements AutoCloseable {
                     if (chat) ch.putObject("message").put("role", "assistant").put("content", text.toString());
                     else ch.put("text", text.toString()).putNull("logprobs");
                     ch.put("finish_reason", d.reason().api);
-                    o.putObject("usage").put("prompt_tokens", d.promptTokens()).put("completion_tokens", d.completionTokens())
-                            .put("total_tokens", d.promptTokens() + d.completionTokens());
+                    usage(o, d);
                     c.json(o);
                     return;
                 }
@@ -303,29 +297,17 @@ public final class WaferServer implements AutoCloseable {
             OutputStream out = c.res().getOutputStream();
             String object = chat ? "chat.completion.chunk" : "text_completion";
             if (chat) send(out, chunk(object, id, createdAt, chat, null, null, true));
-            while (true) {
-                BatchEngine.Event e = next(job);
-                switch (e) {
-                    case BatchEngine.Delta d -> send(out, chunk(object, id, createdAt, chat, d.text(), null, false));
-                    case BatchEngine.Failed f -> {
-                        ObjectNode err = obj();
-                        err.putObject("error").put("message", f.message()).put("type", "server_error");
-                        send(out, err);
-                        out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-                        out.flush();
-                        return;
-                    }
-                    case BatchEngine.Done d -> {
-                        ObjectNode last = chunk(object, id, createdAt, chat, chat ? null : "", d.reason().api, false);
-                        last.putObject("usage").put("prompt_tokens", d.promptTokens()).put("completion_tokens", d.completionTokens())
-                                .put("total_tokens", d.promptTokens() + d.completionTokens());
-                        send(out, last);
-                        out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-                        out.flush();
-                        return;
-                    }
-                }
+            BatchEngine.Event e;
+            while ((e = next(job)) instanceof BatchEngine.Delta d) send(out, chunk(object, id, createdAt, chat, d.text(), null, false));
+            if (e instanceof BatchEngine.Failed f) {
+                ObjectNode err = obj();
+                err.putObject("error").put("message", f.message()).put("type", "server_error");
+                send(out, err);
+            } else if (e instanceof BatchEngine.Done d) {
+                send(out, usage(chunk(object, id, createdAt, chat, chat ? null : "", d.reason().api, false), d));
             }
+            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
         } catch (IOException gone) {
             job.cancelled = true; // the client went away: stop spending steps on it
         }
@@ -342,6 +324,12 @@ public final class WaferServer implements AutoCloseable {
             ch.put("text", text == null ? "" : text).putNull("logprobs");
         }
         ch.put("finish_reason", finish);
+        return o;
+    }
+
+    private static ObjectNode usage(ObjectNode o, BatchEngine.Done d) {
+        o.putObject("usage").put("prompt_tokens", d.promptTokens()).put("completion_tokens", d.completionTokens())
+                .put("total_tokens", d.promptTokens() + d.completionTokens());
         return o;
     }
 

@@ -50,6 +50,8 @@ public final class Bf16Weights implements Weights {
     public static short toBf16(float v) {
         int bits = Float.floatToRawIntBits(v);
         if (Float.isNaN(v)) return (short) ((bits >>> 16) | 0x40);
+        // Adding 0x7FFF plus the lowest kept bit rounds ties to the even neighbour; overflow carries into the
+        // exponent, which correctly turns values past the largest BF16 into infinity.
         return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
@@ -94,7 +96,8 @@ public final class Bf16Weights implements Weights {
             }
             for (int b = from; b < full; b++)
                 for (int i = 0; i < n; i++) interleave(acc, ((b - from) * n + i) * BW, bias, b * BW, out, i * N + b * BW);
-            for (int b = full; b < to; b++) inOutScalar(b * BW, Math.min(N, b * BW + BW), n, N, K, x, bias, out);
+            for (int b = full; b < to; b++)
+                F32Weights.decodeScalar(this, false, b * BW, Math.min(N, b * BW + BW), n, N, K, x, bias, out);
         });
     }
 
@@ -147,16 +150,6 @@ public final class Bf16Weights implements Weights {
         if (bias != null) for (int j = 0; j < BW; j++) out[o + j] += bias[j0 + j];
     }
 
-    private void inOutScalar(int j0, int j1, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        for (int i = 0; i < n; i++) {
-            for (int j = j0; j < j1; j++) {
-                float s = 0f;
-                for (int k = 0; k < K; k++) s += x[i * K + k] * at(k * N + j);
-                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
-            }
-        }
-    }
-
     // ---- W stored [N, K]: dot products of rows, x rearranged into the even/odd halves of each 2L block ----
 
     private void decodeRows(int n, int rows, int cols, float[] x, float[] bias, float[] out) {
@@ -168,15 +161,7 @@ public final class Bf16Weights implements Weights {
                 if (r + TILE <= rows) {
                     for (int i = 0; i + 1 < n; i += 2) tile4(out, xin, x, i, i + 1, r, rows, cols, bias);
                     if (n % 2 == 1) tile4x1(out, xin, x, n - 1, r, rows, cols, bias);
-                } else {
-                    for (int rr = r; rr < r1; rr++) {
-                        for (int i = 0; i < n; i++) {
-                            float s = 0;
-                            for (int c = 0; c < cols; c++) s += at(rr * cols + c) * x[i * cols + c];
-                            out[i * rows + rr] = s + (bias == null ? 0f : bias[rr]);
-                        }
-                    }
-                }
+                } else F32Weights.decodeScalar(this, true, r, r1, n, rows, cols, x, bias, out);
             }
         });
     }
@@ -211,13 +196,8 @@ public final class Bf16Weights implements Weights {
             s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
             s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
         }
-        if (bias != null) {
-            s00 += bias[r]; s01 += bias[r]; s10 += bias[r + 1]; s11 += bias[r + 1];
-            s20 += bias[r + 2]; s21 += bias[r + 2]; s30 += bias[r + 3]; s31 += bias[r + 3];
-        }
-        int o0 = i0 * rows + r, o1 = i1 * rows + r;
-        out[o0] = s00; out[o0 + 1] = s10; out[o0 + 2] = s20; out[o0 + 3] = s30;
-        out[o1] = s01; out[o1 + 1] = s11; out[o1 + 2] = s21; out[o1 + 3] = s31;
+        F32Weights.put4(out, i0 * rows + r, bias, r, s00, s10, s20, s30);
+        F32Weights.put4(out, i1 * rows + r, bias, r, s01, s11, s21, s31);
     }
 
     /** Four output rows for one input row; even and odd halves keep separate accumulators, eight FMA chains. */
@@ -242,9 +222,7 @@ public final class Bf16Weights implements Weights {
             float v = x[x0 + c];
             s0 += at(w0 + c) * v; s1 += at(w1 + c) * v; s2 += at(w2 + c) * v; s3 += at(w3 + c) * v;
         }
-        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
-        int o0 = i * rows + r;
-        out[o0] = s0; out[o0 + 1] = s1; out[o0 + 2] = s2; out[o0 + 3] = s3;
+        F32Weights.put4(out, i * rows + r, bias, r, s0, s1, s2, s3);
     }
 
     /**

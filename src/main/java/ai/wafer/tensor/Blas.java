@@ -88,6 +88,13 @@ public final class Blas {
     public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
                              float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
                              float beta, float[] C, int cOff, int ldc) {
+        sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, MemorySegment.ofArray(B), bOff, ldb, beta, C, cOff, ldc);
+    }
+
+    /** {@link #sgemm} with B a segment of floats (offset and stride in floats): a heap array's or a mapped weight's. */
+    public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
+                             float[] A, int aOff, int lda, MemorySegment B, long bOff, int ldb,
+                             float beta, float[] C, int cOff, int ldc) {
         if (SGEMM == null) throw new IllegalStateException("OpenBLAS not available: " + ERROR);
         if (M <= 0 || N <= 0) return;
         if (K <= 0 || alpha == 0f) { // nothing to multiply; also spares OpenBLAS an lda of 0
@@ -95,27 +102,6 @@ public final class Blas {
             return;
         }
         // Native code has no bounds checks: a bad offset or stride must throw here, not crash the JVM.
-        check(A, aOff, transA ? K : M, transA ? M : K, lda, "A");
-        check(B, bOff, transB ? N : K, transB ? K : N, ldb, "B");
-        check(C, cOff, M, N, ldc, "C");
-        try {
-            SGEMM.invokeExact(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha,
-                    seg(A, aOff), lda, seg(B, bOff), ldb, beta, seg(C, cOff), ldc);
-        } catch (Throwable t) {
-            throw new IllegalStateException("cblas_sgemm failed", t);
-        }
-    }
-
-    /** {@link #sgemm} with B a segment of floats (offset and stride in floats), e.g. a mapped read-only weight. */
-    public static void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha,
-                             float[] A, int aOff, int lda, MemorySegment B, long bOff, int ldb,
-                             float beta, float[] C, int cOff, int ldc) {
-        if (SGEMM == null) throw new IllegalStateException("OpenBLAS not available: " + ERROR);
-        if (M <= 0 || N <= 0) return;
-        if (K <= 0 || alpha == 0f) {
-            Gemm.scaleC(M, N, beta, C, cOff, ldc);
-            return;
-        }
         check(A, aOff, transA ? K : M, transA ? M : K, lda, "A");
         int rows = transB ? N : K, cols = transB ? K : N;
         if (bOff < 0 || ldb < cols || (bOff + (long) (rows - 1) * ldb + cols) * Float.BYTES > B.byteSize())

@@ -42,7 +42,7 @@ public record F32Weights(float[] array) implements Weights {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < to; b++) {
                     int j0 = b * BW;
-                    if (j0 + BW > N) { if (k1 == K) inOutTail(j0, n, N, K, x, bias, out); continue; }
+                    if (j0 + BW > N) { if (k1 == K) decodeScalar(this, false, j0, N, n, N, K, x, bias, out); continue; }
                     int i = 0;
                     for (; i + 1 < n; i += 2) inOut2(i, j0, N, K, k0, k1, x, bias, out);
                     if (i < n) inOut1(i, j0, N, K, k0, k1, x, bias, out);
@@ -52,7 +52,7 @@ public record F32Weights(float[] array) implements Weights {
     }
 
     /** Accumulators for out[o, o + 4L): the bias (or zero) on the first band of rows, the partial sums after it. */
-    private static FloatVector start(int k0, float[] bias, int j, float[] out, int o) {
+    static FloatVector start(int k0, float[] bias, int j, float[] out, int o) {
         if (k0 > 0) return FloatVector.fromArray(F, out, o);
         return bias == null ? FloatVector.zero(F) : FloatVector.fromArray(F, bias, j);
     }
@@ -97,12 +97,15 @@ public record F32Weights(float[] array) implements Weights {
         a0.intoArray(out, o); a1.intoArray(out, o + L); a2.intoArray(out, o + 2 * L); a3.intoArray(out, o + 3 * L);
     }
 
-    /** The last, partial block of columns (N not a multiple of BW): scalar. */
-    private void inOutTail(int j0, int n, int N, int K, float[] x, float[] bias, float[] out) {
+    /**
+     * Output columns [j0, j1) of {@link Weights#decode}, one value at a time through {@link Weights#get}: the edges
+     * (a partial block or tile) a storage's vector kernels leave.
+     */
+    static void decodeScalar(Weights w, boolean rows, int j0, int j1, int n, int N, int K, float[] x, float[] bias, float[] out) {
         for (int i = 0; i < n; i++) {
-            for (int j = j0; j < N; j++) {
+            for (int j = j0; j < j1; j++) {
                 float s = 0f;
-                for (int k = 0; k < K; k++) s += x[i * K + k] * array[k * N + j];
+                for (int k = 0; k < K; k++) s += x[i * K + k] * w.get(rows ? (long) j * K + k : (long) k * N + j);
                 out[i * N + j] = s + (bias == null ? 0f : bias[j]);
             }
         }
@@ -118,15 +121,7 @@ public record F32Weights(float[] array) implements Weights {
                 if (r + TILE <= N) {
                     for (int i = 0; i + 1 < n; i += 2) tile4(out, x, i, i + 1, r, N, K, bias);
                     if (n % 2 == 1) tile4x1(out, x, n - 1, r, N, K, bias);
-                } else {
-                    for (int rr = r; rr < r1; rr++) {
-                        for (int i = 0; i < n; i++) {
-                            float s = 0;
-                            for (int c = 0; c < K; c++) s += array[rr * K + c] * x[i * K + c];
-                            out[i * N + rr] = s + (bias == null ? 0f : bias[rr]);
-                        }
-                    }
-                }
+                } else decodeScalar(this, true, r, r1, n, N, K, x, bias, out);
             }
         });
     }
@@ -156,13 +151,14 @@ public record F32Weights(float[] array) implements Weights {
             s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
             s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
         }
-        if (bias != null) {
-            s00 += bias[r]; s01 += bias[r]; s10 += bias[r + 1]; s11 += bias[r + 1];
-            s20 += bias[r + 2]; s21 += bias[r + 2]; s30 += bias[r + 3]; s31 += bias[r + 3];
-        }
-        int o0 = i0 * rows + r, o1 = i1 * rows + r;
-        out[o0] = s00; out[o0 + 1] = s10; out[o0 + 2] = s20; out[o0 + 3] = s30;
-        out[o1] = s01; out[o1 + 1] = s11; out[o1 + 2] = s21; out[o1 + 3] = s31;
+        put4(out, i0 * rows + r, bias, r, s00, s10, s20, s30);
+        put4(out, i1 * rows + r, bias, r, s01, s11, s21, s31);
+    }
+
+    /** out[o, o + 4) = s0..s3 plus bias[r, r + 4) (bias null: none): the end of a tile of four output rows. */
+    static void put4(float[] out, int o, float[] bias, int r, float s0, float s1, float s2, float s3) {
+        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+        out[o] = s0; out[o + 1] = s1; out[o + 2] = s2; out[o + 3] = s3;
     }
 
     /** Four output rows for one input row, with even and odd halves in separate accumulators (eight FMA chains). */
@@ -183,8 +179,6 @@ public record F32Weights(float[] array) implements Weights {
             float v = x[x0 + c];
             s0 += m[w0 + c] * v; s1 += m[w1 + c] * v; s2 += m[w2 + c] * v; s3 += m[w3 + c] * v;
         }
-        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
-        int o0 = i * rows + r;
-        out[o0] = s0; out[o0 + 1] = s1; out[o0 + 2] = s2; out[o0 + 3] = s3;
+        put4(out, i * rows + r, bias, r, s0, s1, s2, s3);
     }
 }

@@ -67,17 +67,13 @@ public final class Gemm {
     public static void sgemmSerial(boolean transA, boolean transB, int M, int N, int K, float alpha,
                                    float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
                                    float beta, float[] C, int cOff, int ldc) {
-        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, false);
+        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc, false);
     }
 
-    /** The Java implementation, multithreaded over the {@link Parallel} team when {@code parallel}. */
-    public static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
-                                 float[] A, int aOff, int lda, float[] B, int bOff, int ldb,
-                                 float beta, float[] C, int cOff, int ldc, boolean parallel) {
-        sgemmJava(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc, parallel);
-    }
-
-    /** B is {@code B} (a heap array), or when that is null the storage {@code Bw} (mapped, bf16: widened while packing). */
+    /**
+     * The Java implementation, multithreaded over the {@link Parallel} team when {@code parallel}. B is {@code B} (a
+     * heap array), or when that is null the storage {@code Bw} (mapped, bf16: widened while packing).
+     */
     static void sgemmJava(boolean transA, boolean transB, int M, int N, int K, float alpha,
                           float[] A, int aOff, int lda, float[] B, Weights Bw, long bOff, int ldb,
                           float beta, float[] C, int cOff, int ldc, boolean parallel) {

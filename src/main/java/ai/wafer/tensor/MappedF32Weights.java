@@ -42,19 +42,12 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < to; b++) {
                     int j0 = b * bw;
-                    if (j0 + bw > N) { if (k1 == K) tail(j0, n, N, K, x, bias, out); continue; }
+                    if (j0 + bw > N) { if (k1 == K) F32Weights.decodeScalar(this, false, j0, N, n, N, K, x, bias, out); continue; }
                     for (int i = 0; i < n; i++) {
                         int o = i * N + j0;
-                        FloatVector a0, a1, a2, a3;
-                        if (k0 > 0) {
-                            a0 = FloatVector.fromArray(F, out, o); a1 = FloatVector.fromArray(F, out, o + L);
-                            a2 = FloatVector.fromArray(F, out, o + 2 * L); a3 = FloatVector.fromArray(F, out, o + 3 * L);
-                        } else if (bias != null) {
-                            a0 = FloatVector.fromArray(F, bias, j0); a1 = FloatVector.fromArray(F, bias, j0 + L);
-                            a2 = FloatVector.fromArray(F, bias, j0 + 2 * L); a3 = FloatVector.fromArray(F, bias, j0 + 3 * L);
-                        } else {
-                            a0 = FloatVector.zero(F); a1 = a0; a2 = a0; a3 = a0;
-                        }
+                        FloatVector a0 = F32Weights.start(k0, bias, j0, out, o), a1 = F32Weights.start(k0, bias, j0 + L, out, o + L);
+                        FloatVector a2 = F32Weights.start(k0, bias, j0 + 2 * L, out, o + 2 * L);
+                        FloatVector a3 = F32Weights.start(k0, bias, j0 + 3 * L, out, o + 3 * L);
                         for (int k = k0; k < k1; k++) {
                             long wk = ((long) k * N + j0) * Float.BYTES;
                             FloatVector u = FloatVector.broadcast(F, x[i * K + k]);
@@ -68,16 +61,6 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
                 }
             }
         });
-    }
-
-    private void tail(int j0, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        for (int i = 0; i < n; i++) {
-            for (int j = j0; j < N; j++) {
-                float s = 0f;
-                for (int k = 0; k < K; k++) s += x[i * K + k] * get((long) k * N + j);
-                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
-            }
-        }
     }
 
     private float dotRow(int r, int K, float[] x, int xo) {

@@ -73,7 +73,4 @@ public final class TfRecord {
             throw new WaferException(where + ": corrupt record data (CRC mismatch) at byte " + offset);
         return data;
     }
-
-    /** Bytes a record of {@code dataLength} occupies in the file. */
-    public static long framedSize(int dataLength) { return 16L + dataLength; }
 }

@@ -115,9 +115,7 @@ public final class TrainCheckpoint {
                 || saved.vocabSize() != have.vocabSize() || saved.nPositions() != have.nPositions() || saved.nInner() != have.nInner())
             throw new WaferException(ckpt + ": the checkpoint holds a model of shape " + describe(saved)
                     + " but this run builds " + describe(have));
-        try (SafeTensors.Reader r = SafeTensors.open(ckpt)) {
-            Checkpoint.load(model, r, ckpt.toString());
-        }
+        Checkpoint.load(model, ckpt, Map.of());
         try (SafeTensors.Reader r = SafeTensors.open(ckpt.resolve("optimizer.safetensors"))) {
             List<Parameter> ps = opt.parameters();
             for (int i = 0; i < ps.size(); i++) {

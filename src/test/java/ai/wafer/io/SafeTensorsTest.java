@@ -1,6 +1,7 @@
 package ai.wafer.io;
 
 import ai.wafer.WaferException;
+import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.io.SafeTensors.DType;
 import ai.wafer.io.SafeTensors.Tensor;
 import ai.wafer.testutil.Fixtures;
@@ -155,7 +156,7 @@ class SafeTensorsTest {
         float[] data = new float[in.length];
         for (int i = 0; i < in.length; i++) {
             data[i] = Float.intBitsToFloat(in[i]);
-            assertEquals(want[i], SafeTensors.floatToBf16(data[i]) & 0xFFFF, "case " + i);
+            assertEquals(want[i], Bf16Weights.toBf16(data[i]) & 0xFFFF, "case " + i);
         }
         Path f = tmp.resolve("bf16.safetensors");
         SafeTensors.write(f, Map.of("x", Tensor.of(data, 3, 4)), DType.BF16);

@@ -1,5 +1,7 @@
 package ai.wafer.model;
 
+import ai.wafer.tensor.Weights;
+
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -74,7 +76,7 @@ class GradCheckTest {
     void linear() {
         int N = 7, C = 11, OC = 9;
         float[] x = rand(N * C, 1), w = rand(C * OC, 0.5), b = rand(OC, 1), r = rand(N * OC, 1), out = new float[N * OC];
-        DoubleSupplier L = () -> { Linear.forward(out, x, w, b, N, C, OC); return dot(out, r, N * OC); };
+        DoubleSupplier L = () -> { Linear.forward(out, x, Weights.of(w), b, N, C, OC); return dot(out, r, N * OC); };
         float[] dx = new float[N * C], dw = new float[C * OC], db = new float[OC];
         Linear.backward(dx, false, dw, db, r, x, w, N, C, OC);
         check("linear dx", x, dx, L, 1e-2, 1e-2);
@@ -86,10 +88,10 @@ class GradCheckTest {
     void attention() {
         int B = 2, T = 5, C = 6, H = 2;
         float[] qkv = rand(B * T * 3 * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C], att = new float[B * H * T * T];
-        DoubleSupplier L = () -> { Attention.forward(out, att, qkv, B, T, C, H, true); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Attention.forward(out, att, qkv, B, T, C, H, true, null); return dot(out, r, B * T * C); };
         L.getAsDouble();
         float[] dqkv = new float[qkv.length];
-        Attention.backward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T]);
+        Attention.backward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], null);
         check("attention dqkv", qkv, dqkv, L, 1e-2, 2e-2);
     }
 
@@ -120,9 +122,9 @@ class GradCheckTest {
         int B = 2, T = 3, C = 5, V = 7;
         int[] tok = {1, 4, 1, 6, 0, 4};
         float[] wte = rand(V * C, 1), wpe = rand(T * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C];
-        DoubleSupplier L = () -> { Encoder.forward(out, tok, wte, wpe, B, T, C, 0); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Encoder.forward(out, tok, 0, Weights.of(wte), Weights.of(wpe), B, T, C, 0, null, null); return dot(out, r, B * T * C); };
         float[] dwte = new float[V * C], dwpe = new float[T * C];
-        Encoder.backward(dwte, dwpe, r, tok, B, T, C);
+        Encoder.backward(dwte, dwpe, r, tok, 0, B, T, C, null);
         check("encoder dwte", wte, dwte, L, 1e-2, 1e-2);
         check("encoder dwpe", wpe, dwpe, L, 1e-2, 1e-2);
     }
@@ -132,12 +134,12 @@ class GradCheckTest {
         int B = 2, T = 3, C = 5, V = 7;
         int[] tok = {1, 4, 1, 6, 0, 4}, start = {1, 0};
         float[] wte = rand(V * C, 1), wpe = rand(T * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C];
-        DoubleSupplier L = () -> { Encoder.forward(out, tok, wte, wpe, B, T, C, 0, start); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Encoder.forward(out, tok, 0, Weights.of(wte), Weights.of(wpe), B, T, C, 0, start, null); return dot(out, r, B * T * C); };
         L.getAsDouble();
         // row 0's tokens 4, 1 sit at positions 0, 1 (its pad at 0 too)
         for (int c = 0; c < C; c++) assertTrue(out[C + c] == wte[4 * C + c] + wpe[c] && out[2 * C + c] == wte[C + c] + wpe[C + c]);
         float[] dwte = new float[V * C], dwpe = new float[T * C];
-        Encoder.backward(dwte, dwpe, r, tok, B, T, C, start);
+        Encoder.backward(dwte, dwpe, r, tok, 0, B, T, C, start);
         check("encoder left-padded dwte", wte, dwte, L, 1e-2, 1e-2);
         check("encoder left-padded dwpe", wpe, dwpe, L, 1e-2, 1e-2);
     }
@@ -149,7 +151,7 @@ class GradCheckTest {
         float[] logits = rand(N * V, 2), work = new float[N * V], losses = new float[N];
         DoubleSupplier L = () -> { System.arraycopy(logits, 0, work, 0, N * V); return CrossEntropy.forward(work, losses, tgt, N, V) / 2; };
         L.getAsDouble();
-        CrossEntropy.backward(work, tgt, N, V, 0.5f);
+        CrossEntropy.backward(work, tgt, N, V, 0, 0.5f);
         for (int v = 0; v < V; v++) assertTrue(work[V + v] == 0f, "ignored row has zero gradient");
         check("cross-entropy dlogits", logits, work.clone(), L, 1e-2, 1e-2);
     }

@@ -146,7 +146,7 @@ class AdapterServerTest {
 
     private static double[] probabilities(FinetuneModel fm, int[] ids) {
         float[] h = fm.gpt.forwardHidden(ids, 1, ids.length);
-        float[] logits = fm.seqHead.logits(h, new int[] {ids.length}, 1, ids.length);
+        float[] logits = fm.seqHead.logits(h, new int[] {ids.length}, null, 1, ids.length);
         int K = fm.labels.size();
         double max = Double.NEGATIVE_INFINITY, sum = 0;
         for (int k = 0; k < K; k++) max = Math.max(max, logits[k]);

@@ -99,7 +99,7 @@ public final class GemmBench {
         int ldb() { return tB ? K : N; }
         String op() { return (tA ? "T" : "N") + (tB ? "T" : "N"); }
         double gflops(double seconds) { return 2.0 * M * N * K / seconds / 1e9; }
-        void java() { Gemm.sgemmJava(tA, tB, M, N, K, 1f, a, 0, lda(), b, 0, ldb(), beta, c, 0, N, true); }
+        void java() { Gemm.sgemmJava(tA, tB, M, N, K, 1f, a, 0, lda(), b, null, 0, ldb(), beta, c, 0, N, true); }
         void serial() { Gemm.sgemmSerial(tA, tB, M, N, K, 1f, a, 0, lda(), b, 0, ldb(), beta, c, 0, N); }
         void blas() { Blas.sgemm(tA, tB, M, N, K, 1f, a, 0, lda(), b, 0, ldb(), beta, c, 0, N); }
     }

@@ -64,7 +64,7 @@ class GemmTest {
         int M = 128, N = 384, K = 768;
         Random r = new Random(7);
         float[] a = rand(r, M * K), b = rand(r, N * K), c1 = new float[M * N], c2 = new float[M * N];
-        Gemm.sgemmJava(false, true, M, N, K, 1f, a, 0, K, b, 0, K, 0f, c1, 0, N, true);
+        Gemm.sgemmJava(false, true, M, N, K, 1f, a, 0, K, b, null, 0, K, 0f, c1, 0, N, true);
         Blas.sgemm(false, true, M, N, K, 1f, a, 0, K, b, 0, K, 0f, c2, 0, N);
         for (int i = 0; i < c1.length; i++) {
             assertEquals(c2[i], c1[i], 1e-5 * (Math.abs(c2[i]) + 1) * 4, "index " + i);
@@ -161,7 +161,7 @@ class GemmTest {
     private static void run(Path p, boolean tA, boolean tB, int M, int N, int K, float alpha, float[] a, int aOff,
                             int lda, float[] b, int bOff, int ldb, float beta, float[] c, int cOff, int ldc) {
         switch (p) {
-            case JAVA_PARALLEL -> Gemm.sgemmJava(tA, tB, M, N, K, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc, true);
+            case JAVA_PARALLEL -> Gemm.sgemmJava(tA, tB, M, N, K, alpha, a, aOff, lda, b, null, bOff, ldb, beta, c, cOff, ldc, true);
             case JAVA_SERIAL -> Gemm.sgemmSerial(tA, tB, M, N, K, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
             case BLAS -> Blas.sgemm(tA, tB, M, N, K, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
             case DISPATCH -> Gemm.sgemm(tA, tB, M, N, K, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);

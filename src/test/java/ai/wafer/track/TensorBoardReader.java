@@ -36,7 +36,7 @@ public final class TensorBoardReader {
             byte[] r;
             while ((r = TfRecord.read(in, file.toString(), offset)) != null) {
                 records.add(r);
-                offset += TfRecord.framedSize(r.length);
+                offset += 16L + r.length; // length, its CRC, the data, its CRC
             }
         } catch (IOException e) {
             throw new WaferException("cannot read " + file + ": " + e.getMessage(), e);
