@@ -33,9 +33,6 @@ public interface Communicator extends AutoCloseable {
     /** buf[off + rank*count, +count) is this rank's part; afterwards every chunk holds its owner's part. */
     void allGather(float[] buf, int off, int count);
 
-    /** buf[off, off+len) becomes root's. */
-    void broadcast(float[] buf, int off, int len, int root);
-
     /**
      * Sends buf[off, off+len) to {@code dest}. It may return before the peer receives (the data are
      * copied or in flight), so two ranks may send to each other and then receive without deadlock.

@@ -122,15 +122,6 @@ public final class MpiCommunicator implements Communicator {
         bytes += Traffic.allGather(4L * n, size);
     }
 
-    @Override public void broadcast(float[] a, int off, int len, int root) {
-        if (len == 0) return;
-        MemorySegment s = staging(4L * len);
-        if (rank == root) MemorySegment.copy(a, off, s, JAVA_FLOAT, 0, len);
-        call(() -> (int) mpi.bcast.invokeExact(s, len, mpi.floatType, root, comm), "MPI_Bcast");
-        if (rank != root) MemorySegment.copy(s, JAVA_FLOAT, 0, a, off, len);
-        bytes += Traffic.broadcast(4L * len, size);
-    }
-
     /** Non-blocking send from a private copy; the copy is freed once MPI reports the send complete. */
     @Override public void send(float[] a, int off, int len, int dest, int tag) {
         MemorySegment data = arena.allocate(Math.max(4L * len, 4), 64);
@@ -211,7 +202,7 @@ public final class MpiCommunicator implements Communicator {
 
     /** The library and its entry points. */
     private static final class Native {
-        final MethodHandle commRank, commSize, allreduce, reduceScatterBlock, allgather, bcast, isend, recv, waitReq,
+        final MethodHandle commRank, commSize, allreduce, reduceScatterBlock, allgather, isend, recv, waitReq,
                 barrier, commSplit, commFree, setErrhandler, finalizeFn, errorStringFn;
         final MemorySegment commWorld, floatType, doubleType, opSum, errorsReturn;
 
@@ -249,7 +240,6 @@ public final class MpiCommunicator implements Communicator {
             reduceScatterBlock = h(linker, lib, "MPI_Reduce_scatter_block", collective);
             allgather = h(linker, lib, "MPI_Allgather",
                     FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
-            bcast = h(linker, lib, "MPI_Bcast", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
             isend = h(linker, lib, "MPI_Isend",
                     FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
             recv = h(linker, lib, "MPI_Recv",

@@ -159,14 +159,6 @@ public final class ThreadCommunicator implements Communicator {
         bytes += Traffic.allGather(4L * count * p, p);
     }
 
-    @Override public void broadcast(float[] buf, int off, int len, int root) {
-        if (root < 0 || root >= size()) throw new WaferException("broadcast root " + root + " is not a rank of a group of " + size());
-        enter("broadcast", buf, off, len);
-        if (rank != root) System.arraycopy((float[]) group.buf[root], group.off[root], buf, off, len);
-        await("broadcast");
-        bytes += Traffic.broadcast(4L * len, size());
-    }
-
     @Override public void barrier() { enter("barrier", null, 0, 0); }
 
     @Override public Communicator split(int color, int key) {

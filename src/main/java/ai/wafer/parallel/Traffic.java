@@ -3,7 +3,7 @@ package ai.wafer.parallel;
 /**
  * Bytes a rank sends per collective, as the bandwidth-optimal ring algorithms send them (the model
  * NCCL's and MPI's large-message paths follow): all-reduce 2(p-1)/p of the buffer, reduce-scatter and
- * all-gather (p-1)/p of the whole buffer, broadcast (p-1)/p (pipelined). Both communicators count with
+ * all-gather (p-1)/p of the whole buffer. Both communicators count with
  * these formulas and {@code wafer plan} predicts with them, so prediction and measurement agree by
  * construction on volume; time is what the measurement adds.
  */
@@ -17,6 +17,4 @@ public final class Traffic {
 
     /** {@code bytes} is the whole buffer (p chunks). */
     public static long allGather(long bytes, int p) { return p <= 1 ? 0 : bytes * (p - 1) / p; }
-
-    public static long broadcast(long bytes, int p) { return p <= 1 ? 0 : bytes * (p - 1) / p; }
 }

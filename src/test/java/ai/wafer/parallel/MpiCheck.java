@@ -74,8 +74,6 @@ public final class MpiCheck {
                     float[] g = new float[p];
                     g[r] = 100 + r;
                     world.allGather(g, 0, 1);
-                    float[] b = {r == 1 ? 42 : 0};
-                    world.broadcast(b, 0, 1, 1);
                     float[] ping = new float[1];
                     world.send(new float[]{7 + r}, 0, 1, 1 - r, 3);
                     world.recv(ping, 0, 1, 1 - r, 3);
@@ -88,7 +86,6 @@ public final class MpiCheck {
                         o.writeDouble(d[0]);
                         o.writeFloat(rs[0]); o.writeFloat(rs[1]);
                         for (float x : g) o.writeFloat(x);
-                        o.writeFloat(b[0]);
                         o.writeFloat(ping[0]);
                         o.writeInt(self.size());
                         o.writeFloat(one[0]);

@@ -23,7 +23,6 @@ public final class ParallelBench {
         public void allReduceSum(double[] b, int o, int n) { long t = t(); c.allReduceSum(b, o, n); nanos += t() - t; }
         public void reduceScatterSum(float[] b, int o, int n) { long t = t(); c.reduceScatterSum(b, o, n); nanos += t() - t; }
         public void allGather(float[] b, int o, int n) { long t = t(); c.allGather(b, o, n); nanos += t() - t; }
-        public void broadcast(float[] b, int o, int n, int r) { c.broadcast(b, o, n, r); }
         public void send(float[] b, int o, int n, int d, int tag) { c.send(b, o, n, d, tag); }
         public void recv(float[] b, int o, int n, int s, int tag) { c.recv(b, o, n, s, tag); }
         public void barrier() { c.barrier(); }
