@@ -38,16 +38,6 @@ public final class Finetuner {
                     1f, 256, 0, 0, 1337, false, Batcher.Side.RIGHT);
         }
 
-        public Options withLr(float lr) {
-            return new Options(epochs, batchSize, gradAccum, lr, schedule, warmupRatio, minLrRatio, hyper, gradClip, maxLength,
-                    evalEvery, patience, seed, progressBar, padding);
-        }
-
-        public Options withEpochs(int n) {
-            return new Options(n, batchSize, gradAccum, lr, schedule, warmupRatio, minLrRatio, hyper, gradClip, maxLength,
-                    evalEvery, patience, seed, progressBar, padding);
-        }
-
         /** Few trainable parameters tolerate (and need) larger steps: 5e-5 full, 1e-3 BitFit/top-k, 2e-3 LoRA/adapters/prefix, 5e-3 (IA)3. */
         public static float defaultLr(ai.wafer.peft.Peft.Kind kind) {
             return switch (kind) {

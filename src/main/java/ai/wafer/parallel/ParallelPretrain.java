@@ -52,13 +52,6 @@ public final class ParallelPretrain {
             if (control == null) control = new Pretrainer.Control();
             if (timeout == null) timeout = ThreadCommunicator.DEFAULT_TIMEOUT;
         }
-
-        /** Without evaluation, TensorBoard curves aside: checkpoints every {@code saveEvery} steps, a line every {@code logEvery}. */
-        public Setup(Supplier<Gpt> model, List<Path> trainShards, boolean shuffle, long seed, Pretrainer.Options opt,
-                     boolean zero1, Path runDir, int saveEvery, Path resume, PrintStream log, int logEvery, Duration timeout) {
-            this(model, trainShards, List.of(), shuffle, seed, opt, zero1, resume,
-                    new Pretrainer.Reporting(runDir, 0, 0, saveEvery, logEvery, false), log, null, timeout);
-        }
     }
 
     /**

@@ -20,7 +20,7 @@ class FinetunerTest {
         TaskData train = toy(240, 1), dev = toy(60, 2);
         for (Peft.Kind kind : new Peft.Kind[] {Peft.Kind.FULL, Peft.Kind.LORA, Peft.Kind.ADAPTER, Peft.Kind.BITFIT}) {
             FinetuneModel fm = FinetuneModel.create(Gpt.init(cfg, 3), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(kind), 30, 4);
-            var opt = Finetuner.Options.defaults(kind).withLr(kind == Peft.Kind.FULL ? 3e-3f : 1e-2f).withEpochs(8);
+            var opt = ai.wafer.testutil.ToyTasks.options(kind, kind == Peft.Kind.FULL ? 3e-3f : 1e-2f, 8);
             Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(null, "toy", null);
             assertTrue(r.best().accuracy() > 0.75, kind + ": dev accuracy " + r.best().accuracy());
         }
@@ -32,7 +32,7 @@ class FinetunerTest {
         TaskData train = toy(64, 1), dev = toy(16, 2);
         FinetuneModel fm = FinetuneModel.create(Gpt.init(cfg, 3), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(Peft.Kind.FULL), 30, 4);
         // lr 0: the first evaluation is the best there will be; patience 2 stops the run at the third
-        var base = Finetuner.Options.defaults(Peft.Kind.FULL).withLr(0f).withEpochs(10);
+        var base = ai.wafer.testutil.ToyTasks.options(Peft.Kind.FULL, 0f, 10);
         var opt = new Finetuner.Options(base.epochs(), base.batchSize(), base.gradAccum(), 0f, base.schedule(), base.warmupRatio(),
                 base.minLrRatio(), base.hyper(), base.gradClip(), base.maxLength(), 1, 2, base.seed(), false, base.padding());
         Finetuner.Result r = new Finetuner(fm, train, dev, opt).run(null, "toy", null);

@@ -70,7 +70,7 @@ class FrozenBaseTest {
 
     private static FinetuneModel train(Gpt base, Peft.Kind kind, TaskData train, TaskData dev) {
         FinetuneModel fm = FinetuneModel.create(base, Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(kind), 30, 4);
-        var opt = Finetuner.Options.defaults(kind).withLr(1e-2f).withEpochs(2);
+        var opt = ai.wafer.testutil.ToyTasks.options(kind, 1e-2f, 2);
         new Finetuner(fm, train, dev, opt).run(null, "toy", null);
         return fm;
     }

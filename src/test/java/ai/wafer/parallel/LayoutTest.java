@@ -51,8 +51,8 @@ class LayoutTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         var o = options(2, 4, 16, 1);
         ParallelPretrain.Result r = ParallelPretrain.run(Layout.parse("dp=2"), ParallelPretrain.Engine.THREADS,
-                new ParallelPretrain.Setup(() -> Gpt.init(CFG, SEED), List.of(shard), false, 0, o, true, tmp.resolve("run"),
-                        0, null, new PrintStream(out, true), 1, null));
+                ParallelFixtures.setup(() -> Gpt.init(CFG, SEED), List.of(shard), false, 0, o, true, tmp.resolve("run"),
+                        0, null, new PrintStream(out, true), 1));
         assertEquals(2, r.steps().size());
         assertTrue(r.bytesPerStep() > 0);
         assertTrue(Files.isRegularFile(r.lastCheckpoint().resolve("optimizer.safetensors")));
@@ -67,8 +67,8 @@ class LayoutTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         var o = options(2, 4, 16, 4);
         ParallelPretrain.Result r = ParallelPretrain.run(Layout.parse("tp=2,pp=2"), ParallelPretrain.Engine.THREADS,
-                new ParallelPretrain.Setup(() -> Gpt.init(CFG, SEED), List.of(shard), false, 0, o, false, null,
-                        0, null, new PrintStream(out, true), 1, null));
+                ParallelFixtures.setup(() -> Gpt.init(CFG, SEED), List.of(shard), false, 0, o, false, null,
+                        0, null, new PrintStream(out, true), 1));
         assertEquals(2, r.steps().size());
         assertTrue(out.toString().contains("pipeline bubble (1F1B): 20.0% of each step idle"), out.toString());
         assertEquals(reference(shard, o, 2).losses().get(1), r.steps().get(1).loss(), 1e-5 * r.steps().get(1).loss());

@@ -156,8 +156,7 @@ class ParallelCheckpointTest {
     }
 
     private static ParallelPretrain.Setup setup(Path shard, Pretrainer.Options o, Path runDir, Path resume) {
-        return new ParallelPretrain.Setup(() -> Gpt.init(CFG, SEED), List.of(shard), true, 5, o, false, runDir, 1, resume,
-                null, 0, null);
+        return ParallelFixtures.setup(() -> Gpt.init(CFG, SEED), List.of(shard), true, 5, o, false, runDir, 1, resume, null, 0);
     }
 
     @Test void zero1WithTensorAndPipelineEqualsOneProcess() {

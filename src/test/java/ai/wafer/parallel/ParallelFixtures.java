@@ -98,4 +98,12 @@ final class ParallelFixtures {
         assertTrue(Math.sqrt(allDiff) <= 1e-5 * Math.sqrt(allNorm), what + ": parameters differ by " + Math.sqrt(allDiff)
                 + " (norm " + Math.sqrt(allNorm) + ")");
     }
+
+    /** A run without evaluation: checkpoints every {@code saveEvery} steps, a line every {@code logEvery}. */
+    static ParallelPretrain.Setup setup(java.util.function.Supplier<Gpt> model, List<Path> shards, boolean shuffle, long seed,
+                                        Pretrainer.Options opt, boolean zero1, Path runDir, int saveEvery, Path resume,
+                                        java.io.PrintStream log, int logEvery) {
+        return new ParallelPretrain.Setup(model, shards, List.of(), shuffle, seed, opt, zero1, resume,
+                new Pretrainer.Reporting(runDir, 0, 0, saveEvery, logEvery, false), log, null, null);
+    }
 }

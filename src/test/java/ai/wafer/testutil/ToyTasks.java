@@ -11,6 +11,13 @@ import java.util.Set;
 
 /** Small synthetic tasks for fine-tuning tests. */
 public final class ToyTasks {
+    /** Fine-tuning's defaults for {@code kind} at another learning rate and number of epochs. */
+    public static ai.wafer.finetune.Finetuner.Options options(ai.wafer.peft.Peft.Kind kind, float lr, int epochs) {
+        var d = ai.wafer.finetune.Finetuner.Options.defaults(kind);
+        return new ai.wafer.finetune.Finetuner.Options(epochs, d.batchSize(), d.gradAccum(), lr, d.schedule(), d.warmupRatio(),
+                d.minLrRatio(), d.hyper(), d.gradClip(), d.maxLength(), d.evalEvery(), d.patience(), d.seed(), d.progressBar(), d.padding());
+    }
+
     private ToyTasks() {}
 
     /**
