@@ -60,7 +60,8 @@ public final class Activations {
         att = generation ? null : layers(L, Math.multiplyExact(B * m.Hl, T * T), false);
         atty = layers(L, BT * Cl, generation); res2 = layers(L, BT * C, generation);
         ln2 = layers(L, BT * C, generation); ln2Mean = layers(L, BT, generation); ln2Rstd = layers(L, BT, generation);
-        fch = layers(L, BT * Fl, generation); fchAct = layers(L, BT * Fl, generation);
+        fch = layers(L, BT * Fl, generation);
+        fchAct = generation ? fch : layers(L, BT * Fl, false); // without a backward, GELU may overwrite its input
         // a block reads its input (the previous res3) before it writes its own res3, so generation may share it too
         res3 = layers(L, BT * C, generation);
         boolean last = m.lastStage(), split = m.tpSize > 1;

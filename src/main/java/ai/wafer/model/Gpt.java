@@ -738,7 +738,8 @@ public final class Gpt {
         return h.length;
     }
 
+    /** The residual add, acc += x, in vectors (element by element, so the result does not depend on the split). */
     private static void add(float[] acc, float[] x, int n) {
-        Parallel.forRange(n, (w, from, to) -> { for (int i = from; i < to; i++) acc[i] += x[i]; });
+        Parallel.forRange(n, (w, from, to) -> ai.wafer.tensor.VecMath.axpy(1f, x, from, acc, from, to - from));
     }
 }
