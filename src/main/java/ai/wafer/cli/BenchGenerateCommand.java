@@ -35,7 +35,7 @@ public final class BenchGenerateCommand implements Callable<Integer> {
     @Option(names = "--decode", defaultValue = "64", description = "tokens decoded per run (default: ${DEFAULT-VALUE})") int decode;
     @Option(names = "--batch", defaultValue = "1", description = "sequences decoded together (default: ${DEFAULT-VALUE})") int batch;
     @Option(names = "--runs", defaultValue = "3", description = "timed runs after the warm-up; the best is reported") int runs;
-    @Option(names = "--warmup", defaultValue = "4", description = "untimed runs first, per dtype: the JIT needs several prefills before the kernels are compiled") int warmup;
+    @Option(names = "--warmup", defaultValue = "8", description = "untimed runs first, per dtype: the JIT needs several prefills before the kernels are compiled (about 7 runs of prefill plus decode, measured; default ${DEFAULT-VALUE})") int warmup;
 
     @Override public Integer call() {
         if (context < 1 || decode < 1 || batch < 1 || runs < 1 || warmup < 0)
