@@ -1,8 +1,6 @@
 package ai.wafer.cli;
 
-import ai.wafer.generate.LoadedModel;
 import ai.wafer.generate.WeightType;
-import ai.wafer.serve.Classifier;
 import ai.wafer.serve.WaferServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -31,14 +29,12 @@ public final class ServeCommand implements Callable<Integer> {
     @Override public Integer call() throws InterruptedException {
         if (maxBatch < 1 || maxQueue < 1 || maxBody < 1 || maxTokens < 1 || maxPrompt < 0)
             throw new IllegalArgumentException("--max-batch, --max-queue, --max-body-bytes and --max-tokens must be positive");
-        // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
-        Classifier cls = Classifier.isClassifier(model, adapter) ? Classifier.load(model, adapter, tokenizer) : null;
-        LoadedModel lm = cls != null ? null : LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype));
         String key = apiKey != null ? apiKey : System.getenv("WAFER_API_KEY");
         var cfg = new WaferServer.Config(host, port, key == null || key.isEmpty() ? null : key, maxBatch, maxQueue, maxBody,
                 maxPrompt == 0 ? Integer.MAX_VALUE : maxPrompt, maxTokens, 600);
-        WaferServer s = cls != null ? new WaferServer(cls, cfg) : new WaferServer(lm, cfg);
-        System.err.println("wafer serve: " + (cls != null ? cls.name + " (" + cls.task() + ")" : lm.name()) + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
+        // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
+        WaferServer s = WaferServer.open(model, adapter, tokenizer, WeightType.parse(dtype), cfg);
+        System.err.println("wafer serve: " + s.describe() + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));
         stop.await();

@@ -63,12 +63,6 @@ public final class KvCache {
 
     public int capacity() { return capacity; }
 
-    /** Forgets positions from {@code n} on (the next token goes to position n). */
-    public void truncate(int n) {
-        if (n < 0 || n > length) throw new IllegalArgumentException("cannot truncate a cache of " + length + " to " + n);
-        length = n;
-    }
-
     /** Becomes a copy of src's filled positions (beam search reorders beams this way). */
     public void copyFrom(KvCache src) {
         int n = src.length * headSize;
@@ -81,6 +75,4 @@ public final class KvCache {
         }
         length = src.length;
     }
-
-    public long bytes() { return 8L * k.length * k[0].length; }
 }

@@ -56,6 +56,16 @@ public final class WaferServer implements AutoCloseable {
     /** A classification server: /v1/classify or /v1/tag answer from {@code cls} and completions are refused. */
     public WaferServer(Classifier cls, Config cfg) { this(null, cls, cfg); }
 
+    /** The server for {@code model} (with {@code adapter}): a classifier if it is a fine-tuned one, else a language model. */
+    public static WaferServer open(java.nio.file.Path model, java.nio.file.Path adapter, java.nio.file.Path tokenizer,
+                                   ai.wafer.generate.WeightType type, Config cfg) {
+        if (Classifier.isClassifier(model, adapter)) return new WaferServer(Classifier.load(model, adapter, tokenizer), cfg);
+        return new WaferServer(LoadedModel.load(model, adapter, tokenizer, type), cfg);
+    }
+
+    /** What is served: the model's name, and the task for a classifier. */
+    public String describe() { return cls != null ? cls.name + " (" + cls.task() + ")" : name; }
+
     private WaferServer(LoadedModel lm, Classifier cls, Config cfg) {
         this.lm = lm;
         this.cls = cls;
