@@ -405,6 +405,7 @@ public final class Gpt {
      * {@link Activations#output()}).
      */
     public float forward(Activations a, int[] tokens, float[] in, int[] targets) {
+        if (a.past != null) throw new IllegalArgumentException("generation's activations keep nothing for backward: use newActs");
         checkTokens(firstStage() ? tokens : null, lastStage() ? targets : null, a.B * a.T);
         return run(a, tokens, in, targets, null, true);
     }
@@ -561,7 +562,8 @@ public final class Gpt {
      * rows of one token.
      */
     public void forwardCached(Activations a, KvCache[] caches, int[] tokens, int B, int T, float[] logits) {
-        if (a.past == null || !a.fits(B, T)) throw new IllegalArgumentException("activations for B=" + B + " T=" + T + " from newGenerationActs");
+        if (a.past == null || !a.fits(B, T) || caches.length < B)
+            throw new IllegalArgumentException("generation of B=" + B + " rows of T=" + T + " needs newGenerationActs that fit and a cache per row");
         GptConfig c = config;
         int C = c.nEmbd(), V = c.vocabSize();
         checkTokens(tokens, null, B * T);
