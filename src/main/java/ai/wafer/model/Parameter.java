@@ -31,6 +31,8 @@ public final class Parameter {
     /** Where the values live. */
     private Weights weights;
     private float[] grad;
+    /** This tensor's learning rate as a multiple of the run's (µP's per-tensor rates); 1 for standard training. */
+    public float lrScale = 1f;
 
     public Parameter(String name, int[] shape, float[] data) {
         long n = count(shape);

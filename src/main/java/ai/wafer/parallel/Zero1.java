@@ -83,7 +83,7 @@ final class Zero1 {
             for (int q = 0; q < b.params.size(); q++) {
                 Parameter p = b.params.get(q);
                 int a = Math.max(b.start[q], lo), e = Math.min(b.start[q] + p.size(), hi);
-                if (a < e) AdamW.update(wi, a, b.flat, a, m[i], v[i], a - lo, e - a, lr, p.decays(), gscale, hp, steps);
+                if (a < e) AdamW.update(wi, a, b.flat, a, m[i], v[i], a - lo, e - a, lr * p.lrScale, p.decays(), gscale, hp, steps);
             }
             dp.allGather(wi, 0, b.chunk);
             b.copyData(wi, 0, b.length, true);

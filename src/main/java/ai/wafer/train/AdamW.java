@@ -73,7 +73,7 @@ public final class AdamW {
         step++;
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
-            update(p.data, 0, p.grad(), 0, m.get(i), v.get(i), 0, p.size(), lr, p.decays(), gscale, hp, step);
+            update(p.data, 0, p.grad(), 0, m.get(i), v.get(i), 0, p.size(), lr * p.lrScale, p.decays(), gscale, hp, step);
         }
     }
 
