@@ -1,6 +1,7 @@
 package ai.wafer.cli;
 
 import ai.wafer.finetune.Finetuner;
+import ai.wafer.model.FlatStore;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Profile;
@@ -34,6 +35,7 @@ public final class BenchTrainCommand implements Callable<Integer> {
     @Override public Integer call() {
         GptConfig cfg = preset != null ? GptConfig.preset(preset) : GptConfig.of(nLayer, nEmbd, nHead, vocab, Math.max(1024, T));
         Gpt model = Gpt.init(cfg, 0);
+        FlatStore.of(model.parameters()); // as Pretrainer lays them out
         AdamW opt = new AdamW(model.parameters(), new AdamW.Hyper(0.9f, 0.95f, 1e-8f, 0.1f));
         SplittableRandom r = new SplittableRandom(0);
         int[] x = new int[B * T], y = new int[B * T];

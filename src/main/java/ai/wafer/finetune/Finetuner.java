@@ -98,6 +98,7 @@ public final class Finetuner {
      */
     public Result run(Path out, String baseName, PrintWriter log) {
         List<Parameter> params = fm.parameters();
+        replicas.store(params); // the trainable parameters become slices of one buffer (this layout's)
         AdamW adamw = new AdamW(params, opt.hyper());
         Batcher batcher = new Batcher(opt.batchSize(), opt.maxLength(), fm.padId, opt.padding());
         int batchesPerEpoch = (train.examples().size() + opt.batchSize() - 1) / opt.batchSize();

@@ -1,6 +1,8 @@
 package ai.wafer.finetune;
 
 import ai.wafer.data.Batcher;
+import ai.wafer.model.FlatStore;
+import ai.wafer.model.Parameter;
 
 import java.util.List;
 
@@ -26,6 +28,9 @@ public interface Replicas {
      * summed gradient is the single-process one.
      */
     default void sumLoss(double[] lossAndTargets) {}
+
+    /** The flat store of the trainable parameters in this layout (one bucket here; bucketed for the exchange with dp). */
+    default FlatStore store(List<Parameter> params) { return FlatStore.of(params); }
 
     /** After the backward passes of a step, before clipping and the optimiser: every trainable gradient summed over ranks. */
     default void sumGradients() {}

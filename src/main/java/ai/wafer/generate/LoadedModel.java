@@ -40,7 +40,7 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
             cfg = ft.gpt.config;
             PrefixTuning prefix = ft.mergeForInference();
             im = new InferenceModel(ft.gpt, type);
-            if (prefix != null) im.setPrefix(prefix.prompt.data, prefix.length());
+            if (prefix != null) im.setPrefix(prefix.prompt.array(), prefix.length());
         }
         Path td = tokenizerDir != null ? tokenizerDir : dir;
         Tokenizer tok = null;

@@ -92,7 +92,7 @@ public final class Checkpoint {
                 if (!Arrays.equals(have, want))
                     throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have) + " but "
                             + Arrays.toString(want) + " is needed (a head for another number of labels?)");
-                r.read(name, head.data, 0);
+                r.read(name, head.data, head.off);
                 headsRead.add(name);
                 continue;
             }
@@ -110,7 +110,7 @@ public final class Checkpoint {
             if (!Arrays.equals(have, want))
                 throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have)
                         + " but the config needs " + Arrays.toString(want));
-            if (!p.isMapped()) r.read(name, p.data, 0); // a mapped one already is the file's data
+            if (!p.isMapped()) r.read(name, p.data, p.off); // a mapped one already is the file's data
         }
         return headsRead;
     }

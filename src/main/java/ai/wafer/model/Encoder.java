@@ -37,14 +37,15 @@ public final class Encoder {
 
     /**
      * dwte[token] += dout, dwpe[t] += dout, with the positions and the vocabulary rows [v0, v0 + rows) of dwte as in
-     * {@link #forward} (other tokens are skipped). Tokens repeat, so rows collide: the work is split over channels
+     * {@link #forward} (other tokens are skipped); a frozen table (or wpe null) gets nothing. Tokens repeat, so rows collide: the work is split over channels
      * instead of rows, and each thread owns a slice of every row.
      */
-    public static void backward(float[] dwte, float[] dwpe, float[] dout, int[] tokens, int v0, int B, int T, int C, int[] start) {
-        int rows = dwte == null ? 0 : dwte.length / C;
+    public static void backward(Parameter wte, Parameter wpe, float[] dout, int[] tokens, int v0, int B, int T, int C, int[] start) {
+        int rows = wte.trainable() ? wte.size() / C : 0, eo = wte.off, po = wpe == null ? 0 : wpe.off;
+        float[] dwte = wte.grad(), dwpe = wpe == null ? null : wpe.grad();
         Parallel.forRange(C, (w, from, to) -> {
             for (int bt = 0; bt < B * T; bt++) {
-                int o = bt * C, tok = tokens[bt] - v0, e = tok * C, p = position(bt, T, start) * C;
+                int o = bt * C, tok = tokens[bt] - v0, e = eo + tok * C, p = po + position(bt, T, start) * C;
                 if (tok >= 0 && tok < rows) for (int c = from; c < to; c++) dwte[e + c] += dout[o + c];
                 if (dwpe != null) for (int c = from; c < to; c++) dwpe[p + c] += dout[o + c];
             }

@@ -104,7 +104,7 @@ public final class Gpt {
             Parameter whole = full.parameter(name);
             Slice s = Slice.of(cut, whole.shape, t, n);
             Parameter p = new Parameter(name, s.shape(whole.shape));
-            s.copy(whole.array(), p.data, true);
+            s.copy(whole.array(), p.data, true); // a new parameter owns its array (off 0)
             cuts.put(p, s);
             return p;
         }, cuts);
@@ -178,9 +178,9 @@ public final class Gpt {
         for (Parameter p : m.params) {
             SplittableRandom r = root.split();
             if (p.name.endsWith(".bias")) continue;
-            if (p.name.startsWith("ln_") || p.name.contains(".ln_")) { Arrays.fill(p.data, 1f); continue; }
+            if (p.name.startsWith("ln_") || p.name.contains(".ln_")) { Arrays.fill(p.data, p.off, p.off + p.size(), 1f); continue; }
             float s = p.name.endsWith("attn.c_proj.weight") || p.name.endsWith("mlp.c_proj.weight") ? projStd : std;
-            for (int i = 0; i < p.data.length; i++) p.data[i] = (float) (r.nextGaussian() * s);
+            for (int i = 0; i < p.size(); i++) p.data[p.off + i] = (float) (r.nextGaussian() * s);
         }
         return m;
     }
@@ -259,7 +259,14 @@ public final class Gpt {
     }
 
     /** Loads this shard's pieces from a whole model (e.g. a checkpoint). */
-    public void load(Gpt full) { scatter(full, arrays(full.parameters()), arrays(params)); }
+    public void load(Gpt full) {
+        List<float[]> local = arrays(params);
+        scatter(full, arrays(full.parameters()), local);
+        for (int i = 0; i < params.size(); i++) { // a parameter bound to a flat store read a copy of its slice
+            Parameter p = params.get(i);
+            if (local.get(i) != p.data) System.arraycopy(local.get(i), 0, p.data, p.off, p.size());
+        }
+    }
 
     /**
      * Cuts this shard's pieces out of whole tensors laid out like full.parameters() ({@code from}) into
@@ -271,7 +278,7 @@ public final class Gpt {
 
     private static List<float[]> arrays(List<Parameter> ps) {
         List<float[]> out = new ArrayList<>(ps.size());
-        for (Parameter p : ps) out.add(p.data);
+        for (Parameter p : ps) out.add(p.array());
         return out;
     }
 
@@ -450,7 +457,7 @@ public final class Gpt {
         a.hasTargets = false;
         if (!lastStage()) return Float.NaN;
         t = Profile.t();
-        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, BT, C, c.layerNormEpsilon());
+        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, BT, C, c.layerNormEpsilon());
         t = Profile.add("layernorm fwd", t);
         if (!head) return Float.NaN;
         int V = v1 - v0; // this rank's slice of the vocabulary (all of it unless split)
@@ -484,9 +491,9 @@ public final class Gpt {
         Block w = h[l];
         BlockHooks k = hooks[l];
         long t = Profile.t();
-        LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W.data, w.ln1B.data, BT, C, eps);
+        LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W, w.ln1B, BT, C, eps);
         t = Profile.add("layernorm fwd", t);
-        linear(a.qkv[l], a.ln1[l], w.attnW, w.attnB.data, BT, C, 3 * Cl, decode);
+        linear(a.qkv[l], a.ln1[l], w.attnW, w.attnB, BT, C, 3 * Cl, decode);
         if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
         if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
         t = Profile.add("c_attn fwd", t);
@@ -495,25 +502,25 @@ public final class Gpt {
         else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.scaleAttnWeights(), pad);
         t = Profile.add("attention fwd", t);
         // row-parallel: each rank's product is a partial sum, so the bias goes in once, after the all-reduce
-        linear(a.res2[l], a.atty[l], w.attnProjW, tp == null ? w.attnProjB.data : null, BT, Cl, C, decode);
+        linear(a.res2[l], a.atty[l], w.attnProjW, tp == null ? w.attnProjB : null, BT, Cl, C, decode);
         if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
         if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
-        if (tp != null) allReduceAddBias(a.res2[l], w.attnProjB.data, BT);
+        if (tp != null) allReduceAddBias(a.res2[l], w.attnProjB, BT);
         t = Profile.add("attn.c_proj fwd", t);
         add(a.res2[l], res, BT * C);
         t = Profile.add("residual fwd", t);
-        LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W.data, w.ln2B.data, BT, C, eps);
+        LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W, w.ln2B, BT, C, eps);
         t = Profile.add("layernorm fwd", t);
-        linear(a.fch[l], a.ln2[l], w.fcW, w.fcB.data, BT, C, Fl, decode);
+        linear(a.fch[l], a.ln2[l], w.fcW, w.fcB, BT, C, Fl, decode);
         if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
         t = Profile.add("c_fc fwd", t);
         Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
         if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
         t = Profile.add("gelu fwd", t);
-        linear(a.res3[l], a.fchAct[l], w.mlpProjW, tp == null ? w.mlpProjB.data : null, BT, Fl, C, decode);
+        linear(a.res3[l], a.fchAct[l], w.mlpProjW, tp == null ? w.mlpProjB : null, BT, Fl, C, decode);
         if (k.mlpProj != null) k.mlpProj.forward(a.res3[l], a.fchAct[l], BT);
         if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
-        if (tp != null) allReduceAddBias(a.res3[l], w.mlpProjB.data, BT);
+        if (tp != null) allReduceAddBias(a.res3[l], w.mlpProjB, BT);
         t = Profile.add("mlp.c_proj fwd", t);
         add(a.res3[l], a.res2[l], BT * C);
         Profile.add("residual fwd", t);
@@ -521,9 +528,9 @@ public final class Gpt {
     }
 
     /** A Conv1D forward: the GEMM, or for one new token per row the decode product (memory bound, weights read once). */
-    private static void linear(float[] out, float[] in, Parameter w, float[] b, int N, int IC, int OC, boolean decode) {
-        if (decode) Linear.decode(out, in, w.weights(), b, N, IC, OC);
-        else Linear.forward(out, in, w.weights(), b, N, IC, OC);
+    private static void linear(float[] out, float[] in, Parameter w, Parameter b, int N, int IC, int OC, boolean decode) {
+        if (decode) Linear.decode(out, in, w, b, N, IC, OC);
+        else Linear.forward(out, in, w, b, N, IC, OC);
     }
 
     /**
@@ -586,16 +593,17 @@ public final class Gpt {
         for (int b = 0; b < B; b++) {
             System.arraycopy(res, (b * T + T - 1) * C, res, b * C, C); // each row's last position (rows only move down)
         }
-        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW.data, lnfB.data, B, C, c.layerNormEpsilon());
-        Kernels.current().decode(lmHead.weights(), true, B, V, C, a.lnf, null, logits);
+        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, B, C, c.layerNormEpsilon());
+        Kernels.current().decode(lmHead.weights(), true, B, V, C, a.lnf, logits);
     }
 
     /** A row-parallel layer's output: the ranks' partial sums summed, then the (replicated) bias added once. */
-    private void allReduceAddBias(float[] out, float[] bias, int BT) {
-        int C = config.nEmbd();
+    private void allReduceAddBias(float[] out, Parameter b, int BT) {
+        int C = config.nEmbd(), bo = b.off;
+        float[] bias = b.data;
         tp.allReduceSum(out, 0, BT * C);
         Parallel.forRange(BT, (w, from, to) -> {
-            for (int i = from; i < to; i++) for (int c = 0, o = i * C; c < C; c++) out[o + c] += bias[c];
+            for (int i = from; i < to; i++) for (int c = 0, o = i * C; c < C; c++) out[o + c] += bias[bo + c];
         });
     }
 
@@ -639,7 +647,7 @@ public final class Gpt {
         if (tp != null) tp.allReduceSum(a.dx, 0, BT * C);
         t = Profile.add("lm_head bwd", t);
         if (lmHead.trainable()) {
-            Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), 0, C);
+            Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), lmHead.off, C);
             Profile.add("lm_head bwd", t);
         }
         backwardBody(a, a.dx, null);
@@ -670,7 +678,7 @@ public final class Gpt {
         if (lastStage()) {
             Arrays.fill(dres, 0, BT * C, 0f);
             float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
-            LayerNorm.backward(dres, lnfW.grad(), lnfB.grad(), dlnf, last, lnfW.data, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
+            LayerNorm.backward(dres, dlnf, last, lnfW, lnfB, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
             gradientsReady(c.nLayer());
         } else {
@@ -684,42 +692,42 @@ public final class Gpt {
             // MLP: res3 = res2 + afterMlp(mlp_c_proj(act(c_fc(ln_2(res2))))); dres must survive for the residual
             float[] dm = dres;
             if (k.afterMlp != null) { k.afterMlp.backward(a.dadapt, dres, BT); dm = a.dadapt; }
-            Linear.backward(a.dfch, false, w.mlpProjW.grad(), w.mlpProjB.grad(), dm, a.fchAct[l], w.mlpProjW.weights(), BT, Fl, C);
+            Linear.backward(a.dfch, false, dm, a.fchAct[l], w.mlpProjW, w.mlpProjB, BT, Fl, C);
             if (k.mlpProj != null) k.mlpProj.backward(a.dfch, dm, a.fchAct[l], BT);
             t = Profile.add("mlp.c_proj bwd", t);
             if (k.mlpAct != null) k.mlpAct.backward(a.dfch, a.dfch, BT);
             Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * Fl);
             t = Profile.add("gelu bwd", t);
-            Linear.backward(dx, false, w.fcW.grad(), w.fcB.grad(), a.dfch, a.ln2[l], w.fcW.weights(), BT, C, Fl);
+            Linear.backward(dx, false, a.dfch, a.ln2[l], w.fcW, w.fcB, BT, C, Fl);
             if (k.cFc != null) k.cFc.backward(dx, a.dfch, a.ln2[l], BT);
             if (tp != null) tp.allReduceSum(dx, 0, BT * C); // column-parallel: each rank's input gradient is partial
             t = Profile.add("c_fc bwd", t);
-            LayerNorm.backward(dres, w.ln2W.grad(), w.ln2B.grad(), dx, a.res2[l], w.ln2W.data, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
+            LayerNorm.backward(dres, dx, a.res2[l], w.ln2W, w.ln2B, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
             // attention: res2 = resIn + afterAttn(c_proj(attn(c_attn(ln_1(resIn)))))
             float[] da = dres;
             if (k.afterAttn != null) { k.afterAttn.backward(a.dadapt, dres, BT); da = a.dadapt; }
-            Linear.backward(dy, false, w.attnProjW.grad(), w.attnProjB.grad(), da, a.atty[l], w.attnProjW.weights(), BT, Cl, C);
+            Linear.backward(dy, false, da, a.atty[l], w.attnProjW, w.attnProjB, BT, Cl, C);
             if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
             if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
             else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, Cl, H, c.scaleAttnWeights(), a.attScratch, pad);
             t = Profile.add("attention bwd", t);
             if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
-            Linear.backward(dx, false, w.attnW.grad(), w.attnB.grad(), a.dqkv, a.ln1[l], w.attnW.weights(), BT, C, 3 * Cl);
+            Linear.backward(dx, false, a.dqkv, a.ln1[l], w.attnW, w.attnB, BT, C, 3 * Cl);
             if (k.cAttn != null) k.cAttn.backward(dx, a.dqkv, a.ln1[l], BT);
             if (tp != null) tp.allReduceSum(dx, 0, BT * C);
             t = Profile.add("c_attn bwd", t);
             // The key bias adds q.b_k to every score of a query's row, and softmax ignores a constant
             // shift: its true gradient is exactly zero. Keep it zero rather than float32 rounding noise,
             // which AdamW would normalise into steps of size ~lr.
-            if (w.attnB.trainable()) Arrays.fill(w.attnB.grad(), Cl, 2 * Cl, 0f);
-            LayerNorm.backward(dres, w.ln1W.grad(), w.ln1B.grad(), dx, resIn, w.ln1W.data, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
+            if (w.attnB.trainable()) Arrays.fill(w.attnB.grad(), w.attnB.off + Cl, w.attnB.off + 2 * Cl, 0f);
+            LayerNorm.backward(dres, dx, resIn, w.ln1W, w.ln1B, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
             t = Profile.add("layernorm bwd", t);
             gradientsReady(l0 + l);
         }
         if (firstStage() && (wte.trainable() || wpe.trainable())) {
-            Encoder.backward(wte.grad(), wpe.grad(), dres, a.inputs, v0, B, T, C, pad);
+            Encoder.backward(wte, wpe, dres, a.inputs, v0, B, T, C, pad);
             Profile.add("encoder bwd", t);
         }
         inputGrad = dres;

@@ -22,7 +22,7 @@ public abstract sealed class Head permits TokenClassifier, SequenceClassifier {
         this.K = K;
         weight = new Parameter(weightName, K, C);
         SplittableRandom r = new SplittableRandom(seed);
-        for (int i = 0; i < weight.data.length; i++) weight.data[i] = (float) (r.nextGaussian() * initStd);
+        for (int i = 0; i < weight.size(); i++) weight.data[i] = (float) (r.nextGaussian() * initStd);
         weight.setTrainable(true);
     }
 

@@ -10,8 +10,10 @@ public final class LayerNorm {
     private LayerNorm() {}
 
     /** out[N,C] = (inp - mean) * rstd * w + b; saves mean[N] and rstd[N] for the backward pass. */
-    public static void forward(float[] out, float[] mean, float[] rstd, float[] inp, float[] w, float[] b,
+    public static void forward(float[] out, float[] mean, float[] rstd, float[] inp, Parameter wp, Parameter bp,
                                int N, int C, float eps) {
+        float[] w = wp.data, b = bp.data;
+        int wo = wp.off, bo = bp.off;
         Parallel.forRange(N, (worker, from, to) -> {
             for (int i = from; i < to; i++) {
                 int o = i * C;
@@ -22,7 +24,7 @@ public final class LayerNorm {
                 for (int c = 0; c < C; c++) { double d = inp[o + c] - m; v += d * d; }
                 double r = 1.0 / Math.sqrt(v / C + eps);
                 float mf = (float) m, rf = (float) r;
-                for (int c = 0; c < C; c++) out[o + c] = (inp[o + c] - mf) * rf * w[c] + b[c];
+                for (int c = 0; c < C; c++) out[o + c] = (inp[o + c] - mf) * rf * w[wo + c] + b[bo + c];
                 mean[i] = mf;
                 rstd[i] = rf;
             }
@@ -30,12 +32,14 @@ public final class LayerNorm {
     }
 
     /**
-     * dinp[N,C] += gradient through the normalisation; dw, db (may be null when frozen) accumulate.
+     * dinp[N,C] += gradient through the normalisation; the gradients of a trainable gain wp and bias bp accumulate.
      * dw/db sums run over rows, so each worker keeps its own partial sums in {@code scratch}
      * ([threads, 2C]) and they are added in a fixed order: the result does not depend on timing.
      */
-    public static void backward(float[] dinp, float[] dw, float[] db, float[] dout, float[] inp, float[] w,
+    public static void backward(float[] dinp, float[] dout, float[] inp, Parameter wp, Parameter bp,
                                 float[] mean, float[] rstd, int N, int C, float[] scratch) {
+        float[] w = wp.data;
+        int wo = wp.off;
         int threads = Parallel.threads();
         java.util.Arrays.fill(scratch, 0, threads * 2 * C, 0f);
         Parallel.forRange(N, (worker, from, to) -> {
@@ -47,14 +51,14 @@ public final class LayerNorm {
                 double dnormMean = 0, dnormNormMean = 0;
                 for (int c = 0; c < C; c++) {
                     float norm = (inp[o + c] - m) * r;
-                    float dnorm = w[c] * dout[o + c];
+                    float dnorm = w[wo + c] * dout[o + c];
                     dnormMean += dnorm;
                     dnormNormMean += dnorm * norm;
                 }
                 float a = (float) (dnormMean / C), bb = (float) (dnormNormMean / C);
                 for (int c = 0; c < C; c++) {
                     float norm = (inp[o + c] - m) * r;
-                    float dnorm = w[c] * dout[o + c];
+                    float dnorm = w[wo + c] * dout[o + c];
                     dinp[o + c] += (dnorm - a - norm * bb) * r;
                     scratch[so + c] += dout[o + c] * norm;
                     scratch[so + C + c] += dout[o + c];
@@ -63,8 +67,8 @@ public final class LayerNorm {
         });
         for (int t = 0; t < threads; t++) {
             int so = t * 2 * C;
-            if (dw != null) for (int c = 0; c < C; c++) dw[c] += scratch[so + c];
-            if (db != null) for (int c = 0; c < C; c++) db[c] += scratch[so + C + c];
+            if (wp.trainable()) for (int c = 0, g = wp.off; c < C; c++) wp.grad()[g + c] += scratch[so + c];
+            if (bp.trainable()) for (int c = 0, g = bp.off; c < C; c++) bp.grad()[g + c] += scratch[so + C + c];
         }
     }
 }

@@ -16,46 +16,44 @@ public final class Linear {
 
     /**
      * The forward on a weight in any storage ({@link Weights}: float32 heap or mapped, bf16): a GEMM through the
-     * selected {@link Kernels}, as training and prefill run it.
+     * selected {@link Kernels}, as training and prefill run it. {@code b} null: no bias.
      */
-    public static void forward(float[] out, float[] inp, Weights w, float[] b, int N, int C, int OC) {
+    public static void forward(float[] out, float[] inp, Parameter w, Parameter b, int N, int C, int OC) {
         if (b != null) {
             Parallel.forRange(N, (t, from, to) -> {
-                for (int i = from; i < to; i++) System.arraycopy(b, 0, out, i * OC, OC);
+                for (int i = from; i < to; i++) System.arraycopy(b.data, b.off, out, i * OC, OC);
             });
         }
-        Kernels.current().matmul(false, false, N, OC, C, 1f, inp, 0, C, w, 0, OC, b != null ? 1f : 0f, out, 0, OC);
+        Kernels.current().matmul(false, false, N, OC, C, 1f, inp, 0, C, w.weights(), 0, OC, b != null ? 1f : 0f, out, 0, OC);
     }
 
     /**
      * The forward for a few rows (n sequences decoding one token each): out[n,OC] = inp[n,C] @ W + b on the weight's
      * own [in, out] layout, memory bound, so each weight is read once for all n rows ({@link Weights#decode}).
      */
-    public static void decode(float[] out, float[] inp, Weights w, float[] b, int n, int C, int OC) {
-        Kernels.current().decode(w, false, n, OC, C, inp, b, out);
+    public static void decode(float[] out, float[] inp, Parameter w, Parameter b, int n, int C, int OC) {
+        Kernels.current().decode(w.weights(), false, n, OC, C, inp, out);
+        if (b != null) for (int i = 0; i < n; i++) for (int j = 0; j < OC; j++) out[i * OC + j] += b.data[b.off + j];
     }
 
     /**
-     * dinp[N,C] (+)= dout @ W^T (accumulates when {@code accumulate}, else overwrites; skipped when
-     * null); dw[C,OC] += inp^T @ dout and db += column sums of dout (each skipped when null: frozen).
+     * dinp[N,C] (+)= dout @ W^T (accumulates when {@code accumulate}, else overwrites; skipped when null); the
+     * gradients of a trainable w and b accumulate dW[C,OC] += inp^T @ dout and db += column sums of dout.
      */
-    public static void backward(float[] dinp, boolean accumulate, float[] dw, float[] db, float[] dout,
-                                float[] inp, float[] w, int N, int C, int OC) {
-        backward(dinp, accumulate, dw, db, dout, inp, Weights.of(w), N, C, OC);
-    }
-
-    public static void backward(float[] dinp, boolean accumulate, float[] dw, float[] db, float[] dout,
-                                float[] inp, Weights w, int N, int C, int OC) {
+    public static void backward(float[] dinp, boolean accumulate, float[] dout, float[] inp, Parameter w, Parameter b,
+                                int N, int C, int OC) {
         if (dinp != null)
-            Kernels.current().matmul(false, true, N, C, OC, 1f, dout, 0, OC, w, 0, OC, accumulate ? 1f : 0f, dinp, 0, C);
-        if (dw != null)
-            Gemm.sgemm(true, false, C, OC, N, 1f, inp, 0, C, dout, 0, OC, 1f, dw, 0, OC);
-        if (db != null) {
+            Kernels.current().matmul(false, true, N, C, OC, 1f, dout, 0, OC, w.weights(), 0, OC, accumulate ? 1f : 0f, dinp, 0, C);
+        if (w.trainable())
+            Gemm.sgemm(true, false, C, OC, N, 1f, inp, 0, C, dout, 0, OC, 1f, w.grad(), w.off, OC);
+        if (b != null && b.trainable()) {
+            float[] db = b.grad();
+            int bo = b.off;
             // split over output columns so no two threads write the same element
             Parallel.forRange(OC, (t, from, to) -> {
                 for (int i = 0; i < N; i++) {
                     int o = i * OC;
-                    for (int j = from; j < to; j++) db[j] += dout[o + j];
+                    for (int j = from; j < to; j++) db[bo + j] += dout[o + j];
                 }
             });
         }

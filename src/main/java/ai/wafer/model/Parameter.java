@@ -16,7 +16,8 @@ import java.util.Arrays;
  * {@code transformer.} prefix ({@code h.0.attn.c_attn.weight}).
  *
  * <p>The values live in a {@link Weights} storage ({@link #weights()}), the one that training and inference share:
- * a Java array ({@link F32Weights}, also reachable as {@link #data}); for a frozen weight loaded with
+ * a Java array ({@link F32Weights}, also reachable as {@link #data} from {@link #off}: a trainable parameter's slice of
+ * its rank's {@link FlatStore} while training); for a frozen weight loaded with
  * {@code Checkpoint.loadFrozen}, a read-only memory mapping of the checkpoint file ({@link MappedF32Weights}: then
  * {@code data} is null, nothing is copied onto the heap, and processes that map the same file share one copy in the
  * page cache); or, for inference in bfloat16, packed bf16 values ({@link Bf16Weights}, see {@link #toBf16()}), which
@@ -26,10 +27,16 @@ import java.util.Arrays;
 public final class Parameter {
     public final String name;
     public final int[] shape;
-    /** The values on the heap, or null while they are a read-only mapping. */
+    /**
+     * The values on the heap are data[off, off + size()): the parameter's own array (off 0), or its slice of a
+     * {@link FlatStore}; null while they are a read-only mapping or packed bf16. The gradient sits at the same
+     * offset of {@link #grad()}.
+     */
     public float[] data;
+    public int off;
     /** Where the values live. */
     private Weights weights;
+    /** The gradient is grad[off, off + size()), null when frozen. */
     private float[] grad;
     /** This tensor's learning rate as a multiple of the run's (µP's per-tensor rates); 1 for standard training. */
     public float lrScale = 1f;
@@ -41,7 +48,7 @@ public final class Parameter {
         this.name = name;
         this.shape = shape.clone();
         this.data = data;
-        this.weights = new F32Weights(data);
+        this.weights = new F32Weights(data, 0, data.length);
     }
 
     public Parameter(String name, int... shape) {
@@ -70,10 +77,13 @@ public final class Parameter {
     public int size() { return (int) count(shape); }
 
     /**
-     * The values as a segment of little-endian floats (for writing files): the heap array's or the mapping; for a packed
+     * The values as a segment of little-endian floats (for writing files): the heap slice or the mapping; for a packed
      * storage (bf16) a fresh widened copy, for readers that need float32 (the products read {@link #weights()}).
      */
-    public MemorySegment values() { return weights instanceof MappedF32Weights m ? m.segment() : MemorySegment.ofArray(array()); }
+    public MemorySegment values() {
+        if (weights instanceof MappedF32Weights m) return m.segment();
+        return data != null ? MemorySegment.ofArray(data).asSlice(4L * off, 4L * size()) : MemorySegment.ofArray(array());
+    }
 
     /** Where the values live: the storage that the kernels ({@code ai.wafer.tensor.Kernels}) read. */
     public Weights weights() { return weights; }
@@ -81,19 +91,25 @@ public final class Parameter {
     /** True while the values are a read-only mapping rather than a heap array. */
     public boolean isMapped() { return weights instanceof MappedF32Weights; }
 
-    /** The values in a heap array: {@link #data} itself, or a fresh copy (for readers that need an array). */
-    public float[] array() { return data != null ? data : weights.toFloatArray(); }
+    /** Value i (for the few readers that index one value; the kernels read {@link #data} at {@link #off}). */
+    public float get(int i) { return data != null ? data[off + i] : weights.get(i); }
+
+    /** The values in an array of their own: {@link #data} when the parameter owns it whole, else a fresh copy. */
+    public float[] array() {
+        if (data != null && off == 0 && data.length == size()) return data;
+        return data != null ? Arrays.copyOfRange(data, off, off + size()) : weights.toFloatArray();
+    }
 
     /**
-     * Moves a mapped or packed parameter's values to a heap float32 array (a no-op for heap ones) and returns
-     * {@link #data}: for writers, such as training it or merging a LoRA into it.
+     * Moves a mapped or packed parameter's values to a heap float32 array of its own (a no-op for heap ones): for
+     * writers, such as training it or merging a LoRA into it, which then write {@link #data} at {@link #off}.
      */
-    public float[] toHeap() {
+    public void toHeap() {
         if (data == null) {
             data = array();
-            weights = new F32Weights(data);
+            off = 0;
+            weights = new F32Weights(data, 0, data.length);
         }
-        return data;
     }
 
     /**
@@ -107,20 +123,36 @@ public final class Parameter {
         data = null;
     }
 
+    /** Moves the values and the gradient into slices of a {@link FlatStore}'s buffers (copied there first). */
+    void bind(float[] values, int at, float[] grads) {
+        System.arraycopy(data, off, values, at, size());
+        System.arraycopy(grad, off, grads, at, size());
+        data = values;
+        off = at;
+        weights = new F32Weights(values, at, size());
+        grad = grads;
+    }
+
     /** AdamW's weight decay applies to matrices (two or more dimensions) only, not to biases or LayerNorm gains. */
     public boolean decays() { return shape.length >= 2; }
 
     public boolean trainable() { return grad != null; }
 
-    /** The gradient buffer, or null when frozen. */
+    /** The array that holds the gradient at {@link #off}, or null when frozen. */
     public float[] grad() { return grad; }
 
+    /** The gradient in an array of its own (a copy when it is a slice), for checks. */
+    public float[] gradArray() { return off == 0 && grad.length == size() ? grad : Arrays.copyOfRange(grad, off, off + size()); }
+
     public void setTrainable(boolean on) {
-        if (on && grad == null) grad = new float[toHeap().length];
+        if (on && grad == null) {
+            toHeap();
+            grad = new float[data.length]; // at the values' offset
+        }
         if (!on) grad = null;
     }
 
-    public void zeroGrad() { if (grad != null) Arrays.fill(grad, 0f); }
+    public void zeroGrad() { if (grad != null) Arrays.fill(grad, off, off + size(), 0f); }
 
     @Override public String toString() { return name + Arrays.toString(shape); }
 }

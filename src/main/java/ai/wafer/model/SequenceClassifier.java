@@ -34,7 +34,7 @@ public final class SequenceClassifier extends Head {
             rows[b] = b * T + (starts == null ? 0 : starts[b]) + Math.max(lengths[b], 1) - 1;
             System.arraycopy(hidden, rows[b] * C, pooled, b * C, C);
         }
-        Gemm.sgemm(false, true, B, K, C, 1f, pooled, 0, C, weight.data, 0, C, 0f, logits, 0, K);
+        Gemm.sgemm(false, true, B, K, C, 1f, pooled, 0, C, weight.data, weight.off, C, 0f, logits, 0, K);
         lastB = B;
         return logits;
     }
@@ -51,7 +51,7 @@ public final class SequenceClassifier extends Head {
         CrossEntropy.backward(logits, targets, B, K, 0, scale);
         Arrays.fill(dhidden, 0, B * T * C, 0f);
         for (int b = 0; b < B; b++)
-            Gemm.sgemmSerial(false, false, 1, C, K, 1f, logits, b * K, K, weight.data, 0, C, 0f, dhidden, rows[b] * C, C);
-        if (weight.trainable()) Gemm.sgemm(true, false, K, C, B, 1f, logits, 0, K, pooled, 0, C, 1f, weight.grad(), 0, C);
+            Gemm.sgemmSerial(false, false, 1, C, K, 1f, logits, b * K, K, weight.data, weight.off, C, 0f, dhidden, rows[b] * C, C);
+        if (weight.trainable()) Gemm.sgemm(true, false, K, C, B, 1f, logits, 0, K, pooled, 0, C, 1f, weight.grad(), weight.off, C);
     }
 }

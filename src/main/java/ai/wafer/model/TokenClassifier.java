@@ -29,8 +29,8 @@ public final class TokenClassifier extends Head {
     /** logits[N, K] = hidden @ W^T + b, into the head's buffer (returned; reused by the next call). */
     public float[] logits(float[] h, int N) {
         ensure(N);
-        for (int i = 0; i < N; i++) System.arraycopy(bias.data, 0, logits, i * K, K);
-        Gemm.sgemm(false, true, N, K, C, 1f, h, 0, C, weight.data, 0, C, 1f, logits, 0, K);
+        for (int i = 0; i < N; i++) System.arraycopy(bias.data, bias.off, logits, i * K, K);
+        Gemm.sgemm(false, true, N, K, C, 1f, h, 0, C, weight.data, weight.off, C, 1f, logits, 0, K);
         lastN = N;
         hidden = h;
         return logits;
@@ -46,11 +46,12 @@ public final class TokenClassifier extends Head {
     public void backward(float[] dhidden, float scale) {
         int N = lastN;
         CrossEntropy.backward(logits, targets, N, K, 0, scale); // probabilities -> dlogits
-        Gemm.sgemm(false, false, N, C, K, 1f, logits, 0, K, weight.data, 0, C, 0f, dhidden, 0, C);
-        if (weight.trainable()) Gemm.sgemm(true, false, K, C, N, 1f, logits, 0, K, hidden, 0, C, 1f, weight.grad(), 0, C);
+        Gemm.sgemm(false, false, N, C, K, 1f, logits, 0, K, weight.data, weight.off, C, 0f, dhidden, 0, C);
+        if (weight.trainable()) Gemm.sgemm(true, false, K, C, N, 1f, logits, 0, K, hidden, 0, C, 1f, weight.grad(), weight.off, C);
         if (bias.trainable()) {
             float[] db = bias.grad();
-            for (int i = 0; i < N; i++) for (int k = 0; k < K; k++) db[k] += logits[i * K + k];
+            int o = bias.off;
+            for (int i = 0; i < N; i++) for (int k = 0; k < K; k++) db[o + k] += logits[i * K + k];
         }
     }
 

@@ -6,6 +6,7 @@ import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
 import ai.wafer.finetune.Replicas;
 import ai.wafer.finetune.TaskData;
+import ai.wafer.model.FlatStore;
 import ai.wafer.model.Parameter;
 
 import java.io.PrintWriter;
@@ -21,7 +22,7 @@ import java.util.function.IntFunction;
  * copy in the page cache) and computing rows [r*b/p, (r+1)*b/p) of every global batch of b rows. The global
  * batches are the single-process run's (every rank shuffles with the same seed), each micro-batch's loss is
  * normalised by its global target count (one all-reduce of two doubles), and only the trainable parameters'
- * gradients are summed, bucket by bucket ({@link GradBuckets} keeps the trainable ones only): LoRA on a large
+ * gradients are summed, bucket by bucket in place (the {@link FlatStore} holds the trainable ones only): LoRA on a large
  * base sends a few MB per step where full fine-tuning sends the whole model.
  *
  * <p>Replicas start identical (same base, same seed for the method's and the head's initialisation) and stay so
@@ -31,13 +32,15 @@ import java.util.function.IntFunction;
  */
 public final class DataParallelFinetune implements Replicas {
     private final Communicator dp;
-    private final GradBuckets buckets;
+    private final FlatStore store;
+    private final List<Parameter> params;
     private long mark, lastBytes;
 
     /** {@code params}: the model's parameters ({@link FinetuneModel#parameters()}); the trainable ones are exchanged. */
     public DataParallelFinetune(Communicator dp, List<Parameter> params, long bucketBytes) {
         this.dp = dp;
-        this.buckets = new GradBuckets(params, bucketBytes, dp.size());
+        this.params = List.copyOf(params);
+        this.store = new FlatStore(params, bucketBytes, dp.size());
         this.mark = dp.bytesSent();
     }
 
@@ -55,8 +58,13 @@ public final class DataParallelFinetune implements Replicas {
         if (dp.size() > 1) dp.allReduceSum(lossAndTargets, 0, 2);
     }
 
+    @Override public FlatStore store(List<Parameter> params) {
+        if (!params.equals(this.params)) throw new IllegalArgumentException("the store was laid out for other parameters");
+        return store;
+    }
+
     @Override public void sumGradients() {
-        if (dp.size() > 1) buckets.allReduce(dp);
+        if (dp.size() > 1) for (FlatStore.Bucket b : store.buckets) dp.allReduceSum(store.grads, b.from(), b.length());
         long now = dp.bytesSent();
         lastBytes = now - mark;
         mark = now;
@@ -66,7 +74,7 @@ public final class DataParallelFinetune implements Replicas {
     public long lastStepBytes() { return lastBytes; }
 
     /** Trainable elements exchanged per step. */
-    public long exchangedElements() { return buckets.elements; }
+    public long exchangedElements() { return store.elements; }
 
     /**
      * A run. {@code model.apply(rank)} gives rank r's model; every rank's must start identical (same base, same

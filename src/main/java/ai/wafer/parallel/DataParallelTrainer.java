@@ -3,6 +3,7 @@ package ai.wafer.parallel;
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.CrossEntropy;
+import ai.wafer.model.FlatStore;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
@@ -18,7 +19,7 @@ import java.nio.file.Path;
  * [r*B/p, (r+1)*B/p) of every global batch of B rows, so a step sees exactly the batch the
  * single-process {@link Pretrainer} sees. Each rank's backward scales by 1/(K*B*T) for the global
  * token count, so summing the ranks' gradients gives the single-process gradient; the sums run bucket
- * by bucket over flat buffers ({@link GradBuckets}), each started on a comm thread as soon as backward has
+ * by bucket, in place in the {@link FlatStore}'s gradient buffer, each started on a comm thread as soon as backward has
  * finished that bucket's layers ({@link Gpt#onGradientsReady}), so the exchange of the upper layers' gradients
  * overlaps the backward of the lower ones (PyTorch DDP's scheme). The sums are the same either way.
  *
@@ -41,7 +42,7 @@ public final class DataParallelTrainer implements StepEngine {
     private final TokenLoader data;
     private final Pretrainer.Options opt;
     private final boolean zero;
-    private final GradBuckets buckets;
+    private final FlatStore store;
     private final AdamW adamw;  // without ZeRO: the full optimiser, identical on every rank
     private final Zero1 zero1;  // with ZeRO: this rank's chunks
     private final AdamW.Hyper hyper;
@@ -61,10 +62,10 @@ public final class DataParallelTrainer implements StepEngine {
         this.opt = opt;
         this.zero = zero1 && p > 1;
         this.hyper = opt.hyper();
-        this.buckets = new GradBuckets(model.parameters(), bucketBytes, p);
+        this.store = new FlatStore(model.parameters(), bucketBytes, p);
         this.adamw = zero ? null : new AdamW(model.parameters(), opt.hyper());
-        this.zero1 = zero ? new Zero1(dp, buckets, opt.hyper()) : null;
-        int nb = buckets.buckets.size();
+        this.zero1 = zero ? new Zero1(dp, store, opt.hyper()) : null;
+        int nb = store.buckets.size();
         x = new int[B * T];
         y = new int[B * T];
         lx = new int[B / p * T];
@@ -73,7 +74,8 @@ public final class DataParallelTrainer implements StepEngine {
         readyAt = new int[nb];
         for (int i = 0; i < nb; i++) {
             int lo = Integer.MAX_VALUE;
-            for (Parameter q : buckets.buckets.get(i).params) lo = Math.min(lo, model.layerOf(q));
+            FlatStore.Bucket b = store.buckets.get(i);
+            for (int q = b.first(); q < b.end(); q++) lo = Math.min(lo, model.layerOf(store.params.get(q)));
             readyAt[i] = lo;
         }
         pending = new java.util.concurrent.Future<?>[nb];
@@ -92,9 +94,8 @@ public final class DataParallelTrainer implements StepEngine {
     /** Called by the model's backward (last micro-batch): starts the all-reduce of every bucket that has become final. */
     private void gradientsReady(int layer) {
         while (nextBucket < readyAt.length && readyAt[nextBucket] >= layer) {
-            GradBuckets.Bucket b = buckets.buckets.get(nextBucket);
-            b.packGrads(); // the gradients are final, and the copy frees them for the next step
-            pending[nextBucket++] = comm.submit(() -> dp.allReduceSum(b.flat, 0, b.length));
+            FlatStore.Bucket b = store.buckets.get(nextBucket); // its gradients are final: summed in place
+            pending[nextBucket++] = comm.submit(() -> dp.allReduceSum(store.grads, b.from(), b.length()));
         }
     }
 
@@ -107,7 +108,7 @@ public final class DataParallelTrainer implements StepEngine {
 
     private long exposedNanos;
 
-    /** Waits for every bucket's all-reduce and copies the sums back into the gradients. */
+    /** Waits for every bucket's all-reduce. */
     private void finishBuckets() {
         for (int i = 0; i < pending.length; i++) {
             try {
@@ -120,7 +121,6 @@ public final class DataParallelTrainer implements StepEngine {
                 throw new WaferException("interrupted while exchanging gradients");
             }
             pending[i] = null;
-            buckets.buckets.get(i).unpackGrads();
         }
     }
 

@@ -3,6 +3,7 @@ package ai.wafer.parallel;
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Activations;
+import ai.wafer.model.FlatStore;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
@@ -41,7 +42,7 @@ public final class ParallelTrainer implements StepEngine {
     private final Gpt model;
     private final TokenLoader data;
     private final Pretrainer.Options opt;
-    private final GradBuckets buckets;
+    private final FlatStore store;
     private final boolean zero;
     private final AdamW adamw; // without ZeRO: AdamW over this rank's shard
     private final Zero1 zero1; // with ZeRO-1: this rank's chunks of its shard
@@ -80,10 +81,10 @@ public final class ParallelTrainer implements StepEngine {
         boolean tiedEnd = P > 1 && full.config.tieWordEmbeddings() && (model.firstStage() || model.lastStage());
         embedGroup = P > 1 ? groups.pp().split(tiedEnd ? 0 : 1, stage) : null;
         tiedCopies = tiedEnd;
-        buckets = new GradBuckets(model.parameters(), bucketBytes, groups.dp().size());
+        store = new FlatStore(model.parameters(), bucketBytes, groups.dp().size());
         zero = zero1 && groups.dp().size() > 1;
         adamw = zero ? null : new AdamW(model.parameters(), opt.hyper());
-        this.zero1 = zero ? new Zero1(groups.dp(), buckets, opt.hyper()) : null;
+        this.zero1 = zero ? new Zero1(groups.dp(), store, opt.hyper()) : null;
         int Bl = B / layout.dp(), K = opt.gradAccum();
         acts = new Activations[Math.min(K, P - stage)];
         for (int i = 0; i < acts.length; i++) acts[i] = model.newActs(Bl, T);
@@ -140,7 +141,7 @@ public final class ParallelTrainer implements StepEngine {
     }
 
     private double allReduceStep(float lr) {
-        if (g.dp().size() > 1) buckets.allReduce(g.dp());
+        if (g.dp().size() > 1) for (FlatStore.Bucket b : store.buckets) g.dp().allReduceSum(store.grads, b.from(), b.length());
         sumTiedCopies();
         double norm = Math.sqrt(squaredNorm());
         adamw.apply(lr, AdamW.clipScale(norm, opt.gradClip()));
@@ -149,8 +150,8 @@ public final class ParallelTrainer implements StepEngine {
 
     private void sumTiedCopies() {
         if (!tiedCopies) return;
-        float[] gw = model.firstStage() ? model.tokenEmbedding().grad() : model.headWeight().grad();
-        embedGroup.allReduceSum(gw, 0, gw.length);
+        Parameter w = model.firstStage() ? model.tokenEmbedding() : model.headWeight();
+        embedGroup.allReduceSum(w.grad(), w.off, w.size());
     }
 
     /**
@@ -255,7 +256,8 @@ public final class ParallelTrainer implements StepEngine {
         for (Parameter p : model.parameters()) {
             if (model.isTiedHeadCopy(p)) continue;
             double s = 0;
-            for (float gi : p.grad()) s += (double) gi * gi;
+            float[] gr = p.grad();
+            for (int j = p.off, end = j + p.size(); j < end; j++) s += (double) gr[j] * gr[j];
             if (model.isReplicated(p)) replicated += s; else sharded += s;
         }
         return combine(sharded, replicated);

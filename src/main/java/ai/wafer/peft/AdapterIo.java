@@ -125,7 +125,7 @@ public final class AdapterIo {
                 if (!Arrays.equals(have, need))
                     throw new WaferException(dir + ": tensor " + e.getKey() + " has shape " + Arrays.toString(have)
                             + " but this base model needs " + Arrays.toString(need) + ": the adapter belongs to another base model");
-                r.read(e.getKey(), p.data, 0);
+                r.read(e.getKey(), p.data, p.off);
             }
         }
     }

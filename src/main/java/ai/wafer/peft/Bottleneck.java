@@ -71,7 +71,7 @@ public final class Bottleneck implements Method {
             downB = new Parameter(name + ".down.bias", m);
             upW = new Parameter(name + ".up.weight", m, C);
             upB = new Parameter(name + ".up.bias", C);
-            for (int i = 0; i < downW.data.length; i++) downW.data[i] = (float) (r.nextGaussian() * 0.02);
+            for (int i = 0; i < downW.size(); i++) downW.data[i] = (float) (r.nextGaussian() * 0.02);
             for (Parameter p : new Parameter[] {downW, downB, upW, upB}) p.setTrainable(true);
         }
 
@@ -83,18 +83,18 @@ public final class Bottleneck implements Method {
         @Override public void forward(float[] x, int N) {
             ensure(N);
             System.arraycopy(x, 0, x0, 0, N * C);
-            Linear.forward(pre, x0, downW.weights(), downB.data, N, C, m);
+            Linear.forward(pre, x0, downW, downB, N, C, m);
             Gelu.forward(GptConfig.Activation.GELU, act, pre, N * m);
             // x += up(act): the up projection accumulates onto the input, which is the skip connection
-            Linear.forward(x, act, upW.weights(), null, N, m, C);
-            for (int i = 0; i < N; i++) for (int c = 0; c < C; c++) x[i * C + c] += x0[i * C + c] + upB.data[c];
+            Linear.forward(x, act, upW, null, N, m, C);
+            for (int i = 0; i < N; i++) for (int c = 0; c < C; c++) x[i * C + c] += x0[i * C + c] + upB.data[upB.off + c];
         }
 
         @Override public void backward(float[] dx, float[] dout, int N) {
-            Linear.backward(dh, false, upW.grad(), upB.grad(), dout, act, upW.data, N, m, C);
+            Linear.backward(dh, false, dout, act, upW, upB, N, m, C);
             Gelu.backward(GptConfig.Activation.GELU, dh, pre, dh, N * m);
             if (dx != dout) System.arraycopy(dout, 0, dx, 0, N * C); // the skip path
-            Linear.backward(dx, true, downW.grad(), downB.grad(), dh, x0, downW.data, N, C, m);
+            Linear.backward(dx, true, dh, x0, downW, downB, N, C, m);
         }
     }
 }

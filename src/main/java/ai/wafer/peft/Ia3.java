@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -60,11 +61,11 @@ public final class Ia3 implements Method {
         int C = model.config.nEmbd(), C3 = 3 * C, F = model.config.nInner();
         for (int l = 0; l < kv.length; l++) {
             Gpt.Block b = model.h[l];
-            float[] w = b.attnW().toHeap(), bias = b.attnB().toHeap(), s = kv[l].s.data;
-            for (int i = 0; i < C; i++) for (int j = 0; j < C3; j++) w[i * C3 + j] *= s[j];
-            for (int j = 0; j < C3; j++) bias[j] *= s[j];
-            float[] p = b.mlpProjW().toHeap(), f = ff[l].s.data;
-            for (int j = 0; j < F; j++) for (int c = 0; c < C; c++) p[j * C + c] *= f[j];
+            Parameter w = b.attnW(), bias = b.attnB(), p = b.mlpProjW(), s = kv[l].s, f = ff[l].s;
+            for (Parameter q : List.of(w, bias, p)) q.toHeap();
+            for (int i = 0; i < C; i++) for (int j = 0; j < C3; j++) w.data[w.off + i * C3 + j] *= s.get(j);
+            for (int j = 0; j < C3; j++) bias.data[bias.off + j] *= s.get(j);
+            for (int j = 0; j < F; j++) for (int c = 0; c < C; c++) p.data[p.off + j * C + c] *= f.get(j);
             model.hooks(l).qkvScale = null;
             model.hooks(l).mlpAct = null;
         }
@@ -80,7 +81,7 @@ public final class Ia3 implements Method {
             this.s = s;
             this.D = s.size();
             this.frozenCols = frozenCols;
-            Arrays.fill(s.data, 1f);
+            Arrays.fill(s.data, s.off, s.off + s.size(), 1f);
             s.setTrainable(true);
         }
 
@@ -88,15 +89,17 @@ public final class Ia3 implements Method {
             if (x0.length < N * D) x0 = new float[N * D];
             System.arraycopy(x, 0, x0, 0, N * D);
             float[] w = s.data;
-            for (int i = 0; i < N; i++) for (int j = 0, o = i * D; j < D; j++) x[o + j] *= w[j];
+            int so = s.off;
+            for (int i = 0; i < N; i++) for (int j = 0, o = i * D; j < D; j++) x[o + j] *= w[so + j];
         }
 
         @Override public void backward(float[] dx, float[] dout, int N) {
             float[] w = s.data, g = s.grad();
+            int so = s.off;
             for (int i = 0; i < N; i++) {
                 int o = i * D;
-                if (g != null) for (int j = frozenCols; j < D; j++) g[j] += dout[o + j] * x0[o + j];
-                for (int j = 0; j < D; j++) dx[o + j] = dout[o + j] * w[j];
+                if (g != null) for (int j = frozenCols; j < D; j++) g[so + j] += dout[o + j] * x0[o + j];
+                for (int j = 0; j < D; j++) dx[o + j] = dout[o + j] * w[so + j];
             }
         }
     }

@@ -132,7 +132,7 @@ public final class Lora implements Method {
      */
     public void merge(Gpt model) {
         for (int l = 0; l < layers.length; l++) {
-            for (int t = 0; t < TARGETS.size(); t++) if (layers[l][t] != null) layers[l][t].mergeInto(weight(model.h[l], t).toHeap());
+            for (int t = 0; t < TARGETS.size(); t++) if (layers[l][t] != null) layers[l][t].mergeInto(weight(model.h[l], t));
             BlockHooks k = model.hooks(l);
             k.cAttn = k.attnProj = k.cFc = k.mlpProj = null;
         }

@@ -70,7 +70,7 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         loraB = new Parameter(name + ".lora_B.weight", out, r);
         // PEFT's default: A ~ kaiming_uniform(a = sqrt 5) = U(-1/sqrt(in), 1/sqrt(in)), B = 0
         double bound = 1.0 / Math.sqrt(in);
-        for (int i = 0; i < loraA.data.length; i++) loraA.data[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
+        for (int i = 0; i < loraA.size(); i++) loraA.data[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
         loraA.setTrainable(true);
         loraB.setTrainable(true);
     }
@@ -123,28 +123,29 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
             seeded = false;
             src = dropped(x, N);
         }
-        Gemm.sgemm(false, true, N, r, in, 1f, src, 0, in, loraA.data, 0, in, 0f, u, 0, r);
-        Gemm.sgemm(false, true, N, out, r, scaling, u, 0, r, loraB.data, 0, r, 1f, y, 0, out);
+        Gemm.sgemm(false, true, N, r, in, 1f, src, 0, in, loraA.data, loraA.off, in, 0f, u, 0, r);
+        Gemm.sgemm(false, true, N, out, r, scaling, u, 0, r, loraB.data, loraB.off, r, 1f, y, 0, out);
     }
 
     @Override public void backward(float[] dx, float[] dy, float[] x, int N) {
         float[] src = droppedLast ? dropped(x, N) : x; // the same mask as in forward
         // du = scaling * dy @ B ; dB += scaling * dy^T @ u ; dA += du^T @ x'
-        Gemm.sgemm(false, false, N, r, out, scaling, dy, 0, out, loraB.data, 0, r, 0f, du, 0, r);
-        if (loraB.trainable()) Gemm.sgemm(true, false, out, r, N, scaling, dy, 0, out, u, 0, r, 1f, loraB.grad(), 0, r);
-        if (loraA.trainable()) Gemm.sgemm(true, false, r, in, N, 1f, du, 0, r, src, 0, in, 1f, loraA.grad(), 0, in);
+        Gemm.sgemm(false, false, N, r, out, scaling, dy, 0, out, loraB.data, loraB.off, r, 0f, du, 0, r);
+        if (loraB.trainable()) Gemm.sgemm(true, false, out, r, N, scaling, dy, 0, out, u, 0, r, 1f, loraB.grad(), loraB.off, r);
+        if (loraA.trainable()) Gemm.sgemm(true, false, r, in, N, 1f, du, 0, r, src, 0, in, 1f, loraA.grad(), loraA.off, in);
         if (!droppedLast) {
-            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 1f, dx, 0, in);
+            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, loraA.off, in, 1f, dx, 0, in);
         } else {
             float[] t = src; // the dropped input is used up: reuse its scratch for du @ A, then mask it again
-            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, 0, in, 0f, t, 0, in);
+            Gemm.sgemm(false, false, N, in, r, 1f, du, 0, r, loraA.data, loraA.off, in, 0f, t, 0, in);
             float keep = 1f / (1f - dropout);
             for (int i = 0; i < N * in; i++) if (uniform(maskSeed, maskOffset + i) >= dropout) dx[i] += t[i] * keep;
         }
     }
 
     /** W[in, out] (Conv1D layout) += scaling * A^T B^T: the same function without the extra matmuls. */
-    void mergeInto(float[] w) {
-        Gemm.sgemm(true, true, in, out, r, scaling, loraA.data, 0, in, loraB.data, 0, r, 1f, w, 0, out);
+    void mergeInto(Parameter w) {
+        w.toHeap();
+        Gemm.sgemm(true, true, in, out, r, scaling, loraA.data, loraA.off, in, loraB.data, loraB.off, r, 1f, w.data, w.off, out);
     }
 }

@@ -30,7 +30,7 @@ public final class PrefixTuning implements Method {
         prompt = new Parameter("prompt_embeddings", P, L * 2 * C);
         // Start from the scale of real keys and values: small random, like a fresh embedding
         SplittableRandom r = new SplittableRandom(seed);
-        for (int i = 0; i < prompt.data.length; i++) prompt.data[i] = (float) (r.nextGaussian() * 0.5);
+        for (int i = 0; i < prompt.size(); i++) prompt.data[i] = (float) (r.nextGaussian() * 0.5);
         prompt.setTrainable(true);
         layers = new Layer[L];
         for (int l = 0; l < L; l++) layers[l] = new Layer(l);
@@ -65,8 +65,8 @@ public final class PrefixTuning implements Method {
 
         @Override public int length() { return P; }
 
-        /** Offset of virtual token p's key (kv = 0) or value (kv = 1) in prompt_embeddings. */
-        private int pk(int p, int kv) { return p * L * 2 * C + (2 * l + kv) * C; }
+        /** Where prefix position p's key (kv 0) or value (1) of this layer starts in the prompt's values and gradient. */
+        private int pk(int p, int kv) { return prompt.off + p * L * 2 * C + (2 * l + kv) * C; }
 
         /**
          * The key after key j, skipping row's left pads: prefix positions 0..P-1, then the row's real tokens from

@@ -73,15 +73,15 @@ public final class Bf16Weights implements Weights {
         for (int i = 0; i < n; i++) dst[off + i] = at(f + i);
     }
 
-    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        if (rows) decodeRows(n, N, K, x, bias, out);
-        else decodeInOut(n, N, K, x, bias, out);
+    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] out) {
+        if (rows) decodeRows(n, N, K, x, out);
+        else decodeInOut(n, N, K, x, out);
     }
 
     // ---- W stored [K, N]: an int vector of row k covers 2L columns, evens widened by a shift, odds by a mask ----
 
     /** Bands of {@link F32Weights#KB} rows, as the float32 kernel; partial sums wait in a per-thread scratch. */
-    private void decodeInOut(int n, int N, int K, float[] x, float[] bias, float[] out) {
+    private void decodeInOut(int n, int N, int K, float[] x, float[] out) {
         int blocks = (N + BW - 1) / BW, KB = F32Weights.KB;
         Parallel.forRange(blocks, (t, from, to) -> {
             int full = N % 2 == 0 ? Math.max(from, Math.min(to, N / BW)) : from; // [from, full) run vectorized
@@ -95,9 +95,9 @@ public final class Bf16Weights implements Weights {
                 }
             }
             for (int b = from; b < full; b++)
-                for (int i = 0; i < n; i++) interleave(acc, ((b - from) * n + i) * BW, bias, b * BW, out, i * N + b * BW);
+                for (int i = 0; i < n; i++) interleave(acc, ((b - from) * n + i) * BW, out, i * N + b * BW);
             for (int b = full; b < to; b++)
-                F32Weights.decodeScalar(this, false, b * BW, Math.min(N, b * BW + BW), n, N, K, x, bias, out);
+                F32Weights.decodeScalar(this, false, b * BW, Math.min(N, b * BW + BW), n, N, K, x, out);
         });
     }
 
@@ -139,35 +139,34 @@ public final class Bf16Weights implements Weights {
         e0.intoArray(acc, ao); o0.intoArray(acc, ao + L); e1.intoArray(acc, ao + 2 * L); o1.intoArray(acc, ao + 3 * L);
     }
 
-    /** acc[a, a + 4L) (even columns, odd columns, of two int vectors) back into column order, plus bias, at out[o). */
-    private static void interleave(float[] acc, int a, float[] bias, int j0, float[] out, int o) {
+    /** acc[a, a + 4L) (even columns, odd columns, of two int vectors) back into column order at out[o). */
+    private static void interleave(float[] acc, int a, float[] out, int o) {
         for (int l = 0; l < L; l++) {
             out[o + 2 * l] = acc[a + l];
             out[o + 2 * l + 1] = acc[a + L + l];
             out[o + 2 * L + 2 * l] = acc[a + 2 * L + l];
             out[o + 2 * L + 2 * l + 1] = acc[a + 3 * L + l];
         }
-        if (bias != null) for (int j = 0; j < BW; j++) out[o + j] += bias[j0 + j];
     }
 
     // ---- W stored [N, K]: dot products of rows, x rearranged into the even/odd halves of each 2L block ----
 
-    private void decodeRows(int n, int rows, int cols, float[] x, float[] bias, float[] out) {
+    private void decodeRows(int n, int rows, int cols, float[] x, float[] out) {
         final float[] xin = cols % 2 == 0 ? pairs(x, n, cols) : x; // tile4's order; the scalar edge reads x as given
         int tiles = (rows + TILE - 1) / TILE;
         Parallel.forRange(tiles, (w, from, to) -> {
             int r1 = Math.min(rows, to * TILE);
             for (int r = from * TILE; r < r1; r += TILE) {
                 if (r + TILE <= rows) {
-                    for (int i = 0; i + 1 < n; i += 2) tile4(out, xin, x, i, i + 1, r, rows, cols, bias);
-                    if (n % 2 == 1) tile4x1(out, xin, x, n - 1, r, rows, cols, bias);
-                } else F32Weights.decodeScalar(this, true, r, r1, n, rows, cols, x, bias, out);
+                    for (int i = 0; i + 1 < n; i += 2) tile4(out, xin, x, i, i + 1, r, rows, cols);
+                    if (n % 2 == 1) tile4x1(out, xin, x, n - 1, r, rows, cols);
+                } else F32Weights.decodeScalar(this, true, r, r1, n, rows, cols, x, out);
             }
         });
     }
 
     /** Four output rows r..r+3 for input rows i0 and i1 (xp: x rearranged by pairs of inputs; x: as given, for the tail). */
-    private void tile4(float[] out, float[] xp, float[] x, int i0, int i1, int r, int rows, int cols, float[] bias) {
+    private void tile4(float[] out, float[] xp, float[] x, int i0, int i1, int r, int rows, int cols) {
         int x0 = i0 * cols, x1 = i1 * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         int c = 0, upper = cols % 2 == 0 ? (cols / (2 * L)) * (2 * L) : 0; // odd rows straddle ints: scalar below
@@ -196,12 +195,12 @@ public final class Bf16Weights implements Weights {
             s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
             s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
         }
-        F32Weights.put4(out, i0 * rows + r, bias, r, s00, s10, s20, s30);
-        F32Weights.put4(out, i1 * rows + r, bias, r, s01, s11, s21, s31);
+        F32Weights.put4(out, i0 * rows + r, s00, s10, s20, s30);
+        F32Weights.put4(out, i1 * rows + r, s01, s11, s21, s31);
     }
 
     /** Four output rows for one input row; even and odd halves keep separate accumulators, eight FMA chains. */
-    private void tile4x1(float[] out, float[] xp, float[] x, int i, int r, int rows, int cols, float[] bias) {
+    private void tile4x1(float[] out, float[] xp, float[] x, int i, int r, int rows, int cols) {
         int x0 = i * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         int c = 0, upper = cols % 2 == 0 ? (cols / (2 * L)) * (2 * L) : 0;
@@ -222,7 +221,7 @@ public final class Bf16Weights implements Weights {
             float v = x[x0 + c];
             s0 += at(w0 + c) * v; s1 += at(w1 + c) * v; s2 += at(w2 + c) * v; s3 += at(w3 + c) * v;
         }
-        F32Weights.put4(out, i * rows + r, bias, r, s0, s1, s2, s3);
+        F32Weights.put4(out, i * rows + r, s0, s1, s2, s3);
     }
 
     /**

@@ -18,7 +18,7 @@ public final class BlasKernels extends JavaKernels {
     @Override public void matmul(boolean transA, boolean transW, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                  Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc) {
         switch (W) {
-            case F32Weights f -> Blas.sgemm(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), Math.toIntExact(wOff), ldw,
+            case F32Weights f -> Blas.sgemm(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), f.off() + Math.toIntExact(wOff), ldw,
                     beta, C, cOff, ldc);
             case MappedF32Weights m -> Blas.sgemm(transA, transW, M, N, K, alpha, A, aOff, lda, m.segment(), wOff, ldw,
                     beta, C, cOff, ldc);

@@ -3,8 +3,11 @@ package ai.wafer.tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
-/** Float32 values in a heap array: what training reads and writes. The array is shared, not copied. */
-public record F32Weights(float[] array) implements Weights {
+/**
+ * Float32 values in a heap array, array[off, off + length): what training reads and writes (a parameter's own array,
+ * or its slice of a flat store). The array is shared, not copied.
+ */
+public record F32Weights(float[] array, int off, int length) implements Weights {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
     /** Output columns per register block of the [in, out] kernel: four vectors. */
@@ -12,17 +15,17 @@ public record F32Weights(float[] array) implements Weights {
     /** Output rows per tile of the rows kernel: four rows of a 768-wide matrix are 12 KiB, well inside L1. */
     static final int TILE = 4;
 
-    @Override public long size() { return array.length; }
+    @Override public long size() { return length; }
 
-    @Override public long bytes() { return 4L * array.length; }
+    @Override public long bytes() { return 4L * length; }
 
-    @Override public float get(long i) { return array[Math.toIntExact(i)]; }
+    @Override public float get(long i) { return array[off + Math.toIntExact(i)]; }
 
-    @Override public void read(long from, float[] dst, int off, int n) { System.arraycopy(array, Math.toIntExact(from), dst, off, n); }
+    @Override public void read(long from, float[] dst, int dOff, int n) { System.arraycopy(array, off + Math.toIntExact(from), dst, dOff, n); }
 
-    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        if (rows) decodeRows(n, N, K, x, bias, out);
-        else decodeInOut(n, N, K, x, bias, out);
+    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] out) {
+        if (rows) decodeRows(n, N, K, x, out);
+        else decodeInOut(n, N, K, x, out);
     }
 
     // ---- W stored [K, N]: vector accumulators over a block of output columns, weight rows streamed ----
@@ -35,38 +38,35 @@ public record F32Weights(float[] array) implements Weights {
      */
     static final int KB = 16;
 
-    private void decodeInOut(int n, int N, int K, float[] x, float[] bias, float[] out) {
+    private void decodeInOut(int n, int N, int K, float[] x, float[] out) {
         int blocks = (N + BW - 1) / BW;
         Parallel.forRange(blocks, (t, from, to) -> {
             for (int k0 = 0; k0 < K; k0 += KB) {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < to; b++) {
                     int j0 = b * BW;
-                    if (j0 + BW > N) { if (k1 == K) decodeScalar(this, false, j0, N, n, N, K, x, bias, out); continue; }
+                    if (j0 + BW > N) { if (k1 == K) decodeScalar(this, false, j0, N, n, N, K, x, out); continue; }
                     int i = 0;
-                    for (; i + 1 < n; i += 2) inOut2(i, j0, N, K, k0, k1, x, bias, out);
-                    if (i < n) inOut1(i, j0, N, K, k0, k1, x, bias, out);
+                    for (; i + 1 < n; i += 2) inOut2(i, j0, N, K, k0, k1, x, out);
+                    if (i < n) inOut1(i, j0, N, K, k0, k1, x, out);
                 }
             }
         });
     }
 
-    /** Accumulators for out[o, o + 4L): the bias (or zero) on the first band of rows, the partial sums after it. */
-    static FloatVector start(int k0, float[] bias, int j, float[] out, int o) {
-        if (k0 > 0) return FloatVector.fromArray(F, out, o);
-        return bias == null ? FloatVector.zero(F) : FloatVector.fromArray(F, bias, j);
-    }
+    /** Accumulators for out[o, o + 4L): zero on the first band of rows, the partial sums after it. */
+    static FloatVector start(int k0, float[] out, int o) { return k0 > 0 ? FloatVector.fromArray(F, out, o) : FloatVector.zero(F); }
 
     /** Columns j0..j0+BW, rows k0..k1 of W, for input rows i and i+1: each loaded weight vector meets both. */
-    private void inOut2(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] bias, float[] out) {
+    private void inOut2(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] out) {
         float[] w = array;
         int o = i * N + j0, p = o + N;
-        FloatVector a0 = start(k0, bias, j0, out, o), a1 = start(k0, bias, j0 + L, out, o + L);
-        FloatVector a2 = start(k0, bias, j0 + 2 * L, out, o + 2 * L), a3 = start(k0, bias, j0 + 3 * L, out, o + 3 * L);
-        FloatVector b0 = start(k0, bias, j0, out, p), b1 = start(k0, bias, j0 + L, out, p + L);
-        FloatVector b2 = start(k0, bias, j0 + 2 * L, out, p + 2 * L), b3 = start(k0, bias, j0 + 3 * L, out, p + 3 * L);
+        FloatVector a0 = start(k0, out, o), a1 = start(k0, out, o + L);
+        FloatVector a2 = start(k0, out, o + 2 * L), a3 = start(k0, out, o + 3 * L);
+        FloatVector b0 = start(k0, out, p), b1 = start(k0, out, p + L);
+        FloatVector b2 = start(k0, out, p + 2 * L), b3 = start(k0, out, p + 3 * L);
         int x0 = i * K, x1 = x0 + K;
-        for (int k = k0, wk = k0 * N + j0; k < k1; k++, wk += N) {
+        for (int k = k0, wk = off + k0 * N + j0; k < k1; k++, wk += N) {
             FloatVector q0 = FloatVector.fromArray(F, w, wk), q1 = FloatVector.fromArray(F, w, wk + L);
             FloatVector q2 = FloatVector.fromArray(F, w, wk + 2 * L), q3 = FloatVector.fromArray(F, w, wk + 3 * L);
             FloatVector u = FloatVector.broadcast(F, x[x0 + k]), v = FloatVector.broadcast(F, x[x1 + k]);
@@ -77,13 +77,13 @@ public record F32Weights(float[] array) implements Weights {
         store4(b0, b1, b2, b3, out, p);
     }
 
-    private void inOut1(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] bias, float[] out) {
+    private void inOut1(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] out) {
         float[] w = array;
         int o = i * N + j0;
-        FloatVector a0 = start(k0, bias, j0, out, o), a1 = start(k0, bias, j0 + L, out, o + L);
-        FloatVector a2 = start(k0, bias, j0 + 2 * L, out, o + 2 * L), a3 = start(k0, bias, j0 + 3 * L, out, o + 3 * L);
+        FloatVector a0 = start(k0, out, o), a1 = start(k0, out, o + L);
+        FloatVector a2 = start(k0, out, o + 2 * L), a3 = start(k0, out, o + 3 * L);
         int x0 = i * K;
-        for (int k = k0, wk = k0 * N + j0; k < k1; k++, wk += N) {
+        for (int k = k0, wk = off + k0 * N + j0; k < k1; k++, wk += N) {
             FloatVector u = FloatVector.broadcast(F, x[x0 + k]);
             a0 = FloatVector.fromArray(F, w, wk).fma(u, a0);
             a1 = FloatVector.fromArray(F, w, wk + L).fma(u, a1);
@@ -101,35 +101,35 @@ public record F32Weights(float[] array) implements Weights {
      * Output columns [j0, j1) of {@link Weights#decode}, one value at a time through {@link Weights#get}: the edges
      * (a partial block or tile) a storage's vector kernels leave.
      */
-    static void decodeScalar(Weights w, boolean rows, int j0, int j1, int n, int N, int K, float[] x, float[] bias, float[] out) {
+    static void decodeScalar(Weights w, boolean rows, int j0, int j1, int n, int N, int K, float[] x, float[] out) {
         for (int i = 0; i < n; i++) {
             for (int j = j0; j < j1; j++) {
                 float s = 0f;
                 for (int k = 0; k < K; k++) s += x[i * K + k] * w.get(rows ? (long) j * K + k : (long) k * N + j);
-                out[i * N + j] = s + (bias == null ? 0f : bias[j]);
+                out[i * N + j] = s;
             }
         }
     }
 
     // ---- W stored [N, K]: each output is the dot product of a contiguous row with the input ----
 
-    private void decodeRows(int n, int N, int K, float[] x, float[] bias, float[] out) {
+    private void decodeRows(int n, int N, int K, float[] x, float[] out) {
         int tiles = (N + TILE - 1) / TILE;
         Parallel.forRange(tiles, (w, from, to) -> {
             int r1 = Math.min(N, to * TILE);
             for (int r = from * TILE; r < r1; r += TILE) {
                 if (r + TILE <= N) {
-                    for (int i = 0; i + 1 < n; i += 2) tile4(out, x, i, i + 1, r, N, K, bias);
-                    if (n % 2 == 1) tile4x1(out, x, n - 1, r, N, K, bias);
-                } else decodeScalar(this, true, r, r1, n, N, K, x, bias, out);
+                    for (int i = 0; i + 1 < n; i += 2) tile4(out, x, i, i + 1, r, N, K);
+                    if (n % 2 == 1) tile4x1(out, x, n - 1, r, N, K);
+                } else decodeScalar(this, true, r, r1, n, N, K, x, out);
             }
         });
     }
 
     /** Four output rows r..r+3 for input rows i0 and i1. */
-    private void tile4(float[] out, float[] x, int i0, int i1, int r, int rows, int cols, float[] bias) {
+    private void tile4(float[] out, float[] x, int i0, int i1, int r, int rows, int cols) {
         float[] m = array;
-        int x0 = i0 * cols, x1 = i1 * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        int x0 = i0 * cols, x1 = i1 * cols, w0 = off + r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         int upper = F.loopBound(cols), c = 0;
         for (; c < upper; c += L) {
@@ -151,20 +151,19 @@ public record F32Weights(float[] array) implements Weights {
             s00 += q0 * v0; s01 += q0 * v1; s10 += q1 * v0; s11 += q1 * v1;
             s20 += q2 * v0; s21 += q2 * v1; s30 += q3 * v0; s31 += q3 * v1;
         }
-        put4(out, i0 * rows + r, bias, r, s00, s10, s20, s30);
-        put4(out, i1 * rows + r, bias, r, s01, s11, s21, s31);
+        put4(out, i0 * rows + r, s00, s10, s20, s30);
+        put4(out, i1 * rows + r, s01, s11, s21, s31);
     }
 
-    /** out[o, o + 4) = s0..s3 plus bias[r, r + 4) (bias null: none): the end of a tile of four output rows. */
-    static void put4(float[] out, int o, float[] bias, int r, float s0, float s1, float s2, float s3) {
-        if (bias != null) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+    /** out[o, o + 4) = s0..s3: the end of a tile of four output rows. */
+    static void put4(float[] out, int o, float s0, float s1, float s2, float s3) {
         out[o] = s0; out[o + 1] = s1; out[o + 2] = s2; out[o + 3] = s3;
     }
 
     /** Four output rows for one input row, with even and odd halves in separate accumulators (eight FMA chains). */
-    private void tile4x1(float[] out, float[] x, int i, int r, int rows, int cols, float[] bias) {
+    private void tile4x1(float[] out, float[] x, int i, int r, int rows, int cols) {
         float[] m = array;
-        int x0 = i * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        int x0 = i * cols, w0 = off + r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         int c = 0, upper = (cols / (2 * L)) * (2 * L);
         for (; c < upper; c += 2 * L) {
@@ -179,6 +178,6 @@ public record F32Weights(float[] array) implements Weights {
             float v = x[x0 + c];
             s0 += m[w0 + c] * v; s1 += m[w1 + c] * v; s2 += m[w2 + c] * v; s3 += m[w3 + c] * v;
         }
-        put4(out, i * rows + r, bias, r, s0, s1, s2, s3);
+        put4(out, i * rows + r, s0, s1, s2, s3);
     }
 }

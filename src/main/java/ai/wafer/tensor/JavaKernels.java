@@ -13,7 +13,7 @@ public class JavaKernels implements Kernels {
     @Override public void matmul(boolean transA, boolean transW, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                  Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc) {
         if (W instanceof F32Weights f)
-            Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, Math.toIntExact(wOff), ldw, beta, C, cOff, ldc, true);
+            Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, f.off() + Math.toIntExact(wOff), ldw, beta, C, cOff, ldc, true);
         else Gemm.sgemmJava(transA, transW, M, N, K, alpha, A, aOff, lda, null, W, wOff, ldw, beta, C, cOff, ldc, true);
     }
 }

@@ -21,11 +21,11 @@ public interface Kernels {
                 Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc);
 
     /**
-     * The decode product for n (a few) rows: out[n, N] = x[n, K] @ op(W) + bias, W stored [K, N] or, when
+     * The decode product for n (a few) rows: out[n, N] = x[n, K] @ op(W), W stored [K, N] or, when
      * {@code rows}, [N, K] (see {@link Weights#decode}). Memory bound, so on the CPU every storage runs its own kernel.
      */
-    default void decode(Weights W, boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
-        W.decode(rows, n, N, K, x, bias, out);
+    default void decode(Weights W, boolean rows, int n, int N, int K, float[] x, float[] out) {
+        W.decode(rows, n, N, K, x, out);
     }
 
     Kernels JAVA = new JavaKernels();

@@ -28,11 +28,11 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
     }
 
     /** As {@link F32Weights}' kernels, loading from the segment: [in, out] in bands of KB rows, rows as dot products. */
-    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out) {
+    @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] out) {
         if (rows) {
             Parallel.forRange(N, (t, from, to) -> {
                 for (int r = from; r < to; r++)
-                    for (int i = 0; i < n; i++) out[i * N + r] = dotRow(r, K, x, i * K) + (bias == null ? 0f : bias[r]);
+                    for (int i = 0; i < n; i++) out[i * N + r] = dotRow(r, K, x, i * K);
             });
             return;
         }
@@ -42,12 +42,12 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < to; b++) {
                     int j0 = b * bw;
-                    if (j0 + bw > N) { if (k1 == K) F32Weights.decodeScalar(this, false, j0, N, n, N, K, x, bias, out); continue; }
+                    if (j0 + bw > N) { if (k1 == K) F32Weights.decodeScalar(this, false, j0, N, n, N, K, x, out); continue; }
                     for (int i = 0; i < n; i++) {
                         int o = i * N + j0;
-                        FloatVector a0 = F32Weights.start(k0, bias, j0, out, o), a1 = F32Weights.start(k0, bias, j0 + L, out, o + L);
-                        FloatVector a2 = F32Weights.start(k0, bias, j0 + 2 * L, out, o + 2 * L);
-                        FloatVector a3 = F32Weights.start(k0, bias, j0 + 3 * L, out, o + 3 * L);
+                        FloatVector a0 = F32Weights.start(k0, out, o), a1 = F32Weights.start(k0, out, o + L);
+                        FloatVector a2 = F32Weights.start(k0, out, o + 2 * L);
+                        FloatVector a3 = F32Weights.start(k0, out, o + 3 * L);
                         for (int k = k0; k < k1; k++) {
                             long wk = ((long) k * N + j0) * Float.BYTES;
                             FloatVector u = FloatVector.broadcast(F, x[i * K + k]);

@@ -28,20 +28,20 @@ public sealed interface Weights permits F32Weights, MappedF32Weights, Bf16Weight
     void read(long from, float[] dst, int off, int n);
 
     /**
-     * The decode product for n (a few) input rows: out[i, j] = bias[j] + sum_k x[i, k] * op(W)[k, j] for i < n, j < N,
-     * with x [n, K] and out [n, N] row-major, bias null for none. {@code rows == false}: W is stored [K, N] (a Conv1D
+     * The decode product for n (a few) input rows: out[i, j] = sum_k x[i, k] * op(W)[k, j] for i < n, j < N,
+     * with x [n, K] and out [n, N] row-major (a bias is the caller's). {@code rows == false}: W is stored [K, N] (a Conv1D
      * weight, [in, out]); {@code rows == true}: W is stored [N, K] (one row per output, as the LM head). Multithreaded
      * over blocks of outputs; each weight value is read once for all n rows.
      */
-    void decode(boolean rows, int n, int N, int K, float[] x, float[] bias, float[] out);
+    void decode(boolean rows, int n, int N, int K, float[] x, float[] out);
 
     /** The storage of a heap array (shared, not copied). */
-    static Weights of(float[] values) { return new F32Weights(values); }
+    static Weights of(float[] values) { return new F32Weights(values, 0, values.length); }
 
     /** A segment of little-endian float32 values: a heap segment over a float[] becomes {@link F32Weights}. */
     static Weights of(MemorySegment values) {
         if (values.heapBase().orElse(null) instanceof float[] a && values.address() == 0 && values.byteSize() == 4L * a.length)
-            return new F32Weights(a);
+            return new F32Weights(a, 0, a.length);
         return new MappedF32Weights(values);
     }
 

@@ -45,7 +45,7 @@ public final class AdamW {
         for (Parameter p : params) {
             float[] g = p.grad();
             double part = 0;
-            for (float x : g) part += (double) x * x;
+            for (int j = p.off, end = j + p.size(); j < end; j++) part += (double) g[j] * g[j];
             s += part;
         }
         return Math.sqrt(s);
@@ -73,7 +73,7 @@ public final class AdamW {
         step++;
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
-            update(p.data, 0, p.grad(), 0, m.get(i), v.get(i), 0, p.size(), lr * p.lrScale, p.decays(), gscale, hp, step);
+            update(p.data, p.off, p.grad(), p.off, m.get(i), v.get(i), 0, p.size(), lr * p.lrScale, p.decays(), gscale, hp, step);
         }
     }
 

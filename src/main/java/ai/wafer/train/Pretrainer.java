@@ -1,6 +1,7 @@
 package ai.wafer.train;
 
 import ai.wafer.data.TokenLoader;
+import ai.wafer.model.FlatStore;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.track.MetricsLog;
@@ -135,6 +136,7 @@ public final class Pretrainer implements StepEngine {
         this.model = model;
         this.data = data;
         this.opt = opt;
+        FlatStore.of(model.parameters()); // the parameters become slices of one buffer, as on every layout
         this.adamw = new AdamW(model.parameters(), opt.hyper());
         this.x = new int[opt.batchSize() * opt.seqLen()];
         this.y = new int[opt.batchSize() * opt.seqLen()];

@@ -105,7 +105,7 @@ class FinetuneGradCheckTest {
         int checked = 0;
         for (Parameter p : fm.parameters()) {
             if (!p.trainable()) continue;
-            float[] g = p.grad().clone();
+            float[] g = p.gradArray().clone();
             if (p.name.endsWith("attn.c_attn.bias") || p.name.endsWith("c_attn.ia3_l")) {
                 // the key bias (softmax shift invariance) and the query scales of (IA)3 are held at zero gradient
                 int C = CFG.nEmbd(), from = p.name.endsWith("bias") ? C : 0;

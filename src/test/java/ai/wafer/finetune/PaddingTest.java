@@ -64,12 +64,12 @@ class PaddingTest {
             double lr = fm.forward(right);
             int[] pr = task.classifies() ? fm.predictFromLastForward(right) : null;
             fm.backward(1f);
-            float[][] gr = fm.parameters().stream().filter(Parameter::trainable).map(p -> p.grad().clone()).toArray(float[][]::new);
+            float[][] gr = fm.parameters().stream().filter(Parameter::trainable).map(p -> p.gradArray().clone()).toArray(float[][]::new);
             fm.zeroGrad();
             double ll = fm.forward(left);
             int[] pl = task.classifies() ? fm.predictFromLastForward(left) : null;
             fm.backward(1f);
-            float[][] gl = fm.parameters().stream().filter(Parameter::trainable).map(p -> p.grad().clone()).toArray(float[][]::new);
+            float[][] gl = fm.parameters().stream().filter(Parameter::trainable).map(p -> p.gradArray().clone()).toArray(float[][]::new);
             assertEquals(lr, ll, 1e-5 * Math.abs(lr), c + " loss");
             for (int i = 0; i < gr.length; i++) assertArrayEquals(gr[i], gl[i], 1e-4f, c + " gradient " + i);
             if (task == Task.SEQUENCE_CLASSIFICATION) assertArrayEquals(pr, pl, c);

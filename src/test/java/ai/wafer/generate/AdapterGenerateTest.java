@@ -35,7 +35,7 @@ class AdapterGenerateTest {
                 new Peft.Spec(Peft.Kind.LORA, new Lora.Config(4, 8, 0f, Lora.TARGETS), 0, 0, 0), 100, 2);
         // as if trained: LoRA's B starts at zero, which would make the adapter a no-op
         SplittableRandom r = new SplittableRandom(3);
-        for (Parameter p : fm.method.tensors().values()) for (int i = 0; i < p.data.length; i++) p.data[i] = (float) r.nextGaussian() * 0.3f;
+        for (Parameter p : fm.method.tensors().values()) for (int i = 0; i < p.size(); i++) p.data[p.off + i] = (float) r.nextGaussian() * 0.3f;
         fm.save(adapter, base.toString());
         ((Lora) fm.method).merge(fm.gpt);
         fm.saveWhole(merged);
@@ -59,7 +59,7 @@ class AdapterGenerateTest {
             FinetuneModel fm = FinetuneModel.create(Checkpoint.load(base), Task.CAUSAL_LM, List.of(), Peft.Spec.of(kind), 100, 2);
             SplittableRandom r = new SplittableRandom(5); // as if trained: scales away from one
             for (Parameter p : fm.method.tensors().values())
-                for (int i = 0; i < p.data.length; i++) p.data[i] = kind == Peft.Kind.IA3 ? 1f + (float) r.nextGaussian() * 0.3f : p.data[i];
+                for (int i = 0; i < p.size(); i++) p.data[p.off + i] = kind == Peft.Kind.IA3 ? 1f + (float) r.nextGaussian() * 0.3f : p.data[p.off + i];
             fm.save(adapter, base.toString());
             fm.setTraining(false);
             LoadedModel lm = LoadedModel.load(base, adapter, null, WeightType.F32);

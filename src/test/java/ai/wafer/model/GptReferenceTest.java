@@ -73,7 +73,7 @@ class GptReferenceTest {
         float[][] initial = new float[params.size()][];
         float[][][] stepGrads = new float[params.size()][losses.length][];
         double[] clipScale = new double[losses.length];
-        for (int i = 0; i < params.size(); i++) initial[i] = params.get(i).data.clone();
+        for (int i = 0; i < params.size(); i++) initial[i] = params.get(i).array().clone();
         double worstUlps = 0;
         try (SafeTensors.Reader grads = SafeTensors.open(exp.resolve("step1_grads.safetensors"))) {
             for (int step = 0; step < losses.length; step++) {
@@ -97,7 +97,7 @@ class GptReferenceTest {
                                 + " above the float32 noise bound " + GRAD_NOISE * ULP * maxRef);
                     }
                 }
-                for (int i = 0; i < params.size(); i++) stepGrads[i][step] = params.get(i).grad().clone();
+                for (int i = 0; i < params.size(); i++) stepGrads[i][step] = params.get(i).gradArray().clone();
                 clipScale[step] = Math.min(1.0, CLIP / (opt.step(LR, CLIP) + 1e-6));
             }
         }

@@ -37,15 +37,24 @@ class GradCheckTest {
         ai.wafer.testutil.FiniteDifference.check(what, x, analytic, loss, h, tol, 1, false);
     }
 
+    /** A trainable parameter over {@code values} itself (not a copy), so that the finite differences move it. */
+    static Parameter trainable(float[] values) {
+        Parameter p = new Parameter("p", new int[] {values.length}, values);
+        p.setTrainable(true);
+        return p;
+    }
+
     @Test
     void layerNorm() {
         int N = 5, C = 13;
         float[] x = rand(N * C, 1), w = rand(C, 1), b = rand(C, 1), r = rand(N * C, 1);
         float[] out = new float[N * C], mean = new float[N], rstd = new float[N];
-        DoubleSupplier L = () -> { LayerNorm.forward(out, mean, rstd, x, w, b, N, C, 1e-5f); return dot(out, r, N * C); };
+        DoubleSupplier L = () -> { LayerNorm.forward(out, mean, rstd, x, trainable(w), trainable(b), N, C, 1e-5f); return dot(out, r, N * C); };
         L.getAsDouble();
-        float[] dx = new float[N * C], dw = new float[C], db = new float[C];
-        LayerNorm.backward(dx, dw, db, r, x, w, mean, rstd, N, C, new float[ai.wafer.tensor.Parallel.threads() * 2 * C]);
+        float[] dx = new float[N * C];
+        Parameter pw = trainable(w), pb = trainable(b);
+        LayerNorm.backward(dx, r, x, pw, pb, mean, rstd, N, C, new float[ai.wafer.tensor.Parallel.threads() * 2 * C]);
+        float[] dw = pw.grad(), db = pb.grad();
         check("layernorm dx", x, dx, L, 1e-2, 2e-2);
         check("layernorm dw", w, dw, L, 1e-2, 2e-2);
         check("layernorm db", b, db, L, 1e-2, 2e-2);
@@ -76,9 +85,11 @@ class GradCheckTest {
     void linear() {
         int N = 7, C = 11, OC = 9;
         float[] x = rand(N * C, 1), w = rand(C * OC, 0.5), b = rand(OC, 1), r = rand(N * OC, 1), out = new float[N * OC];
-        DoubleSupplier L = () -> { Linear.forward(out, x, Weights.of(w), b, N, C, OC); return dot(out, r, N * OC); };
-        float[] dx = new float[N * C], dw = new float[C * OC], db = new float[OC];
-        Linear.backward(dx, false, dw, db, r, x, w, N, C, OC);
+        Parameter pw = trainable(w), pb = trainable(b);
+        DoubleSupplier L = () -> { Linear.forward(out, x, pw, pb, N, C, OC); return dot(out, r, N * OC); };
+        float[] dx = new float[N * C];
+        Linear.backward(dx, false, r, x, pw, pb, N, C, OC);
+        float[] dw = pw.grad(), db = pb.grad();
         check("linear dx", x, dx, L, 1e-2, 1e-2);
         check("linear dw", w, dw, L, 1e-2, 1e-2);
         check("linear db", b, db, L, 1e-2, 1e-2);
@@ -123,8 +134,9 @@ class GradCheckTest {
         int[] tok = {1, 4, 1, 6, 0, 4};
         float[] wte = rand(V * C, 1), wpe = rand(T * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C];
         DoubleSupplier L = () -> { Encoder.forward(out, tok, 0, Weights.of(wte), Weights.of(wpe), B, T, C, 0, null, null); return dot(out, r, B * T * C); };
-        float[] dwte = new float[V * C], dwpe = new float[T * C];
-        Encoder.backward(dwte, dwpe, r, tok, 0, B, T, C, null);
+        Parameter pte = trainable(wte), ppe = trainable(wpe);
+        Encoder.backward(pte, ppe, r, tok, 0, B, T, C, null);
+        float[] dwte = pte.grad(), dwpe = ppe.grad();
         check("encoder dwte", wte, dwte, L, 1e-2, 1e-2);
         check("encoder dwpe", wpe, dwpe, L, 1e-2, 1e-2);
     }
@@ -138,8 +150,9 @@ class GradCheckTest {
         L.getAsDouble();
         // row 0's tokens 4, 1 sit at positions 0, 1 (its pad at 0 too)
         for (int c = 0; c < C; c++) assertTrue(out[C + c] == wte[4 * C + c] + wpe[c] && out[2 * C + c] == wte[C + c] + wpe[C + c]);
-        float[] dwte = new float[V * C], dwpe = new float[T * C];
-        Encoder.backward(dwte, dwpe, r, tok, 0, B, T, C, start);
+        Parameter pte = trainable(wte), ppe = trainable(wpe);
+        Encoder.backward(pte, ppe, r, tok, 0, B, T, C, start);
+        float[] dwte = pte.grad(), dwpe = ppe.grad();
         check("encoder left-padded dwte", wte, dwte, L, 1e-2, 1e-2);
         check("encoder left-padded dwpe", wpe, dwpe, L, 1e-2, 1e-2);
     }
@@ -183,7 +196,7 @@ class GradCheckTest {
             return s / (B * T - 1);
         };
         for (Parameter p : m.parameters()) {
-            float[] g = p.grad().clone();
+            float[] g = p.gradArray().clone();
             if (p.name.equals("h.0.attn.c_attn.bias") || p.name.equals("h.1.attn.c_attn.bias")) {
                 // key bias: exactly zero by softmax shift invariance (see Gpt.backward); check q and v parts
                 for (int i = 10; i < 20; i++) assertTrue(g[i] == 0f);

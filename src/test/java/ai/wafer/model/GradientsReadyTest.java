@@ -28,12 +28,12 @@ class GradientsReadyTest {
         Map<String, float[]> atAnnouncement = new HashMap<>();
         m.onGradientsReady(l -> {
             order.add(l);
-            for (Parameter p : m.parameters()) if (m.layerOf(p) == l) atAnnouncement.put(p.name, p.grad().clone());
+            for (Parameter p : m.parameters()) if (m.layerOf(p) == l) atAnnouncement.put(p.name, p.gradArray().clone());
         });
         m.zeroGrad();
         m.forward(x, y, B, T);
         m.backward();
         assertEquals(List.of(3, 2, 1, 0, -1), order);
-        for (Parameter p : m.parameters()) assertArrayEquals(p.grad(), atAnnouncement.get(p.name), p.name + " changed after its layer was announced");
+        for (Parameter p : m.parameters()) assertArrayEquals(p.gradArray(), atAnnouncement.get(p.name), p.name + " changed after its layer was announced");
     }
 }

@@ -56,7 +56,7 @@ class DataParallelFinetuneTest {
             norms.add(((Number) row.get("grad_norm")).doubleValue());
         }
         List<float[]> params = new ArrayList<>();
-        for (Parameter p : fm.parameters()) if (p.trainable()) params.add(p.data.clone());
+        for (Parameter p : fm.parameters()) if (p.trainable()) params.add(p.array().clone());
         return new Run(losses, norms, params);
     }
 

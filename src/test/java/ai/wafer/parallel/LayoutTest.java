@@ -76,6 +76,6 @@ class LayoutTest {
 
     private static List<float[]> snapshotOf(Path ck) {
         Gpt m = ai.wafer.io.Checkpoint.load(ck);
-        return m.parameters().stream().map(p -> p.data).toList();
+        return m.parameters().stream().map(p -> p.array()).toList();
     }
 }

@@ -36,7 +36,7 @@ public final class MpiCheck {
                             if (o != null) { o.writeFloat(r.loss()); o.writeDouble(r.gradNorm()); o.writeLong(t.lastStepBytes()); }
                         }
                     }
-                    if (o != null) for (Parameter p : m.parameters()) for (float x : p.data) o.writeFloat(x);
+                    if (o != null) for (Parameter p : m.parameters()) for (float x : p.array()) o.writeFloat(x);
                 }
                 case "tp" -> {
                     Pretrainer.Options opt = options(steps, 4, 16, 1);
@@ -48,7 +48,7 @@ public final class MpiCheck {
                             if (o != null) { o.writeFloat(r.loss()); o.writeDouble(r.gradNorm()); o.writeLong(t.lastStepBytes()); }
                         }
                         Gpt full = t.gather();
-                        if (o != null) for (Parameter p : full.parameters()) for (float x : p.data) o.writeFloat(x);
+                        if (o != null) for (Parameter p : full.parameters()) for (float x : p.array()) o.writeFloat(x);
                     }
                 }
                 case "finetune-lora" -> {
@@ -59,7 +59,7 @@ public final class MpiCheck {
                     DataParallelFinetune.Result r = DataParallelFinetune.onRank(world, setup);
                     if (o != null) {
                         o.writeLong(r.bytesPerStep());
-                        for (Parameter p : r.model().parameters()) if (p.trainable()) for (float x : p.data) o.writeFloat(x);
+                        for (Parameter p : r.model().parameters()) if (p.trainable()) for (float x : p.array()) o.writeFloat(x);
                     }
                 }
                 case "collectives" -> {

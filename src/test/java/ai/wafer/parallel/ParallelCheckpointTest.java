@@ -93,7 +93,7 @@ class ParallelCheckpointTest {
             // on disk: the whole model, exactly the gathered shards, as Hugging Face files
             Gpt saved = Checkpoint.load(ck);
             for (int i = 0; i < first.params().size(); i++)
-                assertArrayEquals(first.params().get(i), saved.parameters().get(i).data, mv[0] + ": " + saved.parameters().get(i).name);
+                assertArrayEquals(first.params().get(i), saved.parameters().get(i).array(), mv[0] + ": " + saved.parameters().get(i).name);
             assertSameRun(want, join(first, oneRank(shard, o, 2, ck, null)), mv[0] + ", then one rank");
             assertSameRun(want, join(first, onLayout(shard, o, mv[1], 2, ck, null)), mv[0] + ", then " + mv[1]);
         }
@@ -152,7 +152,7 @@ class ParallelCheckpointTest {
         assertEquals(List.of(3, 4), b.steps().stream().map(Pretrainer.StepResult::step).toList());
         Gpt x = Checkpoint.load(want.lastCheckpoint()), y = Checkpoint.load(b.lastCheckpoint());
         for (int i = 0; i < x.parameters().size(); i++)
-            assertArrayEquals(x.parameters().get(i).data, y.parameters().get(i).data, "bit-identical " + x.parameters().get(i).name);
+            assertArrayEquals(x.parameters().get(i).array(), y.parameters().get(i).array(), "bit-identical " + x.parameters().get(i).name);
     }
 
     private static ParallelPretrain.Setup setup(Path shard, Pretrainer.Options o, Path runDir, Path resume) {

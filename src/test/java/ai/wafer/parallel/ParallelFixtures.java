@@ -45,7 +45,7 @@ final class ParallelFixtures {
 
     static Run snapshot(List<Pretrainer.StepResult> steps, List<Parameter> ps) {
         List<float[]> out = new ArrayList<>();
-        for (Parameter p : ps) out.add(p.data.clone());
+        for (Parameter p : ps) out.add(p.array().clone());
         return new Run(steps.stream().map(Pretrainer.StepResult::loss).toList(),
                 steps.stream().map(Pretrainer.StepResult::gradNorm).toList(), out);
     }

@@ -56,7 +56,7 @@ class TensorParallelTest {
         full.backward(1f / 32);
         shard.backward(acts, null, 1f / 32);
         for (int i = 0; i < full.parameters().size(); i++)
-            org.junit.jupiter.api.Assertions.assertArrayEquals(full.parameters().get(i).grad(), shard.parameters().get(i).grad(),
+            org.junit.jupiter.api.Assertions.assertArrayEquals(full.parameters().get(i).gradArray(), shard.parameters().get(i).gradArray(),
                     full.parameters().get(i).name);
     }
 
@@ -81,7 +81,7 @@ class TensorParallelTest {
             return g;
         }).get(3);
         for (int i = 0; i < full.parameters().size(); i++)
-            org.junit.jupiter.api.Assertions.assertArrayEquals(full.parameters().get(i).data, back.parameters().get(i).data,
+            org.junit.jupiter.api.Assertions.assertArrayEquals(full.parameters().get(i).array(), back.parameters().get(i).array(),
                     full.parameters().get(i).name);
     }
 

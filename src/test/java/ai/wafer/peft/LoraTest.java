@@ -43,7 +43,7 @@ class LoraTest {
         float[] before = logits(m);
         Lora l = lora(m, 0f);
         l.attach(m);
-        for (Parameter p : l.tensors().values()) if (p.name.contains("lora_B")) for (float v : p.data) assertEquals(0f, v);
+        for (Parameter p : l.tensors().values()) if (p.name.contains("lora_B")) for (float v : p.array()) assertEquals(0f, v);
         assertArrayEquals(before, logits(m), 0f);
     }
 

@@ -44,7 +44,7 @@ class ClassifierServerTest {
     static Path save(Task task, List<String> labels, long seed) throws Exception {
         Gpt gpt = Gpt.init(GptConfig.of(1, 32, 2, 50257, 64), seed);
         FinetuneModel fm = FinetuneModel.create(gpt, task, labels, Peft.Spec.of(Peft.Kind.FULL), tok.eot(), seed);
-        for (var p : fm.headParameters()) for (int i = 0; i < p.data.length; i++) p.data[i] *= 200;
+        for (var p : fm.headParameters()) for (int i = 0; i < p.size(); i++) p.data[p.off + i] *= 200;
         Path dir = Files.createTempDirectory("wafer-cls");
         fm.saveWhole(dir);
         Files.copy(tokDir.resolve("vocab.json"), dir.resolve("vocab.json"));
