@@ -457,7 +457,7 @@ public final class Gpt {
         a.hasTargets = false;
         if (!lastStage()) return Float.NaN;
         t = Profile.t();
-        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, BT, C, c.layerNormEpsilon());
+        layerNorm(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, BT);
         t = Profile.add("layernorm fwd", t);
         if (!head) return Float.NaN;
         int V = v1 - v0; // this rank's slice of the vocabulary (all of it unless split)
@@ -486,12 +486,11 @@ public final class Gpt {
     private float[] block(Activations a, int l, float[] res, int[] pad, KvCache[] caches) {
         GptConfig c = config;
         int B = a.B, T = a.T, C = c.nEmbd(), BT = B * T;
-        float eps = c.layerNormEpsilon();
         boolean decode = caches != null && T == 1;
         Block w = h[l];
         BlockHooks k = hooks[l];
         long t = Profile.t();
-        LayerNorm.forward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W, w.ln1B, BT, C, eps);
+        layerNorm(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], res, w.ln1W, w.ln1B, BT);
         t = Profile.add("layernorm fwd", t);
         linear(a.qkv[l], a.ln1[l], w.attnW, w.attnB, BT, C, 3 * Cl, decode);
         if (k.cAttn != null) k.cAttn.forward(a.qkv[l], a.ln1[l], BT);
@@ -499,7 +498,7 @@ public final class Gpt {
         t = Profile.add("c_attn fwd", t);
         if (caches != null) attendCached(a, l, caches);
         else if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, Hl, c.scaleAttnWeights(), pad);
-        else Attention.forward(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.scaleAttnWeights(), pad);
+        else Kernels.current().attention(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.scaleAttnWeights(), pad);
         t = Profile.add("attention fwd", t);
         // row-parallel: each rank's product is a partial sum, so the bias goes in once, after the all-reduce
         linear(a.res2[l], a.atty[l], w.attnProjW, tp == null ? w.attnProjB : null, BT, Cl, C, decode);
@@ -507,14 +506,14 @@ public final class Gpt {
         if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
         if (tp != null) allReduceAddBias(a.res2[l], w.attnProjB, BT);
         t = Profile.add("attn.c_proj fwd", t);
-        add(a.res2[l], res, BT * C);
+        Kernels.current().add(a.res2[l], res, BT * C);
         t = Profile.add("residual fwd", t);
-        LayerNorm.forward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W, w.ln2B, BT, C, eps);
+        layerNorm(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.res2[l], w.ln2W, w.ln2B, BT);
         t = Profile.add("layernorm fwd", t);
         linear(a.fch[l], a.ln2[l], w.fcW, w.fcB, BT, C, Fl, decode);
         if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
         t = Profile.add("c_fc fwd", t);
-        Gelu.forward(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
+        Kernels.current().activation(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
         if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
         t = Profile.add("gelu fwd", t);
         linear(a.res3[l], a.fchAct[l], w.mlpProjW, tp == null ? w.mlpProjB : null, BT, Fl, C, decode);
@@ -522,7 +521,7 @@ public final class Gpt {
         if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
         if (tp != null) allReduceAddBias(a.res3[l], w.mlpProjB, BT);
         t = Profile.add("mlp.c_proj fwd", t);
-        add(a.res3[l], a.res2[l], BT * C);
+        Kernels.current().add(a.res3[l], a.res2[l], BT * C);
         Profile.add("residual fwd", t);
         return a.res3[l];
     }
@@ -547,8 +546,7 @@ public final class Gpt {
                 int b = bh / H, h = bh % H;
                 KvCache kv = caches[b];
                 int base = h * kv.capacity * hs, q = b * T * 3 * C + h * hs, o = b * T * C + h * hs;
-                if (T == 1) Attention.decodeCached(out, o, qkv, q, kv.k[l], kv.v[l], base, hs, kv.length + 1, scale, a.scores[wk]);
-                else Attention.forwardCached(out, o, C, qkv, q, 3 * C, kv.k[l], kv.v[l], base, hs, kv.length, T, scale, a.scores[wk]);
+                Kernels.current().attentionCached(out, o, C, qkv, q, 3 * C, kv.k[l], kv.v[l], base, hs, kv.length, T, scale, a.scores[wk]);
             }
         });
     }
@@ -593,7 +591,7 @@ public final class Gpt {
         for (int b = 0; b < B; b++) {
             System.arraycopy(res, (b * T + T - 1) * C, res, b * C, C); // each row's last position (rows only move down)
         }
-        LayerNorm.forward(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, B, C, c.layerNormEpsilon());
+        layerNorm(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, B);
         Kernels.current().decode(lmHead.weights(), true, B, V, C, a.lnf, logits);
     }
 
@@ -678,7 +676,7 @@ public final class Gpt {
         if (lastStage()) {
             Arrays.fill(dres, 0, BT * C, 0f);
             float[] last = h.length == 0 ? a.encoded : a.res3[h.length - 1];
-            LayerNorm.backward(dres, dlnf, last, lnfW, lnfB, a.lnfMean, a.lnfRstd, BT, C, a.lnScratch);
+            layerNormBackward(dres, dlnf, last, lnfW, lnfB, a.lnfMean, a.lnfRstd, a);
             t = Profile.add("layernorm bwd", t);
             gradientsReady(c.nLayer());
         } else {
@@ -696,13 +694,13 @@ public final class Gpt {
             if (k.mlpProj != null) k.mlpProj.backward(a.dfch, dm, a.fchAct[l], BT);
             t = Profile.add("mlp.c_proj bwd", t);
             if (k.mlpAct != null) k.mlpAct.backward(a.dfch, a.dfch, BT);
-            Gelu.backward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * Fl);
+            Kernels.current().activationBackward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * Fl);
             t = Profile.add("gelu bwd", t);
             Linear.backward(dx, false, a.dfch, a.ln2[l], w.fcW, w.fcB, BT, C, Fl);
             if (k.cFc != null) k.cFc.backward(dx, a.dfch, a.ln2[l], BT);
             if (tp != null) tp.allReduceSum(dx, 0, BT * C); // column-parallel: each rank's input gradient is partial
             t = Profile.add("c_fc bwd", t);
-            LayerNorm.backward(dres, dx, a.res2[l], w.ln2W, w.ln2B, a.ln2Mean[l], a.ln2Rstd[l], BT, C, a.lnScratch);
+            layerNormBackward(dres, dx, a.res2[l], w.ln2W, w.ln2B, a.ln2Mean[l], a.ln2Rstd[l], a);
             t = Profile.add("layernorm bwd", t);
             // attention: res2 = resIn + afterAttn(c_proj(attn(c_attn(ln_1(resIn)))))
             float[] da = dres;
@@ -711,7 +709,7 @@ public final class Gpt {
             if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
             if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
-            else Attention.backward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, Cl, H, c.scaleAttnWeights(), a.attScratch, pad);
+            else Kernels.current().attentionBackward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, Cl, H, c.scaleAttnWeights(), a.attScratch, pad);
             t = Profile.add("attention bwd", t);
             if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
             Linear.backward(dx, false, a.dqkv, a.ln1[l], w.attnW, w.attnB, BT, C, 3 * Cl);
@@ -722,7 +720,7 @@ public final class Gpt {
             // shift: its true gradient is exactly zero. Keep it zero rather than float32 rounding noise,
             // which AdamW would normalise into steps of size ~lr.
             if (w.attnB.trainable()) Arrays.fill(w.attnB.grad(), w.attnB.off + Cl, w.attnB.off + 2 * Cl, 0f);
-            LayerNorm.backward(dres, dx, resIn, w.ln1W, w.ln1B, a.ln1Mean[l], a.ln1Rstd[l], BT, C, a.lnScratch);
+            layerNormBackward(dres, dx, resIn, w.ln1W, w.ln1B, a.ln1Mean[l], a.ln1Rstd[l], a);
             t = Profile.add("layernorm bwd", t);
             gradientsReady(l0 + l);
         }
@@ -748,8 +746,12 @@ public final class Gpt {
         return h.length;
     }
 
-    /** The residual add, acc += x, in vectors (element by element, so the result does not depend on the split). */
-    private static void add(float[] acc, float[] x, int n) {
-        Parallel.forRange(n, (w, from, to) -> ai.wafer.tensor.VecMath.axpy(1f, x, from, acc, from, to - from));
+    /** LayerNorm over N rows of n_embd with a gain and bias parameter (their values at their offsets). */
+    private void layerNorm(float[] out, float[] mean, float[] rstd, float[] in, Parameter w, Parameter b, int N) {
+        Kernels.current().layerNorm(out, mean, rstd, in, w.data, w.off, b.data, b.off, N, config.nEmbd(), config.layerNormEpsilon());
+    }
+
+    private void layerNormBackward(float[] dinp, float[] dout, float[] in, Parameter w, Parameter b, float[] mean, float[] rstd, Activations a) {
+        Kernels.current().layerNormBackward(dinp, dout, in, w.data, w.grad(), w.off, b.grad(), b.off, mean, rstd, a.B * a.T, config.nEmbd(), a.lnScratch);
     }
 }

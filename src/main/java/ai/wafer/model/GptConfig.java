@@ -1,5 +1,7 @@
 package ai.wafer.model;
 
+import ai.wafer.tensor.Activation;
+
 import ai.wafer.WaferException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -163,22 +165,5 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
 
     public void write(Path file) throws IOException {
         Files.writeString(file, JSON.writeValueAsString(toJson()) + "\n");
-    }
-
-    /** The MLP nonlinearity, by Hugging Face's {@code activation_function} name. */
-    public enum Activation {
-        GELU("gelu"), GELU_TANH("gelu_new"), RELU("relu");
-        public final String hfName;
-        Activation(String hfName) { this.hfName = hfName; }
-
-        static Activation parse(String s, String where) {
-            return switch (s) {
-                case "gelu" -> GELU;
-                case "gelu_new", "gelu_pytorch_tanh", "gelu_fast" -> GELU_TANH;
-                case "relu" -> RELU;
-                default -> throw new WaferException(where + ": unknown activation_function '" + s
-                        + "' (known: gelu, gelu_new, gelu_pytorch_tanh, relu)");
-            };
-        }
     }
 }

@@ -1,9 +1,12 @@
 package ai.wafer.tensor;
 
 /**
- * The kernel seam: layers (training, prefill and decode alike) call their matrix products through this, on weights
- * held in a {@link Weights} storage. Two implementations: {@link JavaKernels} (Vector API) and {@link BlasKernels}
- * (OpenBLAS through FFM for the GEMMs, the Java kernels for the rest); {@link #current} picks one as
+ * The kernel seam: layers (training, prefill and decode alike) call their matrix products, attention and the few
+ * elementwise kernels through this, on weights held in a {@link Weights} storage and activations in flat row-major
+ * heap arrays (a trainable weight and its gradient sit at one offset of their arrays: a flat store's slice). Two
+ * implementations: {@link JavaKernels} (Vector API) and {@link BlasKernels} (OpenBLAS through FFM for the GEMMs,
+ * the Java kernels for the rest); the defaults below are the Java ones ({@link LayerNorm}, {@link Gelu},
+ * {@link Attention}, {@link VecMath}). {@link #current} picks one as
  * {@code WAFER_GEMM=java|blas} says (default OpenBLAS when it loads; see {@link Gemm#setImpl}). Another device is
  * one more implementation of this interface.
  */
@@ -26,6 +29,46 @@ public interface Kernels {
      */
     default void decode(Weights W, boolean rows, int n, int N, int K, float[] x, float[] out) {
         W.decode(rows, n, N, K, x, out);
+    }
+
+    /** LayerNorm over rows of C, saving mean and rstd (see {@link LayerNorm#forward}). */
+    default void layerNorm(float[] out, float[] mean, float[] rstd, float[] inp, float[] w, int wOff, float[] b, int bOff,
+                           int N, int C, float eps) {
+        LayerNorm.forward(out, mean, rstd, inp, w, wOff, b, bOff, N, C, eps);
+    }
+
+    /** dinp += LayerNorm's input gradient; dw, db (at the weights' offsets; null: frozen) accumulate. */
+    default void layerNormBackward(float[] dinp, float[] dout, float[] inp, float[] w, float[] dw, int wOff, float[] db, int bOff,
+                                   float[] mean, float[] rstd, int N, int C, float[] scratch) {
+        LayerNorm.backward(dinp, dout, inp, w, dw, wOff, db, bOff, mean, rstd, N, C, scratch);
+    }
+
+    /** out[i] = act(inp[i]) for i < n. */
+    default void activation(Activation act, float[] out, float[] inp, int n) { Gelu.forward(act, out, inp, n); }
+
+    /** dinp[i] = dout[i] * act'(inp[i]) (dinp may be dout). */
+    default void activationBackward(Activation act, float[] dinp, float[] inp, float[] dout, int n) { Gelu.backward(act, dinp, inp, dout, n); }
+
+    /** Causal self-attention on packed qkv[B,T,3C], probabilities kept in att (see {@link Attention#forward}). */
+    default void attention(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
+        Attention.forward(out, att, qkv, B, T, C, H, scaled, start);
+    }
+
+    default void attentionBackward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H, boolean scaled,
+                                   float[] scratch, int[] start) {
+        Attention.backward(dqkv, dout, qkv, att, B, T, C, H, scaled, scratch, start);
+    }
+
+    /** One head's attention over its KV cache for T new queries (see {@link Attention#forwardCached}; T = 1: decode). */
+    default void attentionCached(float[] out, int oOff, int ldo, float[] q, int qOff, int ldq, float[] k, float[] v, int base, int hs,
+                                 int past, int T, float scale, float[] scores) {
+        if (T == 1) Attention.decodeCached(out, oOff, q, qOff, k, v, base, hs, past + 1, scale, scores);
+        else Attention.forwardCached(out, oOff, ldo, q, qOff, ldq, k, v, base, hs, past, T, scale, scores);
+    }
+
+    /** acc[i] += x[i] for i < n: the residual connection. */
+    default void add(float[] acc, float[] x, int n) {
+        Parallel.forRange(n, (w, from, to) -> VecMath.axpy(1f, x, from, acc, from, to - from));
     }
 
     Kernels JAVA = new JavaKernels();

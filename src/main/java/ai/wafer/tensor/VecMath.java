@@ -95,4 +95,36 @@ public final class VecMath {
             FloatVector.fromArray(F, x, xo + i).fma(a, FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
         for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
     }
+
+    /** The largest of x[o, o + n). */
+    public static float max(float[] x, int o, int n) {
+        int i = 0, ub = F.loopBound(n);
+        FloatVector m = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        for (; i < ub; i += F.length()) m = m.max(FloatVector.fromArray(F, x, o + i));
+        float r = m.reduceLanes(VectorOperators.MAX);
+        for (; i < n; i++) r = Math.max(r, x[o + i]);
+        return r;
+    }
+
+    /** x[i] = exp(x[i] - shift); returns the sum. */
+    public static float expShiftSum(float[] x, int o, int n, float shift) {
+        int i = 0, ub = F.loopBound(n);
+        FloatVector acc = FloatVector.zero(F);
+        for (; i < ub; i += F.length()) {
+            FloatVector e = FloatVector.fromArray(F, x, o + i).sub(shift);
+            e = exp(e);
+            e.intoArray(x, o + i);
+            acc = acc.add(e);
+        }
+        float s = sum(acc);
+        for (; i < n; i++) { float e = (float) Math.exp(x[o + i] - shift); x[o + i] = e; s += e; }
+        return s;
+    }
+
+    /** x[o, o + n) *= a. */
+    public static void scale(float[] x, int o, int n, float a) {
+        int i = 0, ub = F.loopBound(n);
+        for (; i < ub; i += F.length()) FloatVector.fromArray(F, x, o + i).mul(a).intoArray(x, o + i);
+        for (; i < n; i++) x[o + i] *= a;
+    }
 }

@@ -1,5 +1,6 @@
 package ai.wafer.finetune;
 
+import ai.wafer.tensor.Activation;
 import ai.wafer.data.Batcher;
 import ai.wafer.data.Example;
 import ai.wafer.model.Gpt;
@@ -28,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * (LoRA's B and the adapters' up projections start at zero; (IA)3's scales at one).
  */
 class FinetuneGradCheckTest {
-    static final GptConfig CFG = new GptConfig(29, 16, 10, 2, 2, 23, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+    static final GptConfig CFG = new GptConfig(29, 16, 10, 2, 2, 23, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
 
     static Gpt base(long seed) {
         Gpt m = Gpt.init(CFG, seed);

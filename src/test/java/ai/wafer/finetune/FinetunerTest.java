@@ -1,5 +1,6 @@
 package ai.wafer.finetune;
 
+import ai.wafer.tensor.Activation;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Task;
@@ -16,7 +17,7 @@ class FinetunerTest {
 
     @Test
     void eachMethodLearnsAToyTask() {
-        GptConfig cfg = new GptConfig(31, 16, 32, 2, 2, 128, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+        GptConfig cfg = new GptConfig(31, 16, 32, 2, 2, 128, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
         TaskData train = toy(240, 1), dev = toy(60, 2);
         for (Peft.Kind kind : new Peft.Kind[] {Peft.Kind.FULL, Peft.Kind.LORA, Peft.Kind.ADAPTER, Peft.Kind.BITFIT}) {
             FinetuneModel fm = FinetuneModel.create(Gpt.init(cfg, 3), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(kind), 30, 4);
@@ -28,7 +29,7 @@ class FinetunerTest {
 
     @Test
     void earlyStoppingEndsARunThatStopsImproving() {
-        GptConfig cfg = new GptConfig(31, 16, 16, 1, 2, 64, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+        GptConfig cfg = new GptConfig(31, 16, 16, 1, 2, 64, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
         TaskData train = toy(64, 1), dev = toy(16, 2);
         FinetuneModel fm = FinetuneModel.create(Gpt.init(cfg, 3), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(Peft.Kind.FULL), 30, 4);
         // lr 0: the first evaluation is the best there will be; patience 2 stops the run at the third

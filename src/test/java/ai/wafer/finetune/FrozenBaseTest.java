@@ -1,5 +1,6 @@
 package ai.wafer.finetune;
 
+import ai.wafer.tensor.Activation;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
@@ -27,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * without gradients, and the file is untouched.
  */
 class FrozenBaseTest {
-    private static final GptConfig CFG = new GptConfig(31, 32, 32, 3, 2, 128, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+    private static final GptConfig CFG = new GptConfig(31, 32, 32, 3, 2, 128, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
 
     @Test
     void mappedBaseTrainsLikeAHeapBase(@TempDir Path dir) throws Exception {

@@ -1,5 +1,8 @@
 package ai.wafer.model;
 
+import ai.wafer.tensor.Activation;
+import ai.wafer.tensor.Gelu;
+import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Weights;
 
 import org.junit.jupiter.api.Test;
@@ -49,26 +52,32 @@ class GradCheckTest {
         int N = 5, C = 13;
         float[] x = rand(N * C, 1), w = rand(C, 1), b = rand(C, 1), r = rand(N * C, 1);
         float[] out = new float[N * C], mean = new float[N], rstd = new float[N];
-        DoubleSupplier L = () -> { LayerNorm.forward(out, mean, rstd, x, trainable(w), trainable(b), N, C, 1e-5f); return dot(out, r, N * C); };
+        // the gain and bias at offsets 3 and 5 of their arrays, as slices of a flat store are
+        float[] ws = new float[C + 3], bs = new float[C + 5], dws = new float[C + 3], dbs = new float[C + 5];
+        DoubleSupplier L = () -> {
+            System.arraycopy(w, 0, ws, 3, C);
+            System.arraycopy(b, 0, bs, 5, C);
+            Kernels.JAVA.layerNorm(out, mean, rstd, x, ws, 3, bs, 5, N, C, 1e-5f);
+            return dot(out, r, N * C);
+        };
         L.getAsDouble();
         float[] dx = new float[N * C];
-        Parameter pw = trainable(w), pb = trainable(b);
-        LayerNorm.backward(dx, r, x, pw, pb, mean, rstd, N, C, new float[ai.wafer.tensor.Parallel.threads() * 2 * C]);
-        float[] dw = pw.grad(), db = pb.grad();
+        Kernels.JAVA.layerNormBackward(dx, r, x, ws, dws, 3, dbs, 5, mean, rstd, N, C, new float[ai.wafer.tensor.Parallel.threads() * 2 * C]);
+        float[] dw = Arrays.copyOfRange(dws, 3, C + 3), db = Arrays.copyOfRange(dbs, 5, C + 5);
         check("layernorm dx", x, dx, L, 1e-2, 2e-2);
         check("layernorm dw", w, dw, L, 1e-2, 2e-2);
         check("layernorm db", b, db, L, 1e-2, 2e-2);
     }
 
     @ParameterizedTest
-    @EnumSource(GptConfig.Activation.class)
-    void activation(GptConfig.Activation act) {
+    @EnumSource(Activation.class)
+    void activation(Activation act) {
         int n = 37;
         float[] x = rand(n, 2), r = rand(n, 1), out = new float[n];
-        if (act == GptConfig.Activation.RELU) for (int i = 0; i < n; i++) if (Math.abs(x[i]) < 0.05f) x[i] = 0.5f; // kink
-        DoubleSupplier L = () -> { Gelu.forward(act, out, x, n); return dot(out, r, n); };
+        if (act == Activation.RELU) for (int i = 0; i < n; i++) if (Math.abs(x[i]) < 0.05f) x[i] = 0.5f; // kink
+        DoubleSupplier L = () -> { Kernels.JAVA.activation(act, out, x, n); return dot(out, r, n); };
         float[] dx = new float[n];
-        Gelu.backward(act, dx, x, r, n);
+        Kernels.JAVA.activationBackward(act, dx, x, r, n);
         check(act + " dx", x, dx, L, 1e-2, 2e-2);
     }
 
@@ -99,10 +108,10 @@ class GradCheckTest {
     void attention() {
         int B = 2, T = 5, C = 6, H = 2;
         float[] qkv = rand(B * T * 3 * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C], att = new float[B * H * T * T];
-        DoubleSupplier L = () -> { Attention.forward(out, att, qkv, B, T, C, H, true, null); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Kernels.JAVA.attention(out, att, qkv, B, T, C, H, true, null); return dot(out, r, B * T * C); };
         L.getAsDouble();
         float[] dqkv = new float[qkv.length];
-        Attention.backward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], null);
+        Kernels.JAVA.attentionBackward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], null);
         check("attention dqkv", qkv, dqkv, L, 1e-2, 2e-2);
     }
 
@@ -115,11 +124,11 @@ class GradCheckTest {
         int B = 3, T = 6, C = 6, H = 2;
         int[] start = {0, 2, 5};
         float[] qkv = rand(B * T * 3 * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C], att = new float[B * H * T * T];
-        DoubleSupplier L = () -> { Attention.forward(out, att, qkv, B, T, C, H, true, start); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Kernels.JAVA.attention(out, att, qkv, B, T, C, H, true, start); return dot(out, r, B * T * C); };
         L.getAsDouble();
         float[] dqkv = new float[qkv.length];
         Arrays.fill(dqkv, Float.NaN); // stale values must be overwritten, pads included
-        Attention.backward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], start);
+        Kernels.JAVA.attentionBackward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], start);
         check("attention left-padded dqkv", qkv, dqkv, L, 1e-2, 2e-2);
         for (int b = 0; b < B; b++)
             for (int t = 0; t < start[b]; t++) {
@@ -172,12 +181,12 @@ class GradCheckTest {
     /** ReLU's kink defeats finite differences through a whole model; its layer test above covers it. */
     @ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource({"GELU, true", "GELU_TANH, false"})
-    void wholeModel(GptConfig.Activation act, boolean tied) {
+    void wholeModel(Activation act, boolean tied) {
         // tiny matrices: on a busy machine the thread team's hand-offs cost far more than the work (seconds vs minutes)
         ai.wafer.tensor.Parallel.runSerially(() -> wholeModelSerial(act, tied));
     }
 
-    private void wholeModelSerial(GptConfig.Activation act, boolean tied) {
+    private void wholeModelSerial(Activation act, boolean tied) {
         // odd everything: C=10 (2 heads of 5), F=23, V=29, T=7
         GptConfig cfg = new GptConfig(29, 9, 10, 2, 2, 23, act, 1e-5f, true, tied, 0.02f, java.util.Map.of());
         Gpt m = Gpt.init(cfg, 3);

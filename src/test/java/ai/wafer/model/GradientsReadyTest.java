@@ -1,5 +1,6 @@
 package ai.wafer.model;
 
+import ai.wafer.tensor.Activation;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -18,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class GradientsReadyTest {
     @Test
     void layersAreAnnouncedTopDownWithFinalGradients() {
-        GptConfig cfg = new GptConfig(37, 16, 24, 3, 2, 64, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+        GptConfig cfg = new GptConfig(37, 16, 24, 3, 2, 64, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
         Gpt m = Gpt.init(cfg, 3);
         int B = 2, T = 8;
         int[] x = new int[B * T], y = new int[B * T];

@@ -1,5 +1,6 @@
 package ai.wafer.model;
 
+import ai.wafer.tensor.Activation;
 import ai.wafer.testutil.FiniteDifference;
 import org.junit.jupiter.api.Test;
 
@@ -17,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the pad token's embedding row is touched by the pads alone.
  */
 class LeftPaddingTest {
-    static final GptConfig CFG = new GptConfig(29, 12, 10, 2, 2, 23, GptConfig.Activation.GELU, 1e-5f, true, false, 0.02f, Map.of());
+    static final GptConfig CFG = new GptConfig(29, 12, 10, 2, 2, 23, Activation.GELU, 1e-5f, true, false, 0.02f, Map.of());
     static final int PAD = 28, V = 29;
     // row 0: 4 real tokens behind 3 pads; row 1: 7 real tokens
     static final int[] A = {3, 9, 4, 17}, B = {5, 6, 7, 8, 1, 2, 3}, START = {3, 0};

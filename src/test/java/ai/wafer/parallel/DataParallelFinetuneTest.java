@@ -1,5 +1,6 @@
 package ai.wafer.parallel;
 
+import ai.wafer.tensor.Activation;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
 import ai.wafer.model.Task;
@@ -28,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class DataParallelFinetuneTest {
     @TempDir Path tmp;
 
-    static final GptConfig CFG = new GptConfig(31, 16, 32, 2, 2, 128, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+    static final GptConfig CFG = new GptConfig(31, 16, 32, 2, 2, 128, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
     /** LoRA without dropout, on two targets. */
     static final Peft.Spec LORA = new Peft.Spec(Peft.Kind.LORA, new Lora.Config(4, 8, 0f, List.of("c_attn", "c_fc")), 0, 0, 0);
     /** The same with dropout: each rank draws, for its rows, the mask the one process draws for them. */

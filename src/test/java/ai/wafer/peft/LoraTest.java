@@ -1,5 +1,6 @@
 package ai.wafer.peft;
 
+import ai.wafer.tensor.Activation;
 import ai.wafer.WaferException;
 import ai.wafer.io.SafeTensors;
 import ai.wafer.model.Gpt;
@@ -24,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** LoRA: a zero B changes nothing, merging changes nothing, and the adapter files are PEFT's. */
 class LoraTest {
-    static final GptConfig CFG = new GptConfig(37, 16, 12, 2, 3, 40, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+    static final GptConfig CFG = new GptConfig(37, 16, 12, 2, 3, 40, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
     static final int B = 2, T = 9;
     static final int[] X = new Random(1).ints(B * T, 0, 37).toArray();
 
@@ -107,7 +108,7 @@ class LoraTest {
     void anAdapterForAnotherShapeIsRefused(@TempDir Path dir) {
         Gpt m = Gpt.init(CFG, 2);
         AdapterIo.save(dir, lora(m, 0f), "CAUSAL_LM", "x", List.of(), new ObjectMapper().createObjectNode());
-        GptConfig wider = new GptConfig(37, 16, 15, 2, 3, 40, GptConfig.Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
+        GptConfig wider = new GptConfig(37, 16, 15, 2, 3, 40, Activation.GELU, 1e-5f, true, true, 0.02f, Map.of());
         Gpt other = Gpt.init(wider, 2);
         Method back = AdapterIo.create(other, AdapterIo.info(dir), dir);
         var e = assertThrows(WaferException.class, () -> AdapterIo.loadTensors(dir, back, List.of()));

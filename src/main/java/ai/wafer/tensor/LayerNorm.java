@@ -1,6 +1,4 @@
-package ai.wafer.model;
-
-import ai.wafer.tensor.Parallel;
+package ai.wafer.tensor;
 
 /**
  * LayerNorm over the last dimension C, forward and backward side by side (as in llm.c).
@@ -9,11 +7,9 @@ import ai.wafer.tensor.Parallel;
 public final class LayerNorm {
     private LayerNorm() {}
 
-    /** out[N,C] = (inp - mean) * rstd * w + b; saves mean[N] and rstd[N] for the backward pass. */
-    public static void forward(float[] out, float[] mean, float[] rstd, float[] inp, Parameter wp, Parameter bp,
+    /** out[N,C] = (inp - mean) * rstd * w + b (w at wo, b at bo); saves mean[N] and rstd[N] for the backward pass. */
+    public static void forward(float[] out, float[] mean, float[] rstd, float[] inp, float[] w, int wo, float[] b, int bo,
                                int N, int C, float eps) {
-        float[] w = wp.data, b = bp.data;
-        int wo = wp.off, bo = bp.off;
         Parallel.forRange(N, (worker, from, to) -> {
             for (int i = from; i < to; i++) {
                 int o = i * C;
@@ -32,14 +28,12 @@ public final class LayerNorm {
     }
 
     /**
-     * dinp[N,C] += gradient through the normalisation; the gradients of a trainable gain wp and bias bp accumulate.
+     * dinp[N,C] += gradient through the normalisation; dw (at wo, as w) and db (at bo) accumulate, each skipped when null.
      * dw/db sums run over rows, so each worker keeps its own partial sums in {@code scratch}
      * ([threads, 2C]) and they are added in a fixed order: the result does not depend on timing.
      */
-    public static void backward(float[] dinp, float[] dout, float[] inp, Parameter wp, Parameter bp,
+    public static void backward(float[] dinp, float[] dout, float[] inp, float[] w, float[] dw, int wo, float[] db, int bo,
                                 float[] mean, float[] rstd, int N, int C, float[] scratch) {
-        float[] w = wp.data;
-        int wo = wp.off;
         int threads = Parallel.threads();
         java.util.Arrays.fill(scratch, 0, threads * 2 * C, 0f);
         Parallel.forRange(N, (worker, from, to) -> {
@@ -67,8 +61,8 @@ public final class LayerNorm {
         });
         for (int t = 0; t < threads; t++) {
             int so = t * 2 * C;
-            if (wp.trainable()) for (int c = 0, g = wp.off; c < C; c++) wp.grad()[g + c] += scratch[so + c];
-            if (bp.trainable()) for (int c = 0, g = bp.off; c < C; c++) bp.grad()[g + c] += scratch[so + C + c];
+            if (dw != null) for (int c = 0; c < C; c++) dw[wo + c] += scratch[so + c];
+            if (db != null) for (int c = 0; c < C; c++) db[bo + c] += scratch[so + C + c];
         }
     }
 }

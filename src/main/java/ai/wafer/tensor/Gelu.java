@@ -1,7 +1,5 @@
-package ai.wafer.model;
+package ai.wafer.tensor;
 
-import ai.wafer.tensor.Parallel;
-import ai.wafer.tensor.VecMath;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
@@ -33,7 +31,7 @@ public final class Gelu {
         ((FloatVector) v.convertShape(VectorOperators.D2F, S, 0)).intoArray(a, i);
     }
 
-    public static void forward(GptConfig.Activation act, float[] out, float[] inp, int n) {
+    public static void forward(Activation act, float[] out, float[] inp, int n) {
         Parallel.forRange(n, (w, from, to) -> {
             switch (act) {
                 case GELU -> exactForward(out, inp, from, to);
@@ -45,7 +43,7 @@ public final class Gelu {
     }
 
     /** dinp[i] = dout[i] * f'(inp[i]) (overwrites dinp; it may be the same array as dout). */
-    public static void backward(GptConfig.Activation act, float[] dinp, float[] inp, float[] dout, int n) {
+    public static void backward(Activation act, float[] dinp, float[] inp, float[] dout, int n) {
         Parallel.forRange(n, (w, from, to) -> {
             switch (act) {
                 case GELU -> exactBackward(dinp, inp, dout, from, to);
@@ -103,7 +101,7 @@ public final class Gelu {
     }
 
     /** The standard normal CDF, Phi(x) = erfc(-x / sqrt 2) / 2, accurate to ~1e-7 relative even in the tails. */
-    static double phi(double x) { return 0.5 * erfc(-x * SQRT_HALF); }
+    public static double phi(double x) { return 0.5 * erfc(-x * SQRT_HALF); }
 
     /**
      * Complementary error function by a Chebyshev-fitted exponential (fractional error below 1.2e-7

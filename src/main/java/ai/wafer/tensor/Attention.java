@@ -1,8 +1,5 @@
-package ai.wafer.model;
+package ai.wafer.tensor;
 
-import ai.wafer.tensor.Gemm;
-import ai.wafer.tensor.Parallel;
-import ai.wafer.tensor.VecMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -85,9 +82,8 @@ public final class Attention {
 
     /** x[o, o+n) = softmax of itself, with the same vector pieces as the loss: max, exp and sum, scale. */
     public static void softmax(float[] x, int o, int n) {
-        float max = CrossEntropy.max(x, o, n);
-        float sum = CrossEntropy.expShiftSum(x, o, n, max);
-        CrossEntropy.scale(x, o, n, 1f / sum);
+        float sum = VecMath.expShiftSum(x, o, n, VecMath.max(x, o, n));
+        VecMath.scale(x, o, n, 1f / sum);
     }
 
     /**
