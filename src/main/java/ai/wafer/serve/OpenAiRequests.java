@@ -181,12 +181,12 @@ final class OpenAiRequests {
         return v.asDouble();
     }
 
-    /** A number as the float it is used as: one that a float rounds to zero or infinity (1e-50, 1e39) is refused, not changed. */
+    /** A number as the float it is used as: one that a float holds only as a subnormal, zero or infinity (1e-40, 1e39) is refused, not changed. */
     static float real(JsonNode body, String f, double dflt) {
         double v = number(body, f, dflt);
         float x = (float) v;
         if (v != 0 && (Math.abs(x) < Float.MIN_NORMAL || Float.isInfinite(x)))
-            throw ApiException.bad(f + " = " + v + " is outside the range of a 32-bit float", f);
+            throw ApiException.bad(f + " = " + v + " is outside the normal range of a 32-bit float (1.2e-38 to 3.4e38)", f);
         return x;
     }
 

@@ -333,7 +333,8 @@ public final class WaferServer implements AutoCloseable {
      * Whether the client of a request waiting for its answer has closed the connection. Jetty reads nothing from a
      * connection while its request is handled, so this reads without blocking: end of stream or an error means gone.
      * A byte read is a request pipelined behind this one, which cannot be put back: the connection is then closed
-     * after this answer, as a server may close any connection (pipelined POSTs are rare).
+     * after this answer, as a server may close any connection (pipelined POSTs are rare). A client that half-closes
+     * its side after sending, which HTTP clients do not do, reads as gone too.
      */
     private static boolean gone(Context c) {
         EndPoint ep = Request.getBaseRequest(c.req()).getHttpChannel().getEndPoint();
