@@ -107,13 +107,8 @@ class ServerIsolationTest {
         int[] prompt = new int[POISON - 5];
         Arrays.fill(prompt, 464);
         // sampling with top_p, as in the issue: NaN probabilities once the row reaches the poisoned position
-        HttpResponse<String> bad = post("{\"prompt\": " + Arrays.toString(prompt)
-                + ", \"max_tokens\": 20, \"temperature\": 1, \"top_p\": 0.9, \"seed\": 1, \"stream\": true}").get(60, TimeUnit.SECONDS);
-        assertEquals(200, bad.statusCode(), bad.body());
-        List<String> badEvents = events(bad.body());
-        JsonNode error = JSON.readTree(badEvents.get(badEvents.size() - 2)).get("error");
-        assertNotNull(error, bad.body());
-        assertTrue(error.get("message").asText().contains("not finite"), error.toString());
+        var poisoned = post("{\"prompt\": " + Arrays.toString(prompt)
+                + ", \"max_tokens\": 20, \"temperature\": 1, \"top_p\": 0.9, \"seed\": 1, \"stream\": true}");
         for (int i = 0; i < n; i++) {
             HttpResponse<String> r = healthy.get(i).get(120, TimeUnit.SECONDS);
             assertEquals(200, r.statusCode(), r.body());
@@ -131,6 +126,12 @@ class ServerIsolationTest {
             assertEquals(want.text(), text.toString(), "stream " + i);
             assertEquals(want.finishReason().api, finish, "stream " + i);
         }
+        HttpResponse<String> bad = poisoned.get(60, TimeUnit.SECONDS);
+        assertEquals(200, bad.statusCode(), bad.body());
+        List<String> badEvents = events(bad.body());
+        JsonNode error = JSON.readTree(badEvents.get(badEvents.size() - 2)).get("error");
+        assertNotNull(error, bad.body());
+        assertTrue(error.get("message").asText().contains("not finite"), error.toString());
     }
 
     /** Issue 13, item 7: a non-streaming request whose client disconnects stops generating and frees its slot. */
