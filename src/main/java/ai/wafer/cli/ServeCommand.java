@@ -1,10 +1,13 @@
 package ai.wafer.cli;
 
+import ai.wafer.WaferException;
 import ai.wafer.generate.WeightType;
 import ai.wafer.serve.WaferServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -19,19 +22,16 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})") String dtype;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})") String host;
     @Option(names = "--port", defaultValue = "8000", description = "(default: ${DEFAULT-VALUE}; 0 picks a free one)") int port;
-    @Option(names = "--api-key", description = "require 'Authorization: Bearer KEY' (default: $WAFER_API_KEY, else none)") String apiKey;
+    @Option(names = "--api-key", description = "require 'Authorization: Bearer KEY' (default: $WAFER_API_KEY, else none; visible in ps: prefer --api-key-file)") String apiKey;
+    @Option(names = "--api-key-file", paramLabel = "FILE", description = "read the key from the first line of FILE") Path apiKeyFile;
     @Option(names = "--max-batch", defaultValue = "16", description = "sequences decoded together (default: ${DEFAULT-VALUE})") int maxBatch;
     @Option(names = "--max-queue", defaultValue = "64", description = "requests waiting beyond the batch before 429 (default: ${DEFAULT-VALUE})") int maxQueue;
     @Option(names = "--max-body-bytes", defaultValue = "1048576", description = "(default: ${DEFAULT-VALUE})") long maxBody;
     @Option(names = "--max-prompt-tokens", defaultValue = "0", description = "0 = the model's context") int maxPrompt;
     @Option(names = "--max-tokens", defaultValue = "1024", description = "largest max_tokens a request may ask (default: ${DEFAULT-VALUE})") int maxTokens;
 
-    @Override public Integer call() throws InterruptedException {
-        if (maxBatch < 1 || maxQueue < 1 || maxBody < 1 || maxTokens < 1 || maxPrompt < 0)
-            throw new IllegalArgumentException("--max-batch, --max-queue, --max-body-bytes and --max-tokens must be positive");
-        String key = apiKey != null ? apiKey : System.getenv("WAFER_API_KEY");
-        var cfg = new WaferServer.Config(host, port, key == null || key.isEmpty() ? null : key, maxBatch, maxQueue, maxBody,
-                maxPrompt == 0 ? Integer.MAX_VALUE : maxPrompt, maxTokens, 600);
+    @Override public Integer call() throws InterruptedException, IOException {
+        var cfg = config();
         // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
         WaferServer s = WaferServer.open(model, adapter, tokenizer, WeightType.parse(dtype), cfg);
         System.err.println("wafer serve: " + s.describe() + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
@@ -39,5 +39,21 @@ public final class ServeCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));
         stop.await();
         return 0;
+    }
+
+    /** The server's settings from the options, checked before the model is loaded. */
+    WaferServer.Config config() throws IOException {
+        if (maxBatch < 1 || maxQueue < 1 || maxBody < 1 || maxTokens < 1 || maxPrompt < 0)
+            throw new IllegalArgumentException("--max-batch, --max-queue, --max-body-bytes and --max-tokens must be positive");
+        if (port < 0 || port > 65535) throw new WaferException("--port " + port + " is not a port number (0 to 65535; 0 picks a free one)");
+        if (apiKey != null && apiKeyFile != null) throw new WaferException("give --api-key or --api-key-file, not both");
+        String key = apiKey != null ? apiKey : System.getenv("WAFER_API_KEY");
+        if (apiKeyFile != null) {
+            if (!Files.isRegularFile(apiKeyFile)) throw new WaferException("--api-key-file " + apiKeyFile + ": no such file");
+            key = Files.readString(apiKeyFile).lines().findFirst().orElse("").strip();
+            if (key.isEmpty()) throw new WaferException("--api-key-file " + apiKeyFile + ": the file is empty (its first line is the key)");
+        }
+        return new WaferServer.Config(host, port, key == null || key.isEmpty() ? null : key, maxBatch, maxQueue, maxBody,
+                maxPrompt == 0 ? Integer.MAX_VALUE : maxPrompt, maxTokens, 600);
     }
 }

@@ -1,5 +1,7 @@
 package ai.wafer.generate;
 
+import ai.wafer.WaferException;
+
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -46,7 +48,11 @@ public final class Sampler {
                 logits[off + t] = x > 0 ? x / rp : x * rp;
             }
         }
-        if (p.isGreedy()) return argmax(logits, off, V);
+        if (p.isGreedy()) {
+            int t = argmax(logits, off, V);
+            if (!Float.isFinite(logits[off + t])) throw notFinite(); // NaN wins no comparison, so a NaN row picks its first entry
+            return t;
+        }
         int m = p.topK() > 0 && p.topK() < V ? topK(logits, off, p.topK()) : all();
         // softmax over the candidates at the given temperature
         float max = Float.NEGATIVE_INFINITY;
@@ -58,6 +64,7 @@ public final class Sampler {
             prob[j] = e;
             sum += e;
         }
+        if (!Double.isFinite(sum)) throw notFinite(); // a NaN or infinite logit: no distribution to sample from
         float inv = (float) (1.0 / sum);
         for (int j = 0; j < m; j++) prob[j] *= inv;
         if (p.topP() < 1f) m = nucleus(m, p.topP());
@@ -70,6 +77,10 @@ public final class Sampler {
             if (r < 0) return idx[j];
         }
         return idx[m - 1]; // rounding left a sliver
+    }
+
+    private static WaferException notFinite() {
+        return new WaferException("the next token's probabilities are not finite: the model's logits hold NaN or infinity");
     }
 
     /** The index of the largest value (the first of equals), as torch.argmax. */

@@ -25,17 +25,29 @@ public record SamplingParams(int maxNewTokens, float temperature, int topK, floa
     public SamplingParams {
         stop = List.copyOf(stop);
         stopTokens = List.copyOf(stopTokens);
-        check(maxNewTokens >= 0, "max new tokens must not be negative, got " + maxNewTokens);
-        check(temperature >= 0 && Float.isFinite(temperature), "temperature must be a finite number >= 0, got " + temperature);
-        check(topK >= 0, "top-k must not be negative, got " + topK);
-        check(topP > 0 && topP <= 1, "top-p must be in (0, 1], got " + topP);
-        check(minP >= 0 && minP <= 1, "min-p must be in [0, 1], got " + minP);
-        check(repetitionPenalty > 0 && Float.isFinite(repetitionPenalty), "repetition penalty must be > 0, got " + repetitionPenalty);
-        check(numBeams >= 1, "the number of beams must be at least 1, got " + numBeams);
-        for (String s : stop) check(!s.isEmpty(), "stop strings must not be empty");
+        check(maxNewTokens >= 0, "max_tokens", "must not be negative, got " + maxNewTokens);
+        // below 0.01 (vLLM's floor too) 1/T overflows for subnormal T and the probabilities become NaN; above 2 is noise
+        check(temperature == 0 || temperature >= 0.01f && temperature <= 2, "temperature", "must be 0 (greedy) or in [0.01, 2], got " + temperature);
+        check(topK >= 0, "top_k", "must not be negative, got " + topK);
+        check(topP > 0 && topP <= 1, "top_p", "must be in (0, 1], got " + topP);
+        check(minP >= 0 && minP <= 1, "min_p", "must be in [0, 1], got " + minP);
+        // a tiny penalty multiplies logits to infinity: 0.01 and 100 already change them a hundredfold
+        check(repetitionPenalty >= 0.01f && repetitionPenalty <= 100, "repetition_penalty", "must be in [0.01, 100], got " + repetitionPenalty);
+        check(numBeams >= 1, "num_beams", "must be at least 1, got " + numBeams);
+        for (String s : stop) check(!s.isEmpty(), "stop", "strings must not be empty");
     }
 
-    private static void check(boolean ok, String msg) { if (!ok) throw new WaferException(msg); }
+    /** A parameter out of its range: {@code field} is its name (the OpenAI API's, as the server answers it). */
+    public static final class Invalid extends WaferException {
+        public final String field;
+
+        Invalid(String field, String message) {
+            super(field + " " + message);
+            this.field = field;
+        }
+    }
+
+    private static void check(boolean ok, String field, String msg) { if (!ok) throw new Invalid(field, msg); }
 
     /** Greedy decoding of up to n tokens, no stops. */
     public static SamplingParams greedy(int n) {

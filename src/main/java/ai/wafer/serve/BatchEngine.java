@@ -1,5 +1,6 @@
 package ai.wafer.serve;
 
+import ai.wafer.WaferException;
 import ai.wafer.model.KvCache;
 import ai.wafer.generate.FinishReason;
 import ai.wafer.generate.InferenceModel;
@@ -33,6 +34,8 @@ final class BatchEngine implements AutoCloseable {
         final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
         final long submitted = System.nanoTime();
         volatile boolean cancelled;
+        /** Set by the engine's thread when this request failed alone. */
+        boolean failed;
         volatile long firstToken;
         Sequence seq;
 
@@ -95,15 +98,23 @@ final class BatchEngine implements AutoCloseable {
                 long t = System.nanoTime();
                 for (int i = 0; i < n; i++) { caches[i] = active.get(i).seq.cache(); last[i] = active.get(i).seq.last(); }
                 model.decode(caches, last, n, logits);
-                for (int i = 0; i < n; i++) active.get(i).seq.accept(logits, i * V);
+                // each row picks its own token: one row's failure (NaN logits, say) ends that request only
+                for (int i = 0; i < n; i++) {
+                    Job x = active.get(i);
+                    try {
+                        x.seq.accept(logits, i * V);
+                    } catch (RuntimeException e) {
+                        fail(x, e);
+                    }
+                }
                 metrics.busyNanos.addAndGet(System.nanoTime() - t);
                 metrics.decodeSteps.incrementAndGet();
-                active.removeIf(x -> x.seq.done() && finish(x));
+                active.removeIf(x -> x.failed || x.seq.done() && finish(x));
                 activeCount = active.size();
             } catch (InterruptedException e) {
                 break;
             } catch (RuntimeException e) {
-                // a failure in a step is not any one request's fault: fail them all and carry on
+                // a failure of the shared step itself is not any one request's fault: fail them all and carry on
                 for (Job x : active) x.events.add(new Failed("generation failed: " + e));
                 active.clear();
                 activeCount = 0;
@@ -126,9 +137,15 @@ final class BatchEngine implements AutoCloseable {
             metrics.promptTokens.addAndGet(j.prompt.length);
             if (j.seq.done()) finish(j); else active.add(j);
         } catch (RuntimeException e) {
-            metrics.errors.incrementAndGet();
-            j.events.add(new Failed(e.getMessage()));
+            fail(j, e);
         }
+    }
+
+    /** Ends one request with an error; the loop drops it from the batch. */
+    private void fail(Job j, RuntimeException e) {
+        j.failed = true;
+        metrics.errors.incrementAndGet();
+        j.events.add(new Failed("generation failed: " + (e instanceof WaferException ? e.getMessage() : e.toString())));
     }
 
     private boolean finish(Job j) {

@@ -1,6 +1,5 @@
 package ai.wafer.serve;
 
-import ai.wafer.WaferException;
 import ai.wafer.data.ChatReader;
 import ai.wafer.generate.ChatTemplate;
 import ai.wafer.generate.SamplingParams;
@@ -14,7 +13,8 @@ import java.util.Set;
 
 /**
  * Reads OpenAI-style completion and chat requests into a prompt and sampling parameters, checking
- * every field's type and range so that bad input becomes a 400 naming the field, never a 500.
+ * every field's type and range (the sampling ranges are {@link SamplingParams}') so that bad input
+ * becomes a 400 naming the field, never a 500.
  * Beyond OpenAI's fields: {@code top_k}, {@code min_p}, {@code repetition_penalty}.
  */
 final class OpenAiRequests {
@@ -53,7 +53,7 @@ final class OpenAiRequests {
         if (body.hasNonNull("suffix")) throw ApiException.bad("suffix is not supported", "suffix");
         int bestOf = integer(body, "best_of", 1);
         if (bestOf != 1) throw ApiException.bad("best_of must be 1", "best_of");
-        return finish(body, tok, prompt, lim, integerOrNull(body, "max_tokens"), 16, List.of());
+        return finish(body, tok, prompt, "prompt", lim, integerOrNull(body, "max_tokens"), 16, List.of());
     }
 
     static Parsed chat(ObjectNode body, Tokenizer tok, Limits lim) {
@@ -77,7 +77,7 @@ final class OpenAiRequests {
         Integer max = integerOrNull(body, "max_completion_tokens");
         if (max == null) max = integerOrNull(body, "max_tokens");
         int[] prompt = ChatTemplate.render(tok, list);
-        return finish(body, tok, prompt, lim, max, -1, ChatTemplate.STOPS);
+        return finish(body, tok, prompt, "messages", lim, max, -1, ChatTemplate.STOPS);
     }
 
     /** Message content: a string, or an array of {type: text, text} parts. */
@@ -96,13 +96,14 @@ final class OpenAiRequests {
         throw ApiException.bad(where + " must be a string", where);
     }
 
-    private static Parsed finish(ObjectNode body, Tokenizer tok, int[] prompt, Limits lim, Integer maxTokens, int dflt,
-                                 List<String> extraStops) {
-        if (prompt.length == 0) throw ApiException.bad("the prompt is empty", "prompt");
+    /** The checks and parameters common to both endpoints; {@code promptField} is where the prompt came from (prompt, messages). */
+    private static Parsed finish(ObjectNode body, Tokenizer tok, int[] prompt, String promptField, Limits lim, Integer maxTokens,
+                                 int dflt, List<String> extraStops) {
+        if (prompt.length == 0) throw ApiException.bad("the prompt is empty", promptField);
         if (prompt.length > lim.maxPromptTokens() || prompt.length >= lim.context())
             throw new ApiException(400, "the prompt has " + prompt.length + " tokens, more than this server allows ("
                     + Math.min(lim.maxPromptTokens(), lim.context() - 1) + "; the model's context is " + lim.context() + ")",
-                    "messages", "context_length_exceeded");
+                    promptField, "context_length_exceeded");
         int room = lim.context() - prompt.length;
         int max;
         if (maxTokens == null) max = Math.min(dflt < 0 ? room : dflt, Math.min(room, lim.maxTokens()));
@@ -124,16 +125,10 @@ final class OpenAiRequests {
         if (body.hasNonNull("logit_bias") && !body.get("logit_bias").isEmpty()) throw ApiException.bad("logit_bias is not supported", "logit_bias");
         if (body.has("user") && !body.get("user").isTextual() && !body.get("user").isNull()) throw ApiException.bad("user must be a string", "user");
         if (body.has("model") && !body.get("model").isTextual() && !body.get("model").isNull()) throw ApiException.bad("model must be a string", "model");
-        double temperature = number(body, "temperature", 1);
-        if (temperature < 0 || temperature > 2) throw ApiException.bad("temperature must be in [0, 2], got " + temperature, "temperature");
-        double topP = number(body, "top_p", 1);
-        if (!(topP > 0 && topP <= 1)) throw ApiException.bad("top_p must be in (0, 1], got " + topP, "top_p");
+        // types here; ranges in SamplingParams, the one check of sampling parameters, whose refusal names the field
+        float temperature = real(body, "temperature", 1), topP = real(body, "top_p", 1), minP = real(body, "min_p", 0);
+        float rep = real(body, "repetition_penalty", 1);
         int topK = integer(body, "top_k", 0);
-        if (topK < 0) throw ApiException.bad("top_k must not be negative", "top_k");
-        double minP = number(body, "min_p", 0);
-        if (minP < 0 || minP > 1) throw ApiException.bad("min_p must be in [0, 1]", "min_p");
-        double rep = number(body, "repetition_penalty", 1);
-        if (!(rep > 0)) throw ApiException.bad("repetition_penalty must be > 0", "repetition_penalty");
         List<String> stops = new ArrayList<>(extraStops);
         JsonNode s = body.get("stop");
         if (s != null && !s.isNull()) {
@@ -155,10 +150,9 @@ final class OpenAiRequests {
         if (body.hasNonNull("stream_options") && !body.get("stream_options").isObject()) throw ApiException.bad("stream_options must be an object", "stream_options");
         List<Integer> stopIds = tok != null && tok.eot() >= 0 ? List.of(tok.eot()) : List.of();
         try {
-            return new Parsed(prompt, new SamplingParams(max, (float) temperature, topK, (float) topP, (float) minP, (float) rep,
-                    stops, stopIds, seed, 1), stream);
-        } catch (WaferException e) {
-            throw ApiException.bad(e.getMessage(), null);
+            return new Parsed(prompt, new SamplingParams(max, temperature, topK, topP, minP, rep, stops, stopIds, seed, 1), stream);
+        } catch (SamplingParams.Invalid e) {
+            throw ApiException.bad(e.getMessage(), e.field);
         }
     }
 
@@ -185,6 +179,15 @@ final class OpenAiRequests {
         if (v == null || v.isNull()) return dflt;
         if (!v.isNumber() || !Double.isFinite(v.asDouble())) throw ApiException.bad(f + " must be a number, got " + v, f);
         return v.asDouble();
+    }
+
+    /** A number as the float it is used as: one that a float holds only as a subnormal, zero or infinity (1e-40, 1e39) is refused, not changed. */
+    static float real(JsonNode body, String f, double dflt) {
+        double v = number(body, f, dflt);
+        float x = (float) v;
+        if (v != 0 && (Math.abs(x) < Float.MIN_NORMAL || Float.isInfinite(x)))
+            throw ApiException.bad(f + " = " + v + " is outside the normal range of a 32-bit float (1.2e-38 to 3.4e38)", f);
+        return x;
     }
 
     static int integer(JsonNode body, String f, int dflt) {

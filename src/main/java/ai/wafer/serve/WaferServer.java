@@ -1,5 +1,6 @@
 package ai.wafer.serve;
 
+import ai.wafer.WaferException;
 import ai.wafer.eval.EntitySpans;
 import ai.wafer.model.Task;
 import ai.wafer.generate.LoadedModel;
@@ -9,6 +10,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.Javalin;
 import io.javalin.http.Context;
+import io.javalin.security.RouteRole;
+import org.eclipse.jetty.io.EndPoint;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.util.BufferUtil;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -18,6 +23,7 @@ import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -49,6 +55,13 @@ public final class WaferServer implements AutoCloseable {
     private final OpenAiRequests.Limits limits;
     private final Javalin app;
     private final long created = System.currentTimeMillis() / 1000;
+    /** Classification requests admitted: one running (the model takes one text at a time) and up to maxQueue waiting, beyond which 429, as for generation. */
+    private final Semaphore classifierSlots;
+    /** How often a non-streaming request looks whether its client is still there. */
+    private static final long PROBE_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+
+    /** Routes anyone may use; every other route needs the API key (routes, not path strings: Jetty and Javalin decide the match). */
+    private enum Access implements RouteRole { OPEN }
 
     /** A language-model server: completions and chat completions. */
     public WaferServer(LoadedModel lm, Config cfg) { this(lm, null, cfg); }
@@ -74,20 +87,21 @@ public final class WaferServer implements AutoCloseable {
         limits = lm == null ? null
                 : new OpenAiRequests.Limits(lm.model().contextLength(), lm.model().vocabSize(), cfg.maxPromptTokens(), cfg.maxTokens());
         engine = lm == null ? null : new BatchEngine(lm.model(), lm.tokenizer(), cfg.maxBatch(), cfg.maxQueue(), metrics);
+        classifierSlots = new Semaphore(cfg.maxQueue() + 1);
         app = Javalin.create(c -> {
             c.showJavalinBanner = false;
             c.useVirtualThreads = true;
             c.http.disableCompression();
             c.http.maxRequestSize = cfg.maxBodyBytes();
         });
-        app.before(ctx1 -> {
-            String p = ctx1.path();
-            if (p.startsWith("/v1/") || p.equals("/metrics")) metrics.requests.incrementAndGet();
-            if (cfg.apiKey() != null && (p.startsWith("/v1/") || p.equals("/metrics"))) authorize(ctx1);
+        app.beforeMatched(c -> {
+            if (c.routeRoles().contains(Access.OPEN)) return;
+            metrics.requests.incrementAndGet();
+            if (cfg.apiKey() != null) authorize(c);
         });
-        app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page()));
+        app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page()), Access.OPEN);
         app.get("/health", c -> c.json(obj().put("status", "ok").put("model", name)
-                .put("queued", queued()).put("active", active())));
+                .put("queued", queued()).put("active", active())), Access.OPEN);
         app.get("/metrics", c -> c.json(metrics.snapshot(queued(), active())));
         app.get("/v1/models", c -> {
             ObjectNode o = obj().put("object", "list");
@@ -109,12 +123,36 @@ public final class WaferServer implements AutoCloseable {
         });
         app.error(404, c -> { if (c.result() == null || !c.result().contains("\"error\"")) error(c, new ApiException(404, "no route " + c.method() + " " + c.path(), null, "not_found")); });
         app.error(405, c -> error(c, new ApiException(405, "method " + c.method() + " not allowed on " + c.path(), null, "method_not_allowed")));
-        app.start(cfg.host(), cfg.port());
+        try {
+            app.start(cfg.host(), cfg.port());
+        } catch (RuntimeException e) { // the port is taken, out of range, or the host unknown
+            close();
+            Throwable root = e;
+            while (root.getCause() != null) root = root.getCause();
+            throw new WaferException("cannot listen on " + cfg.host() + ":" + cfg.port() + ": "
+                    + (root.getMessage() != null ? root.getMessage() : root.toString()), e);
+        }
     }
 
-    private int queued() { return engine == null ? 0 : engine.queued(); }
+    private int classifying() { return cfg.maxQueue() + 1 - classifierSlots.availablePermits(); }
 
-    private int active() { return engine == null ? 0 : engine.active(); }
+    private int queued() { return engine != null ? engine.queued() : Math.max(0, classifying() - 1); }
+
+    private int active() { return engine != null ? engine.active() : Math.min(1, classifying()); }
+
+    private ApiException busy() {
+        return new ApiException(429, "the server is busy (" + cfg.maxQueue() + " requests queued); retry later", null, "queue_full");
+    }
+
+    /** Runs one classification request in a free slot, or refuses it with 429. */
+    private void admitted(Runnable work) {
+        if (!classifierSlots.tryAcquire()) throw busy();
+        try {
+            work.run();
+        } finally {
+            classifierSlots.release();
+        }
+    }
 
     /** The port listened on (useful with port 0). */
     public int port() { return app.port(); }
@@ -141,7 +179,7 @@ public final class WaferServer implements AutoCloseable {
 
     /** Reads at most maxBodyBytes and parses a JSON object. */
     private ObjectNode body(Context c) throws IOException {
-        long declared = c.contentLength();
+        long declared = c.req().getContentLengthLong(); // contentLength() is an int: -1 past 2 GB, and the read would wait for it
         if (declared > cfg.maxBodyBytes()) throw new ApiException(413, "request body of " + declared + " bytes exceeds the limit of " + cfg.maxBodyBytes(), null, "request_too_large");
         byte[] bytes;
         try (InputStream in = c.req().getInputStream()) {
@@ -222,12 +260,14 @@ public final class WaferServer implements AutoCloseable {
         List<String> texts = inputs(body(c), Task.SEQUENCE_CLASSIFICATION);
         ObjectNode o = obj().put("object", "list").put("model", name);
         var data = o.putArray("data");
-        for (int i = 0; i < texts.size(); i++) {
-            Classifier.Classified r = cls.classify(texts.get(i));
-            ObjectNode d = data.addObject().put("index", i).put("label", r.label());
-            ObjectNode p = d.putObject("probabilities");
-            r.probabilities().forEach(p::put);
-        }
+        admitted(() -> {
+            for (int i = 0; i < texts.size(); i++) {
+                Classifier.Classified r = cls.classify(texts.get(i));
+                ObjectNode d = data.addObject().put("index", i).put("label", r.label());
+                ObjectNode p = d.putObject("probabilities");
+                r.probabilities().forEach(p::put);
+            }
+        });
         c.json(o);
     }
 
@@ -236,17 +276,19 @@ public final class WaferServer implements AutoCloseable {
         List<List<String>> texts = tagWords(body(c));
         ObjectNode o = obj().put("object", "list").put("model", name);
         var data = o.putArray("data");
-        for (int i = 0; i < texts.size(); i++) {
-            Classifier.Tagged r = cls.tag(texts.get(i));
-            ObjectNode d = data.addObject().put("index", i);
-            r.tokens().forEach(d.putArray("tokens")::add);
-            r.tags().forEach(d.putArray("tags")::add);
-            if (r.entities() == null) continue;
-            var es = d.putArray("entities");
-            for (EntitySpans.Entity e : r.entities())
-                es.addObject().put("type", e.type()).put("start", e.start()).put("end", e.end())
-                        .put("text", String.join(" ", r.tokens().subList(e.start(), e.end() + 1)));
-        }
+        admitted(() -> {
+            for (int i = 0; i < texts.size(); i++) {
+                Classifier.Tagged r = cls.tag(texts.get(i));
+                ObjectNode d = data.addObject().put("index", i);
+                r.tokens().forEach(d.putArray("tokens")::add);
+                r.tags().forEach(d.putArray("tags")::add);
+                if (r.entities() == null) continue;
+                var es = d.putArray("entities");
+                for (EntitySpans.Entity e : r.entities())
+                    es.addObject().put("type", e.type()).put("start", e.start()).put("end", e.end())
+                            .put("text", String.join(" ", r.tokens().subList(e.start(), e.end() + 1)));
+            }
+        });
         c.json(o);
     }
 
@@ -261,27 +303,56 @@ public final class WaferServer implements AutoCloseable {
             c.header("X-Wafer-Model", name);
         }
         BatchEngine.Job job = new BatchEngine.Job(p.prompt(), p.params());
-        if (!engine.submit(job)) throw new ApiException(429, "the server is busy (" + cfg.maxQueue() + " requests queued); retry later", null, "queue_full");
+        if (!engine.submit(job)) throw busy();
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
         long createdAt = System.currentTimeMillis() / 1000;
         if (p.stream()) stream(c, job, chat, id, createdAt);
         else whole(c, job, chat, id, createdAt);
     }
 
-    private BatchEngine.Event next(BatchEngine.Job job) throws InterruptedException {
-        BatchEngine.Event e = job.events.poll(cfg.requestTimeoutSeconds(), TimeUnit.SECONDS);
-        if (e == null) {
-            job.cancelled = true;
-            throw new ApiException(504, "generation timed out", null, "timeout");
+    /**
+     * The job's next event; or null when {@code client} (a non-streaming request, which writes nothing until the end;
+     * null for a stream, whose writes fail when its client goes) has closed its connection: then the job is cancelled,
+     * freeing its slot.
+     */
+    private BatchEngine.Event next(BatchEngine.Job job, Context client) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(cfg.requestTimeoutSeconds());
+        for (long left; (left = deadline - System.nanoTime()) > 0; ) {
+            BatchEngine.Event e = job.events.poll(client == null ? left : Math.min(left, PROBE_NANOS), TimeUnit.NANOSECONDS);
+            if (client != null && gone(client)) { // one non-blocking read per token: microseconds against a decode step's milliseconds
+                job.cancelled = true;
+                return null;
+            }
+            if (e != null) return e;
         }
-        return e;
+        job.cancelled = true;
+        throw new ApiException(504, "generation timed out", null, "timeout");
+    }
+
+    /**
+     * Whether the client of a request waiting for its answer has closed the connection. Jetty reads nothing from a
+     * connection while its request is handled, so this reads without blocking: end of stream or an error means gone.
+     * A byte read is a request pipelined behind this one, which cannot be put back: the connection is then closed
+     * after this answer, as a server may close any connection (pipelined POSTs are rare). A client that half-closes
+     * its side after sending, which HTTP clients do not do, reads as gone too.
+     */
+    private static boolean gone(Context c) {
+        EndPoint ep = Request.getBaseRequest(c.req()).getHttpChannel().getEndPoint();
+        try {
+            int n = ep.fill(BufferUtil.allocate(64));
+            if (n > 0) c.header("Connection", "close");
+            return n < 0;
+        } catch (IOException e) {
+            return true;
+        }
     }
 
     private void whole(Context c, BatchEngine.Job job, boolean chat, String id, long createdAt) throws InterruptedException {
         StringBuilder text = new StringBuilder();
         while (true) {
-            BatchEngine.Event e = next(job);
+            BatchEngine.Event e = next(job, c);
             switch (e) {
+                case null -> { return; } // nobody to answer
                 case BatchEngine.Delta d -> text.append(d.text());
                 case BatchEngine.Failed f -> throw new ApiException(500, f.message(), null, null);
                 case BatchEngine.Done d -> {
@@ -308,7 +379,7 @@ public final class WaferServer implements AutoCloseable {
             String object = chat ? "chat.completion.chunk" : "text_completion";
             if (chat) send(out, chunk(object, id, createdAt, chat, null, null, true));
             BatchEngine.Event e;
-            while ((e = next(job)) instanceof BatchEngine.Delta d) send(out, chunk(object, id, createdAt, chat, d.text(), null, false));
+            while ((e = next(job, null)) instanceof BatchEngine.Delta d) send(out, chunk(object, id, createdAt, chat, d.text(), null, false));
             if (e instanceof BatchEngine.Failed f) {
                 ObjectNode err = obj();
                 err.putObject("error").put("message", f.message()).put("type", "server_error");

@@ -57,4 +57,33 @@ class SamplerTest {
         assertEquals(-2f, l[1]);
         assertEquals(1.5f, l[2]);
     }
+
+    /** Issue 13, item 6: logits that give no probabilities (NaN, infinity) are an error of this sequence, never a token. */
+    @Test void nonFiniteLogitsAreAnErrorNotAToken() {
+        float[] nan = {Float.NaN, Float.NaN, Float.NaN, Float.NaN};
+        float[] inf = {0f, Float.POSITIVE_INFINITY, 1f, 2f};
+        for (SamplingParams p : List.of(params(1f, 0, 0.9f, 0f, 1f, 1), params(1f, 0, 1f, 0f, 1f, 1), params(0.7f, 2, 1f, 0.1f, 1.2f, 1),
+                params(0f, 0, 1f, 0f, 1f, 1))) {
+            for (float[] x : List.of(nan, inf)) {
+                var e = assertThrows(ai.wafer.WaferException.class, () -> new Sampler(p, 4).next(x.clone(), 0, new int[] {1}, 1), p.toString());
+                assertTrue(e.getMessage().contains("not finite"), e.getMessage());
+            }
+        }
+    }
+
+    /** Issue 13, item 6: sampling parameters outside sane ranges are refused, naming the field (subnormal values included). */
+    @Test void samplingParametersOutsideSaneRangesAreRefusedByName() {
+        record Case(String field, Runnable make) {}
+        for (Case c : List.of(new Case("temperature", () -> params(1e-40f, 0, 1f, 0f, 1f, 1)), new Case("temperature", () -> params(0.005f, 0, 1f, 0f, 1f, 1)),
+                new Case("temperature", () -> params(2.5f, 0, 1f, 0f, 1f, 1)), new Case("temperature", () -> params(Float.NaN, 0, 1f, 0f, 1f, 1)),
+                new Case("repetition_penalty", () -> params(1f, 0, 1f, 0f, 1e-40f, 1)), new Case("repetition_penalty", () -> params(1f, 0, 1f, 0f, 101f, 1)),
+                new Case("top_p", () -> params(1f, 0, 0f, 0f, 1f, 1)), new Case("top_p", () -> params(1f, 0, Float.NaN, 0f, 1f, 1)),
+                new Case("min_p", () -> params(1f, 0, 1f, 1.5f, 1f, 1)), new Case("top_k", () -> params(1f, -1, 1f, 0f, 1f, 1)))) {
+            var e = assertThrows(SamplingParams.Invalid.class, c.make()::run, c.field());
+            assertEquals(c.field(), e.field);
+        }
+        params(0f, 0, 1f, 0f, 1f, 1); // greedy, and the edges of each range, are fine
+        params(0.01f, 0, 1e-3f, 1f, 0.01f, 1);
+        params(2f, 5, 1f, 0f, 100f, 1);
+    }
 }

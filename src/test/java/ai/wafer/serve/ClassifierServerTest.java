@@ -202,4 +202,37 @@ class ClassifierServerTest {
         assertError(post(tagger, "/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}"), 400);
         assertEquals(200, post(tagger, "/v1/tag", "{\"input\": \"still fine\"}").statusCode());
     }
+
+    /**
+     * Issue 13, item 8: /v1/classify and /v1/tag have the completions' back-pressure. With --max-queue 1, one request
+     * runs and one waits; while the model is busy (the test holds it) the others are answered 429 at once, and the
+     * two admitted ones are answered when it is free.
+     */
+    @Test void classifyAndTagAnswer429WhenTheirQueueIsFull() throws Exception {
+        for (Path dir : new Path[] {clsDir, tagDir}) {
+            Classifier c = Classifier.load(dir, null, null);
+            String path = c.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag";
+            try (WaferServer s = new WaferServer(c, new WaferServer.Config("127.0.0.1", 0, null, 16, 1, 1 << 20, Integer.MAX_VALUE, 64, 60))) {
+                List<java.util.concurrent.CompletableFuture<HttpResponse<String>>> fs = new ArrayList<>();
+                synchronized (c) { // the model is busy
+                    for (int i = 0; i < 5; i++)
+                        fs.add(http.sendAsync(HttpRequest.newBuilder(URI.create(s.url() + path)).header("Content-Type", "application/json")
+                                .POST(HttpRequest.BodyPublishers.ofString("{\"input\": \"Paris is in France\"}")).build(), HttpResponse.BodyHandlers.ofString()));
+                    long deadline = System.nanoTime() + 20_000_000_000L;
+                    while (fs.stream().filter(java.util.concurrent.Future::isDone).count() < 3) {
+                        assertTrue(System.nanoTime() < deadline, path + ": no request was refused while the model was busy");
+                        Thread.sleep(5);
+                    }
+                    for (var f : fs) if (f.isDone()) {
+                        assertError(f.get(), 429);
+                        assertEquals("queue_full", JSON.readTree(f.get().body()).at("/error/code").asText());
+                    }
+                }
+                int ok = 0;
+                for (var f : fs) if (f.get(20, java.util.concurrent.TimeUnit.SECONDS).statusCode() == 200) ok++;
+                assertEquals(2, ok, path);
+                assertEquals(200, post(s, path, "{\"input\": \"Paris\"}").statusCode()); // and the slots are free again
+            }
+        }
+    }
 }

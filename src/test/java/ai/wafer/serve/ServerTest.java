@@ -15,10 +15,14 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -154,6 +158,98 @@ class ServerTest {
         assertError(post("/v1/tag", "{\"input\": \"Paris is in France\"}"), 400);
         // the server still works afterwards
         assertEquals(200, post("/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 2}").statusCode());
+    }
+
+    /** Issue 13, item 6: sampling parameters outside sane ranges are refused with a 400 that names the field. */
+    @Test void samplingParametersOutOfRangeAreRefusedByName() throws Exception {
+        String[][] cases = {{"temperature", "1e-40"}, {"temperature", "1e-50"}, {"temperature", "0.001"}, {"temperature", "3"},
+                {"repetition_penalty", "1e-40"}, {"repetition_penalty", "0"}, {"repetition_penalty", "1000"},
+                {"top_p", "1e-40"}, {"top_p", "0"}, {"top_p", "1.5"}, {"min_p", "-0.1"}, {"top_k", "-1"}, {"max_tokens", "-1"}};
+        for (String[] c : cases) {
+            HttpResponse<String> r = post("/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 4, \"top_p\": 0.9, \"" + c[0] + "\": " + c[1] + "}");
+            assertError(r, 400);
+            assertEquals(c[0], JSON.readTree(r.body()).at("/error/param").asText(), c[0] + " = " + c[1] + ": " + r.body());
+        }
+        HttpResponse<String> chat = post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"temperature\": 1e-40}");
+        assertError(chat, 400);
+        assertEquals("temperature", JSON.readTree(chat.body()).at("/error/param").asText());
+        // the edges of the ranges are accepted
+        assertEquals(200, post("/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 2, \"temperature\": 0.01, \"repetition_penalty\": 0.01, \"top_p\": 1e-3, \"seed\": 1}").statusCode());
+        assertEquals(200, post("/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 2, \"temperature\": 2, \"repetition_penalty\": 100, \"seed\": 1}").statusCode());
+    }
+
+    /** Issue 13, item 21: a prompt too long for the context names the field it came in: prompt, or messages for chat. */
+    @Test void contextLengthErrorsNameTheFieldOfThePrompt() throws Exception {
+        HttpResponse<String> completion = post("/v1/completions", "{\"prompt\": \"" + "word ".repeat(200) + "\", \"max_tokens\": 4}");
+        assertError(completion, 400);
+        assertEquals("prompt", JSON.readTree(completion.body()).at("/error/param").asText());
+        HttpResponse<String> chat = post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + "word ".repeat(200) + "\"}]}");
+        assertError(chat, 400);
+        assertEquals("messages", JSON.readTree(chat.body()).at("/error/param").asText());
+    }
+
+    /** Issue 13, item 9: a declared body over the limit, even one past 2 GB, is answered 413 at once, unread. */
+    @Test void aHugeContentLengthIs413AtOnce() throws Exception {
+        try (Socket s = new Socket("127.0.0.1", server.port())) {
+            s.setSoTimeout(5000);
+            s.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY
+                    + "\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{\"prompt\": ").getBytes(StandardCharsets.UTF_8));
+            s.getOutputStream().flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+            String status = in.readLine();
+            assertNotNull(status);
+            assertTrue(status.startsWith("HTTP/1.1 413"), status);
+            int length = -1;
+            for (String h; !(h = in.readLine()).isEmpty(); )
+                if (h.toLowerCase(java.util.Locale.ROOT).startsWith("content-length:")) length = Integer.parseInt(h.substring(15).trim());
+            char[] body = new char[length];
+            for (int got = 0; got < length; ) got += in.read(body, got, length - got);
+            JsonNode e = JSON.readTree(new String(body)).get("error");
+            assertEquals("request_too_large", e.get("code").asText());
+            assertTrue(e.get("message").asText().contains("99999999999"), e.toString());
+        }
+    }
+
+    /**
+     * Issue 13, item 10: every route but the chat page and /health needs the key, whatever form its path takes
+     * (a trailing slash, doubled or encoded characters, HEAD for a GET route); with the key each answers.
+     */
+    @Test void everyRouteNeedsTheKeyWhateverThePathLooksLike() throws Exception {
+        String model = dir.getFileName().toString();
+        String[][] routes = {{"GET", "/metrics"}, {"GET", "/v1/models"}, {"GET", "/v1/models/" + model}, {"POST", "/v1/completions"},
+                {"POST", "/v1/chat/completions"}, {"POST", "/v1/classify"}, {"POST", "/v1/tag"}};
+        for (String[] r : routes) {
+            String method = r[0], path = r[1];
+            int with = status(method, path, KEY);
+            assertTrue(method.equals("GET") ? with == 200 : with == 400, method + " " + path + " with the key: " + with); // {} is a bad request
+            assertEquals(401, status(method, path, null), method + " " + path);
+            assertEquals(401, status(method, path, "wrong"), method + " " + path);
+            assertEquals(401, status(method, path + "/", null), method + " " + path + "/");
+            String encoded = path.substring(0, path.length() - 1) + "%" + Integer.toHexString(path.charAt(path.length() - 1));
+            List<String> variants = new ArrayList<>(List.of("/" + path, path.replace("/", "//"), path + "//", path + "/.",
+                    path + "?x=1", path + ";x=1", encoded, "/./" + path.substring(1), "/v1/../" + path.substring(1), path.toUpperCase(java.util.Locale.ROOT)));
+            for (String v : variants) {
+                int code = status(method, v, null);
+                assertTrue(code == 401 || code == 404 || code == 400, method + " " + v + " without the key: " + code);
+            }
+            if (method.equals("GET")) assertEquals(401, status("HEAD", path, null), "HEAD " + path);
+        }
+        for (String open : new String[] {"/", "/health"}) assertEquals(200, status("GET", open, null), open);
+    }
+
+    /** The status of METHOD path (a JSON body {} for POST), sent with the key or without one (key null). */
+    static int status(String method, String path, String key) throws Exception {
+        try (Socket s = new Socket("127.0.0.1", server.port())) {
+            s.setSoTimeout(10_000);
+            String body = method.equals("POST") ? "{}" : "";
+            s.getOutputStream().write((method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                    + (key == null ? "" : "Authorization: Bearer " + key + "\r\n")
+                    + (method.equals("POST") ? "Content-Type: application/json\r\nContent-Length: 2\r\n" : "") + "\r\n" + body)
+                    .getBytes(StandardCharsets.UTF_8));
+            String line = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8)).readLine();
+            assertNotNull(line, method + " " + path + ": no answer");
+            return Integer.parseInt(line.split(" ")[1]);
+        }
     }
 
     @Test void sixteenConcurrentClientsAreAllAnsweredCorrectly() throws Exception {
