@@ -112,6 +112,35 @@ def views(src, n_positions, tied):
     return sd
 
 
+def to_zip64(path):
+    """Rewrites the archive's central directory in the zip64 form (64-bit sizes and offsets in extra fields, a zip64
+    end record and its locator), as PyTorch writes a file over 4 GB, such as a Cerebras-GPT-13B shard; the entries
+    themselves are unchanged."""
+    raw = open(path, "rb").read()
+    with zipfile.ZipFile(path) as z:
+        start, infos = z.start_dir, z.infolist()
+    cd, p = bytearray(), start
+    for info in infos:
+        fixed = bytearray(raw[p:p + 46])
+        n, e, c = struct.unpack("<HHH", fixed[28:34])
+        name, extra, comment = raw[p + 46:p + 46 + n], raw[p + 46 + n:p + 46 + n + e], raw[p + 46 + n + e:p + 46 + n + e + c]
+        assert name.decode() == info.filename
+        fixed[4:8] = struct.pack("<HH", 45, 45)
+        fixed[20:28] = struct.pack("<II", 0xFFFFFFFF, 0xFFFFFFFF)
+        fixed[30:32] = struct.pack("<H", e + 28)
+        fixed[42:46] = struct.pack("<I", 0xFFFFFFFF)
+        cd += fixed + name + extra + struct.pack("<HHQQQ", 1, 24, info.file_size, info.compress_size, info.header_offset) + comment
+        p += 46 + n + e + c
+    end64 = start + len(cd)
+    tail = struct.pack("<IQHHIIQQQQ", 0x06064b50, 44, 45, 45, 0, 0, len(infos), len(infos), len(cd), start)
+    tail += struct.pack("<IIQI", 0x07064b50, 0, end64, 1)
+    tail += struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    open(path, "wb").write(raw[:start] + cd + tail)
+    with zipfile.ZipFile(path) as z:  # still a valid archive, to Python's reader and to torch's
+        assert z.testzip() is None
+    torch.load(path)
+
+
 class Malicious:
     def __reduce__(self):
         return os.system, ("touch " + MARKER,)
@@ -126,7 +155,7 @@ def main():
     torch.manual_seed(0)
     write_dir("tied", "gpt-tiny")
     write_dir("fp16", "gpt-tiny", dtype=torch.float16)
-    write_dir("bf16", "gpt-untied", dtype=torch.bfloat16)
+    to_zip64(os.path.join(write_dir("bf16", "gpt-untied", dtype=torch.bfloat16), "pytorch_model.bin"))
     write_dir("untied-sharded", "gpt-untied", shards=3, make=parameters)
     write_dir("view", "gpt-untied", make=views)
 

@@ -156,7 +156,12 @@ public final class TorchCheckpoint implements TensorReader {
                     + ", which cannot be read without running its pickle. Re-save it with PyTorch 1.6 or later, in Python and only"
                     + " if you trust the file: torch.save(torch.load(f, map_location=\"cpu\"), f)");
         }
-        Map<String, MemorySegment> zip = zipEntries(seg, file);
+        Map<String, MemorySegment> zip;
+        try {
+            zip = zipEntries(seg, file);
+        } catch (IndexOutOfBoundsException e) { // a length or offset in the zip records that points outside the file
+            throw new WaferException(file + ": corrupt or truncated zip archive (" + e.getMessage() + ")");
+        }
         String pkl = zip.keySet().stream().filter(n -> n.endsWith("/data.pkl") && n.indexOf('/') == n.length() - 9).findFirst()
                 .orElseThrow(() -> new WaferException(file + ": a zip archive without <name>/data.pkl: not a torch.save checkpoint"));
         String prefix = pkl.substring(0, pkl.length() - "data.pkl".length());
