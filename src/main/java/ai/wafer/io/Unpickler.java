@@ -27,12 +27,13 @@ final class Unpickler {
     /** A resolved, allowed global. */
     private record Global(String name) {}
 
-    private static final Map<String, DType> STORAGES = Map.of("torch.FloatStorage", DType.F32, "torch.HalfStorage", DType.F16,
-            "torch.BFloat16Storage", DType.BF16, "torch.BoolStorage", DType.BOOL);
+    private static final Map<String, DType> STORAGES = new LinkedHashMap<>(Map.of("torch.FloatStorage", DType.F32,
+            "torch.HalfStorage", DType.F16, "torch.BFloat16Storage", DType.BF16, "torch.BoolStorage", DType.BOOL));
     private static final String ORDERED_DICT = "collections.OrderedDict", REBUILD_TENSOR = "torch._utils._rebuild_tensor_v2",
             REBUILD_PARAMETER = "torch._utils._rebuild_parameter";
-    static final List<String> ALLOWED = List.of(ORDERED_DICT, REBUILD_TENSOR, REBUILD_PARAMETER, "torch.FloatStorage",
-            "torch.HalfStorage", "torch.BFloat16Storage", "torch.BoolStorage");
+    /** Every global a state dict's pickle names; nothing else is resolved. */
+    private static final List<String> ALLOWED = java.util.stream.Stream.concat(
+            java.util.stream.Stream.of(ORDERED_DICT, REBUILD_TENSOR, REBUILD_PARAMETER), STORAGES.keySet().stream().sorted()).toList();
     private static final Object MARK = new Object();
 
     private final byte[] in;
