@@ -27,8 +27,8 @@ final class Unpickler {
     /** A resolved, allowed global. */
     private record Global(String name) {}
 
-    private static final Map<String, DType> STORAGES = new LinkedHashMap<>(Map.of("torch.FloatStorage", DType.F32,
-            "torch.HalfStorage", DType.F16, "torch.BFloat16Storage", DType.BF16, "torch.BoolStorage", DType.BOOL));
+    private static final Map<String, DType> STORAGES = Map.of("torch.FloatStorage", DType.F32, "torch.HalfStorage", DType.F16,
+            "torch.BFloat16Storage", DType.BF16, "torch.BoolStorage", DType.BOOL);
     private static final String ORDERED_DICT = "collections.OrderedDict", REBUILD_TENSOR = "torch._utils._rebuild_tensor_v2",
             REBUILD_PARAMETER = "torch._utils._rebuild_parameter";
     /** Every global a state dict's pickle names; nothing else is resolved. */
