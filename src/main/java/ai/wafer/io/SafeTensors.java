@@ -314,7 +314,7 @@ public final class SafeTensors {
 
     /**
      * A shard index as Hugging Face writes it ({@code {"weight_map": {tensor: shard file}}}): the tensor names of each
-     * shard, by shard path. Every shard must be a plain file name in the index's own directory.
+     * shard, by shard path. Every shard must be a file in the index's own directory.
      */
     static Map<Path, List<String>> readIndex(Path index) {
         JsonNode root;

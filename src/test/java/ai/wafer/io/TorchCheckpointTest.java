@@ -111,6 +111,16 @@ class TorchCheckpointTest {
         }
     }
 
+    @Test void generateReadsTheBinAsItsTwin() {
+        int[] prompt = {3, 14, 15, 92, 65};
+        int[][] out = new int[2][];
+        for (int i = 0; i < 2; i++) {
+            var m = ai.wafer.generate.LoadedModel.load(fixture(i == 0 ? "torch/tied" : "gpt-tiny"), null, null, ai.wafer.generate.WeightType.F32);
+            out[i] = new ai.wafer.generate.Generator(m.model(), null).generate(prompt, ai.wafer.generate.SamplingParams.greedy(12), null).tokens();
+        }
+        assertArrayEquals(out[1], out[0]);
+    }
+
     @Test void aPickleNamingAnyOtherGlobalIsRefusedAndNothingRuns() throws IOException {
         // the fixture's pickle is os.system("touch " + MARKER), which pickle writes as the global posix.system
         Path marker = Path.of("/tmp/wafer-malicious-fixture-ran");
