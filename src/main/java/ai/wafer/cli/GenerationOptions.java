@@ -12,7 +12,7 @@ import java.util.List;
 
 /** The model and sampling options shared by {@code generate}, {@code chat} and {@code serve}. */
 final class GenerationOptions {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model directory (config.json + safetensors)") Path model;
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model directory (config.json + safetensors or pytorch_model.bin, sharded or not)") Path model;
     @Option(names = "--adapter", paramLabel = "DIR", description = "a causal-LM adapter for --model (the base model): LoRA and (IA)3 are merged into its weights, a prefix goes in front of every sequence") Path adapter;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
     @Option(names = "--dtype", defaultValue = "fp32", description = "weights in memory: fp32 or bf16 (half the memory, faster decoding)") String dtype;

@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
                 GenerateCommand.class,
                 ChatCommand.class,
                 ServeCommand.class,
+                ConvertCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Wafer implements Runnable {

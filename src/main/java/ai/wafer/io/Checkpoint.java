@@ -4,11 +4,16 @@ import ai.wafer.WaferException;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Parameter;
+import ai.wafer.tokenizer.TokenizerFiles;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -19,7 +24,8 @@ import java.util.regex.Pattern;
 
 /**
  * A model in Hugging Face's directory form: {@code config.json} plus {@code model.safetensors}
- * (or shards with {@code model.safetensors.index.json}). Tensor names are accepted with or without
+ * (or shards with {@code model.safetensors.index.json}), or PyTorch's {@code pytorch_model.bin} (or shards with
+ * {@code pytorch_model.bin.index.json}) as the Cerebras-GPT hub repositories ship. Tensor names are accepted with or without
  * the {@code transformer.} prefix; the attention-mask buffers of older GPT-2 files are skipped;
  * {@code lm_head.weight} is read only when embeddings are untied. Saving writes the names
  * GPT2LMHeadModel writes, so Hugging Face's loaders read what Wafer saved.
@@ -28,6 +34,8 @@ public final class Checkpoint {
     private Checkpoint() {}
 
     public static final String PREFIX = "transformer.";
+    private static final String GENERATION_CONFIG = "generation_config.json";
+    private static final ObjectMapper JSON = new ObjectMapper();
     /** Buffers, not parameters: the causal mask (and its fill value) that older GPT-2 files carry. */
     private static final Pattern MASK_BUFFER = Pattern.compile("h\\.\\d+\\.attn\\.(bias|masked_bias)");
 
@@ -48,15 +56,15 @@ public final class Checkpoint {
     public static Gpt loadFrozen(Path dir) {
         if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
         GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
-        Map<String, java.lang.foreign.MemorySegment> mapped = new LinkedHashMap<>();
-        try (SafeTensors.Reader r = SafeTensors.open(dir, true)) {
+        Map<String, MemorySegment> mapped = new LinkedHashMap<>();
+        try (TensorReader r = weights(dir, true)) {
             for (String name : r.names()) {
-                SafeTensors.TensorInfo ti = r.info(name);
                 String canon = canonical(name);
-                if (ti.dtype() != SafeTensors.DType.F32 || ti.shape().length != 2 || mapped.containsKey(canon)) continue;
+                if (r.info(name).shape().length != 2 || mapped.containsKey(canon)) continue;
                 if (canon.equals("lm_head.weight") && cfg.tieWordEmbeddings()) continue;
                 // the shape is checked against the config when the rest is loaded below
-                mapped.put(canon, r.f32Segment(name));
+                MemorySegment data = r.f32Segment(name); // null: not stored as contiguous F32, read onto the heap below
+                if (data != null) mapped.put(canon, data);
             }
             Gpt model = new Gpt(cfg, mapped);
             load(model, r, dir.toString(), Map.of());
@@ -73,13 +81,25 @@ public final class Checkpoint {
      */
     public static Set<String> load(Gpt model, Path dir, Map<String, Parameter> heads) {
         if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
-        try (SafeTensors.Reader r = SafeTensors.open(dir)) {
+        try (TensorReader r = weights(dir, false)) {
             return load(model, r, dir.toString(), heads);
         }
     }
 
+    /** Opens {@code dir}'s weights, in whichever of Hugging Face's forms they are. */
+    private static TensorReader weights(Path dir, boolean keepMapped) {
+        // hub repositories often carry both forms of the same weights: safetensors then, as transformers prefers it
+        // too, and it is the one that needs no unpickling
+        if (Files.isRegularFile(dir.resolve(SafeTensors.SINGLE_FILE)) || Files.isRegularFile(dir.resolve(SafeTensors.INDEX_FILE)))
+            return SafeTensors.open(dir, keepMapped);
+        if (Files.isRegularFile(dir.resolve(TorchCheckpoint.SINGLE_FILE)) || Files.isRegularFile(dir.resolve(TorchCheckpoint.INDEX_FILE)))
+            return TorchCheckpoint.open(dir, keepMapped);
+        throw new WaferException(dir + ": no weights: looked for " + SafeTensors.SINGLE_FILE + ", " + SafeTensors.INDEX_FILE + ", "
+                + TorchCheckpoint.SINGLE_FILE + " and " + TorchCheckpoint.INDEX_FILE);
+    }
+
     /** Fills every parameter of {@code model} from {@code r}; any missing, extra or misshapen tensor is an error naming it. */
-    private static Set<String> load(Gpt model, SafeTensors.Reader r, String where, Map<String, Parameter> heads) {
+    private static Set<String> load(Gpt model, TensorReader r, String where, Map<String, Parameter> heads) {
         Set<String> headsRead = new java.util.LinkedHashSet<>();
         Map<String, String> stored = new LinkedHashMap<>(); // canonical name -> name in the file
         List<String> extra = new ArrayList<>();
@@ -121,7 +141,7 @@ public final class Checkpoint {
         return c.nLayer() + "-layer, n_embd " + c.nEmbd() + (c.tieWordEmbeddings() ? "" : ", untied");
     }
 
-    /** Writes config.json and the weights (F32, or BF16) as GPT2LMHeadModel names them; shards above {@code maxShardBytes} (0 = one file). */
+    /** Writes config.json and the weights (F32, BF16 or F16) as GPT2LMHeadModel names them; shards above {@code maxShardBytes} (0 = one file). */
     public static void save(Gpt model, Path dir, SafeTensors.DType dtype, long maxShardBytes) {
         save(model, model.config, Map.of(), dir, dtype, maxShardBytes);
     }
@@ -157,6 +177,42 @@ public final class Checkpoint {
     }
 
     public static void save(Gpt model, Path dir) { save(model, dir, SafeTensors.DType.F32, 0); }
+
+    /**
+     * Rewrites the model directory {@code from} (safetensors or PyTorch {@code .bin}, sharded or not) as Hugging Face
+     * safetensors in {@code to}: the weights in {@code dtype} (F32, BF16 or F16, rounded to nearest even), in shards of
+     * at most {@code maxShardBytes} with an index when they do not fit in one (0 = one file); {@code from}'s
+     * config.json with its {@code torch_dtype} set to what was written, its tokenizer files and generation_config.json.
+     * {@code to} must not be {@code from}, nor a non-empty directory unless {@code overwrite}. The source is loaded
+     * as a frozen base, so its float32 matrices stream from the mapped file to the new one without the heap.
+     */
+    public static void convert(Path from, Path to, SafeTensors.DType dtype, long maxShardBytes, boolean overwrite) {
+        if (!Files.isDirectory(from)) throw new WaferException(from + ": not a model directory");
+        try {
+            if (Files.exists(to)) {
+                if (Files.isSameFile(from, to)) throw new WaferException(to + " is the model directory itself; write the converted model elsewhere");
+                if (!Files.isDirectory(to)) throw new WaferException(to + ": exists and is not a directory");
+                try (var files = Files.list(to)) {
+                    if (!overwrite && files.findAny().isPresent()) throw new WaferException(to + ": exists and is not empty (--overwrite writes into it)");
+                }
+            }
+            Gpt model = loadFrozen(from);
+            save(model, to, dtype, maxShardBytes);
+            ObjectNode config = (ObjectNode) JSON.readTree(from.resolve("config.json").toFile());
+            config.put("torch_dtype", switch (dtype) {
+                case F32 -> "float32";
+                case BF16 -> "bfloat16";
+                case F16 -> "float16";
+                default -> throw new IllegalArgumentException("can write F32, BF16 or F16, not " + dtype);
+            });
+            Files.writeString(to.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config) + "\n");
+            TokenizerFiles.copy(from, to);
+            if (Files.isRegularFile(from.resolve(GENERATION_CONFIG)))
+                Files.copy(from.resolve(GENERATION_CONFIG), to.resolve(GENERATION_CONFIG), StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UncheckedIOException("converting " + from + " to " + to + ": " + e.getMessage(), e);
+        }
+    }
 
     /** A parameter's values as a tensor to write (no copy). */
     public static SafeTensors.Tensor tensor(Parameter p) {

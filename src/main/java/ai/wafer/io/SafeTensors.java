@@ -150,7 +150,7 @@ public final class SafeTensors {
      * An open checkpoint. Reads may run concurrently from several threads; {@link #close()} unmaps the files,
      * after which segments returned by {@link #segment} must not be used.
      */
-    public static final class Reader implements AutoCloseable {
+    public static final class Reader implements TensorReader {
         private record Entry(TensorInfo info, MemorySegment file, long start, Path path) {}
 
         private final Arena arena;
@@ -164,12 +164,11 @@ public final class SafeTensors {
             this.keep = keep;
         }
 
-        /** Tensor names, sorted. */
-        public List<String> names() { return List.copyOf(entries.keySet()); }
+        @Override public List<String> names() { return List.copyOf(entries.keySet()); }
 
         public boolean contains(String name) { return entries.containsKey(name); }
 
-        public TensorInfo info(String name) { return entry(name).info; }
+        @Override public TensorInfo info(String name) { return entry(name).info; }
 
         /** The {@code __metadata__} string map of the file (of the first shard, for a sharded checkpoint). */
         public Map<String, String> metadata() { return Map.copyOf(metadata); }
@@ -177,19 +176,7 @@ public final class SafeTensors {
         /** The file that holds {@code name}. */
         public Path file(String name) { return entry(name).path; }
 
-        /** The tensor as a new float array (F16/BF16 widened exactly, F64 rounded). */
-        public float[] floats(String name) {
-            Entry e = entry(name);
-            long n = e.info.numel();
-            if (n > Integer.MAX_VALUE - 8)
-                throw new WaferException(e.path + ": tensor " + name + " has " + n + " values, too many for one Java array");
-            float[] out = new float[(int) n];
-            read(name, out, 0);
-            return out;
-        }
-
-        /** Reads the tensor into {@code dst[off ..]}. */
-        public void read(String name, float[] dst, int off) {
+        @Override public void read(String name, float[] dst, int off) {
             Entry e = entry(name);
             TensorInfo ti = e.info;
             if (!ti.dtype.readsAsFloat())
@@ -197,16 +184,7 @@ public final class SafeTensors {
             long n = ti.numel();
             if (off < 0 || n > dst.length - (long) off)
                 throw new IllegalArgumentException("tensor " + name + " has " + n + " values; destination has room for " + (dst.length - (long) off));
-            MemorySegment s = e.file;
-            long at = e.start;
-            int count = (int) n;
-            switch (ti.dtype) {
-                case F32 -> MemorySegment.copy(s, F32_LE, at, dst, off, count);
-                case F16 -> { for (int i = 0; i < count; i++) dst[off + i] = Float.float16ToFloat(s.get(I16_LE, at + 2L * i)); }
-                case BF16 -> { for (int i = 0; i < count; i++) dst[off + i] = Bf16Weights.fromBf16(s.get(I16_LE, at + 2L * i)); }
-                case F64 -> { for (int i = 0; i < count; i++) dst[off + i] = (float) s.get(F64_LE, at + 8L * i); }
-                default -> throw new AssertionError(ti.dtype);
-            }
+            readFloats(e.file, e.start, ti.dtype, dst, off, (int) n);
         }
 
         /** The raw little-endian bytes of any tensor, read-only and possibly unaligned; valid until close. */
@@ -215,15 +193,9 @@ public final class SafeTensors {
             return e.file.asSlice(e.start, e.info.byteSize());
         }
 
-        /**
-         * The data of an F32 tensor without copying (read with an unaligned little-endian float layout), for
-         * frozen weights that never need a Java array; valid until close.
-         */
-        public MemorySegment f32Segment(String name) {
-            Entry e = entry(name);
-            if (e.info.dtype != DType.F32)
-                throw new WaferException(e.path + ": tensor " + name + " is " + e.info.dtype + ", not F32; it cannot be used without conversion");
-            return segment(name);
+        /** {@inheritDoc} Valid until close (or, opened with keepMapped, while the segment is reachable). */
+        @Override public MemorySegment f32Segment(String name) {
+            return entry(name).info.dtype == DType.F32 ? segment(name) : null;
         }
 
         @Override public void close() {
@@ -239,30 +211,11 @@ public final class SafeTensors {
         }
 
         private void openIndex(Path index) {
-            JsonNode root;
-            try {
-                root = JSON.readTree(Files.readAllBytes(index));
-            } catch (JsonProcessingException e) {
-                throw new WaferException(index + ": not valid JSON: " + e.getOriginalMessage());
-            } catch (IOException e) {
-                throw new WaferException(index + ": cannot read: " + e.getMessage(), e);
-            }
-            JsonNode map = root == null ? null : root.get("weight_map");
-            if (map == null || !map.isObject()) throw new WaferException(index + ": no \"weight_map\" object");
-            Map<String, List<String>> byShard = new LinkedHashMap<>();
-            for (var f : map.properties()) {
-                if (!f.getValue().isTextual()) throw new WaferException(index + ": weight_map entry for " + f.getKey() + " is not a file name");
-                byShard.computeIfAbsent(f.getValue().asText(), k -> new ArrayList<>()).add(f.getKey());
-            }
-            Path dir = index.toAbsolutePath().getParent();
-            for (var s : byShard.entrySet()) {
-                Path shard = dir.resolve(s.getKey());
-                if (!Files.isRegularFile(shard))
-                    throw new WaferException(index + " names shard " + s.getKey() + " (for tensor " + s.getValue().getFirst() + ") but " + shard + " is missing");
-                Map<String, Entry> got = parse(shard, metadata.isEmpty());
+            for (var s : readIndex(index).entrySet()) {
+                Map<String, Entry> got = parse(s.getKey(), metadata.isEmpty());
                 for (String name : s.getValue()) {
                     Entry e = got.get(name);
-                    if (e == null) throw new WaferException(index + " says tensor " + name + " is in " + s.getKey() + ", but that shard has no such tensor");
+                    if (e == null) throw new WaferException(index + " says tensor " + name + " is in " + s.getKey().getFileName() + ", but that shard has no such tensor");
                     entries.put(name, e);
                 }
             }
@@ -340,6 +293,55 @@ public final class SafeTensors {
             }
             return out;
         }
+    }
+
+    /** Reads {@code count} values of {@code dtype} from {@code s} at byte {@code at} into {@code dst[off ..]}. */
+    static void readFloats(MemorySegment s, long at, DType dtype, float[] dst, int off, int count) {
+        if (dtype == DType.F32) MemorySegment.copy(s, F32_LE, at, dst, off, count);
+        else for (int i = 0; i < count; i++) dst[off + i] = floatAt(s, at + (long) i * dtype.bytes, dtype);
+    }
+
+    /** One value of a float dtype as a float: F16 and BF16 widened exactly, F64 rounded. */
+    static float floatAt(MemorySegment s, long at, DType dtype) {
+        return switch (dtype) {
+            case F32 -> s.get(F32_LE, at);
+            case F16 -> Float.float16ToFloat(s.get(I16_LE, at));
+            case BF16 -> Bf16Weights.fromBf16(s.get(I16_LE, at));
+            case F64 -> (float) s.get(F64_LE, at);
+            default -> throw new AssertionError(dtype);
+        };
+    }
+
+    /**
+     * A shard index as Hugging Face writes it ({@code {"weight_map": {tensor: shard file}}}): the tensor names of each
+     * shard, by shard path. Every shard must be a file in the index's own directory.
+     */
+    static Map<Path, List<String>> readIndex(Path index) {
+        JsonNode root;
+        try {
+            root = JSON.readTree(Files.readAllBytes(index));
+        } catch (JsonProcessingException e) {
+            throw new WaferException(index + ": not valid JSON: " + e.getOriginalMessage());
+        } catch (IOException e) {
+            throw new WaferException(index + ": cannot read: " + e.getMessage(), e);
+        }
+        JsonNode map = root == null ? null : root.get("weight_map");
+        if (map == null || !map.isObject()) throw new WaferException(index + ": no \"weight_map\" object");
+        Path dir = index.toAbsolutePath().getParent();
+        Map<Path, List<String>> byShard = new LinkedHashMap<>();
+        for (var f : map.properties()) {
+            if (!f.getValue().isTextual()) throw new WaferException(index + ": weight_map entry for " + f.getKey() + " is not a file name");
+            String name = f.getValue().asText();
+            Path shard = dir.resolve(name).normalize();
+            // a shard named "../x" or "/etc/x" would read outside the model directory
+            if (name.isEmpty() || !dir.equals(shard.getParent()))
+                throw new WaferException(index + ": shard '" + name + "' (for tensor " + f.getKey() + ") is not a file in " + dir);
+            byShard.computeIfAbsent(shard, k -> new ArrayList<>()).add(f.getKey());
+        }
+        for (var s : byShard.entrySet())
+            if (!Files.isRegularFile(s.getKey()))
+                throw new WaferException(index + " names shard " + s.getKey().getFileName() + " (for tensor " + s.getValue().getFirst() + ") but " + s.getKey() + " is missing");
+        return byShard;
     }
 
     // ------------------------------------------------------------------------------------------ writing
