@@ -61,6 +61,8 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--eval-every", defaultValue = "0", description = "evaluate on --eval-data every N steps (and at the end)") int evalEvery;
     @Option(names = "--eval-batches", defaultValue = "20", description = "batches per evaluation (the same ones each time)") int evalBatches;
     @Option(names = "--save-every", defaultValue = "0", description = "write a resumable checkpoint every N steps") int saveEvery;
+    @Option(names = "--keep-checkpoints", defaultValue = "3", paramLabel = "N",
+            description = "keep the newest N checkpoints of the run, deleting older ones (0 = keep all; default ${DEFAULT-VALUE})") int keepCheckpoints;
     @Option(names = "--log-every", defaultValue = "0", description = "also print a line every N steps") int logEvery;
     @Option(names = "--no-progress", description = "no progress bar") boolean noProgress;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "copy this tokenizer (vocab.json, merges.txt) into the output, so it is a complete model directory")
@@ -99,7 +101,7 @@ public final class PretrainCommand implements Callable<Integer> {
                 System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%n",
                         model.parameterCount(), loader.totalTokens(), trainer.step() + 1, nSteps, tokensPerStep,
                         nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount());
-                var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, logEvery, !noProgress);
+                var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, logEvery, !noProgress, keepCheckpoints);
                 double evalLoss = Pretrainer.run(trainer, eval, rep, System.out, control).evalLoss();
                 if (trainer.step() == nSteps) {
                     saveModel(model);
@@ -129,7 +131,7 @@ public final class PretrainCommand implements Callable<Integer> {
         var layout = ai.wafer.parallel.Layout.parse(parallel);
         // without a bar, a line every 5% of the run (as parallel runs always logged)
         int every = logEvery > 0 ? logEvery : noProgress || !ai.wafer.track.Terminal.interactive() ? Math.max(1, opt.steps() / 20) : 0;
-        var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, every, !noProgress);
+        var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, every, !noProgress, keepCheckpoints);
         var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, evalShards, !noShuffle, seed, opt, zero1,
                 resume, rep, System.out, control, null);
         var r = ai.wafer.parallel.ParallelPretrain.run(layout, ai.wafer.parallel.ParallelPretrain.Engine.of(mpi), setup);

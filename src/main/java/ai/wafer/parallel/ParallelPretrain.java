@@ -92,7 +92,7 @@ public final class ParallelPretrain {
             Pretrainer.Outcome out = Pretrainer.run(t, eval, s.rep(), log, s.control());
             Path last = out.lastCheckpoint();
             // the whole model exists only across the ranks: a finished run leaves it as a one-rank checkpoint
-            if (runDir != null && !out.stopped() && !out.steps().isEmpty()) last = t.save(runDir);
+            if (runDir != null && !out.stopped() && !out.steps().isEmpty()) last = Pretrainer.checkpoint(t, s.rep());
             return new Result(out.steps(), t.lastStepBytes(), out.evalLoss(), last, out.stopped(), t.writes());
         }
     }

@@ -40,7 +40,18 @@ public final class Pretrainer implements StepEngine {
      * Where and how often to report: evalEvery/saveEvery 0 = never (the last step is still evaluated); no
      * checkpoint is written at the last step (the caller keeps the final model), nor any file without runDir.
      */
-    public record Reporting(Path runDir, int evalEvery, int evalBatches, int saveEvery, int logEvery, boolean progressBar) {
+    public record Reporting(Path runDir, int evalEvery, int evalBatches, int saveEvery, int logEvery, boolean progressBar, int keepCheckpoints) {
+        /** Keeping the newest {@link #KEEP} checkpoints. */
+        public Reporting(Path runDir, int evalEvery, int evalBatches, int saveEvery, int logEvery, boolean progressBar) {
+            this(runDir, evalEvery, evalBatches, saveEvery, logEvery, progressBar, KEEP);
+        }
+
+        public static final int KEEP = 3;
+
+        public Reporting {
+            if (keepCheckpoints < 0) throw new ai.wafer.WaferException("--keep-checkpoints must be 0 (keep all) or more, got " + keepCheckpoints);
+        }
+
         public static Reporting none() { return new Reporting(null, 0, 0, 0, 0, false); }
     }
 
@@ -182,6 +193,13 @@ public final class Pretrainer implements StepEngine {
      * says, until the last step or a stop request (then it saves a checkpoint first). Every rank of a
      * parallel run calls it with its own engine; only the writing rank writes files and {@code log} lines.
      */
+    /** Saves a checkpoint of {@code e} under the run directory (every rank calls it), then keeps the newest rep.keepCheckpoints(). */
+    public static Path checkpoint(StepEngine e, Reporting rep) {
+        Path dir = e.save(rep.runDir());
+        if (e.writes()) TrainCheckpoint.prune(rep.runDir(), rep.keepCheckpoints());
+        return dir;
+    }
+
     public static Outcome run(StepEngine e, TokenLoader eval, Reporting rep, PrintStream log, Control control) {
         Options opt = e.options();
         boolean writes = e.writes();
@@ -241,11 +259,11 @@ public final class Pretrainer implements StepEngine {
                             r.loss(), row.containsKey("eval_loss") ? String.format(" | eval %.4f", evalLoss) : "",
                             r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3,
                             bytes < 0 ? "" : " | " + humanBytes(bytes) + " sent/rank");
-                if (runDir != null && rep.saveEvery() > 0 && r.step() % rep.saveEvery() == 0 && !last) checkpoint = e.save(runDir);
+                if (runDir != null && rep.saveEvery() > 0 && r.step() % rep.saveEvery() == 0 && !last) checkpoint = checkpoint(e, rep);
                 control.afterStep.accept(r);
             }
             if (stopped && runDir != null) {
-                checkpoint = e.save(runDir);
+                checkpoint = checkpoint(e, rep);
                 if (log != null) log.println("stopped at step " + e.step() + "; resume with --resume " + checkpoint);
             }
         } finally {

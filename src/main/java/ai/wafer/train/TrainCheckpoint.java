@@ -88,17 +88,32 @@ public final class TrainCheckpoint {
     /** A checkpoint directory, or a run directory whose latest checkpoint is taken. */
     public static Path resolve(Path dirOrRun) {
         if (Files.isRegularFile(dirOrRun.resolve("state.json"))) return dirOrRun;
-        Path ck = dirOrRun.resolve("checkpoints");
-        if (Files.isDirectory(ck)) {
-            try (Stream<Path> s = Files.list(ck)) {
-                var latest = s.filter(p -> p.getFileName().toString().startsWith(DIR_PREFIX) && !p.toString().endsWith(".tmp")
-                        && Files.isRegularFile(p.resolve("state.json"))).sorted().reduce((a, b) -> b);
-                if (latest.isPresent()) return latest.get();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
+        List<Path> all = saved(dirOrRun);
+        if (!all.isEmpty()) return all.getLast();
         throw new WaferException(dirOrRun + ": not a training checkpoint (no state.json, and no checkpoints/step-*/ inside)");
+    }
+
+    /** The run's complete checkpoints (a state.json written last), oldest first by step number (not as text: step 1000000 follows 999999). */
+    static List<Path> saved(Path runDir) {
+        Path ck = runDir.resolve("checkpoints");
+        if (!Files.isDirectory(ck)) return List.of();
+        try (Stream<Path> s = Files.list(ck)) {
+            return s.filter(p -> p.getFileName().toString().matches(DIR_PREFIX + "\\d+") && Files.isRegularFile(p.resolve("state.json")))
+                    .sorted(java.util.Comparator.comparingLong(p -> Long.parseLong(p.getFileName().toString().substring(DIR_PREFIX.length()))))
+                    .toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** Deletes all but the newest {@code keep} complete checkpoints of the run (keep < 1: none deleted). */
+    public static void prune(Path runDir, int keep) {
+        List<Path> all = saved(runDir);
+        try {
+            for (int i = 0; keep > 0 && i < all.size() - keep; i++) deleteTree(all.get(i));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot remove an old checkpoint of " + runDir + ": " + e.getMessage(), e);
+        }
     }
 
     /** The model config stored in a checkpoint. */
