@@ -291,6 +291,16 @@ public final class SafeTensors {
                     throw new WaferException(file + ": truncated: tensor " + name + " needs bytes up to " + end + " but the data section has " + dataSize);
                 out.put(name, new Entry(new TensorInfo(name, dtype, shape), seg, base + begin, file));
             }
+            // as the format's own reader: the tensors tile the data section exactly (no overlap, gap or trailing bytes)
+            long at = 0;
+            for (Entry e : out.values().stream().sorted(java.util.Comparator.comparingLong(e -> e.start)).toList()) {
+                if (e.start - base != at)
+                    throw new WaferException(file + ": tensor " + e.info.name() + " starts at byte " + (e.start - base) + " of the data, not at "
+                            + at + " where the tensor before it ends (" + (e.start - base < at ? "tensors overlap" : "a gap") + ")");
+                at += e.info.byteSize();
+            }
+            if (at != dataSize) throw new WaferException(file + ": " + (dataSize - at) + " bytes after the last tensor (the data section has "
+                    + dataSize + ", the tensors cover " + at + ")");
             return out;
         }
     }

@@ -275,6 +275,18 @@ class SafeTensorsTest {
         assertError(() -> SafeTensors.open(f), "trunc.safetensors", "truncated: tensor b needs bytes up to 40 but the data section has 37");
     }
 
+    @Test void overlappingTensorsGapsAndTrailingBytesAreRefused() throws IOException {
+        Path f = tmp.resolve("overlap.safetensors");
+        rawFile(f, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", new byte[12]);
+        assertError(() -> SafeTensors.open(f), "overlap.safetensors", "tensor b starts at byte 4", "tensors overlap");
+        Path g = tmp.resolve("gap.safetensors");
+        rawFile(g, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", new byte[12]);
+        assertError(() -> SafeTensors.open(g), "gap.safetensors", "tensor b starts at byte 8", "a gap");
+        Path t = tmp.resolve("trailing.safetensors");
+        rawFile(t, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[13]);
+        assertError(() -> SafeTensors.open(t), "trailing.safetensors", "5 bytes after the last tensor");
+    }
+
     @Test void indexNamesMissingShard() {
         Path dir = tmp.resolve("sharded");
         SafeTensors.writeSharded(dir, Map.of("a", Tensor.of(new float[8], 8), "b", Tensor.of(new float[8], 8)), DType.F32, 32);
