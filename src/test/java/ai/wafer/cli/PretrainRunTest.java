@@ -98,6 +98,19 @@ class PretrainRunTest {
         stopAfterThreeSteps(args(init, train, val, out), out);
     }
 
+    @Test
+    void terminationOfAParallelRunSavesACheckpointFirst() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("stopped-dp");
+        List<String> a = args(init, train, val, out);
+        a.addAll(List.of("--parallel", "dp=2"));
+        int step = stopAfterThreeSteps(a, out);
+        // and it resumes on one process from there (the checkpoint is the one-rank form)
+        List<String> r = args(init, train, val, tmp.resolve("resumed"), "--resume", out.toString());
+        r.set(r.indexOf("--steps") + 1, Integer.toString(step + 1));
+        var res = PretrainCliTest.wafer(r.toArray(String[]::new));
+        assertEquals(0, res.code(), res.err());
+    }
+
     /**
      * Runs the command in a child JVM with a budget it cannot finish, sends SIGTERM (as Ctrl-C's SIGINT: the shutdown
      * hook asks the loop to stop and waits for the save) once three steps are logged, and returns the step of the
