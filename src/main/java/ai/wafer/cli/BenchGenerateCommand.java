@@ -30,7 +30,7 @@ import java.util.concurrent.Callable;
 public final class BenchGenerateCommand implements Callable<Integer> {
     @Option(names = "--preset", defaultValue = "cerebras-gpt-111m", description = "model shape, random weights (default: ${DEFAULT-VALUE})") String preset;
     @Option(names = "--model", paramLabel = "DIR", description = "a checkpoint instead of a preset") Path model;
-    @Option(names = "--dtype", split = ",", defaultValue = "fp32,bf16", description = "weight types to run (default: ${DEFAULT-VALUE})") List<String> dtypes;
+    @Option(names = "--dtype", split = ",", defaultValue = "fp32,bf16,int8", description = "weight types to run (default: ${DEFAULT-VALUE})") List<String> dtypes;
     @Option(names = "--context", defaultValue = "256", description = "prompt length before decoding (default: ${DEFAULT-VALUE})") int context;
     @Option(names = "--decode", defaultValue = "64", description = "tokens decoded per run (default: ${DEFAULT-VALUE})") int decode;
     @Option(names = "--batch", defaultValue = "1", description = "sequences decoded together (default: ${DEFAULT-VALUE})") int batch;

@@ -19,7 +19,7 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR") Path model;
     @Option(names = "--adapter", paramLabel = "DIR", description = "an adapter for --model (the base model): a classification adapter is served with its head; a causal-LM LoRA or (IA)3 adapter is merged into the weights, a prefix goes in front of every sequence") Path adapter;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
-    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (default: ${DEFAULT-VALUE})") String dtype;
+    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32, bf16 or int8 (default: ${DEFAULT-VALUE})") String dtype;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})") String host;
     @Option(names = "--port", defaultValue = "8000", description = "(default: ${DEFAULT-VALUE}; 0 picks a free one)") int port;
     @Option(names = "--api-key", description = "require 'Authorization: Bearer KEY' (default: $WAFER_API_KEY, else none; visible in ps: prefer --api-key-file)") String apiKey;

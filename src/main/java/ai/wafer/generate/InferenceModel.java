@@ -6,7 +6,7 @@ import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.KvCache;
 import ai.wafer.model.Parameter;
-import ai.wafer.tensor.Bf16Weights;
+import ai.wafer.tensor.F32Weights;
 
 /**
  * A {@link Gpt} set up for generation: frozen, its matrices in the chosen {@link WeightType}, an optional prefix,
@@ -16,8 +16,8 @@ import ai.wafer.tensor.Bf16Weights;
  * streamed from memory once for all of them.
  *
  * <p>{@link WeightType#BF16} converts the model's matrices (and the embedding that is the LM head) to bfloat16 in
- * place, once: their float32 values are replaced, not kept beside them. {@link WeightType#F32} widens any bf16
- * storage back to float32. The scratch belongs to this object, so one thread uses it at a time (synchronized).
+ * place, once: their float32 values are replaced, not kept beside them; {@link WeightType#INT8} quantizes them to int8
+ * with a scale per output channel. {@link WeightType#F32} widens any other storage back to float32. The scratch belongs to this object, so one thread uses it at a time (synchronized).
  */
 public final class InferenceModel {
     /** Prompt positions per prefill pass: large enough for efficient GEMMs, small enough to bound scratch. */
@@ -42,7 +42,8 @@ public final class InferenceModel {
             p.setTrainable(false); // generation keeps no gradients
             if (p.shape.length < 2 || p == m.wpe) continue; // vectors, and positions read one row at a time, stay float32
             if (type == WeightType.BF16) p.toBf16();
-            else if (p.weights() instanceof Bf16Weights) p.toHeap();
+            else if (type == WeightType.INT8) p.toInt8(p != m.wte && p != m.lmHead); // Conv1D [in, out]: a scale per output column
+            else if (!(p.weights() instanceof F32Weights || p.isMapped())) p.toHeap();
         }
     }
 

@@ -2,6 +2,7 @@ package ai.wafer.model;
 
 import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.tensor.F32Weights;
+import ai.wafer.tensor.Int8Weights;
 import ai.wafer.tensor.MappedF32Weights;
 import ai.wafer.tensor.Weights;
 
@@ -120,6 +121,17 @@ public final class Parameter {
         if (grad != null) throw new IllegalStateException(name + " is trainable: its values must stay float32");
         if (weights instanceof Bf16Weights) return;
         weights = Bf16Weights.of(weights);
+        data = null;
+    }
+
+    /**
+     * Replaces the values of this matrix by int8 with a scale per column ({@code perColumn}: a Conv1D weight [in, out])
+     * or per row (the head and embedding [V, C]), for inference, as {@link #toBf16()}.
+     */
+    public void toInt8(boolean perColumn) {
+        if (grad != null) throw new IllegalStateException(name + " is trainable: its values must stay float32");
+        if (weights instanceof Int8Weights) return;
+        weights = Int8Weights.of(weights, shape[0], shape[1], perColumn);
         data = null;
     }
 

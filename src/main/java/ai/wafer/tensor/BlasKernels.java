@@ -22,14 +22,14 @@ public final class BlasKernels extends JavaKernels {
                     beta, C, cOff, ldc);
             case MappedF32Weights m -> Blas.sgemm(transA, transW, M, N, K, alpha, A, aOff, lda, m.segment(), wOff, ldw,
                     beta, C, cOff, ldc);
-            case Bf16Weights b -> {
-                // OpenBLAS has no bf16 x f32 product: widen the rows op(W) reads into a reusable scratch
+            default -> { // bf16, int8
+                // OpenBLAS has no bf16 or int8 x f32 product: widen the rows op(W) reads into a reusable scratch
                 int stored = transW ? N : K, cols = transW ? K : N, n = Math.toIntExact((long) (stored - 1) * ldw + cols);
                 float[] w = WIDE.get();
                 if (w.length < n) WIDE.set(w = new float[n]);
                 float[] wide = w;
                 Parallel.forRange(stored, (t, from, to) -> {
-                    for (int r = from; r < to; r++) b.read(wOff + (long) r * ldw, wide, r * ldw, cols);
+                    for (int r = from; r < to; r++) W.read(wOff + (long) r * ldw, wide, r * ldw, cols);
                 });
                 Blas.sgemm(transA, transW, M, N, K, alpha, A, aOff, lda, wide, 0, ldw, beta, C, cOff, ldc);
             }

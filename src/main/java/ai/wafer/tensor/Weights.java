@@ -5,7 +5,8 @@ import java.lang.foreign.MemorySegment;
 /**
  * Where a weight tensor's values live, shared by training and inference: flat, row-major, one class per
  * element type and place. {@link F32Weights} is float32 on the heap (what training writes), {@link MappedF32Weights}
- * float32 in a segment (a read-only mapping of a checkpoint file), {@link Bf16Weights} bfloat16 packed on the heap.
+ * float32 in a segment (a read-only mapping of a checkpoint file), {@link Bf16Weights} bfloat16 packed on the heap,
+ * {@link Int8Weights} int8 with a scale per output channel.
  *
  * <p>Matrix products take a storage, through {@link Kernels}: the GEMM ({@link Kernels#matmul}) for training and
  * prefill, and {@link #decode} for a few rows at a time (decoding, bound by memory bandwidth), which every storage
@@ -14,7 +15,7 @@ import java.lang.foreign.MemorySegment;
  * with its {@link #decode}, {@link #read} and a packing case in the GEMM ({@link Kernels} switches over this sealed
  * type, so the compiler lists the places).
  */
-public sealed interface Weights permits F32Weights, MappedF32Weights, Bf16Weights {
+public sealed interface Weights permits F32Weights, MappedF32Weights, Bf16Weights, Int8Weights {
     /** Number of values. */
     long size();
 

@@ -60,22 +60,26 @@ class GenerateTest {
         ai.wafer.testutil.Fixtures.assertClose("continued prefill", Arrays.copyOfRange(GPT.activations().logits, 532 * 101, 533 * 101), logits, 1e-3);
     }
 
-    @Test void bf16StaysCloseToFloat32() {
-        InferenceModel bf = new InferenceModel(sameModel(), WeightType.BF16);
+    @Test void bf16StaysCloseToFloat32() { staysCloseToFloat32(WeightType.BF16); }
+
+    @Test void int8StaysCloseToFloat32() { staysCloseToFloat32(WeightType.INT8); }
+
+    private void staysCloseToFloat32(WeightType type) {
+        InferenceModel bf = new InferenceModel(sameModel(), type);
         int[] p = prompt(9, 4);
         float[] a = new float[101], b = new float[101];
         F32.prefill(F32.newCache(16), p, 0, p.length, a);
         bf.prefill(bf.newCache(16), p, 0, p.length, b);
-        assertNear("bf16 logits", a, b);
+        assertNear(type + " logits", a, b);
         KvCache ca = F32.newCache(16), cb = bf.newCache(16);
         F32.prefill(ca, p, 0, 8, a);
         bf.prefill(cb, p, 0, 8, b);
         F32.decode(new KvCache[] {ca}, new int[] {p[8]}, 1, a);
         bf.decode(new KvCache[] {cb}, new int[] {p[8]}, 1, b);
-        assertNear("bf16 decode logits", a, b);
+        assertNear(type + " decode logits", a, b);
     }
 
-    /** bf16 keeps 8 bits of mantissa: errors of a few parts in a thousand of the logits' scale, not relative to each. */
+    /** bf16 keeps 8 bits of mantissa, int8 a 127th of each channel's largest weight: errors of a few parts in a thousand of the logits' scale, not relative to each. */
     static void assertNear(String what, float[] expected, float[] actual) {
         double scale = 0, worst = 0;
         for (int i = 0; i < expected.length; i++) {
@@ -125,6 +129,9 @@ class GenerateTest {
         Generator gb = new Generator(bf, null);
         List<Generator.Result> bb = generateBatch(gb, prompts.subList(0, 2), SamplingParams.greedy(10));
         for (int i = 0; i < 2; i++) assertArrayEquals(gb.generate(prompts.get(i), SamplingParams.greedy(10), null).tokens(), bb.get(i).tokens());
+        Generator gi = new Generator(new InferenceModel(sameModel(), WeightType.INT8), null);
+        List<Generator.Result> bi = generateBatch(gi, prompts, SamplingParams.greedy(10));
+        for (int i = 0; i < 3; i++) assertArrayEquals(gi.generate(prompts.get(i), SamplingParams.greedy(10), null).tokens(), bi.get(i).tokens(), "int8 row " + i);
     }
 
     static SamplingParams sampling(float temp, int topK, float topP, float minP, Long seed) {

@@ -23,7 +23,12 @@ class WeightsTest {
     @AfterEach
     void reset() { Gemm.setImpl(null); }
 
-    private record Kind(String name, Function<float[], Weights> make, boolean rounds) {}
+    /** A storage of the K x N values w (quantized kinds may group their scales by that shape). */
+    private interface Maker { Weights make(float[] w, int K, int N); }
+
+    private record Kind(String name, Maker make, boolean rounds) {
+        Kind(String name, Function<float[], Weights> make, boolean rounds) { this(name, (w, K, N) -> make.apply(w), rounds); }
+    }
 
     private static List<Kind> kinds(Arena arena) {
         return List.of(new Kind("f32", Weights::of, false), new Kind("bf16", Bf16Weights::of, true),
@@ -33,11 +38,28 @@ class WeightsTest {
                     System.arraycopy(w, 0, store, 17, w.length);
                     return new F32Weights(store, 17, w.length);
                 }, false),
+                new Kind("int8, a scale per column", (w, K, N) -> Int8Weights.of(Weights.of(w), K, N, true), true),
+                new Kind("int8, a scale per row", (w, K, N) -> Int8Weights.of(Weights.of(w), N, K, false), true),
                 new Kind("mapped f32", w -> {
                     MemorySegment s = arena.allocate(4L * w.length + 1).asSlice(1, 4L * w.length); // unaligned, as in a file
                     for (int i = 0; i < w.length; i++) s.setAtIndex(MappedF32Weights.LE, i, w[i]);
                     return Weights.of(s.asReadOnly());
                 }, false));
+    }
+
+    @Test
+    void int8KeepsEachValueWithinHalfAStepOfItsChannel() {
+        Random r = new Random(3);
+        float[] w = rand(r, 37 * 21);
+        for (boolean perColumn : new boolean[] {true, false}) {
+            Int8Weights q = Int8Weights.of(Weights.of(w), 37, 21, perColumn);
+            for (int i = 0; i < w.length; i++) {
+                float max = 0;
+                for (int j = 0; j < w.length; j++) if (perColumn ? j % 21 == i % 21 : j / 21 == i / 21) max = Math.max(max, Math.abs(w[j]));
+                assertEquals(w[i], q.get(i), max / 127 / 2 * 1.0001, "value " + i + (perColumn ? " per column" : " per row"));
+            }
+            assertEquals(w.length + 4L * (perColumn ? 21 : 37), q.bytes());
+        }
     }
 
     @Test
@@ -56,7 +78,7 @@ class WeightsTest {
 
     private static void check(Random r, Kind kind, int K, int N, int n) {
         float[] w = rand(r, K * N), x = rand(r, n * K);
-        Weights W = kind.make.apply(w);
+        Weights W = kind.make.make(w, K, N);
         assertEquals(w.length, W.size());
         for (boolean rows : new boolean[] {false, true}) {
             // rows: W is [N, K] (out[j] = row j . x); else W is [K, N] (out[j] = column j . x)
@@ -68,7 +90,7 @@ class WeightsTest {
                     double want = 0;
                     for (int k = 0; k < K; k++) {
                         float wv = w[rows ? j * K + k : k * N + j];
-                        if (kind.rounds) wv = Bf16Weights.fromBf16(Bf16Weights.toBf16(wv));
+                        if (kind.rounds) wv = W.get(rows ? j * K + k : k * N + j); // the storage's own (rounded) value
                         want += (double) wv * x[i * K + k];
                     }
                     assertEquals(want, out[i * N + j], 1e-4 * (1 + Math.sqrt(K)), what + " at [" + i + "," + j + "]");
