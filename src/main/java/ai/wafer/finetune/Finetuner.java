@@ -67,7 +67,7 @@ public final class Finetuner {
     /** Bytes of frozen weights read in place from the mapped checkpoint file (shared through the page cache). */
     public static long mappedBytes(List<Parameter> params) {
         long n = 0;
-        for (Parameter p : params) if (p.isMapped()) n += 4L * p.size();
+        for (Parameter p : params) if (p.isMapped()) n += p.weights().bytes();
         return n;
     }
 

@@ -4,13 +4,13 @@ import ai.wafer.WaferException;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Weights;
 import ai.wafer.tokenizer.TokenizerFiles;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -47,23 +47,24 @@ public final class Checkpoint {
     }
 
     /**
-     * Loads {@code dir} for fine-tuning over a frozen base: every float32 matrix (wte, wpe, the four Conv1D weights of
-     * each block, an untied lm_head) stays a read-only mapping of the file, so it costs no heap, and every process
-     * that maps the same file shares one copy in the page cache; vectors (biases, LayerNorm gains) and tensors stored
-     * in other dtypes are read onto the heap. Every parameter starts frozen. A parameter made trainable later is
+     * Loads {@code dir} for fine-tuning over a frozen base: every matrix (wte, wpe, the four Conv1D weights of each
+     * block, an untied lm_head) stored contiguously as float32, float16 or bfloat16 stays a read-only mapping of the
+     * file, used in its own dtype (no widened copy), so it costs no heap, and every process that maps the same file
+     * shares one copy in the page cache; vectors (biases, LayerNorm gains) and tensors stored otherwise are read
+     * onto the heap. Every parameter starts frozen. A parameter made trainable later is
      * copied to the heap then ({@link Parameter#setTrainable}).
      */
     public static Gpt loadFrozen(Path dir) {
         if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
         GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
-        Map<String, MemorySegment> mapped = new LinkedHashMap<>();
+        Map<String, Weights> mapped = new LinkedHashMap<>();
         try (TensorReader r = weights(dir, true)) {
             for (String name : r.names()) {
                 String canon = canonical(name);
                 if (r.info(name).shape().length != 2 || mapped.containsKey(canon)) continue;
                 if (canon.equals("lm_head.weight") && cfg.tieWordEmbeddings()) continue;
                 // the shape is checked against the config when the rest is loaded below
-                MemorySegment data = r.f32Segment(name); // null: not stored as contiguous F32, read onto the heap below
+                Weights data = r.mapped(name); // null: not stored contiguously as F32, F16 or BF16; read onto the heap below
                 if (data != null) mapped.put(canon, data);
             }
             Gpt model = new Gpt(cfg, mapped);

@@ -194,9 +194,7 @@ public final class SafeTensors {
         }
 
         /** {@inheritDoc} Valid until close (or, opened with keepMapped, while the segment is reachable). */
-        @Override public MemorySegment f32Segment(String name) {
-            return entry(name).info.dtype == DType.F32 ? segment(name) : null;
-        }
+        @Override public MemorySegment contiguous(String name) { return segment(name); }
 
         @Override public void close() {
             // Closing twice (e.g. by try-with-resources after an explicit close) is harmless.

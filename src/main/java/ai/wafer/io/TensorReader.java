@@ -2,6 +2,10 @@ package ai.wafer.io;
 
 import ai.wafer.WaferException;
 
+import ai.wafer.tensor.MappedF32Weights;
+import ai.wafer.tensor.MappedHalfWeights;
+import ai.wafer.tensor.Weights;
+
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
@@ -19,11 +23,25 @@ public interface TensorReader extends AutoCloseable {
     void read(String name, float[] dst, int off);
 
     /**
-     * The data of an F32 tensor stored as one contiguous run, without copying (read it with an unaligned
-     * little-endian float layout), for frozen weights that never need a Java array; null for a tensor stored
-     * otherwise (another dtype, a strided view), which must be {@link #read}.
+     * The stored bytes of a tensor kept as one contiguous run, without copying, for frozen weights that never need
+     * a Java array; null for a strided view, which must be {@link #read}.
      */
-    MemorySegment f32Segment(String name);
+    MemorySegment contiguous(String name);
+
+    /** {@link #contiguous} for an F32 tensor (read it with an unaligned little-endian float layout), else null. */
+    default MemorySegment f32Segment(String name) { return info(name).dtype() == SafeTensors.DType.F32 ? contiguous(name) : null; }
+
+    /** The tensor used in place as a weight storage (contiguous F32, F16 or BF16), or null: it must be {@link #read}. */
+    default Weights mapped(String name) {
+        MemorySegment s = contiguous(name);
+        if (s == null) return null;
+        return switch (info(name).dtype()) {
+            case F32 -> new MappedF32Weights(s.asReadOnly());
+            case BF16 -> new MappedHalfWeights(s.asReadOnly(), true);
+            case F16 -> new MappedHalfWeights(s.asReadOnly(), false);
+            default -> null;
+        };
+    }
 
     /** The tensor as a new float array. */
     default float[] floats(String name) {

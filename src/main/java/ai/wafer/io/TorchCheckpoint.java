@@ -120,10 +120,10 @@ public final class TorchCheckpoint implements TensorReader {
         }
     }
 
-    @Override public MemorySegment f32Segment(String name) {
+    @Override public MemorySegment contiguous(String name) {
         Entry e = entry(name);
-        if (e.info.dtype() != DType.F32 || !e.contiguous()) return null;
-        return e.storage.asSlice(e.offset * Float.BYTES, e.info.numel() * Float.BYTES);
+        if (!e.contiguous()) return null;
+        return e.storage.asSlice(e.offset * e.info.dtype().bytes, e.info.byteSize());
     }
 
     @Override public void close() {

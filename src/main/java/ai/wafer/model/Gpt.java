@@ -5,8 +5,8 @@ import ai.wafer.parallel.Communicator;
 import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
+import ai.wafer.tensor.Weights;
 
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -80,7 +80,7 @@ public final class Gpt {
      * as mapped slices of a checkpoint file) and stay frozen, with no heap copy; the rest start at zero and
      * trainable. {@code Checkpoint.loadFrozen} builds the map.
      */
-    public Gpt(GptConfig cfg, Map<String, MemorySegment> frozen) {
+    public Gpt(GptConfig cfg, Map<String, Weights> frozen) {
         this(cfg, null, 0, cfg.nLayer(), (name, cut, shape) -> param(frozen, name, shape), null);
         for (Parameter p : params) if (!p.isMapped()) p.setTrainable(true);
     }
@@ -152,10 +152,10 @@ public final class Gpt {
         clearHooks();
     }
 
-    private static Parameter param(Map<String, MemorySegment> frozen, String name, int... shape) {
-        MemorySegment s = frozen.get(name);
+    private static Parameter param(Map<String, Weights> frozen, String name, int... shape) {
+        Weights s = frozen.get(name);
         // a mapping of the wrong size is left out, so that loading names the misshapen tensor
-        if (s != null && s.byteSize() == Parameter.count(shape) * Float.BYTES) return Parameter.mapped(name, shape, s);
+        if (s != null && s.size() == Parameter.count(shape)) return Parameter.mapped(name, shape, s);
         return new Parameter(name, shape);
     }
 

@@ -56,18 +56,17 @@ public final class Parameter {
         this(name, shape, new float[Math.toIntExact(count(shape))]);
     }
 
-    private Parameter(String name, int[] shape, MemorySegment mapped) {
-        if (mapped.byteSize() != count(shape) * Float.BYTES)
-            throw new IllegalArgumentException(name + ": shape " + Arrays.toString(shape) + " needs " + count(shape) * Float.BYTES
-                    + " bytes, the mapping has " + mapped.byteSize());
+    private Parameter(String name, int[] shape, Weights mapped) {
+        if (mapped.size() != count(shape))
+            throw new IllegalArgumentException(name + ": shape " + Arrays.toString(shape) + " needs " + count(shape) + " values, the mapping has " + mapped.size());
         this.name = name;
         this.shape = shape.clone();
         this.data = null;
-        this.weights = new MappedF32Weights(mapped.asReadOnly());
+        this.weights = mapped;
     }
 
-    /** A frozen parameter whose values are {@code mapped} (little-endian float32, e.g. a slice of a mapped file). */
-    public static Parameter mapped(String name, int[] shape, MemorySegment mapped) { return new Parameter(name, shape, mapped); }
+    /** A frozen parameter whose values are {@code mapped} in place (e.g. a tensor of a mapped file, float32 or 16-bit). */
+    public static Parameter mapped(String name, int[] shape, Weights mapped) { return new Parameter(name, shape, mapped); }
 
     static long count(int[] shape) {
         long n = 1;
@@ -90,7 +89,7 @@ public final class Parameter {
     public Weights weights() { return weights; }
 
     /** True while the values are a read-only mapping rather than a heap array. */
-    public boolean isMapped() { return weights instanceof MappedF32Weights; }
+    public boolean isMapped() { return weights.mapped(); }
 
     /** Value i (for the few readers that index one value; the kernels read {@link #data} at {@link #off}). */
     public float get(int i) { return data != null ? data[off + i] : weights.get(i); }

@@ -111,6 +111,33 @@ public record F32Weights(float[] array, int off, int length) implements Weights 
         }
     }
 
+    /** Per-thread float32 strips for {@link #decodeByStrips}, grown on demand and reused. */
+    private static final ThreadLocal<float[]> STRIP = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * {@link Weights#decode} for a storage without a kernel of its own: each thread widens a strip of W at a time
+     * ({@link Weights#read}: a row, or its columns of one row of [K, N]) into a reused buffer and multiply-adds it.
+     */
+    static void decodeByStrips(Weights w, boolean rows, int n, int N, int K, float[] x, float[] out) {
+        Parallel.forRange(N, (t, from, to) -> {
+            int m = rows ? K : to - from;
+            float[] s = STRIP.get();
+            if (s.length < m) STRIP.set(s = new float[m]);
+            if (rows) {
+                for (int r = from; r < to; r++) {
+                    w.read((long) r * K, s, 0, K);
+                    for (int i = 0; i < n; i++) out[i * N + r] = VecMath.dot(s, 0, x, i * K, K);
+                }
+                return;
+            }
+            for (int i = 0; i < n; i++) java.util.Arrays.fill(out, i * N + from, i * N + to, 0f);
+            for (int k = 0; k < K; k++) {
+                w.read((long) k * N + from, s, 0, m);
+                for (int i = 0; i < n; i++) VecMath.axpy(x[i * K + k], s, 0, out, i * N + from, m);
+            }
+        });
+    }
+
     // ---- W stored [N, K]: each output is the dot product of a contiguous row with the input ----
 
     private void decodeRows(int n, int N, int K, float[] x, float[] out) {

@@ -21,6 +21,8 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
 
     @Override public long bytes() { return segment.byteSize(); }
 
+    @Override public boolean mapped() { return true; }
+
     @Override public float get(long i) { return segment.getAtIndex(LE, i); }
 
     @Override public void read(long from, float[] dst, int off, int n) {

@@ -92,7 +92,8 @@ class TorchCheckpointTest {
             assertEquals(a.byteSize(), Math.abs(b.address() - a.address()), "ln_1.bias and ln_1.weight are neighbours in the shared storage");
         }
         try (TorchCheckpoint r = TorchCheckpoint.open(fixture("torch/fp16"), false)) {
-            assertNull(r.f32Segment("transformer.wte.weight"), "F16 is widened onto the heap");
+            assertNull(r.f32Segment("transformer.wte.weight"), "F16 has no float32 data in place");
+            assertTrue(r.mapped("transformer.wte.weight") instanceof ai.wafer.tensor.MappedHalfWeights, "F16 is used in place");
         }
     }
 
@@ -108,6 +109,17 @@ class TorchCheckpointTest {
         for (Parameter p : view.parameters()) {
             assertFalse(p.isMapped(), p.name);
             assertArrayEquals(twin.parameter(p.name).data, p.array(), p.name);
+        }
+    }
+
+    @Test void loadFrozenKeepsHalfPrecisionMatricesMappedInTheirDtype() {
+        for (String dtype : new String[] {"fp16", "bf16"}) {
+            Gpt heap = Checkpoint.load(fixture("torch/" + dtype)), frozen = Checkpoint.loadFrozen(fixture("torch/" + dtype));
+            for (Parameter p : frozen.parameters()) {
+                assertEquals(p.shape.length == 2, p.isMapped(), dtype + " " + p.name + " mapped");
+                if (p.isMapped()) assertEquals(2L * p.size(), p.weights().bytes(), dtype + " " + p.name + " keeps 2 bytes a value");
+                assertArrayEquals(heap.parameter(p.name).array(), p.array(), dtype + " " + p.name); // widened exactly, as read()
+            }
         }
     }
 

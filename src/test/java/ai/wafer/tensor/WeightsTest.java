@@ -40,11 +40,21 @@ class WeightsTest {
                 }, false),
                 new Kind("int8, a scale per column", (w, K, N) -> Int8Weights.of(Weights.of(w), K, N, true), true),
                 new Kind("int8, a scale per row", (w, K, N) -> Int8Weights.of(Weights.of(w), N, K, false), true),
+                new Kind("mapped bf16", w -> half(arena, w, true), true),
+                new Kind("mapped fp16", w -> half(arena, w, false), true),
                 new Kind("mapped f32", w -> {
                     MemorySegment s = arena.allocate(4L * w.length + 1).asSlice(1, 4L * w.length); // unaligned, as in a file
                     for (int i = 0; i < w.length; i++) s.setAtIndex(MappedF32Weights.LE, i, w[i]);
                     return Weights.of(s.asReadOnly());
                 }, false));
+    }
+
+    /** w rounded to bf16 or fp16 in an unaligned segment of little-endian words, as in a mapped checkpoint. */
+    private static Weights half(Arena arena, float[] w, boolean bf16) {
+        MemorySegment s = arena.allocate(2L * w.length + 1).asSlice(1, 2L * w.length);
+        var le = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < w.length; i++) s.setAtIndex(le, i, bf16 ? Bf16Weights.toBf16(w[i]) : Float.floatToFloat16(w[i]));
+        return new MappedHalfWeights(s.asReadOnly(), bf16);
     }
 
     @Test
