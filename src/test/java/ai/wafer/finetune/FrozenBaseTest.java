@@ -61,6 +61,21 @@ class FrozenBaseTest {
         assertTrue(Arrays.equals(before, Files.readAllBytes(dir.resolve("model.safetensors"))), "the checkpoint file changed");
     }
 
+    /** A bf16 checkpoint's matrices stay mapped in bf16 (2 bytes a value) and train exactly as their widened heap copy. */
+    @Test
+    void bf16BaseTrainsInPlace(@TempDir Path dir) {
+        Checkpoint.save(Gpt.init(CFG, 7), dir, ai.wafer.io.SafeTensors.DType.BF16, 0);
+        TaskData train = FinetunerTest.toy(48, 1), dev = FinetunerTest.toy(16, 2);
+        for (Peft.Kind kind : new Peft.Kind[] {Peft.Kind.LORA, Peft.Kind.ADAPTER}) {
+            FinetuneModel heap = train(Checkpoint.load(dir), kind, train, dev), mapped = train(Checkpoint.loadFrozen(dir), kind, train, dev);
+            var a = heap.parameters().stream().filter(Parameter::trainable).toList();
+            var b = mapped.parameters().stream().filter(Parameter::trainable).toList();
+            for (int i = 0; i < a.size(); i++) assertArrayEquals(a.get(i).array(), b.get(i).array(), kind + " " + a.get(i).name);
+            for (Parameter p : mapped.gpt.parameters())
+                if (p.shape.length == 2) assertEquals(2L * p.size(), p.weights().bytes(), kind + ": " + p.name + " kept in bf16, in place");
+        }
+    }
+
     /** Saving a model whose weights are still mapped writes the same file as saving the heap copy. */
     @Test
     void savingAMappedModelWritesTheSameFile(@TempDir Path dir) throws Exception {
