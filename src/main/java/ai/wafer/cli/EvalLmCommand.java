@@ -24,9 +24,11 @@ public final class EvalLmCommand implements Callable<Integer> {
     @Option(names = "--batches", defaultValue = "0", description = "how many batches (default: one pass over the data)") int batches;
     @Option(names = "--no-shuffle", description = "read windows in order") boolean noShuffle;
     @Option(names = "--seed", defaultValue = "1337") long seed;
+    @Option(names = "--dtype", defaultValue = "fp32", description = "weights as inference keeps them: fp32, bf16 or int8 (default ${DEFAULT-VALUE})") String dtype;
 
     @Override public Integer call() {
         Gpt m = Checkpoint.load(model);
+        ai.wafer.generate.WeightType.parse(dtype).apply(m);
         if (seqLen > m.config.nPositions())
             throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + m.config.nPositions());
         List<Path> shards = new ArrayList<>();

@@ -5,8 +5,6 @@ import ai.wafer.model.Activations;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.KvCache;
-import ai.wafer.model.Parameter;
-import ai.wafer.tensor.F32Weights;
 
 /**
  * A {@link Gpt} set up for generation: frozen, its matrices in the chosen {@link WeightType}, an optional prefix,
@@ -38,13 +36,7 @@ public final class InferenceModel {
         this.type = type;
         this.gpt = m;
         L = config.nLayer(); H = config.nHead(); hs = config.headSize(); C = config.nEmbd();
-        for (Parameter p : m.parameters()) {
-            p.setTrainable(false); // generation keeps no gradients
-            if (p.shape.length < 2 || p == m.wpe) continue; // vectors, and positions read one row at a time, stay float32
-            if (type == WeightType.BF16) p.toBf16();
-            else if (type == WeightType.INT8) p.toInt8(p != m.wte && p != m.lmHead); // Conv1D [in, out]: a scale per output column
-            else if (!(p.weights() instanceof F32Weights || p.isMapped())) p.toHeap();
-        }
+        type.apply(m);
     }
 
     public int vocabSize() { return config.vocabSize(); }
