@@ -29,7 +29,7 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
         InferenceModel im;
         GptConfig cfg;
         if (adapter == null) {
-            Gpt gpt = Checkpoint.load(dir);
+            Gpt gpt = Checkpoint.loadFrozen(dir); // matrices used in place from the file: a model larger than the heap runs
             cfg = gpt.config;
             im = new InferenceModel(gpt, type);
         } else {

@@ -4,6 +4,7 @@ import ai.wafer.WaferException;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
 import ai.wafer.tensor.F32Weights;
+import ai.wafer.tensor.MappedHalfWeights;
 
 /** How inference keeps the weight matrices in memory. */
 public enum WeightType {
@@ -12,13 +13,13 @@ public enum WeightType {
     /**
      * Freezes {@code m} (inference keeps no gradients) and puts its matrices in this type, in place: the float32 values
      * are replaced, not kept beside them. Vectors, and wpe (read a row at a time), stay float32; F32 widens any other
-     * storage but a mapping back to float32.
+     * storage but a mapping back to float32 (a mapped file, float32 or 16-bit, is used in place: no heap).
      */
     public void apply(Gpt m) {
         for (Parameter p : m.parameters()) {
             p.setTrainable(false);
             if (p.shape.length < 2 || p == m.wpe) continue;
-            if (this == BF16) p.toBf16();
+            if (this == BF16 && !(p.weights() instanceof MappedHalfWeights h && h.bf16())) p.toBf16(); // a bf16 file stays mapped
             else if (this == INT8) p.toInt8(p != m.wte && p != m.lmHead); // Conv1D [in, out]: a scale per output column
             else if (!(p.weights() instanceof F32Weights || p.isMapped())) p.toHeap();
         }

@@ -67,11 +67,17 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
 
     private float dotRow(int r, int K, float[] x, int xo) {
         long base = (long) r * K * Float.BYTES;
-        FloatVector acc = FloatVector.zero(F);
-        int c = 0, upper = F.loopBound(K);
-        for (; c < upper; c += L)
-            acc = FloatVector.fromMemorySegment(F, segment, base + 4L * c, O).fma(FloatVector.fromArray(F, x, xo + c), acc);
-        float s = VecMath.sum(acc);
+        // four independent chains: one FMA chain would wait on its own latency, not on memory
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0, upper = (K / (4 * L)) * (4 * L);
+        for (; c < upper; c += 4 * L) {
+            a0 = FloatVector.fromMemorySegment(F, segment, base + 4L * c, O).fma(FloatVector.fromArray(F, x, xo + c), a0);
+            a1 = FloatVector.fromMemorySegment(F, segment, base + 4L * (c + L), O).fma(FloatVector.fromArray(F, x, xo + c + L), a1);
+            a2 = FloatVector.fromMemorySegment(F, segment, base + 4L * (c + 2 * L), O).fma(FloatVector.fromArray(F, x, xo + c + 2 * L), a2);
+            a3 = FloatVector.fromMemorySegment(F, segment, base + 4L * (c + 3 * L), O).fma(FloatVector.fromArray(F, x, xo + c + 3 * L), a3);
+        }
+        for (; c + L <= K; c += L) a0 = FloatVector.fromMemorySegment(F, segment, base + 4L * c, O).fma(FloatVector.fromArray(F, x, xo + c), a0);
+        float s = VecMath.sum(a0.add(a1).add(a2.add(a3)));
         for (; c < K; c++) s += get((long) r * K + c) * x[xo + c];
         return s;
     }
