@@ -1,7 +1,7 @@
 package ai.wafer.cli;
 
 import ai.wafer.data.ChatReader;
-import ai.wafer.generate.ChatTemplate;
+import java.nio.file.Path;
 import ai.wafer.generate.Generator;
 import ai.wafer.generate.LoadedModel;
 import ai.wafer.generate.SamplingParams;
@@ -28,17 +28,18 @@ import java.util.concurrent.Callable;
 public final class ChatCommand implements Callable<Integer> {
     @Mixin GenerationOptions opts;
     @Option(names = "--system", paramLabel = "TEXT", description = "a system message opening the conversation") String system;
+    @Option(names = "--chat-template", paramLabel = "FILE", description = "a Jinja chat template (default: the tokenizer_config.json's chat_template, else the built-in ### Role: format)") Path chatTemplate;
 
     @Override public Integer call() throws IOException {
-        LoadedModel lm = opts.load();
+        LoadedModel lm = opts.load().withChatTemplate(chatTemplate, opts.tokenizer != null ? opts.tokenizer : opts.model);
         Tokenizer tok = lm.requireTokenizer();
-        SamplingParams p = opts.params(tok, ChatTemplate.STOPS);
+        SamplingParams p = opts.params(tok, lm.chat().stops());
         Generator gen = new Generator(lm.model(), tok);
         int ctx = lm.model().config.nPositions();
         PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8);
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         List<ChatReader.Message> history = new ArrayList<>();
-        out.println("chatting with " + lm.name() + " (/reset, /exit)");
+        out.println("chatting with " + lm.name() + " in " + lm.chat().source + " (/reset, /exit)");
         while (true) {
             out.print("> ");
             out.flush();
@@ -47,7 +48,7 @@ public final class ChatCommand implements Callable<Integer> {
             if (line.strip().equals("/reset")) { history.clear(); out.println("(history cleared)"); continue; }
             if (line.isBlank()) continue;
             history.add(new ChatReader.Message("user", line));
-            int[] prompt = fit(tok, history, ctx - Math.max(1, Math.min(p.maxNewTokens(), ctx / 2)));
+            int[] prompt = fit(lm, tok, history, ctx - Math.max(1, Math.min(p.maxNewTokens(), ctx / 2)));
             if (prompt == null) {
                 out.println("(that message alone is longer than the model's context; try a shorter one)");
                 history.removeLast();
@@ -61,12 +62,12 @@ public final class ChatCommand implements Callable<Integer> {
     }
 
     /** The rendered conversation, dropping the oldest turns (never the system message) until it fits in limit tokens. */
-    private int[] fit(Tokenizer tok, List<ChatReader.Message> history, int limit) {
+    private int[] fit(LoadedModel lm, Tokenizer tok, List<ChatReader.Message> history, int limit) {
         while (true) {
             List<ChatReader.Message> msgs = new ArrayList<>();
             if (system != null) msgs.add(new ChatReader.Message("system", system));
             msgs.addAll(history);
-            int[] ids = ChatTemplate.render(tok, msgs);
+            int[] ids = lm.chat().render(tok, msgs);
             if (ids.length <= limit) return ids;
             if (history.size() <= 1) return null;
             history.removeFirst();

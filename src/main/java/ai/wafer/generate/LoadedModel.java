@@ -13,8 +13,17 @@ import ai.wafer.tokenizer.Tokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** A checkpoint ready to generate with: the inference weights, its tokenizer (null if it has none) and its name. */
-public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer) {
+/**
+ * A checkpoint ready to generate with: the inference weights, its tokenizer (null if it has none), its name and its
+ * chat template (the tokenizer directory's, else the built-in one).
+ */
+public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer, ChatTemplate chat) {
+    public LoadedModel(String name, InferenceModel model, Tokenizer tokenizer) { this(name, model, tokenizer, ChatTemplate.BUILT_IN); }
+
+    /** This model with {@code file}'s Jinja chat template instead (null: unchanged). */
+    public LoadedModel withChatTemplate(Path file, Path tokenizerDir) {
+        return file == null ? this : new LoadedModel(name, model, tokenizer, ChatTemplate.read(file, tokenizerDir));
+    }
 
     /**
      * Loads dir (and its tokenizer, from {@code tokenizerDir} or else dir itself when it has one). With
@@ -50,7 +59,8 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
             throw new WaferException("the tokenizer in " + td + " has " + tok.vocabSize() + " tokens but the model's vocabulary only "
                     + cfg.vocabSize());
         Path named = adapter != null ? adapter : dir;
-        return new LoadedModel(named.getFileName() == null ? named.toString() : named.getFileName().toString(), im, tok);
+        return new LoadedModel(named.getFileName() == null ? named.toString() : named.getFileName().toString(), im, tok,
+                tok == null ? ChatTemplate.BUILT_IN : ChatTemplate.of(td));
     }
 
     public Tokenizer requireTokenizer() {

@@ -56,7 +56,7 @@ final class OpenAiRequests {
         return finish(body, tok, prompt, "prompt", lim, integerOrNull(body, "max_tokens"), 16, List.of());
     }
 
-    static Parsed chat(ObjectNode body, Tokenizer tok, Limits lim) {
+    static Parsed chat(ObjectNode body, Tokenizer tok, ChatTemplate template, Limits lim) {
         checkFields(body, CHAT);
         if (tok == null) throw new ApiException(400, "this model has no tokenizer, so it cannot chat", "messages", "model_not_supported");
         JsonNode ms = body.get("messages");
@@ -76,8 +76,13 @@ final class OpenAiRequests {
         if (body.hasNonNull("logprobs") && bool(body, "logprobs", false)) throw ApiException.bad("logprobs are not supported", "logprobs");
         Integer max = integerOrNull(body, "max_completion_tokens");
         if (max == null) max = integerOrNull(body, "max_tokens");
-        int[] prompt = ChatTemplate.render(tok, list);
-        return finish(body, tok, prompt, "messages", lim, max, -1, ChatTemplate.STOPS);
+        int[] prompt;
+        try {
+            prompt = template.render(tok, list);
+        } catch (ai.wafer.WaferException e) { // a template's raise_exception, or one that does not render
+            throw ApiException.bad(e.getMessage(), "messages");
+        }
+        return finish(body, tok, prompt, "messages", lim, max, -1, template.stops());
     }
 
     /** Message content: a string, or an array of {type: text, text} parts. */

@@ -69,11 +69,14 @@ public final class WaferServer implements AutoCloseable {
     /** A classification server: /v1/classify or /v1/tag answer from {@code cls} and completions are refused. */
     public WaferServer(Classifier cls, Config cfg) { this(null, cls, cfg); }
 
-    /** The server for {@code model} (with {@code adapter}): a classifier if it is a fine-tuned one, else a language model. */
+    /**
+     * The server for {@code model} (with {@code adapter}): a classifier if it is a fine-tuned one, else a language model
+     * (chatting with {@code chatTemplate}'s Jinja template when not null, else the model's own or the built-in one).
+     */
     public static WaferServer open(java.nio.file.Path model, java.nio.file.Path adapter, java.nio.file.Path tokenizer,
-                                   ai.wafer.generate.WeightType type, Config cfg) {
+                                   java.nio.file.Path chatTemplate, ai.wafer.generate.WeightType type, Config cfg) {
         if (Classifier.isClassifier(model, adapter)) return new WaferServer(Classifier.load(model, adapter, tokenizer), cfg);
-        return new WaferServer(LoadedModel.load(model, adapter, tokenizer, type), cfg);
+        return new WaferServer(LoadedModel.load(model, adapter, tokenizer, type).withChatTemplate(chatTemplate, tokenizer != null ? tokenizer : model), cfg);
     }
 
     /** What is served: the model's name, and the task for a classifier. */
@@ -297,7 +300,7 @@ public final class WaferServer implements AutoCloseable {
         if (cls != null)
             throw new ApiException(400, "model " + name + " is a " + cls.task() + " model: it does not generate text; use "
                     + (cls.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag"), "model", "model_not_supported");
-        OpenAiRequests.Parsed p = chat ? OpenAiRequests.chat(b, lm.tokenizer(), limits) : OpenAiRequests.completion(b, lm.tokenizer(), limits);
+        OpenAiRequests.Parsed p = chat ? OpenAiRequests.chat(b, lm.tokenizer(), lm.chat(), limits) : OpenAiRequests.completion(b, lm.tokenizer(), limits);
         if (b.hasNonNull("model") && !b.get("model").asText().equals(name) && !b.get("model").asText().isEmpty()) {
             // OpenAI answers 404 for an unknown model; clients often send any name, so only warn in the header
             c.header("X-Wafer-Model", name);

@@ -112,9 +112,9 @@ class ServerTest {
         }
         assertNotNull(finish);
         var tok = reference.tokenizer();
-        int[] prompt = ChatTemplate.render(tok, List.of(new ai.wafer.data.ChatReader.Message("system", "Be brief."),
+        int[] prompt = ChatTemplate.BUILT_IN.render(tok, List.of(new ai.wafer.data.ChatReader.Message("system", "Be brief."),
                 new ai.wafer.data.ChatReader.Message("user", "Hi there!")));
-        assertEquals(expected(prompt, 12, ChatTemplate.STOPS), text.toString());
+        assertEquals(expected(prompt, 12, ChatTemplate.BUILT_IN.stops()), text.toString());
         // the same request without streaming gives the same answer
         HttpResponse<String> whole = post("/v1/chat/completions", "{\"messages\": " + msgs + ", \"max_tokens\": 12, \"temperature\": 0}");
         assertEquals(text.toString(), JSON.readTree(whole.body()).at("/choices/0/message/content").asText());

@@ -56,8 +56,8 @@ class WebPageTest {
             }
             assertTrue(answer.startsWith("msg assistant|"), "the page shows: " + answer);
             // the page asked for temperature 0: its answer is what greedy decoding gives
-            int[] prompt = ChatTemplate.render(lm.tokenizer(), List.of(new ChatReader.Message("user", ask)));
-            SamplingParams g = SamplingParams.greedy(40).withStopTokens(List.of(lm.tokenizer().eot())).withStop(ChatTemplate.STOPS);
+            int[] prompt = ChatTemplate.BUILT_IN.render(lm.tokenizer(), List.of(new ChatReader.Message("user", ask)));
+            SamplingParams g = SamplingParams.greedy(40).withStopTokens(List.of(lm.tokenizer().eot())).withStop(ChatTemplate.BUILT_IN.stops());
             String greedy = new Generator(lm.model(), lm.tokenizer()).generate(prompt, g, null).text();
             assertEquals(greedy, answer.substring("msg assistant|".length()));
         }
