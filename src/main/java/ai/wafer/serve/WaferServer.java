@@ -196,6 +196,10 @@ public final class WaferServer implements AutoCloseable {
             throw ApiException.bad("We could not parse the JSON body of your request: " + e.getOriginalMessage(), null);
         }
         if (n == null || !n.isObject()) throw ApiException.bad("the request body must be a JSON object", null);
+        // as OpenAI: a model this server does not serve is a 404 (no model, or an empty one, means the one served)
+        String model = n.path("model").isTextual() ? n.get("model").asText() : "";
+        if (!model.isEmpty() && !model.equals(name))
+            throw new ApiException(404, "The model '" + model + "' does not exist (this server serves '" + name + "', see /v1/models)", "model", "model_not_found");
         return (ObjectNode) n;
     }
 
@@ -301,10 +305,6 @@ public final class WaferServer implements AutoCloseable {
             throw new ApiException(400, "model " + name + " is a " + cls.task() + " model: it does not generate text; use "
                     + (cls.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag"), "model", "model_not_supported");
         OpenAiRequests.Parsed p = chat ? OpenAiRequests.chat(b, lm.tokenizer(), lm.chat(), limits) : OpenAiRequests.completion(b, lm.tokenizer(), limits);
-        if (b.hasNonNull("model") && !b.get("model").asText().equals(name) && !b.get("model").asText().isEmpty()) {
-            // OpenAI answers 404 for an unknown model; clients often send any name, so only warn in the header
-            c.header("X-Wafer-Model", name);
-        }
         BatchEngine.Job job = new BatchEngine.Job(p.prompt(), p.params());
         if (!engine.submit(job)) throw busy();
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "").substring(0, 24);

@@ -78,8 +78,12 @@ class ServerTest {
     }
 
     @Test void aCompletion() throws Exception {
-        HttpResponse<String> r = post("/v1/completions", "{\"model\": \"x\", \"prompt\": \"The capital of France is\", \"max_tokens\": 6, \"temperature\": 0}");
+        HttpResponse<String> r = post("/v1/completions", "{\"model\": \"" + reference.name() + "\", \"prompt\": \"The capital of France is\", \"max_tokens\": 6, \"temperature\": 0}");
         assertEquals(200, r.statusCode(), r.body());
+        HttpResponse<String> unknown = post("/v1/completions", "{\"model\": \"gpt-4o\", \"prompt\": \"x\", \"max_tokens\": 1}");
+        assertEquals(404, unknown.statusCode(), unknown.body());
+        assertEquals("model_not_found", JSON.readTree(unknown.body()).at("/error/code").asText());
+        assertEquals(404, post("/v1/chat/completions", "{\"model\": \"other\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}").statusCode());
         JsonNode o = JSON.readTree(r.body());
         assertEquals("text_completion", o.get("object").asText());
         String want = expected(reference.tokenizer().encode("The capital of France is"), 6, List.of());
