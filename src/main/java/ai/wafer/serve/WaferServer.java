@@ -102,7 +102,7 @@ public final class WaferServer implements AutoCloseable {
             metrics.requests.incrementAndGet();
             if (cfg.apiKey() != null) authorize(c);
         });
-        app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page()), Access.OPEN);
+        app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page(cls == null ? "index.html" : "classify.html")), Access.OPEN);
         app.get("/health", c -> c.json(obj().put("status", "ok").put("model", name)
                 .put("queued", queued()).put("active", active())), Access.OPEN);
         app.get("/metrics", c -> c.json(metrics.snapshot(queued(), active())));
@@ -163,7 +163,8 @@ public final class WaferServer implements AutoCloseable {
     public String url() { return "http://" + cfg.host() + ":" + port(); }
 
     private ObjectNode model() {
-        return obj().put("id", name).put("object", "model").put("created", created).put("owned_by", "wafer");
+        ObjectNode m = obj().put("id", name).put("object", "model").put("created", created).put("owned_by", "wafer");
+        return cls == null ? m : m.put("task", cls.task().cliName); // what the page at / offers
     }
 
     private void authorize(Context c) {
@@ -428,9 +429,10 @@ public final class WaferServer implements AutoCloseable {
 
     private static ObjectNode obj() { return JSON.createObjectNode(); }
 
-    private static String page() throws IOException {
-        try (InputStream in = WaferServer.class.getResourceAsStream("index.html")) {
-            if (in == null) return "<!doctype html><p>chat page missing from the build</p>";
+    /** The page at /: the chat page for a language model, a classification or tagging form for a classifier. */
+    private static String page(String file) throws IOException {
+        try (InputStream in = WaferServer.class.getResourceAsStream(file)) {
+            if (in == null) return "<!doctype html><p>" + file + " missing from the build</p>";
             return new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
     }

@@ -203,6 +203,16 @@ class ClassifierServerTest {
         assertEquals(200, post(tagger, "/v1/tag", "{\"input\": \"still fine\"}").statusCode());
     }
 
+    /** A classifier's page at / is a classification or tagging form, not the chat page; /v1/models says which. */
+    @Test void thePageOffersWhatTheServerDoes() throws Exception {
+        for (WaferServer s : List.of(tagger, classifier)) {
+            String page = http.send(HttpRequest.newBuilder(URI.create(s.url() + "/")).build(), HttpResponse.BodyHandlers.ofString()).body();
+            assertTrue(page.contains("/v1/classify") && page.contains("/v1/tag") && !page.contains("/v1/chat/completions"), page);
+        }
+        String models = http.send(HttpRequest.newBuilder(URI.create(tagger.url() + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString()).body();
+        assertEquals("token-classification", JSON.readTree(models).at("/data/0/task").asText());
+    }
+
     /**
      * Issue 13, item 8: /v1/classify and /v1/tag have the completions' back-pressure. With --max-queue 1, one request
      * runs and one waits; while the model is busy (the test holds it) the others are answered 429 at once, and the
