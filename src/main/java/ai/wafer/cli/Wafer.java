@@ -46,6 +46,22 @@ public final class Wafer implements Runnable {
             }
             throw ex;
         });
+        showDefaults(cl);
         return cl;
+    }
+
+    /**
+     * Every option's default in --help: picocli's "Default:" line for each option whose description does not already
+     * say its default ("default ${DEFAULT-VALUE}" or a default in words), on every subcommand.
+     */
+    private static void showDefaults(CommandLine cl) {
+        CommandLine.Model.CommandSpec spec = cl.getCommandSpec();
+        spec.usageMessage().showDefaultValues(true);
+        for (CommandLine.Model.OptionSpec o : java.util.List.copyOf(spec.options())) {
+            if (!String.join(" ", o.description()).contains("default")) continue;
+            spec.remove(o);
+            spec.addOption(CommandLine.Model.OptionSpec.builder(o).showDefaultValue(CommandLine.Help.Visibility.NEVER).build());
+        }
+        cl.getSubcommands().values().forEach(Wafer::showDefaults);
     }
 }

@@ -102,8 +102,9 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
         long total = stage(c, Layout.single(), 0, 1, 1, 1, false, 1).params(); // the whole model, unsplit
         sb.append(String.format("model: %d layers, n_embd %d, %d heads, vocab %d; %s parameters%n",
                 c.nLayer(), c.nEmbd(), c.nHead(), c.vocabSize(), count(total)));
-        sb.append(String.format("layout: %s = %d ranks; global batch %d x %d tokens, %d micro-batch(es), %d rows per rank%s%n",
-                layout, layout.size(), batch, seqLen, gradAccum, batch / layout.dp(), zero1 ? ", ZeRO-1" : ""));
+        // a step's global batch is every micro-batch of it: --batch-size rows, --grad-accum times
+        sb.append(String.format("layout: %s = %d ranks; global batch %d rows x %d tokens per step (%d micro-batch(es) of %d rows, %d rows per rank)%s%n",
+                layout, layout.size(), (long) batch * gradAccum, seqLen, gradAccum, batch, batch / layout.dp(), zero1 ? ", ZeRO-1" : ""));
         Stage w = worst;
         sb.append(String.format("per rank (most loaded: stage %d, %d layers):%n", w.stage(), w.layers()));
         sb.append(line("parameters", 4 * w.params()));

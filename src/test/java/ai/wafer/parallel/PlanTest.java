@@ -54,6 +54,8 @@ class PlanTest {
         assertEquals(4 * 4 * 32 * 4, s0.ppBytes()); // K micro-batches of n*C floats forward
         assertEquals(4 * 4 * 32 * 4, s1.ppBytes()); // and their gradients back
         assertTrue(p.report(1, 0, 0).contains("pipeline bubble (1F1B): 20.0%"));
+        // the global batch of a step counts every micro-batch: 4 rows x 4 micro-batches
+        assertTrue(p.report(1, 0, 0).contains("global batch 16 rows x 8 tokens per step (4 micro-batch(es) of 4 rows"), p.report(1, 0, 0));
     }
 
     @Test void parameterCountsMatchTheModel() {
