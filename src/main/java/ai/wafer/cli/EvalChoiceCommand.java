@@ -22,7 +22,11 @@ public final class EvalChoiceCommand implements Callable<Integer> {
         var items = ChoiceScorer.read(data);
         Gpt m = Checkpoint.load(model);
         Tokenizer tok = Tokenizer.load(tokenizer != null ? tokenizer : model);
-        var r = ChoiceScorer.score(m, tok, items);
+        ChoiceScorer.Result r;
+        try (var progress = new ai.wafer.track.Progress("eval-choice", items.size(), "items")) {
+            r = ChoiceScorer.score(m, tok, items, progress);
+            progress.accept(items.size());
+        }
         double chance = items.stream().mapToDouble(i -> 1.0 / i.choices().size()).average().orElse(0);
         System.out.printf("{\"items\": %d, \"acc\": %.4f, \"acc_norm\": %.4f, \"chance\": %.4f}%n", r.items(), r.accuracy(), r.accuracyNorm(), chance);
         return 0;

@@ -35,7 +35,10 @@ public final class EvalLmCommand implements Callable<Integer> {
         for (Path p : data) shards.addAll(TokenLoader.shards(p, "val"));
         try (TokenLoader loader = new TokenLoader(shards, batchSize, seqLen, !noShuffle, seed)) {
             long n = batches > 0 ? batches : Math.max(1, loader.windowsPerEpoch() / batchSize);
-            var r = ai.wafer.train.LmEval.run(m, loader, n);
+            ai.wafer.train.LmEval.Result r;
+            try (var progress = new ai.wafer.track.Progress("eval-lm", n, "batches")) {
+                r = ai.wafer.train.LmEval.run(m, loader, n, progress);
+            }
             System.out.printf("{\"loss\": %.6f, \"perplexity\": %.4f, \"tokens\": %d}%n", r.loss(), r.perplexity(), r.tokens());
         }
         return 0;

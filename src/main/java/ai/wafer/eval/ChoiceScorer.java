@@ -54,9 +54,14 @@ public final class ChoiceScorer {
     }
 
     /** Scores every item; the choices of one item run as one batch, right-padded (causal: pads never reach real tokens). */
-    public static Result score(Gpt model, Tokenizer tok, List<Item> items) {
-        int correct = 0, correctNorm = 0, P = model.config.nPositions();
+    public static Result score(Gpt model, Tokenizer tok, List<Item> items) { return score(model, tok, items, done -> { }); }
+
+    /** As {@link #score(Gpt, Tokenizer, List)}, telling {@code progress} the items done after each. */
+    public static Result score(Gpt model, Tokenizer tok, List<Item> items, java.util.function.LongConsumer progress) {
+        int correct = 0, correctNorm = 0, P = model.config.nPositions(), done = 0;
         for (Item it : items) {
+            if (done > 0) progress.accept(done);
+            done++;
             int[] ctx = tok.encode(it.context());
             int n = it.choices().size();
             int[][] rows = new int[n][];

@@ -12,7 +12,10 @@ public final class LmEval {
     }
 
     /** Evaluates {@code batches} batches, starting where the loader stands. */
-    public static Result run(Gpt model, TokenLoader data, long batches) {
+    public static Result run(Gpt model, TokenLoader data, long batches) { return run(model, data, batches, done -> { }); }
+
+    /** As {@link #run(Gpt, TokenLoader, long)}, telling {@code progress} the batches done after each. */
+    public static Result run(Gpt model, TokenLoader data, long batches, java.util.function.LongConsumer progress) {
         int B = data.batchSize(), T = data.seqLen();
         int[] x = new int[B * T], y = new int[B * T];
         double sum = 0;
@@ -21,6 +24,7 @@ public final class LmEval {
             data.nextBatch(x, y);
             sum += (double) model.forward(x, y, B, T) * x.length;
             tokens += x.length;
+            progress.accept(i + 1);
         }
         return new Result(sum / tokens, tokens);
     }
