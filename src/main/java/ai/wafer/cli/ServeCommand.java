@@ -14,7 +14,7 @@ import java.util.concurrent.CountDownLatch;
 
 /** {@code wafer serve}: an OpenAI-compatible HTTP server with continuous batching and a chat page at /. */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = "Serve a model over HTTP: /v1/completions, /v1/chat/completions (stream: true for SSE), /v1/classify or /v1/tag for a fine-tuned classifier, /v1/models, /health, /metrics, and a page at / (a chat for a language model, a classification or tagging form for a classifier).")
+        description = "Serve a model over HTTP: /v1/completions, /v1/chat/completions (stream: true for SSE), /v1/embeddings, /v1/classify or /v1/tag for a fine-tuned classifier, /v1/models, /health, /metrics, and a page at / (a chat for a language model, a classification or tagging form for a classifier).")
 public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR") Path model;
     @Option(names = "--adapter", paramLabel = "DIR", description = "an adapter for --model (the base model): a classification adapter is served with its head; a causal-LM LoRA or (IA)3 adapter is merged into the weights, a prefix goes in front of every sequence") Path adapter;

@@ -81,6 +81,22 @@ public final class InferenceModel {
      * Runs tokens[from, to) through the model after what {@code cache} holds, appending their keys and
      * values; when {@code logits} is not null it receives the next-token logits after the last one [V].
      */
+    /**
+     * An embedding of a text: the mean over its positions of the last hidden state (after ln_f), L2-normalised (mean
+     * pooling, as sentence-transformers and SGPT pool a decoder's states). A prefix adapter's virtual tokens take no part.
+     */
+    public synchronized float[] embed(int[] tokens) {
+        int T = tokens.length;
+        if (T < 1 || T > config.nPositions()) throw new WaferException("an input of " + T + " tokens: it must have 1 to n_positions " + config.nPositions());
+        float[] h = gpt.forwardHidden(tokens, 1, T), e = new float[C];
+        for (int t = 0; t < T; t++) for (int c = 0; c < C; c++) e[c] += h[t * C + c];
+        double norm = 0;
+        for (float v : e) norm += (double) v * v;
+        float inv = norm == 0 ? 0f : (float) (1 / Math.sqrt(norm));
+        for (int c = 0; c < C; c++) e[c] *= inv;
+        return e;
+    }
+
     public synchronized void prefill(KvCache cache, int[] tokens, int from, int to, float[] logits) {
         if (to <= from) throw new WaferException("prefill needs at least one token");
         int chunkLen = Math.min(CHUNK, config.nPositions());

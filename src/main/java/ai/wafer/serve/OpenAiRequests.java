@@ -40,14 +40,8 @@ final class OpenAiRequests {
         if (p == null || p.isNull()) throw ApiException.bad("you must provide a prompt", "prompt");
         if (p.isTextual()) prompt = encode(tok, p.asText());
         else if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) prompt = encode(tok, p.get(0).asText());
-        else if (p.isArray() && p.size() > 0 && allInts(p)) {
-            prompt = new int[p.size()];
-            for (int i = 0; i < prompt.length; i++) {
-                prompt[i] = p.get(i).asInt();
-                if (prompt[i] < 0 || prompt[i] >= lim.vocabSize())
-                    throw ApiException.bad("prompt[" + i + "] = " + prompt[i] + " is not a token id in [0, " + lim.vocabSize() + ")", "prompt");
-            }
-        } else throw ApiException.bad("prompt must be a string or an array of token ids (one prompt per request)", "prompt");
+        else if (p.isArray() && p.size() > 0 && allInts(p)) prompt = tokenIds(p, lim.vocabSize(), "prompt");
+        else throw ApiException.bad("prompt must be a string or an array of token ids (one prompt per request)", "prompt");
         if (bool(body, "echo", false)) throw ApiException.bad("echo is not supported", "echo");
         if (body.hasNonNull("logprobs")) throw ApiException.bad("logprobs are not supported", "logprobs");
         if (body.hasNonNull("suffix")) throw ApiException.bad("suffix is not supported", "suffix");
@@ -164,6 +158,18 @@ final class OpenAiRequests {
     private static int[] encode(Tokenizer tok, String text) {
         if (tok == null) throw ApiException.bad("this model has no tokenizer: give the prompt as an array of token ids", "prompt");
         return tok.encode(text);
+    }
+
+    /** An array of token ids, each checked to be in [0, vocabSize). */
+    static int[] tokenIds(JsonNode a, int vocabSize, String field) {
+        int[] ids = new int[a.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode x = a.get(i);
+            ids[i] = x.isIntegralNumber() && x.canConvertToInt() ? x.asInt() : -1;
+            if (ids[i] < 0 || ids[i] >= vocabSize)
+                throw ApiException.bad(field + "[" + i + "] = " + x + " is not a token id in [0, " + vocabSize + ")", field);
+        }
+        return ids;
     }
 
     private static boolean allInts(JsonNode a) {

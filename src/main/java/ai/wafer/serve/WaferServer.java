@@ -22,6 +22,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -117,6 +118,7 @@ public final class WaferServer implements AutoCloseable {
         });
         app.post("/v1/completions", c -> generate(c, false));
         app.post("/v1/chat/completions", c -> generate(c, true));
+        app.post("/v1/embeddings", this::embeddings);
         app.post("/v1/classify", this::classify);
         app.post("/v1/tag", this::tag);
         app.exception(ApiException.class, (e, c) -> error(c, e));
@@ -262,6 +264,57 @@ public final class WaferServer implements AutoCloseable {
         }
         needHead(Task.TOKEN_CLASSIFICATION);
         return out;
+    }
+
+    /**
+     * OpenAI's embeddings: {@code input} a text, a list of texts, a list of token ids or a list of such lists; each
+     * embedding is {@link ai.wafer.generate.InferenceModel#embed}, as floats or (encoding_format base64) their
+     * little-endian bytes.
+     */
+    private void embeddings(Context c) throws IOException {
+        ObjectNode b = body(c);
+        if (cls != null) throw new ApiException(400, "model " + name + " is a " + cls.task() + " model; embeddings come from a language model", "model", "model_not_supported");
+        for (var it = b.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!Set.of("input", "model", "encoding_format", "dimensions", "user").contains(f))
+                throw new ApiException(400, "Unrecognized request argument supplied: " + f, f, "unknown_parameter");
+        }
+        String format = b.path("encoding_format").asText("float");
+        if (!format.equals("float") && !format.equals("base64")) throw ApiException.bad("encoding_format must be float or base64", "encoding_format");
+        int C = lm.model().config.nEmbd();
+        if (b.hasNonNull("dimensions") && b.get("dimensions").asInt(-1) != C)
+            throw ApiException.bad("this model's embeddings have " + C + " dimensions; others are not supported", "dimensions");
+        JsonNode in = b.get("input");
+        String shape = "input must be a text, a non-empty array of texts, an array of token ids, or an array of such arrays";
+        if (in == null || !(in.isTextual() || in.isArray() && !in.isEmpty())) throw ApiException.bad(shape, "input");
+        List<int[]> inputs = new ArrayList<>();
+        Iterable<JsonNode> items = in.isTextual() || in.get(0).isIntegralNumber() ? List.of(in) : in;
+        for (JsonNode x : items) {
+            if (x.isTextual()) inputs.add(lm.requireTokenizer().encode(x.asText()));
+            else if (x.isArray() && !x.isEmpty()) inputs.add(OpenAiRequests.tokenIds(x, lm.model().vocabSize(), "input"));
+            else throw ApiException.bad(shape, "input");
+            int n = inputs.getLast().length;
+            if (n < 1 || n > lm.model().config.nPositions())
+                throw new ApiException(400, "input " + (inputs.size() - 1) + " has " + n + " tokens; this model embeds 1 to "
+                        + lm.model().config.nPositions(), "input", "context_length_exceeded");
+        }
+        ObjectNode o = obj().put("object", "list").put("model", name);
+        var data = o.putArray("data");
+        long tokens = inputs.stream().mapToLong(t -> t.length).sum();
+        admitted(() -> {
+            for (int i = 0; i < inputs.size(); i++) {
+                float[] e = lm.model().embed(inputs.get(i));
+                ObjectNode d = data.addObject().put("object", "embedding").put("index", i);
+                if (format.equals("float")) { var a = d.putArray("embedding"); for (float v : e) a.add(v); }
+                else {
+                    java.nio.ByteBuffer bb = java.nio.ByteBuffer.allocate(4 * e.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                    for (float v : e) bb.putFloat(v);
+                    d.put("embedding", java.util.Base64.getEncoder().encodeToString(bb.array()));
+                }
+            }
+        });
+        o.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        c.json(o);
     }
 
     private void classify(Context c) throws IOException {

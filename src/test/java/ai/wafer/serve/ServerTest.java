@@ -77,6 +77,35 @@ class ServerTest {
         return new Generator(reference.model(), reference.tokenizer()).generate(prompt, p, null).text();
     }
 
+    /** /v1/embeddings: the mean of the last hidden states (after ln_f), L2-normalised, as floats or base64 bytes. */
+    @Test void embeddings() throws Exception {
+        HttpResponse<String> r = post("/v1/embeddings", "{\"input\": [\"The capital of France\", \"is Paris\"], \"model\": \"" + reference.name() + "\"}");
+        assertEquals(200, r.statusCode(), r.body());
+        JsonNode o = JSON.readTree(r.body());
+        Gpt g = Checkpoint.load(dir);
+        for (int i = 0; i < 2; i++) {
+            int[] ids = reference.tokenizer().encode(i == 0 ? "The capital of France" : "is Paris");
+            float[] h = g.forwardHidden(ids, 1, ids.length);
+            double[] mean = new double[32];
+            for (int t = 0; t < ids.length; t++) for (int c = 0; c < 32; c++) mean[c] += h[t * 32 + c] / ids.length;
+            double norm = Math.sqrt(java.util.Arrays.stream(mean).map(v -> v * v).sum());
+            JsonNode e = o.at("/data/" + i + "/embedding");
+            assertEquals(32, e.size());
+            for (int c = 0; c < 32; c++) assertEquals(mean[c] / norm, e.get(c).asDouble(), 1e-5, "input " + i + " dim " + c);
+        }
+        assertEquals(reference.tokenizer().encode("The capital of France").length + reference.tokenizer().encode("is Paris").length,
+                o.at("/usage/prompt_tokens").asInt());
+        // token ids embed as their text does; base64 is the same floats' little-endian bytes
+        int[] ids = reference.tokenizer().encode("is Paris");
+        JsonNode b64 = JSON.readTree(post("/v1/embeddings", "{\"input\": " + java.util.Arrays.toString(ids) + ", \"encoding_format\": \"base64\"}").body());
+        var bytes = java.nio.ByteBuffer.wrap(java.util.Base64.getDecoder().decode(b64.at("/data/0/embedding").asText())).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int c = 0; c < 32; c++) assertEquals(o.at("/data/1/embedding/" + c).floatValue(), bytes.getFloat(), 0f);
+        assertEquals(400, post("/v1/embeddings", "{\"input\": \"x\", \"dimensions\": 8}").statusCode());
+        assertEquals(400, post("/v1/embeddings", "{\"input\": \"x\", \"colour\": 1}").statusCode());
+        assertEquals(400, post("/v1/embeddings", "{\"input\": []}").statusCode());
+        assertEquals(400, post("/v1/embeddings", "{\"input\": [99999999]}").statusCode());
+    }
+
     @Test void aCompletion() throws Exception {
         HttpResponse<String> r = post("/v1/completions", "{\"model\": \"" + reference.name() + "\", \"prompt\": \"The capital of France is\", \"max_tokens\": 6, \"temperature\": 0}");
         assertEquals(200, r.statusCode(), r.body());
