@@ -19,7 +19,8 @@ import java.util.Set;
  */
 final class OpenAiRequests {
     /** A validated request. */
-    record Parsed(int[] prompt, SamplingParams params, boolean stream) {}
+    /** A request: its prompt, how to sample, whether to stream, and how many choices ({@code n}). */
+    record Parsed(int[] prompt, SamplingParams params, boolean stream, int n) {}
 
     /** The limits of one server. */
     record Limits(int context, int vocabSize, int maxPromptTokens, int maxTokens) {}
@@ -115,7 +116,8 @@ final class OpenAiRequests {
                         + (prompt.length + max) + " (" + prompt.length + " in the prompt, " + max + " in the completion)",
                         "max_tokens", "context_length_exceeded");
         }
-        if (integer(body, "n", 1) != 1) throw ApiException.bad("n must be 1", "n");
+        int n = integer(body, "n", 1);
+        if (n < 1 || n > 128) throw ApiException.bad("n must be in [1, 128], got " + n, "n");
         for (String f : new String[] {"presence_penalty", "frequency_penalty"}) {
             double v = number(body, f, 0);
             if (v != 0) throw ApiException.bad(f + " is not supported (use repetition_penalty)", f);
@@ -149,7 +151,7 @@ final class OpenAiRequests {
         if (body.hasNonNull("stream_options") && !body.get("stream_options").isObject()) throw ApiException.bad("stream_options must be an object", "stream_options");
         List<Integer> stopIds = tok != null && tok.eot() >= 0 ? List.of(tok.eot()) : List.of();
         try {
-            return new Parsed(prompt, new SamplingParams(max, temperature, topK, topP, minP, rep, stops, stopIds, seed, 1), stream);
+            return new Parsed(prompt, new SamplingParams(max, temperature, topK, topP, minP, rep, stops, stopIds, seed, 1), stream, n);
         } catch (SamplingParams.Invalid e) {
             throw ApiException.bad(e.getMessage(), e.field);
         }

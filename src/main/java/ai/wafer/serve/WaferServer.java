@@ -359,12 +359,23 @@ public final class WaferServer implements AutoCloseable {
             throw new ApiException(400, "model " + name + " is a " + cls.task() + " model: it does not generate text; use "
                     + (cls.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag"), "model", "model_not_supported");
         OpenAiRequests.Parsed p = chat ? OpenAiRequests.chat(b, lm.tokenizer(), lm.chat(), limits) : OpenAiRequests.completion(b, lm.tokenizer(), limits);
-        BatchEngine.Job job = new BatchEngine.Job(p.prompt(), p.params());
-        if (!engine.submit(job)) throw busy();
+        if (p.n() > cfg.maxBatch())
+            throw ApiException.bad("n is " + p.n() + ", more than this server decodes together (--max-batch " + cfg.maxBatch() + ")", "n");
+        // n choices are n jobs of the same prompt, decoded together; with a seed, choice i samples from seed + i
+        List<BatchEngine.Job> jobs = new ArrayList<>();
+        for (int i = 0; i < p.n(); i++) {
+            Long seed = p.params().seed();
+            BatchEngine.Job job = new BatchEngine.Job(p.prompt(), seed == null ? p.params() : p.params().withSeed(seed + i));
+            if (!engine.submit(job)) {
+                for (BatchEngine.Job j : jobs) j.cancelled = true;
+                throw busy();
+            }
+            jobs.add(job);
+        }
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
         long createdAt = System.currentTimeMillis() / 1000;
-        if (p.stream()) stream(c, job, chat, id, createdAt);
-        else whole(c, job, chat, id, createdAt);
+        if (p.stream()) stream(c, jobs, chat, id, createdAt);
+        else whole(c, jobs, chat, id, createdAt);
     }
 
     /**
@@ -404,29 +415,34 @@ public final class WaferServer implements AutoCloseable {
         }
     }
 
-    private void whole(Context c, BatchEngine.Job job, boolean chat, String id, long createdAt) throws InterruptedException {
-        StringBuilder text = new StringBuilder();
-        while (true) {
-            BatchEngine.Event e = next(job, c);
-            switch (e) {
-                case null -> { return; } // nobody to answer
-                case BatchEngine.Delta d -> text.append(d.text());
-                case BatchEngine.Failed f -> throw new ApiException(500, f.message(), null, null);
-                case BatchEngine.Done d -> {
-                    ObjectNode o = head(chat ? "chat.completion" : "text_completion", id, createdAt);
-                    ObjectNode ch = o.putArray("choices").addObject().put("index", 0);
-                    if (chat) ch.putObject("message").put("role", "assistant").put("content", text.toString());
-                    else ch.put("text", text.toString()).putNull("logprobs");
-                    ch.put("finish_reason", d.reason().api);
-                    usage(o, d);
-                    c.json(o);
-                    return;
+    private void whole(Context c, List<BatchEngine.Job> jobs, boolean chat, String id, long createdAt) throws InterruptedException {
+        ObjectNode o = head(chat ? "chat.completion" : "text_completion", id, createdAt);
+        var choices = o.putArray("choices");
+        int prompt = 0, completion = 0;
+        for (int i = 0; i < jobs.size(); i++) {
+            StringBuilder text = new StringBuilder();
+            BatchEngine.Done done = null;
+            while (done == null) {
+                switch (next(jobs.get(i), c)) {
+                    case null -> { for (BatchEngine.Job j : jobs) j.cancelled = true; return; } // nobody to answer
+                    case BatchEngine.Delta d -> text.append(d.text());
+                    case BatchEngine.Failed f -> { for (BatchEngine.Job j : jobs) j.cancelled = true; throw new ApiException(500, f.message(), null, null); }
+                    case BatchEngine.Done d -> done = d;
                 }
             }
+            ObjectNode ch = choices.addObject().put("index", i);
+            if (chat) ch.putObject("message").put("role", "assistant").put("content", text.toString());
+            else ch.put("text", text.toString()).putNull("logprobs");
+            ch.put("finish_reason", done.reason().api);
+            prompt = done.promptTokens();
+            completion += done.completionTokens();
         }
+        usage(o, prompt, completion);
+        c.json(o);
     }
 
-    private void stream(Context c, BatchEngine.Job job, boolean chat, String id, long createdAt) throws InterruptedException {
+    /** Server-sent events; with n > 1 the choices' chunks interleave as their tokens come, each with its index. */
+    private void stream(Context c, List<BatchEngine.Job> jobs, boolean chat, String id, long createdAt) throws InterruptedException {
         c.status(200);
         c.res().setContentType("text/event-stream; charset=utf-8");
         c.res().setHeader("Cache-Control", "no-cache");
@@ -434,26 +450,43 @@ public final class WaferServer implements AutoCloseable {
         try {
             OutputStream out = c.res().getOutputStream();
             String object = chat ? "chat.completion.chunk" : "text_completion";
-            if (chat) send(out, chunk(object, id, createdAt, chat, null, null, true));
-            BatchEngine.Event e;
-            while ((e = next(job, null)) instanceof BatchEngine.Delta d) send(out, chunk(object, id, createdAt, chat, d.text(), null, false));
-            if (e instanceof BatchEngine.Failed f) {
-                ObjectNode err = obj();
-                err.putObject("error").put("message", f.message()).put("type", "server_error");
-                send(out, err);
-            } else if (e instanceof BatchEngine.Done d) {
-                send(out, usage(chunk(object, id, createdAt, chat, chat ? null : "", d.reason().api, false), d));
+            if (chat) for (int i = 0; i < jobs.size(); i++) send(out, chunk(object, id, createdAt, i, chat, null, null, true));
+            int left = jobs.size(), prompt = 0, completion = 0;
+            boolean[] over = new boolean[jobs.size()];
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(cfg.requestTimeoutSeconds());
+            while (left > 0) {
+                if (System.nanoTime() > deadline) throw new ApiException(504, "generation timed out", null, "timeout");
+                for (int i = 0; i < jobs.size(); i++) {
+                    if (over[i]) continue;
+                    BatchEngine.Event e = jobs.get(i).events.poll(jobs.size() == 1 ? 100 : 5, TimeUnit.MILLISECONDS);
+                    if (e instanceof BatchEngine.Delta d) send(out, chunk(object, id, createdAt, i, chat, d.text(), null, false));
+                    else if (e instanceof BatchEngine.Failed f) {
+                        ObjectNode err = obj();
+                        err.putObject("error").put("message", f.message()).put("type", "server_error");
+                        send(out, err);
+                        over[i] = true;
+                        left--;
+                    } else if (e instanceof BatchEngine.Done d) {
+                        prompt = d.promptTokens();
+                        completion += d.completionTokens();
+                        over[i] = true;
+                        ObjectNode last = chunk(object, id, createdAt, i, chat, chat ? null : "", d.reason().api, false);
+                        send(out, --left == 0 ? usage(last, prompt, completion) : last); // the usage of every choice, once
+                    }
+                }
             }
             out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
             out.flush();
         } catch (IOException gone) {
-            job.cancelled = true; // the client went away: stop spending steps on it
+            for (BatchEngine.Job j : jobs) j.cancelled = true; // the client went away: stop spending steps on it
+        } catch (ApiException timeout) {
+            for (BatchEngine.Job j : jobs) j.cancelled = true;
         }
     }
 
-    private ObjectNode chunk(String object, String id, long createdAt, boolean chat, String text, String finish, boolean roleOnly) {
+    private ObjectNode chunk(String object, String id, long createdAt, int index, boolean chat, String text, String finish, boolean roleOnly) {
         ObjectNode o = head(object, id, createdAt);
-        ObjectNode ch = o.putArray("choices").addObject().put("index", 0);
+        ObjectNode ch = o.putArray("choices").addObject().put("index", index);
         if (chat) {
             ObjectNode delta = ch.putObject("delta");
             if (roleOnly) delta.put("role", "assistant").put("content", "");
@@ -465,9 +498,8 @@ public final class WaferServer implements AutoCloseable {
         return o;
     }
 
-    private static ObjectNode usage(ObjectNode o, BatchEngine.Done d) {
-        o.putObject("usage").put("prompt_tokens", d.promptTokens()).put("completion_tokens", d.completionTokens())
-                .put("total_tokens", d.promptTokens() + d.completionTokens());
+    private static ObjectNode usage(ObjectNode o, int prompt, int completion) {
+        o.putObject("usage").put("prompt_tokens", prompt).put("completion_tokens", completion).put("total_tokens", prompt + completion);
         return o;
     }
 

@@ -121,6 +121,34 @@ class ServerTest {
         assertTrue(List.of("stop", "length").contains(o.at("/choices/0/finish_reason").asText()));
     }
 
+    /** n choices: n sequences of one prompt decoded together, choice i sampled from seed + i; streamed, interleaved by index. */
+    @Test void nChoices() throws Exception {
+        String req = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 8, \"temperature\": 1, \"seed\": %d, \"n\": %d%s}";
+        JsonNode three = JSON.readTree(post("/v1/completions", String.format(req, 5, 3, "")).body());
+        assertEquals(3, three.get("choices").size());
+        for (int i = 0; i < 3; i++) {
+            assertEquals(i, three.at("/choices/" + i + "/index").asInt());
+            JsonNode alone = JSON.readTree(post("/v1/completions", String.format(req, 5 + i, 1, "")).body());
+            assertEquals(alone.at("/choices/0/text").asText(), three.at("/choices/" + i + "/text").asText(), "choice " + i + " is seed + i's");
+        }
+        assertEquals(3 * 8, three.at("/usage/completion_tokens").asInt(), "every choice's tokens (no stop token in 8 sampled ones: vocabulary 50257)");
+        // streamed: each index's chunks add up to the same text, and each index finishes once
+        HttpResponse<String> r = post("/v1/completions", String.format(req, 5, 3, ", \"stream\": true"));
+        StringBuilder[] text = {new StringBuilder(), new StringBuilder(), new StringBuilder()};
+        int finished = 0;
+        for (String block : r.body().split("\n\n")) {
+            if (block.isBlank() || block.equals("data: [DONE]")) continue;
+            JsonNode o = JSON.readTree(block.substring(6));
+            int i = o.at("/choices/0/index").asInt();
+            text[i].append(o.at("/choices/0/text").asText());
+            if (!o.at("/choices/0/finish_reason").isNull()) finished++;
+        }
+        assertEquals(3, finished);
+        for (int i = 0; i < 3; i++) assertEquals(three.at("/choices/" + i + "/text").asText(), text[i].toString(), "streamed choice " + i);
+        assertError(post("/v1/completions", String.format(req, 5, 0, "")), 400);
+        assertError(post("/v1/completions", String.format(req, 5, 17, "")), 400); // more than --max-batch 16
+    }
+
     @Test void aStreamedChat() throws Exception {
         String msgs = "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Hi there!\"}]";
         HttpResponse<String> r = post("/v1/chat/completions", "{\"messages\": " + msgs + ", \"max_tokens\": 12, \"temperature\": 0, \"stream\": true}");
