@@ -6,6 +6,7 @@ import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneJob;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
+import ai.wafer.io.OutputDir;
 import ai.wafer.model.Task;
 import ai.wafer.peft.Lora;
 import ai.wafer.peft.Peft;
@@ -65,8 +66,11 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--parallel", paramLabel = "dp=N", description = "data parallel: N ranks (threads here, or MPI processes with --mpi) each take 1/N of every global batch of --batch-size rows; only trainable gradients are exchanged") String parallel;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (mpirun -np N ./wafer finetune ... --parallel dp=N --mpi)") boolean mpi;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png") Path out;
+    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this, an existing --out is refused)") boolean overwrite;
 
     @Override public Integer call() {
+        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
+        OutputDir.claim(out, false, false, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
         Task t = Task.parse(task);
         Batcher.Side side = Batcher.Side.parse(paddingSide);
         Peft.Kind kind = Peft.Kind.parse(method);

@@ -3,6 +3,7 @@ package ai.wafer.cli;
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.io.Checkpoint;
+import ai.wafer.io.OutputDir;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.train.AdamW;
@@ -71,12 +72,20 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (launch with mpirun -np N ./wafer pretrain ...)") boolean mpi;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
     Path out;
+    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this or --resume, an existing --out is refused)")
+    boolean overwrite;
 
     /** Called after every step (tests end the process there, as kill -9 would); never set by the command line. */
     java.util.function.Consumer<Pretrainer.StepResult> afterStep = r -> { };
 
     @Override public Integer call() {
         if (gradAccum < 1) throw new WaferException("--grad-accum must be at least 1");
+        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
+        List<Path> inputs = new ArrayList<>(data);
+        if (evalData != null) inputs.addAll(evalData);
+        inputs.add(init.init);
+        inputs.add(tokenizer);
+        OutputDir.claim(out, true, resume != null, overwrite, inputs);
         Gpt model = buildModel();
         if (seqLen > model.config.nPositions())
             throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + model.config.nPositions());

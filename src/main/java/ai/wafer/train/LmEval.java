@@ -22,6 +22,9 @@ public final class LmEval {
             sum += (double) model.forward(x, y, B, T) * x.length;
             tokens += x.length;
         }
+        // a NaN loss is no score: report it rather than print it (JSON has no NaN)
+        if (!Double.isFinite(sum)) throw new ai.wafer.WaferException("the loss over " + tokens + " tokens is " + sum / tokens
+                + ": the model's weights are not finite (a diverged run?)");
         return new Result(sum / tokens, tokens);
     }
 
