@@ -69,8 +69,6 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this, an existing --out is refused)") boolean overwrite;
 
     @Override public Integer call() {
-        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
-        OutputDir.claim(out, false, false, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
         Task t = Task.parse(task);
         Batcher.Side side = Batcher.Side.parse(paddingSide);
         Peft.Kind kind = Peft.Kind.parse(method);
@@ -80,6 +78,9 @@ public final class FinetuneCommand implements Callable<Integer> {
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
+        // after the model, data and options are checked, so that --overwrite empties nothing for a refused run
+        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
+        OutputDir.claim(out, false, false, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
         err.println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + job.model.trainableShare()
                 + (t.classifies() ? "; " + job.train.labels().size() + " labels" : ""));
         Finetuner.Result r;

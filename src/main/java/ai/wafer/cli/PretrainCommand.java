@@ -80,12 +80,6 @@ public final class PretrainCommand implements Callable<Integer> {
 
     @Override public Integer call() {
         if (gradAccum < 1) throw new WaferException("--grad-accum must be at least 1");
-        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
-        List<Path> inputs = new ArrayList<>(data);
-        if (evalData != null) inputs.addAll(evalData);
-        inputs.add(init.init);
-        inputs.add(tokenizer);
-        OutputDir.claim(out, true, resume != null, overwrite, inputs);
         Gpt model = buildModel();
         if (seqLen > model.config.nPositions())
             throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + model.config.nPositions());
@@ -97,6 +91,13 @@ public final class PretrainCommand implements Callable<Integer> {
         var opt = new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
                 new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio),
                 new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip);
+        // last of the checks, so that --overwrite empties nothing for a run refused on its options
+        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
+        List<Path> inputs = new ArrayList<>(data);
+        if (evalData != null) inputs.addAll(evalData);
+        inputs.add(init.init);
+        inputs.add(tokenizer);
+        OutputDir.claim(out, true, resume != null, overwrite, inputs);
         var control = new Pretrainer.Control().afterStep(afterStep);
         // Ctrl-C: let the current step finish, save a checkpoint, then exit
         try (var signals = control.stopOnSignal()) {

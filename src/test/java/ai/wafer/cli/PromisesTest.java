@@ -60,6 +60,13 @@ class PromisesTest {
         return a.toArray(String[]::new);
     }
 
+    /** A one-layer model with the GPT-2 vocabulary and tokenizer, for fine-tuning. */
+    static Path base(Path dir) {
+        Checkpoint.save(Gpt.init(GptConfig.of(1, 16, 2, 50257, 32), 1), dir);
+        TokenizerFiles.copy(Fixtures.TOKENIZER, dir);
+        return dir;
+    }
+
     // ---- 1: outputs are written whole or not at all
 
     @Test
@@ -103,11 +110,14 @@ class PromisesTest {
         Checkpoint.save(Checkpoint.load(TINY), m);
         byte[] before = Files.readAllBytes(m.resolve("model.safetensors"));
         assertFails("is an input", "pretrain", "--init", m.toString(), "--data", TOKENS.toString(), "--steps", "1",
-                "--out", m.toString(), "--overwrite");
-        Files.writeString(tmp.resolve("train.conll"), "a\tX\nb\tY\n");
-        assertFails("is an input", "finetune", "--model", m.toString(), "--task", "token-classification", "--train",
-                tmp.resolve("train.conll").toString(), "--method", "full", "--out", m.toString(), "--overwrite");
+                "--seq-len", "8", "--out", m.toString(), "--overwrite");
         assertTrue(java.util.Arrays.equals(before, Files.readAllBytes(m.resolve("model.safetensors"))));
+        Path b = base(tmp.resolve("base"));
+        before = Files.readAllBytes(b.resolve("model.safetensors"));
+        Files.writeString(tmp.resolve("train.conll"), "a\tX\nb\tY\n");
+        assertFails("is an input", "finetune", "--model", b.toString(), "--task", "token-classification", "--train",
+                tmp.resolve("train.conll").toString(), "--method", "full", "--out", b.toString(), "--overwrite");
+        assertTrue(java.util.Arrays.equals(before, Files.readAllBytes(b.resolve("model.safetensors"))));
     }
 
     @Test
@@ -157,9 +167,7 @@ class PromisesTest {
 
     @Test
     void finetuneRefusesBadHyperparametersAndStopsOnNonFiniteValues() throws Exception {
-        Path base = tmp.resolve("base");
-        Checkpoint.save(Gpt.init(GptConfig.of(1, 16, 2, 50257, 32), 1), base);
-        TokenizerFiles.copy(Fixtures.TOKENIZER, base);
+        Path base = base(tmp.resolve("base"));
         Path train = tmp.resolve("train.conll");
         Files.writeString(train, "EU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\nBlackburn\tI-PER\n");
         String[] args = {"finetune", "--model", base.toString(), "--task", "token-classification", "--train", train.toString(),
@@ -181,6 +189,22 @@ class PromisesTest {
         var r = assertFails("not finite", "eval-lm", "--model", tmp.resolve("nan").toString(), "--data", TOKENS.toString(),
                 "--batch-size", "2", "--seq-len", "8", "--batches", "2");
         assertFalse(r.out().contains("NaN"), r.out());
+    }
+
+    @Test
+    void evaluateAndEvalChoiceOnANanModelAreErrors() throws Exception {
+        Path m = base(tmp.resolve("nan"));
+        Gpt nan = Checkpoint.load(m);
+        Parameter p = nan.parameter("ln_f.weight");
+        p.data[p.off] = Float.NaN;
+        Checkpoint.save(nan, m);
+        Path chat = tmp.resolve("chat.jsonl"), choice = tmp.resolve("choice.jsonl");
+        Files.writeString(chat, "{\"prompt\": \"Say hi\", \"response\": \"hi\"}\n");
+        Files.writeString(choice, "{\"context\": \"The sky is\", \"choices\": [\" blue\", \" green\"], \"label\": 0}\n");
+        var r = assertFails("not finite", "evaluate", "--model", m.toString(), "--task", "causal-lm", "--data", chat.toString(), "--format", "json");
+        assertFalse(r.out().contains("NaN"), r.out());
+        r = assertFails("choice.jsonl:1", "eval-choice", "--model", m.toString(), "--data", choice.toString());
+        assertFalse(r.out().contains("acc"), r.out());
     }
 
     // ---- 16: prepare does not lose text silently
@@ -248,9 +272,7 @@ class PromisesTest {
 
     @Test
     void aLatin1ConllFileIsNamedWithItsLine() throws Exception {
-        Path base = tmp.resolve("base");
-        Checkpoint.save(Gpt.init(GptConfig.of(1, 16, 2, 50257, 32), 1), base);
-        TokenizerFiles.copy(Fixtures.TOKENIZER, base);
+        Path base = base(tmp.resolve("base"));
         Path train = tmp.resolve("latin1.conll");
         Files.write(train, "EU\tB-ORG\n\nK\u00f6ln\tB-LOC\n".getBytes(StandardCharsets.ISO_8859_1));
         assertFails("latin1.conll:3: invalid UTF-8 (byte 0xF6 at byte 2 of the line)", "finetune", "--model", base.toString(),
