@@ -6,6 +6,7 @@ import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneJob;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
+import ai.wafer.io.OutputDir;
 import ai.wafer.model.Task;
 import ai.wafer.peft.Lora;
 import ai.wafer.peft.Peft;
@@ -65,6 +66,7 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--parallel", paramLabel = "dp=N", description = "data parallel: N ranks (threads here, or MPI processes with --mpi) each take 1/N of every global batch of --batch-size rows; only trainable gradients are exchanged") String parallel;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (mpirun -np N ./wafer finetune ... --parallel dp=N --mpi)") boolean mpi;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png") Path out;
+    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this, an existing --out is refused)") boolean overwrite;
 
     @Override public Integer call() {
         Task t = Task.parse(task);
@@ -76,6 +78,9 @@ public final class FinetuneCommand implements Callable<Integer> {
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
+        // after the model, data and options are checked, so that --overwrite empties nothing for a refused run
+        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
+        OutputDir.claim(out, false, false, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
         err.println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + job.model.trainableShare()
                 + (t.classifies() ? "; " + job.train.labels().size() + " labels" : ""));
         Finetuner.Result r;

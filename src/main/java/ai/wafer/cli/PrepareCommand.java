@@ -1,6 +1,7 @@
 package ai.wafer.cli;
 
 import ai.wafer.data.Prepare;
+import ai.wafer.io.OutputDir;
 import ai.wafer.data.TextDocuments;
 import ai.wafer.tokenizer.Tokenizer;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
@@ -28,9 +29,13 @@ public final class PrepareCommand implements Callable<Integer> {
             description = "fraction of documents for validation, spread evenly (default ${DEFAULT-VALUE})") double valFraction;
     @Option(names = "--shard-tokens", defaultValue = "100000000", paramLabel = "N",
             description = "tokens per shard (default ${DEFAULT-VALUE})") long shardTokens;
+    @Option(names = "--overwrite", description = "--out may hold earlier shards: empty it first (without this, an existing --out is refused)") boolean overwrite;
 
     @Override public Integer call() throws IOException {
         Tokenizer tok = Tokenizer.load(tokenizer);
+        List<Path> in = new java.util.ArrayList<>(inputs);
+        in.add(tokenizer);
+        OutputDir.claim(out, false, false, overwrite, in);
         long total = TextDocuments.totalBytes(TextDocuments.files(inputs));
         long t0 = System.nanoTime();
         Prepare.Summary s;

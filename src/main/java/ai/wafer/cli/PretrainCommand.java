@@ -3,6 +3,7 @@ package ai.wafer.cli;
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.io.Checkpoint;
+import ai.wafer.io.OutputDir;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.train.AdamW;
@@ -73,6 +74,8 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (launch with mpirun -np N ./wafer pretrain ...)") boolean mpi;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
     Path out;
+    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this or --resume, an existing --out is refused)")
+    boolean overwrite;
 
     /** Called after every step (tests end the process there, as kill -9 would); never set by the command line. */
     java.util.function.Consumer<Pretrainer.StepResult> afterStep = r -> { };
@@ -90,6 +93,13 @@ public final class PretrainCommand implements Callable<Integer> {
         var opt = new Pretrainer.Options(nSteps, batchSize, seqLen, gradAccum,
                 new LrSchedule(LrSchedule.parse(schedule), lr, warmup, nSteps, minLrRatio),
                 new AdamW.Hyper(beta1, beta2, eps, weightDecay), gradClip);
+        // last of the checks, so that --overwrite empties nothing for a run refused on its options
+        if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
+        List<Path> inputs = new ArrayList<>(data);
+        if (evalData != null) inputs.addAll(evalData);
+        inputs.add(init.init);
+        inputs.add(tokenizer);
+        OutputDir.claim(out, true, resume != null, overwrite, inputs);
         var control = new Pretrainer.Control().afterStep(afterStep);
         // Ctrl-C: let the current step finish, save a checkpoint, then exit
         try (var signals = control.stopOnSignal()) {

@@ -2,6 +2,7 @@ package ai.wafer.cli;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.JsonLines;
+import ai.wafer.io.AtomicFiles;
 import ai.wafer.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -48,8 +49,15 @@ public final class TokenizeCommand implements Callable<Integer> {
             return 0;
         }
         if (output == null) throw new WaferException("--input needs --output");
+        if (Files.exists(output) && Files.isSameFile(source.input, output))
+            throw new WaferException("--output " + output + " is the --input file; write to another file");
+        AtomicFiles.write(output, tmp -> encode(tok, json, tmp));
+        return 0;
+    }
+
+    private void encode(Tokenizer tok, ObjectMapper json, Path tmp) throws IOException {
         try (BufferedReader in = Files.newBufferedReader(source.input, StandardCharsets.UTF_8);
-             BufferedWriter out = Files.newBufferedWriter(output, StandardCharsets.UTF_8)) {
+             BufferedWriter out = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
             List<ObjectNode> objs = new ArrayList<>();
             List<String> texts = new ArrayList<>();
             String line;
@@ -68,7 +76,6 @@ public final class TokenizeCommand implements Callable<Integer> {
         } catch (java.nio.charset.MalformedInputException e) {
             throw new WaferException(source.input + ": invalid UTF-8");
         }
-        return 0;
     }
 
     /** Encodes the collected lines on all cores and writes them in input order. */

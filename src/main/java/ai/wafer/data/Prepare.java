@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * Text to llm.c token shards ({@code wafer prepare}). Documents ({@link TextDocuments}) are read in
@@ -62,10 +61,6 @@ public final class Prepare {
         List<Path> files = TextDocuments.files(inputs);
         if (files.isEmpty()) throw new WaferException(inputs + ": no input files");
         Files.createDirectories(outDir);
-        try (Stream<Path> s = Files.list(outDir)) {
-            if (s.anyMatch(p -> p.getFileName().toString().endsWith(".bin")))
-                throw new WaferException(outDir + ": already holds .bin token shards; remove them or choose another --out");
-        }
         long t0 = System.nanoTime();
         Prepare p = new Prepare(tok, outDir, valFraction, shardTokens, progress);
         TextDocuments.read(files, new TextDocuments.Sink() {
@@ -74,6 +69,7 @@ public final class Prepare {
             @Override public void bytesRead(long n) { p.bytes += n; }
         });
         p.flush();
+        if (p.documents == 0) throw new WaferException(inputs + ": no documents to tokenize (the inputs are empty)");
         p.train.close();
         p.val.close();
         List<Path> shards = new ArrayList<>(p.train.done);

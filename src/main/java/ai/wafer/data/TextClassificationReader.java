@@ -5,9 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -32,8 +29,6 @@ public final class TextClassificationReader {
             List<LabeledText> out = name.endsWith(".csv") ? readCsv(file) : readJsonl(file);
             if (out.isEmpty()) throw new WaferException(file + ": no examples");
             return out;
-        } catch (CharacterCodingException e) {
-            throw new WaferException(file + ": invalid UTF-8");
         } catch (IOException e) {
             throw new WaferException(file + ": cannot read: " + e.getMessage(), e);
         }
@@ -63,7 +58,7 @@ public final class TextClassificationReader {
 
     private static List<LabeledText> readCsv(Path file) throws IOException {
         List<LabeledText> out = new ArrayList<>();
-        try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+        try (BufferedReader in = new BufferedReader(new java.io.StringReader(JsonLines.text(file)))) {
             Csv csv = new Csv(in, file);
             List<String> header = csv.row();
             if (header == null) throw new WaferException(file + ": empty CSV file");

@@ -91,11 +91,12 @@ public final class TextDocuments {
         boolean jsonl = isJsonl(file);
         StringBuilder block = new StringBuilder();
         int[] badLines = {0};
+        long[] lone = {0, 0, 0}; // lone surrogates: count, first line, first character
         try (Lines lines = new Lines(Files.newInputStream(file), file, sink, badLines)) {
             String line;
             while ((line = lines.next()) != null) {
                 if (jsonl) {
-                    if (!line.isBlank()) jsonDocument(file, lines.number, line, sink);
+                    if (!line.isBlank()) jsonDocument(file, lines.number, line, sink, lone);
                 } else if (line.isBlank()) {
                     if (!block.isEmpty()) { sink.document(block.toString()); block.setLength(0); }
                 } else {
@@ -105,10 +106,12 @@ public final class TextDocuments {
             }
             if (!block.isEmpty()) sink.document(block.toString());
         }
+        if (lone[0] > 0) sink.warning(file + ": " + lone[0] + " lone UTF-16 surrogates (\\uD800-\\uDFFF escapes without their pair) in \"text\", "
+                + "first at line " + lone[1] + ", character " + lone[2] + " of the text; each is encoded as \"?\"");
         if (badLines[0] > 1) sink.warning(file + ": " + badLines[0] + " lines of invalid UTF-8 in all (U+FFFD used in their place)");
     }
 
-    private static void jsonDocument(Path file, long line, String text, Sink sink) throws IOException {
+    private static void jsonDocument(Path file, long line, String text, Sink sink, long[] lone) throws IOException {
         JsonNode node;
         try {
             node = JSON.readTree(text);
@@ -121,7 +124,13 @@ public final class TextDocuments {
             sink.warning(file + ":" + line + ": no string field \"text\", skipped");
             return;
         }
-        sink.document(t.asText());
+        String s = t.asText();
+        for (int i = 0; i < s.length(); i++) {
+            if (!Character.isSurrogate(s.charAt(i))) continue;
+            if (Character.isHighSurrogate(s.charAt(i)) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) i++;
+            else if (lone[0]++ == 0) { lone[1] = line; lone[2] = i + 1; }
+        }
+        sink.document(s);
     }
 
     /** UTF-8 lines of a byte stream, decoded one at a time so a bad byte costs one warning, not the file. */

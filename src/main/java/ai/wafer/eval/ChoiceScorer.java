@@ -88,6 +88,8 @@ public final class ChoiceScorer {
             for (int c = 0; c < n; c++) {
                 double ll = 0;
                 for (int t = start[c]; t < rows[c].length; t++) ll += logProb(logits, (c * T + t - 1) * V, V, rows[c][t]);
+                if (Double.isNaN(ll)) // no score to compare (and no choice to count as right)
+                    throw new WaferException(it.where() + ": the log-likelihood of choice " + c + " is NaN: the model's weights are not finite (a diverged run?)");
                 double norm = ll / it.choices().get(c).getBytes(StandardCharsets.UTF_8).length;
                 if (ll > best) { best = ll; arg = c; }
                 if (norm > bestNorm) { bestNorm = norm; argNorm = c; }

@@ -68,6 +68,8 @@ public final class Evaluator {
             }
         }
         double loss = count == 0 ? Double.NaN : lossSum / count;
+        if (count > 0 && !Double.isFinite(loss)) // no score to report (JSON has no NaN)
+            throw new ai.wafer.WaferException(data.file() + ": the loss is " + loss + ": the model's weights are not finite (a diverged run?)");
         if (!fm.task.classifies()) return new Scores(fm.task, loss, List.of(), List.of(), null);
         return new Scores(fm.task, loss, data.gold(), pred, ClassificationReport.excluding(flat(data.gold()), flat(pred), Set.of(CUT)));
     }

@@ -4,6 +4,7 @@ import ai.wafer.data.Batcher;
 import ai.wafer.model.Parameter;
 import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
+import ai.wafer.train.TrainingChecks;
 import ai.wafer.track.MetricsLog;
 import ai.wafer.track.Plot;
 import ai.wafer.track.TensorBoardWriter;
@@ -32,6 +33,12 @@ public final class Finetuner {
     public record Options(int epochs, int batchSize, int gradAccum, float lr, LrSchedule.Kind schedule, float warmupRatio,
                           float minLrRatio, AdamW.Hyper hyper, float gradClip, int maxLength, int evalEvery, int patience,
                           long seed, boolean progressBar, Batcher.Side padding) {
+        public Options {
+            TrainingChecks.check(lr, hyper, gradClip);
+            TrainingChecks.ratio(warmupRatio, "--warmup-ratio");
+            TrainingChecks.ratio(minLrRatio, "--min-lr-ratio");
+        }
+
         /** 3 epochs of batch 16, linear decay after 6% warmup, AdamW (0.9, 0.999, wd 0.01), clip 1, at {@link #defaultLr}. */
         public static Options defaults(ai.wafer.peft.Peft.Kind kind) {
             return new Options(3, 16, 1, defaultLr(kind), LrSchedule.Kind.LINEAR, 0.06f, 0f, new AdamW.Hyper(0.9f, 0.999f, 1e-8f, 0.01f),
@@ -147,6 +154,8 @@ public final class Finetuner {
                         float lr = sched.at(step);
                         double norm = adamw.step(lr, opt.gradClip());
                         step++;
+                        TrainingChecks.requireFinite(step, loss, norm, savedAny
+                                ? out + " holds the model of step " + bestStep + ", the last finite one" : "no model was saved");
                         Map<String, Object> row = new LinkedHashMap<>();
                         row.put("step", step);
                         row.put("epoch", epoch + (double) (from + K) / batches.size());

@@ -37,6 +37,10 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
             throw new WaferException("--adapter " + adapter + ": not an adapter directory (no " + AdapterIo.CONFIG + ")");
         InferenceModel im;
         GptConfig cfg;
+        Task saved = FineTuned.savedTask(dir, null);
+        if (adapter == null && saved != null && saved.classifies())
+            throw new WaferException("--model " + dir + " is a " + saved.cliName + " model (" + saved.hfArchitecture + " in its config.json): "
+                    + "it labels text and cannot generate; give a language model, or use evaluate or serve with this one");
         if (adapter == null) {
             Gpt gpt = Checkpoint.loadFrozen(dir); // matrices used in place from the file: a model larger than the heap runs
             cfg = gpt.config;

@@ -41,9 +41,14 @@ public final class Checkpoint {
 
     public static Gpt load(Path dir) {
         if (!Files.isDirectory(dir)) throw new WaferException(dir + ": not a model directory");
-        Gpt model = new Gpt(GptConfig.read(dir.resolve("config.json")));
-        load(model, dir, Map.of());
-        return model;
+        GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
+        try (TensorReader r = weights(dir, false)) {
+            checkDimensions(cfg, r, dir.toString());
+            cfg.requireHeap(dir.toString());
+            Gpt model = new Gpt(cfg);
+            load(model, r, dir.toString(), Map.of());
+            return model;
+        }
     }
 
     /**
@@ -59,6 +64,7 @@ public final class Checkpoint {
         GptConfig cfg = GptConfig.read(dir.resolve("config.json"));
         Map<String, Weights> mapped = new LinkedHashMap<>();
         try (TensorReader r = weights(dir, true)) {
+            checkDimensions(cfg, r, dir.toString());
             for (String name : r.names()) {
                 String canon = canonical(name);
                 if (r.info(name).shape().length != 2 || mapped.containsKey(canon)) continue;
@@ -134,6 +140,25 @@ public final class Checkpoint {
             if (!p.isMapped()) r.read(name, p.data, p.off); // a mapped one already is the file's data
         }
         return headsRead;
+    }
+
+    /**
+     * The config's dimensions against the file, before the model is allocated, so that a config that disagrees
+     * with its weights (huge dimensions, too many layers) is one clear error rather than a failed allocation.
+     */
+    private static void checkDimensions(GptConfig c, TensorReader r, String where) {
+        Map<String, long[]> want = Map.of("wte.weight", new long[]{c.vocabSize(), c.nEmbd()}, "wpe.weight", new long[]{c.nPositions(), c.nEmbd()},
+                "h." + (c.nLayer() - 1) + ".mlp.c_fc.weight", new long[]{c.nEmbd(), c.nInner()});
+        Set<String> seen = new java.util.HashSet<>();
+        for (String name : r.names()) {
+            long[] w = want.get(canonical(name)), have = r.info(name).shape();
+            if (w != null && !Arrays.equals(w, have))
+                throw new WaferException(where + ": tensor " + name + " has shape " + Arrays.toString(have) + " but config.json needs "
+                        + Arrays.toString(w) + " (vocab_size, n_positions, n_embd, n_inner)");
+            if (w != null) seen.add(canonical(name));
+        }
+        for (String n : want.keySet())
+            if (!seen.contains(n)) throw new WaferException(where + ": no tensor " + n + ", which config.json (n_layer " + c.nLayer() + ") needs");
     }
 
     static String canonical(String name) { return name.startsWith(PREFIX) ? name.substring(PREFIX.length()) : name; }

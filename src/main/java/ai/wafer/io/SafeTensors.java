@@ -16,11 +16,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -416,7 +414,7 @@ public final class SafeTensors {
                 var pretty = new DefaultPrettyPrinter().withSeparators(
                         Separators.createDefaultInstance().withObjectFieldValueSpacing(Separators.Spacing.AFTER));
                 byte[] json = (JSON.writer(pretty).writeValueAsString(index) + "\n").getBytes(StandardCharsets.UTF_8);
-                atomically(f, tmp -> Files.write(tmp, json));
+                AtomicFiles.write(f, tmp -> Files.write(tmp, json));
             } catch (JsonProcessingException e) {
                 throw new AssertionError(e);
             }
@@ -455,7 +453,7 @@ public final class SafeTensors {
         head.putLong(padded).put(json);
         while (head.hasRemaining()) head.put((byte) ' ');
         head.flip();
-        atomically(file, tmp -> {
+        AtomicFiles.write(file, tmp -> {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
                 writeFully(ch, head);
                 // Stream through a small buffer: a checkpoint can be many GB.
@@ -485,29 +483,6 @@ public final class SafeTensors {
 
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) ch.write(b);
-    }
-
-    interface IoAction { void run(Path tmp) throws IOException; }
-
-    /** Runs {@code write} on a temporary sibling of {@code file}, then renames it over {@code file}. */
-    static void atomically(Path file, IoAction write) {
-        Path abs = file.toAbsolutePath();
-        Path tmp = abs.resolveSibling(abs.getFileName() + ".tmp");
-        try {
-            write.run(tmp);
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException e) {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // the original error is the one worth reporting
-            }
-            throw new WaferException(file + ": cannot write: " + e, e);
-        }
     }
 
     private static void deleteStale(Path dir, List<Path> keep) {

@@ -190,7 +190,7 @@ public final class TokenShard implements AutoCloseable {
             ByteBuffer head = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
             head.putInt(MAGIC).putInt(VERSION).putInt((int) count).flip();
             closed = true;
-            SafeTensors.atomically(file, t -> {
+            AtomicFiles.write(file, t -> {
                 try (ch) {
                     while (head.hasRemaining()) ch.write(head, head.position()); // buffer offset == file offset
                     ch.force(true);

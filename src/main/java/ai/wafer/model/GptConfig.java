@@ -48,6 +48,29 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
                 "n_embd (" + nEmbd + ") must be a positive multiple of n_head (" + nHead + ")");
         check(nInner > 0, "n_inner must be positive, got " + nInner);
         check(layerNormEpsilon > 0, "layer_norm_epsilon must be positive");
+        long c = nEmbd, largest = Math.max(Math.max((long) vocabSize, nPositions) * c, Math.max(3 * c, nInner) * c);
+        check(largest <= Integer.MAX_VALUE, "a weight matrix of " + largest + " values (vocab_size " + vocabSize + ", n_positions "
+                + nPositions + ", n_embd " + nEmbd + ", n_inner " + nInner + ") exceeds the " + Integer.MAX_VALUE + " a Java array holds");
+    }
+
+    /** Parameters of the whole model (the GPT-2 layout of {@code Gpt}), computed without building it. */
+    public long parameterCount() {
+        long c = nEmbd, f = nInner;
+        long block = 4 * c + (3 * c * c + 3 * c) + (c * c + c) + (c * f + f) + (f * c + c); // 2 LayerNorms, c_attn, c_proj, c_fc, c_proj
+        return (long) vocabSize * c * (tieWordEmbeddings ? 1 : 2) + (long) nPositions * c + nLayer * block + 2 * c;
+    }
+
+    /**
+     * Refuses, before anything is allocated, a model whose float32 weights do
+     * not fit in what this JVM's heap can still grow to, saying how much it needs.
+     */
+    public void requireHeap(String where) {
+        long need = 4 * parameterCount();
+        Runtime rt = Runtime.getRuntime();
+        long left = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        if (need > left) throw new WaferException(String.format("%s: the model's %,d parameters need %.2f GB of memory for their "
+                + "weights alone; this JVM has %.2f GB left of its %.2f GB maximum heap (raise it: WAFER_JAVA_OPTS=-Xmx...)",
+                where, parameterCount(), need / 1e9, left / 1e9, rt.maxMemory() / 1e9));
     }
 
     private static void check(boolean ok, String msg) { if (!ok) throw new WaferException("config: " + msg); }
@@ -164,6 +187,6 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
     }
 
     public void write(Path file) throws IOException {
-        Files.writeString(file, JSON.writeValueAsString(toJson()) + "\n");
+        ai.wafer.io.AtomicFiles.writeString(file, JSON.writeValueAsString(toJson()) + "\n");
     }
 }

@@ -1,6 +1,7 @@
 package ai.wafer.peft;
 
 import ai.wafer.WaferException;
+import ai.wafer.io.AtomicFiles;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.io.SafeTensors;
 import ai.wafer.model.Gpt;
@@ -55,8 +56,8 @@ public final class AdapterIo {
         for (Parameter p : head) out.put("base_model.model." + p.name, Checkpoint.tensor(p));
         try {
             Files.createDirectories(dir);
-            Files.writeString(dir.resolve(CONFIG), JSON.writeValueAsString(cfg) + "\n");
-            Files.writeString(dir.resolve(WAFER), JSON.writeValueAsString(wafer) + "\n");
+            AtomicFiles.writeString(dir.resolve(CONFIG), JSON.writeValueAsString(cfg) + "\n");
+            AtomicFiles.writeString(dir.resolve(WAFER), JSON.writeValueAsString(wafer) + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + dir + ": " + e.getMessage(), e);
         }

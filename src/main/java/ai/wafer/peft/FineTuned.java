@@ -77,6 +77,7 @@ public class FineTuned {
             throw new WaferException(model + " is an adapter directory; give the base model as --model and this as --adapter");
         GptConfig cfg = GptConfig.read(model.resolve("config.json"));
         if (adapter == null) {
+            cfg.requireHeap(model.toString());
             Gpt gpt = new Gpt(cfg);
             Task saved = savedTask(cfg);
             Task t = task == null ? saved : task;

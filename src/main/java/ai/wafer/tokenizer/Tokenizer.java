@@ -76,7 +76,7 @@ public final class Tokenizer {
     }
 
     private static Tokenizer fromVocabMerges(Path dir, Path vocabFile, Path mergesFile) throws IOException {
-        Map<String, Integer> vocab = readVocab(new ObjectMapper().readTree(vocabFile.toFile()), vocabFile.toString());
+        Map<String, Integer> vocab = readVocab(readJson(vocabFile), vocabFile.toString());
         List<String[]> merges = new ArrayList<>();
         List<Integer> lineOf = new ArrayList<>();
         List<String> lines = Files.readAllLines(mergesFile, StandardCharsets.UTF_8);
@@ -88,17 +88,18 @@ public final class Tokenizer {
             merges.add(pair);
             lineOf.add(i + 1);
         }
+        if (merges.isEmpty()) throw new WaferException(mergesFile + ": no merges (the tokenizer would encode byte by byte)");
         Map<String, Integer> specials = new LinkedHashMap<>();
         if (vocab.containsKey(EOT_TEXT)) specials.put(EOT_TEXT, vocab.get(EOT_TEXT));
         Path added = dir.resolve("added_tokens.json");
         if (Files.isRegularFile(added)) {
-            new ObjectMapper().readTree(added.toFile()).properties().forEach(e -> specials.put(e.getKey(), e.getValue().asInt()));
+            readJson(added).properties().forEach(e -> specials.put(e.getKey(), e.getValue().asInt()));
         }
         return build(dir, vocab, merges, lineOf, mergesFile.toString(), specials);
     }
 
     private static Tokenizer fromTokenizerJson(Path dir, Path file) throws IOException {
-        JsonNode root = new ObjectMapper().readTree(file.toFile());
+        JsonNode root = readJson(file);
         JsonNode model = root.path("model");
         if (!"BPE".equals(model.path("type").asText("BPE")) || !model.has("vocab") || !model.has("merges"))
             throw new WaferException(file + ": model is not a byte-level BPE with vocab and merges");
@@ -113,12 +114,24 @@ public final class Tokenizer {
             merges.add(pair);
             index.add(i++);
         }
+        if (merges.isEmpty()) throw new WaferException(file + ": model.merges is empty (the tokenizer would encode byte by byte)");
         Map<String, Integer> specials = new LinkedHashMap<>();
         for (JsonNode t : root.path("added_tokens")) {
             if (t.path("special").asBoolean(true)) specials.put(t.path("content").asText(), t.path("id").asInt());
         }
         if (vocab.containsKey(EOT_TEXT)) specials.putIfAbsent(EOT_TEXT, vocab.get(EOT_TEXT));
         return build(dir, vocab, merges, index, file + " model.merges index", specials);
+    }
+
+    /** A tokenizer file's JSON; a file that is not JSON is an error naming it and where it breaks. */
+    private static JsonNode readJson(Path file) throws IOException {
+        try {
+            return new ObjectMapper().readTree(file.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            var at = e.getLocation();
+            throw new WaferException(file + (at == null ? "" : ":" + at.getLineNr() + ":" + at.getColumnNr()) + ": not valid JSON: "
+                    + e.getOriginalMessage(), e);
+        }
     }
 
     private static Map<String, Integer> readVocab(JsonNode node, String where) {

@@ -1,10 +1,9 @@
 package ai.wafer.tokenizer;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
+import ai.wafer.io.AtomicFiles;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 
 /** A saved model keeps its tokenizer beside it, so the directory stays loadable by Hugging Face tools. */
@@ -19,11 +18,7 @@ public final class TokenizerFiles {
         for (String n : NAMES) {
             Path f = from.resolve(n);
             if (!Files.isRegularFile(f)) continue;
-            try {
-                Files.copy(f, to.resolve(n), StandardCopyOption.REPLACE_EXISTING);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot copy " + f + " to " + to + ": " + e.getMessage(), e);
-            }
+            AtomicFiles.copy(f, to.resolve(n));
         }
     }
 }

@@ -75,11 +75,9 @@ public final class MetricsLog implements Closeable {
                     if (step instanceof Number n && n.longValue() > resumeStep) continue;
                     kept.add(line);
                 }
-                Path tmp = file.resolveSibling(FILE_NAME + ".tmp");
                 StringBuilder text = new StringBuilder();
                 for (String line : kept) text.append(line).append('\n');
-                Files.writeString(tmp, text, StandardCharsets.UTF_8);
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                ai.wafer.io.AtomicFiles.writeString(file, text.toString());
             }
             return new MetricsLog(file);
         } catch (IOException e) {

@@ -1,5 +1,6 @@
 package ai.wafer.track;
 
+import ai.wafer.io.AtomicFiles;
 import ai.wafer.WaferException;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
@@ -45,13 +46,9 @@ public final class Plot {
 
     /** Writes {@code image} to {@code png}, making its directory if needed. */
     public static Path writePng(BufferedImage image, Path png) {
-        try {
-            Path parent = png.toAbsolutePath().getParent();
-            if (parent != null) Files.createDirectories(parent);
-            ImageIO.write(image, "png", png.toFile());
-        } catch (IOException e) {
-            throw new WaferException("cannot write " + png + ": " + e.getMessage(), e);
-        }
+        AtomicFiles.write(png, tmp -> {
+            if (!ImageIO.write(image, "png", tmp.toFile())) throw new IOException("no PNG writer");
+        });
         return png;
     }
 

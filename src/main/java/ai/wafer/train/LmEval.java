@@ -26,6 +26,9 @@ public final class LmEval {
             tokens += x.length;
             progress.accept(i + 1);
         }
+        // a NaN loss is no score: report it rather than print it (JSON has no NaN)
+        if (!Double.isFinite(sum)) throw new ai.wafer.WaferException("the loss over " + tokens + " tokens is " + sum / tokens
+                + ": the model's weights are not finite (a diverged run?)");
         return new Result(sum / tokens, tokens);
     }
 

@@ -11,9 +11,9 @@ public record LrSchedule(Kind kind, float peak, int warmup, int totalSteps, floa
     public enum Kind { CONSTANT, LINEAR, COSINE }
 
     public LrSchedule {
-        if (peak < 0) throw new WaferException("learning rate must be non-negative, got " + peak);
-        if (warmup < 0) throw new WaferException("warmup steps must be non-negative, got " + warmup);
-        if (minRatio < 0 || minRatio > 1) throw new WaferException("min-lr-ratio must be in [0, 1], got " + minRatio);
+        TrainingChecks.require(peak >= 0 && Float.isFinite(peak), "--lr", peak, "a finite number >= 0");
+        TrainingChecks.require(warmup >= 0, "--warmup-steps", warmup, ">= 0");
+        TrainingChecks.ratio(minRatio, "--min-lr-ratio");
     }
 
     public static Kind parse(String s) {

@@ -34,7 +34,14 @@ import java.util.Map;
 public final class Pretrainer implements StepEngine {
     /** Shape of the optimisation. */
     public record Options(int steps, int batchSize, int seqLen, int gradAccum, LrSchedule schedule,
-                          AdamW.Hyper hyper, float gradClip) {}
+                          AdamW.Hyper hyper, float gradClip) {
+        public Options {
+            TrainingChecks.require(batchSize >= 1, "--batch-size", batchSize, ">= 1");
+            TrainingChecks.require(seqLen >= 1, "--seq-len", seqLen, ">= 1");
+            TrainingChecks.require(gradAccum >= 1, "--grad-accum", gradAccum, ">= 1");
+            TrainingChecks.check(schedule.peak(), hyper, gradClip);
+        }
+    }
 
     /**
      * Where and how often to report: evalEvery/saveEvery 0 = never (the last step is still evaluated); no
@@ -130,6 +137,7 @@ public final class Pretrainer implements StepEngine {
             GptConfig c = GptConfig.preset(preset);
             if (shape) c = c.withShape(nLayer != null ? nLayer : c.nLayer(), nEmbd != null ? nEmbd : c.nEmbd(),
                     nHead != null ? nHead : c.nHead(), c.vocabSize(), c.nPositions());
+            c.requireHeap("--preset " + preset);
             return Gpt.init(c, seed);
         }
         if (resume != null) return new Gpt(TrainCheckpoint.config(TrainCheckpoint.resolve(resume)));
@@ -229,6 +237,8 @@ public final class Pretrainer implements StepEngine {
                     break;
                 }
                 StepResult r = e.trainStep();
+                TrainingChecks.requireFinite(r.step(), r.loss(), r.gradNorm(), checkpoint != null
+                        ? "the last checkpoint, " + checkpoint + ", holds the last finite state" : "no checkpoint of this run was written");
                 steps.add(r);
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("step", r.step());
