@@ -100,6 +100,7 @@ public final class PretrainCommand implements Callable<Integer> {
         inputs.add(init.init);
         inputs.add(tokenizer);
         OutputDir.claim(out, true, resume != null, overwrite, inputs);
+        if (!mpi) copyTokenizer(); // now, so that a run stopped early has them for a resume into another --out (MPI: rank 0, at the end)
         var control = new Pretrainer.Control().afterStep(afterStep);
         // Ctrl-C: let the current step finish, save a checkpoint, then exit
         try (var signals = control.stopOnSignal()) {
@@ -124,8 +125,14 @@ public final class PretrainCommand implements Callable<Integer> {
 
     private void saveModel(Gpt model) {
         Checkpoint.save(model, out);
+        copyTokenizer();
+    }
+
+    /** The tokenizer files beside the run's model: from --init, --tokenizer, or the run a --resume continues. */
+    private void copyTokenizer() {
         if (init.init != null) TokenizerFiles.copy(init.init, out);
         if (tokenizer != null) TokenizerFiles.copy(tokenizer, out);
+        if (resume != null) TokenizerFiles.copy(TrainCheckpoint.resolve(resume).getParent().getParent(), out); // run/checkpoints/step-N
     }
 
     private static String heldOut(double evalLoss) {

@@ -69,7 +69,6 @@ public final class ParallelPretrain {
     static Result onRank(Layout layout, Communicator world, Setup s) {
         Layout.Groups g = layout.groups(world);
         Pretrainer.Options o = s.opt();
-        Path runDir = s.rep().runDir();
         PrintStream log = world.rank() == 0 ? s.log() : null;
         try (TokenLoader loader = new TokenLoader(s.trainShards(), o.batchSize(), o.seqLen(), s.shuffle(), s.seed());
              TokenLoader eval = s.evalShards().isEmpty() ? null : new TokenLoader(s.evalShards(), o.batchSize(), o.seqLen(), false, s.seed())) {
@@ -90,10 +89,8 @@ public final class ParallelPretrain {
             }
             if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
             Pretrainer.Outcome out = Pretrainer.run(t, eval, s.rep(), log, s.control());
-            Path last = out.lastCheckpoint();
-            // the whole model exists only across the ranks: a finished run leaves it as a one-rank checkpoint
-            if (runDir != null && !out.stopped() && !out.steps().isEmpty()) last = Pretrainer.checkpoint(t, s.rep());
-            return new Result(out.steps(), t.lastStepBytes(), out.evalLoss(), last, out.stopped(), t.writes());
+            // the whole model exists only across the ranks: the loop's last checkpoint (one-rank form) holds it
+            return new Result(out.steps(), t.lastStepBytes(), out.evalLoss(), out.lastCheckpoint(), out.stopped(), t.writes());
         }
     }
 }

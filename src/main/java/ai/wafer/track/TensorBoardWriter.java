@@ -68,6 +68,21 @@ public final class TensorBoardWriter implements Closeable {
         writeEvent(scalarEvent(now(), step, values));
     }
 
+    /**
+     * A run resumed at {@code step}: a SessionLog START event at step + 1, on which TensorBoard purges the events of
+     * steps from step + 1 on that earlier files hold (the abandoned steps the resumed run redoes), as PyTorch's
+     * SummaryWriter(purge_step=...) does.
+     */
+    public void resumedAt(long step) {
+        Proto session = new Proto();
+        session.varint(1, 1); // status START
+        Proto event = new Proto();
+        event.fixed64(1, Double.doubleToLongBits(now()));
+        event.varint(2, step + 1);
+        event.bytes(7, session.toByteArray());
+        writeEvent(event.toByteArray());
+    }
+
     public void flush() {
         try {
             out.flush();

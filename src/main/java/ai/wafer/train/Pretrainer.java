@@ -44,8 +44,8 @@ public final class Pretrainer implements StepEngine {
     }
 
     /**
-     * Where and how often to report: evalEvery/saveEvery 0 = never (the last step is still evaluated); no
-     * checkpoint is written at the last step (the caller keeps the final model), nor any file without runDir.
+     * Where and how often to report: evalEvery/saveEvery 0 = never (the last step is still evaluated and saved as a
+     * checkpoint); no file without runDir.
      */
     public record Reporting(Path runDir, int evalEvery, int evalBatches, int saveEvery, int logEvery, boolean progressBar, int keepCheckpoints) {
         /** Keeping the newest {@link #KEEP} checkpoints. */
@@ -217,6 +217,7 @@ public final class Pretrainer implements StepEngine {
         if (runDir != null && writes) {
             metrics = MetricsLog.openForResume(runDir, e.step());
             tb = TensorBoardWriter.create(runDir);
+            if (e.step() > 0) tb.resumedAt(e.step());
         }
         if (!writes) log = null;
         List<StepResult> steps = new ArrayList<>();
@@ -269,7 +270,8 @@ public final class Pretrainer implements StepEngine {
                             r.loss(), row.containsKey("eval_loss") ? String.format(" | eval %.4f", evalLoss) : "",
                             r.lr(), r.gradNorm(), r.tokensPerSecond(), r.seconds() * 1e3,
                             bytes < 0 ? "" : " | " + humanBytes(bytes) + " sent/rank");
-                if (runDir != null && rep.saveEvery() > 0 && r.step() % rep.saveEvery() == 0 && !last) checkpoint = checkpoint(e, rep);
+                // the last step is always a checkpoint (as Hugging Face's Trainer): a finished run resumes, and continues with more --steps
+                if (runDir != null && (last || rep.saveEvery() > 0 && r.step() % rep.saveEvery() == 0)) checkpoint = checkpoint(e, rep);
                 control.afterStep.accept(r);
             }
             if (stopped && runDir != null) {
@@ -281,7 +283,7 @@ public final class Pretrainer implements StepEngine {
             if (metrics != null) metrics.close();
             if (tb != null) tb.close();
         }
-        if (runDir != null && writes) Plot.write(runDir, runDir.resolve("curves.png"));
+        if (runDir != null && writes && !steps.isEmpty()) Plot.write(runDir, runDir.resolve("curves.png")); // a finished run resumed: nothing new
         return new Outcome(steps, evalLoss, checkpoint, stopped);
     }
 

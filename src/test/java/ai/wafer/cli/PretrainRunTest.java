@@ -230,6 +230,51 @@ class PretrainRunTest {
         assertTrue(differ > 100, "the loss panel has a curve drawn in it");
     }
 
+    /**
+     * Issue 17 item 1: the last step is a checkpoint, so a finished run resumes and continues to a larger --steps,
+     * bit for bit the longer run (constant schedule); TensorBoard is told to purge the steps a resume redoes; a resume
+     * into another --out keeps the tokenizer files.
+     */
+    @Test
+    void aFinishedRunContinuesWithMoreSteps() throws Exception {
+        Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2);
+        Files.copy(Path.of("data/gpt2-tokenizer/vocab.json"), init.resolve("vocab.json"));
+        Files.copy(Path.of("data/gpt2-tokenizer/merges.txt"), init.resolve("merges.txt"));
+        List<String> longer = args(init, train, val, tmp.resolve("eight"));
+        longer.set(longer.indexOf("--save-every") + 1, "0");
+        longer.set(longer.indexOf("--steps") + 1, "8");
+        longer.set(longer.indexOf("--schedule") + 1, "constant");
+        var r0 = PretrainCliTest.wafer(longer.toArray(String[]::new));
+        assertEquals(0, r0.code(), r0.err());
+        List<String> first = new ArrayList<>(longer);
+        first.set(first.indexOf("--steps") + 1, "5");
+        first.set(first.indexOf("--out") + 1, tmp.resolve("five").toString());
+        assertEquals(0, PretrainCliTest.wafer(first.toArray(String[]::new)).code());
+        assertEquals(tmp.resolve("five/checkpoints/step-000005"), ai.wafer.train.TrainCheckpoint.resolve(tmp.resolve("five")));
+        List<String> more = new ArrayList<>(longer);
+        more.set(more.indexOf("--out") + 1, tmp.resolve("more").toString());
+        more.set(more.indexOf("--init"), "--resume");
+        more.set(more.indexOf("--resume") + 1, tmp.resolve("five").toString());
+        var r = PretrainCliTest.wafer(more.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        try (SafeTensors.Reader a = SafeTensors.open(tmp.resolve("eight")); SafeTensors.Reader b = SafeTensors.open(tmp.resolve("more"))) {
+            for (String n : a.names()) assertArrayEquals(a.floats(n), b.floats(n), n);
+        }
+        assertTrue(Files.isRegularFile(tmp.resolve("more/vocab.json")) && Files.isRegularFile(tmp.resolve("more/merges.txt")), "tokenizer kept");
+        // a resume in place: the new event file starts with TensorBoard's purge marker at the first redone step
+        List<String> again = new ArrayList<>(first);
+        again.addAll(List.of("--resume", tmp.resolve("five/checkpoints/step-000005").toString()));
+        again.set(again.indexOf("--steps") + 1, "6");
+        assertEquals(0, PretrainCliTest.wafer(again.toArray(String[]::new)).code());
+        try (var files = Files.list(tmp.resolve("five"))) {
+            List<Path> ev = files.filter(f -> f.getFileName().toString().startsWith("events.out.tfevents")).sorted().toList();
+            assertEquals(2, ev.size());
+            var starts = TensorBoardReader.readEvents(ev.getLast()).stream().filter(e -> e.sessionStatus() == 1).toList();
+            assertEquals(1, starts.size());
+            assertEquals(6, starts.getFirst().step());
+        }
+    }
+
     @Test
     void badInputIsNamed() throws Exception {
         Path init = model(), train = tokens("train.bin", 3000, 1), val = tokens("val.bin", 600, 2), out = tmp.resolve("run");

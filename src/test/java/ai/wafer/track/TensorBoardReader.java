@@ -21,7 +21,8 @@ import java.util.Map;
  */
 public final class TensorBoardReader {
     /** One decoded event: {@code fileVersion} is null except in the header event; {@code scalars} is tag to value. */
-    public record Event(double wallTime, long step, String fileVersion, Map<String, Float> scalars) {}
+    /** sessionStatus: a SessionLog's status (1 START: TensorBoard purges the earlier events of this step on), 0 when none. */
+    public record Event(double wallTime, long step, String fileVersion, Map<String, Float> scalars, int sessionStatus) {}
 
     /** One scalar point, flattened out of an event. */
     public record Scalar(String tag, long step, double wallTime, float value) {}
@@ -70,16 +71,21 @@ public final class TensorBoardReader {
         long step = 0;
         String fileVersion = null;
         Map<String, Float> scalars = new LinkedHashMap<>();
+        int session = 0;
         while (w.more()) {
             long key = w.varint();
             int field = (int) (key >>> 3), type = (int) (key & 7);
-            if (field == 1 && type == 1) wallTime = Double.longBitsToDouble(w.fixed64());
+            if (field == 7 && type == 2) {
+                Wire s = w.sub();
+                while (s.more()) { long k = s.varint(); if (k == (1 << 3)) session = (int) s.varint(); else s.skip((int) (k & 7)); }
+            }
+            else if (field == 1 && type == 1) wallTime = Double.longBitsToDouble(w.fixed64());
             else if (field == 2 && type == 0) step = w.varint();
             else if (field == 3 && type == 2) fileVersion = w.string();
             else if (field == 5 && type == 2) decodeSummary(w.sub(), scalars);
             else w.skip(type);
         }
-        return new Event(wallTime, step, fileVersion, Collections.unmodifiableMap(scalars));
+        return new Event(wallTime, step, fileVersion, Collections.unmodifiableMap(scalars), session);
     }
 
     private static void decodeSummary(Wire w, Map<String, Float> scalars) {

@@ -65,8 +65,8 @@ class CheckpointRetentionTest {
         try (TokenLoader data = new TokenLoader(List.of(shard), 2, 16, false, 0)) {
             Pretrainer.run(new Pretrainer(m, data, opt), null, new Pretrainer.Reporting(run, 0, 0, 1, 0, false, 2), null, new Pretrainer.Control());
         }
-        // the last step is not saved by the loop (the caller keeps the final model); steps 5 and 6 remain
-        assertEquals(List.of("step-000005", "step-000006"), left(run));
+        // the last step is a checkpoint too; the newest two remain
+        assertEquals(List.of("step-000006", "step-000007"), left(run));
         assertThrows(WaferException.class, () -> new Pretrainer.Reporting(run, 0, 0, 1, 0, false, -1));
     }
 }
