@@ -147,14 +147,16 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
         String type = n.path("model_type").asText("gpt2");
         boolean btlm = type.equals("btlm");
         if (!btlm && !type.equals("gpt2")) throw new WaferException(where + ": model_type '" + type + "' is not supported (only gpt2 and btlm)");
-        Map<String, JsonNode> off = new LinkedHashMap<>(OFF);
+        Map<String, JsonNode> off = new java.util.TreeMap<>(OFF);
         if (!btlm) off.putAll(MUP_OFF);
+        List<String> refused = new java.util.ArrayList<>();
         off.forEach((key, dflt) -> {
             JsonNode v = n.get(key);
             if (v != null && !(v.equals(dflt) || v.isNumber() && dflt.isNumber() && v.doubleValue() == dflt.doubleValue()))
-                throw new WaferException(where + ": " + key + " " + v + " is not supported (Wafer computes " + key + " " + dflt
-                        + (MUP_OFF.containsKey(key) ? " for model_type " + type + "; µP scales need model_type btlm)" : ")"));
+                refused.add(key + " " + v + " (Wafer computes only " + dflt
+                        + (MUP_OFF.containsKey(key) ? " for model_type " + type + "; µP's scales are model_type btlm's)" : ")"));
         });
+        if (!refused.isEmpty()) throw new WaferException(where + ": not supported: " + String.join(", ", refused));
         Map<String, JsonNode> extra = new LinkedHashMap<>();
         Set<String> interpreted = Set.of("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
                 "activation_function", "layer_norm_epsilon", "scale_attn_weights", "tie_word_embeddings",
