@@ -30,8 +30,9 @@ public class MupSweepPlot {
             runs.computeIfAbsent(f[0], k -> new TreeMap<>()).computeIfAbsent(Integer.parseInt(f[1]), k -> new TreeMap<>())
                     .put(Double.parseDouble(f[2]), Double.parseDouble(f[4]));
         }
-        double lo = runs.values().stream().flatMap(m -> m.values().stream()).flatMap(m -> m.values().stream())
-                .filter(Double::isFinite).min(Double::compare).orElse(0.0);
+        var losses = runs.values().stream().flatMap(m -> m.values().stream()).flatMap(m -> m.values().stream())
+                .filter(Double::isFinite).toList();
+        double lo = losses.stream().min(Double::compare).orElse(0.0), hi = losses.stream().max(Double::compare).orElse(1.0);
         var all = runs.values().stream().flatMap(m -> m.values().stream()).flatMap(m -> m.keySet().stream()).toList();
         double lrMin = all.stream().min(Double::compare).orElse(1e-3), lrMax = all.stream().max(Double::compare).orElse(1e-1);
         BufferedImage image = new BufferedImage(1400, 560, BufferedImage.TYPE_INT_RGB);
@@ -45,8 +46,8 @@ public class MupSweepPlot {
             c.getStyler().setXAxisLogarithmic(true);
             c.getStyler().setXAxisMin(lrMin / 1.5);
             c.getStyler().setXAxisMax(lrMax * 1.5);
-            c.getStyler().setYAxisMin(Math.floor(lo * 4) / 4);
-            c.getStyler().setYAxisMax(Math.floor(lo * 4) / 4 + 2.5);
+            c.getStyler().setYAxisMin(Math.floor(lo * 20) / 20);
+            c.getStyler().setYAxisMax(Math.ceil(hi * 20) / 20);
             c.getStyler().setChartBackgroundColor(Color.WHITE);
             c.getStyler().setPlotBackgroundColor(Color.WHITE);
             c.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
