@@ -20,11 +20,11 @@ public final class Attention {
     private Attention() {}
 
     /**
-     * Scores are {@code scale} q.k ({@link GptConfig#attnScale}). Left padding: row b's real tokens start at {@code start[b]} (null: every row starts at 0). A real token
-     * attends only to the real tokens up to itself, so a left-padded row computes exactly what the same row
-     * unpadded computes, on the [T-s, T-s] block below and right of its s pads; the pads' outputs (and their
-     * probability rows and columns) are zero, so nothing flows through them. With start null or all zero this is
-     * the plain causal path, call for call.
+     * Scores are {@code scale} q.k ({@link GptConfig#attnScale}). Left padding: row b's real tokens start at
+     * {@code start[b]} (null: every row starts at 0). A real token attends only to the real tokens up to itself,
+     * so a left-padded row computes exactly what the same row unpadded computes, on the [T-s, T-s] block below and
+     * right of its s pads; the pads' outputs (and their probability rows and columns) are zero, so nothing flows
+     * through them. With start null or all zero this is the plain causal path, call for call.
      */
     public static void forward(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, float scale, int[] start) {
         int hs = C / H, C3 = 3 * C;
