@@ -6,6 +6,7 @@ import ai.wafer.io.Checkpoint;
 import ai.wafer.io.OutputDir;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
+import ai.wafer.model.MuP;
 import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
 import ai.wafer.train.Pretrainer;
@@ -36,6 +37,14 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--n-layer", description = "with --preset: override its number of layers") Integer nLayer;
     @Option(names = "--n-embd", description = "with --preset: override its width") Integer nEmbd;
     @Option(names = "--n-head", description = "with --preset: override its number of heads") Integer nHead;
+    @Option(names = "--mup", description = "with --preset: µP as Cerebras trains it (init, per-tensor learning rates, BTLM's scales), so a learning rate tuned at --mup-base-width holds at other widths")
+    boolean mup;
+    @Option(names = "--mup-base-width", defaultValue = "256", description = "the width the hyperparameters were tuned at (default ${DEFAULT-VALUE}, Cerebras-GPT's)")
+    int mupBaseWidth;
+    @Option(names = "--mup-embeddings-scale", defaultValue = "10", description = "µP's embedding multiplier (default ${DEFAULT-VALUE}, Cerebras-GPT's)")
+    double mupEmbeddingsScale;
+    @Option(names = "--mup-output-alpha", defaultValue = "1", description = "µP's logit multiplier at the base width (default ${DEFAULT-VALUE})")
+    double mupOutputAlpha;
     @Option(names = "--resume", paramLabel = "DIR", description = "continue a run from a checkpoint (checkpoints/step-N) or a run directory's latest")
     Path resume;
     @Option(names = "--data", required = true, arity = "1..*", paramLabel = "SHARD", description = "token shard files (or directories of *train*.bin)")
@@ -162,7 +171,10 @@ public final class PretrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Gpt buildModel() { return Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead, seed, resume); }
+    private Gpt buildModel() {
+        return Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead,
+                mup ? width -> MuP.of(mupBaseWidth, width, mupEmbeddingsScale, mupOutputAlpha) : null, seed, resume);
+    }
 
     /** Preset names for the help text. */
     static final class Presets extends ArrayList<String> {

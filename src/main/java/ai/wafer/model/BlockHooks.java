@@ -41,10 +41,10 @@ public final class BlockHooks {
         int length();
 
         /** {@code start}: each row's first real token under left padding, or null (as in {@code Attention}). */
-        void forward(float[] out, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start);
+        void forward(float[] out, float[] qkv, int B, int T, int C, int H, float scale, int[] start);
 
         /** Overwrites dqkv with the gradient of qkv; adds the prefixes' gradients to their grads. */
-        void backward(float[] dqkv, float[] dout, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start);
+        void backward(float[] dqkv, float[] dout, float[] qkv, int B, int T, int C, int H, float scale, int[] start);
     }
 
     public LinearAdapter cAttn, attnProj, cFc, mlpProj;

@@ -5,6 +5,7 @@ import ai.wafer.parallel.Communicator;
 import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
+import ai.wafer.tensor.VecMath;
 import ai.wafer.tensor.Weights;
 
 import java.util.ArrayList;
@@ -148,6 +149,7 @@ public final class Gpt {
         else if (!cfg.tieWordEmbeddings()) lmHead = add(ps, src.get("lm_head.weight", ROWS, V, C));
         else lmHead = first ? wte : add(ps, src.get("wte.weight", ROWS, V, C)); // the last stage's copy
         params = Collections.unmodifiableList(ps);
+        for (Parameter p : params) p.lrScale = cfg.mup().lrScale(p.name);
         hooks = new BlockHooks[h.length];
         clearHooks();
     }
@@ -167,7 +169,8 @@ public final class Gpt {
 
     /**
      * Cerebras-GPT's initialisation: weights normal with std 0.02, the two output projections of
-     * each block (attn.c_proj, mlp.c_proj) with 0.02 / sqrt(2 * n_layer), biases zero, LayerNorm gains one.
+     * each block (attn.c_proj, mlp.c_proj) with 0.02 / sqrt(2 * n_layer), biases zero, LayerNorm gains one;
+     * under µP the block matrices' std is also times sqrt(width scale) ({@link MuP}).
      * Each tensor draws from its own stream split from {@code seed}, so the result is independent of threads.
      */
     public static Gpt init(GptConfig cfg, long seed) {
@@ -179,7 +182,7 @@ public final class Gpt {
             SplittableRandom r = root.split();
             if (p.name.endsWith(".bias")) continue;
             if (p.name.startsWith("ln_") || p.name.contains(".ln_")) { Arrays.fill(p.data, p.off, p.off + p.size(), 1f); continue; }
-            float s = p.name.endsWith("attn.c_proj.weight") || p.name.endsWith("mlp.c_proj.weight") ? projStd : std;
+            float s = (p.name.endsWith("attn.c_proj.weight") || p.name.endsWith("mlp.c_proj.weight") ? projStd : std) * cfg.mup().initScale(p.name);
             for (int i = 0; i < p.size(); i++) p.data[p.off + i] = (float) (r.nextGaussian() * s);
         }
         return m;
@@ -448,6 +451,7 @@ public final class Gpt {
             // split by vocabulary: each rank looks up its rows (rank 0 adds the positions), the sum completes it
             Encoder.forward(a.encoded, inputs, v0, wte.weights(), tpRank == 0 ? wpe.weights() : null, B, T, C, positionOffset(), pad, null);
             if (tp != null) tp.allReduceSum(a.encoded, 0, BT * C);
+            scale(a.encoded, BT * C, c.mup().embeddingsScale());
             t = Profile.add("encoder fwd", t);
         } else {
             System.arraycopy(in, 0, a.encoded, 0, BT * C);
@@ -462,7 +466,7 @@ public final class Gpt {
         if (!head) return Float.NaN;
         int V = v1 - v0; // this rank's slice of the vocabulary (all of it unless split)
         a.ensureLogits();
-        Kernels.current().matmul(false, true, BT, V, C, 1f, a.lnf, 0, C, lmHead.weights(), 0, C, 0f, a.logits, 0, V);
+        Kernels.current().matmul(false, true, BT, V, C, c.mup().logitScale(), a.lnf, 0, C, lmHead.weights(), 0, C, 0f, a.logits, 0, V);
         t = Profile.add("lm_head fwd", t);
         if (targets == null) return Float.NaN;
         System.arraycopy(targets, 0, a.targets, 0, BT);
@@ -497,8 +501,8 @@ public final class Gpt {
         if (k.qkvScale != null) k.qkvScale.forward(a.qkv[l], BT);
         t = Profile.add("c_attn fwd", t);
         if (caches != null) attendCached(a, l, caches);
-        else if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, Hl, c.scaleAttnWeights(), pad);
-        else Kernels.current().attention(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.scaleAttnWeights(), pad);
+        else if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, Hl, c.attnScale(), pad);
+        else Kernels.current().attention(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.attnScale(), pad);
         t = Profile.add("attention fwd", t);
         // row-parallel: each rank's product is a partial sum, so the bias goes in once, after the all-reduce
         linear(a.res2[l], a.atty[l], w.attnProjW, tp == null ? w.attnProjB : null, BT, Cl, C, decode);
@@ -538,7 +542,7 @@ public final class Gpt {
      */
     private void attendCached(Activations a, int l, KvCache[] caches) {
         int B = a.B, T = a.T, C = config.nEmbd(), H = Hl, hs = C / H;
-        float scale = config.scaleAttnWeights() ? (float) (1.0 / Math.sqrt(hs)) : 1f;
+        float scale = config.attnScale();
         float[] qkv = a.qkv[l], out = a.atty[l];
         for (int b = 0; b < B; b++) caches[b].store(l, qkv, b * T * 3 * C, T, C);
         Parallel.forRange(B * H, (wk, from, to) -> {
@@ -584,6 +588,7 @@ public final class Gpt {
         a.B = B;
         a.T = T;
         Encoder.forward(a.encoded, tokens, 0, wte.weights(), wpe.weights(), B, T, C, 0, null, a.past);
+        scale(a.encoded, B * T * C, c.mup().embeddingsScale());
         float[] res = a.encoded;
         for (int l = 0; l < h.length; l++) res = block(a, l, res, null, caches);
         for (int b = 0; b < B; b++) caches[b].advance(T);
@@ -593,6 +598,7 @@ public final class Gpt {
         }
         layerNorm(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, B);
         Kernels.current().decode(lmHead.weights(), true, B, V, C, a.lnf, logits);
+        scale(logits, B * V, c.mup().logitScale());
     }
 
     /** A row-parallel layer's output: the ranks' partial sums summed, then the (replicated) bias added once. */
@@ -640,12 +646,13 @@ public final class Gpt {
         CrossEntropy.backward(a.logits, a.targets, BT, V, v0, scale);
         t = Profile.add("softmax+loss bwd", t);
         float[] dlogits = a.logits;
-        // head: logits = lnf @ head^T (a vocabulary slice gives a partial sum of dlnf)
-        Kernels.current().matmul(false, false, BT, C, V, 1f, dlogits, 0, V, lmHead.weights(), 0, C, 0f, a.dx, 0, C);
+        // head: logits = s lnf @ head^T, s the µP logit scale (a vocabulary slice gives a partial sum of dlnf)
+        float s = config.mup().logitScale();
+        Kernels.current().matmul(false, false, BT, C, V, s, dlogits, 0, V, lmHead.weights(), 0, C, 0f, a.dx, 0, C);
         if (tp != null) tp.allReduceSum(a.dx, 0, BT * C);
         t = Profile.add("lm_head bwd", t);
         if (lmHead.trainable()) {
-            Gemm.sgemm(true, false, V, C, BT, 1f, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), lmHead.off, C);
+            Gemm.sgemm(true, false, V, C, BT, s, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), lmHead.off, C);
             Profile.add("lm_head bwd", t);
         }
         backwardBody(a, a.dx, null);
@@ -708,8 +715,8 @@ public final class Gpt {
             Linear.backward(dy, false, da, a.atty[l], w.attnProjW, w.attnProjB, BT, Cl, C);
             if (k.attnProj != null) k.attnProj.backward(dy, da, a.atty[l], BT);
             t = Profile.add("attn.c_proj bwd", t);
-            if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.scaleAttnWeights(), pad);
-            else Kernels.current().attentionBackward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, Cl, H, c.scaleAttnWeights(), a.attScratch, pad);
+            if (k.prefix != null) k.prefix.backward(a.dqkv, dy, a.qkv[l], B, T, C, H, c.attnScale(), pad);
+            else Kernels.current().attentionBackward(a.dqkv, dy, a.qkv[l], a.att[l], B, T, Cl, H, c.attnScale(), a.attScratch, pad);
             t = Profile.add("attention bwd", t);
             if (k.qkvScale != null) k.qkvScale.backward(a.dqkv, a.dqkv, BT);
             Linear.backward(dx, false, a.dqkv, a.ln1[l], w.attnW, w.attnB, BT, C, 3 * Cl);
@@ -725,6 +732,7 @@ public final class Gpt {
             gradientsReady(l0 + l);
         }
         if (firstStage() && (wte.trainable() || wpe.trainable())) {
+            scale(dres, BT * C, c.mup().embeddingsScale()); // the encoder's output was scaled by it
             Encoder.backward(wte, wpe, dres, a.inputs, v0, B, T, C, pad);
             Profile.add("encoder bwd", t);
         }
@@ -753,5 +761,10 @@ public final class Gpt {
 
     private void layerNormBackward(float[] dinp, float[] dout, float[] in, Parameter w, Parameter b, float[] mean, float[] rstd, Activations a) {
         Kernels.current().layerNormBackward(dinp, dout, in, w.data, w.grad(), w.off, b.grad(), b.off, mean, rstd, a.B * a.T, config.nEmbd(), a.lnScratch);
+    }
+
+    /** x[0, n) *= s (µP's embedding and logit factors; nothing to do at 1). */
+    private static void scale(float[] x, int n, double s) {
+        if (s != 1) Parallel.forRange(n, (w, from, to) -> VecMath.scale(x, from, to - from, (float) s));
     }
 }

@@ -6,7 +6,11 @@ import ai.wafer.WaferException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.BooleanNode;
+import com.fasterxml.jackson.databind.node.DoubleNode;
+import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -18,13 +22,14 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The shape of a GPT-2-architecture model, as Hugging Face's {@code config.json} states it.
- * Absent keys take Hugging Face's GPT2Config defaults; keys Wafer does not interpret are kept in
+ * The shape of a GPT-2-architecture model, as Hugging Face's {@code config.json} states it: {@code model_type}
+ * "gpt2", or "btlm" (Cerebras' µP checkpoints: GPT-2 plus the scales of {@link MuP}, with learned positions).
+ * Absent keys take Hugging Face's defaults; keys Wafer does not interpret are kept in
  * {@code extra} and written back unchanged, so a round trip loses nothing.
  */
 public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, int nInner,
                         Activation activation, float layerNormEpsilon, boolean scaleAttnWeights,
-                        boolean tieWordEmbeddings, float initializerRange, Map<String, JsonNode> extra) {
+                        boolean tieWordEmbeddings, float initializerRange, Map<String, JsonNode> extra, MuP mup) {
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -35,9 +40,29 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
             "summary_proj_to_labels", "summary_first_dropout", "use_cache", "torch_dtype", "dtype",
             "transformers_version", "task_specific_params", "n_ctx", "id2label", "label2id", "num_labels",
             "problem_type", "classifier_dropout", "_name_or_path", "gradient_checkpointing", "tokenizer_class",
-            "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention",
             "output_hidden_states", "output_attentions", "return_dict", "finetuning_task", "prefix",
-            "max_length", "do_sample", "temperature", "top_k", "top_p", "mup_width_scale", "name_or_path");
+            "max_length", "do_sample", "temperature", "top_k", "top_p", "name_or_path", "auto_map");
+
+    /**
+     * Keys of what Wafer does not compute, accepted only at the value that turns the feature off (Hugging Face's
+     * default): any other value is refused by name rather than ignored. µP's keys are computed for btlm only
+     * (GPT2LMHeadModel ignores them, so in a gpt2 config they would mean two different models).
+     */
+    private static final Map<String, JsonNode> OFF = Map.of(
+            "scale_attn_by_inverse_layer_idx", BooleanNode.FALSE, "reorder_and_upcast_attn", BooleanNode.FALSE,
+            "add_cross_attention", BooleanNode.FALSE, "position_embedding_type", TextNode.valueOf("learned"),
+            "alibi_scaling", NullNode.instance);
+    private static final Map<String, JsonNode> MUP_OFF = Map.of(
+            "mup_embeddings_scale", DoubleNode.valueOf(1), "mup_output_alpha", DoubleNode.valueOf(1),
+            "mup_width_scale", DoubleNode.valueOf(1), "mup_scale_qk_dot_by_d", BooleanNode.FALSE);
+
+    /** Standard parametrisation (no µP). */
+    public GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, int nInner, Activation activation,
+                     float layerNormEpsilon, boolean scaleAttnWeights, boolean tieWordEmbeddings, float initializerRange,
+                     Map<String, JsonNode> extra) {
+        this(vocabSize, nPositions, nEmbd, nLayer, nHead, nInner, activation, layerNormEpsilon, scaleAttnWeights,
+                tieWordEmbeddings, initializerRange, extra, MuP.NONE);
+    }
 
     public GptConfig {
         extra = Map.copyOf(extra);
@@ -77,17 +102,28 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
 
     public int headSize() { return nEmbd / nHead; }
 
-    /** Builder-style copy with the main shape changed; everything else kept. */
+    /** The factor on q.k in attention: 1/sqrt(d_head), or 1/d_head under µP (BTLM's d_head ** -attn_scale_power); 1 unscaled. */
+    public float attnScale() {
+        if (!scaleAttnWeights) return 1f;
+        return (float) (mup.scaleQkDotByD() ? 1.0 / headSize() : 1.0 / Math.sqrt(headSize()));
+    }
+
+    /** Builder-style copy with the main shape changed; everything else kept (a µP width scale too: set it after). */
     public GptConfig withShape(int nLayer, int nEmbd, int nHead, int vocabSize, int nPositions) {
         return new GptConfig(vocabSize, nPositions, nEmbd, nLayer, nHead, 4 * nEmbd, activation, layerNormEpsilon,
-                scaleAttnWeights, tieWordEmbeddings, initializerRange, extra);
+                scaleAttnWeights, tieWordEmbeddings, initializerRange, extra, mup);
     }
 
     public GptConfig withExtra(String key, JsonNode value) {
         Map<String, JsonNode> e = new LinkedHashMap<>(extra);
         e.put(key, value);
         return new GptConfig(vocabSize, nPositions, nEmbd, nLayer, nHead, nInner, activation, layerNormEpsilon,
-                scaleAttnWeights, tieWordEmbeddings, initializerRange, e);
+                scaleAttnWeights, tieWordEmbeddings, initializerRange, e, mup);
+    }
+
+    public GptConfig withMup(MuP mup) {
+        return new GptConfig(vocabSize, nPositions, nEmbd, nLayer, nHead, nInner, activation, layerNormEpsilon,
+                scaleAttnWeights, tieWordEmbeddings, initializerRange, extra, mup);
     }
 
     /** A Cerebras-GPT-style configuration: exact GELU, epsilon 1e-5, tied embeddings, d_ffn = 4d. */
@@ -134,17 +170,27 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
     public static GptConfig fromJson(JsonNode n, String where) {
         if (n == null || !n.isObject()) throw new WaferException(where + ": config must be a JSON object");
         String type = n.path("model_type").asText("gpt2");
-        if (!type.equals("gpt2")) throw new WaferException(where + ": model_type '" + type + "' is not supported (only gpt2)");
-        if (n.path("scale_attn_by_inverse_layer_idx").asBoolean(false) || n.path("reorder_and_upcast_attn").asBoolean(false))
-            throw new WaferException(where + ": scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported");
+        boolean btlm = type.equals("btlm");
+        if (!btlm && !type.equals("gpt2")) throw new WaferException(where + ": model_type '" + type + "' is not supported (only gpt2 and btlm)");
+        Map<String, JsonNode> off = new java.util.TreeMap<>(OFF);
+        if (!btlm) off.putAll(MUP_OFF);
+        List<String> refused = new java.util.ArrayList<>();
+        off.forEach((key, dflt) -> {
+            JsonNode v = n.get(key);
+            if (v != null && !(v.equals(dflt) || v.isNumber() && dflt.isNumber() && v.doubleValue() == dflt.doubleValue()))
+                refused.add(key + " " + v + " (Wafer computes only " + dflt
+                        + (MUP_OFF.containsKey(key) ? " for model_type " + type + "; µP's scales are model_type btlm's)" : ")"));
+        });
+        if (!refused.isEmpty()) throw new WaferException(where + ": not supported: " + String.join(", ", refused));
         Map<String, JsonNode> extra = new LinkedHashMap<>();
         Set<String> interpreted = Set.of("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
                 "activation_function", "layer_norm_epsilon", "scale_attn_weights", "tie_word_embeddings",
-                "initializer_range");
+                "initializer_range", "mup_embeddings_scale", "mup_output_alpha", "mup_width_scale", "mup_scale_qk_dot_by_d",
+                "position_embedding_type", "alibi_scaling");
         List<String> unknown = new java.util.ArrayList<>();
         n.properties().forEach(e -> {
             if (interpreted.contains(e.getKey())) return;
-            if (!KNOWN_PASSIVE.contains(e.getKey())) unknown.add(e.getKey());
+            if (!KNOWN_PASSIVE.contains(e.getKey()) && !OFF.containsKey(e.getKey())) unknown.add(e.getKey());
             extra.put(e.getKey(), e.getValue());
         });
         if (!unknown.isEmpty())
@@ -157,7 +203,17 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
                 intKey(n, "n_layer", 12, where), intKey(n, "n_head", 12, where), nInner,
                 Activation.parse(act, where), (float) n.path("layer_norm_epsilon").asDouble(1e-5),
                 n.path("scale_attn_weights").asBoolean(true), n.path("tie_word_embeddings").asBoolean(true),
-                (float) n.path("initializer_range").asDouble(0.02), extra);
+                (float) n.path("initializer_range").asDouble(0.02), extra,
+                new MuP(number(n, "mup_embeddings_scale", where), number(n, "mup_output_alpha", where),
+                        number(n, "mup_width_scale", where), n.path("mup_scale_qk_dot_by_d").asBoolean(false)));
+    }
+
+    /** A µP factor (default 1). */
+    private static double number(JsonNode n, String key, String where) {
+        JsonNode v = n.get(key);
+        if (v == null || v.isNull()) return 1;
+        if (!v.isNumber()) throw new WaferException(where + ": " + key + " must be a number, got " + v);
+        return v.doubleValue();
     }
 
     private static int intKey(JsonNode n, String key, int dflt, String where) {
@@ -169,8 +225,16 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
 
     public ObjectNode toJson() {
         ObjectNode o = JSON.createObjectNode();
-        o.putArray("architectures").add("GPT2LMHeadModel");
-        o.put("model_type", "gpt2");
+        if (mup.active()) { // as Cerebras' µP checkpoints: BTLM's config and code, which Hugging Face loads with trust_remote_code
+            o.putArray("architectures").add("BTLMLMHeadModel");
+            o.put("model_type", "btlm");
+            o.putObject("auto_map").put("AutoConfig", "cerebras/btlm-3b-8k-base--configuration_btlm.BTLMConfig")
+                    .put("AutoModel", "cerebras/btlm-3b-8k-base--modeling_btlm.BTLMModel")
+                    .put("AutoModelForCausalLM", "cerebras/btlm-3b-8k-base--modeling_btlm.BTLMLMHeadModel");
+        } else {
+            o.putArray("architectures").add("GPT2LMHeadModel");
+            o.put("model_type", "gpt2");
+        }
         extra.forEach(o::set); // may override architectures (e.g. a classification head)
         o.put("vocab_size", vocabSize);
         o.put("n_positions", nPositions);
@@ -183,6 +247,13 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
         o.put("scale_attn_weights", scaleAttnWeights);
         o.put("tie_word_embeddings", tieWordEmbeddings);
         o.put("initializer_range", (double) initializerRange);
+        if (mup.active()) {
+            o.put("position_embedding_type", "learned");
+            o.put("mup_embeddings_scale", mup.embeddingsScale());
+            o.put("mup_output_alpha", mup.outputAlpha());
+            o.put("mup_width_scale", mup.widthScale());
+            o.put("mup_scale_qk_dot_by_d", mup.scaleQkDotByD());
+        }
         return o;
     }
 

@@ -74,10 +74,9 @@ public final class PrefixTuning implements Method {
          */
         private int next(int j, int s) { return j + 1 == P ? P + s : j + 1; }
 
-        @Override public void forward(float[] out, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
+        @Override public void forward(float[] out, float[] qkv, int B, int T, int C, int H, float scale, int[] start) {
             int hs = C / H, C3 = 3 * C, S = P + T;
-            float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
-            if (att.length < B * H * T * S) att = new float[B * H * T * S];
+                if (att.length < B * H * T * S) att = new float[B * H * T * S];
             float[] pe = prompt.data, a = att;
             Parallel.forRange(B * H, (w, from, to) -> {
                 for (int bh = from; bh < to; bh++) {
@@ -110,10 +109,9 @@ public final class PrefixTuning implements Method {
             });
         }
 
-        @Override public void backward(float[] dqkv, float[] dout, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
+        @Override public void backward(float[] dqkv, float[] dout, float[] qkv, int B, int T, int C, int H, float scale, int[] start) {
             int hs = C / H, C3 = 3 * C, S = P + T;
-            float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
-            float[] pe = prompt.data, g = prompt.grad(), a = att;
+                float[] pe = prompt.data, g = prompt.grad(), a = att;
             java.util.Arrays.fill(dqkv, 0, B * T * C3, 0f);
             // one head per task: heads own disjoint columns of the prefix gradient, so no two threads collide
             Parallel.forRange(H, (w, from, to) -> {

@@ -17,15 +17,14 @@ public final class Attention {
     private Attention() {}
 
     /**
-     * Left padding: row b's real tokens start at {@code start[b]} (null: every row starts at 0). A real token
-     * attends only to the real tokens up to itself, so a left-padded row computes exactly what the same row
-     * unpadded computes, on the [T-s, T-s] block below and right of its s pads; the pads' outputs (and their
-     * probability rows and columns) are zero, so nothing flows through them. With start null or all zero this is
-     * the plain causal path, call for call.
+     * Scores are {@code scale} q.k ({@link GptConfig#attnScale}). Left padding: row b's real tokens start at
+     * {@code start[b]} (null: every row starts at 0). A real token attends only to the real tokens up to itself,
+     * so a left-padded row computes exactly what the same row unpadded computes, on the [T-s, T-s] block below and
+     * right of its s pads; the pads' outputs (and their probability rows and columns) are zero, so nothing flows
+     * through them. With start null or all zero this is the plain causal path, call for call.
      */
-    public static void forward(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
+    public static void forward(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, float scale, int[] start) {
         int hs = C / H, C3 = 3 * C;
-        float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
         Parallel.forRange(B * H, (w, from, to) -> {
             for (int bh = from; bh < to; bh++) {
                 int b = bh / H, h = bh % H, s = start == null ? 0 : start[b], n = T - s;
@@ -91,9 +90,8 @@ public final class Attention {
      * padding {@code start} (null: none) as {@link #forward}; pads get a zero gradient.
      */
     public static void backward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H,
-                                boolean scaled, float[] scratch, int[] start) {
+                                float scale, float[] scratch, int[] start) {
         int hs = C / H, C3 = 3 * C;
-        float scale = scaled ? (float) (1.0 / Math.sqrt(hs)) : 1f;
         Parallel.forRange(B * H, (w, from, to) -> {
             int ds = w * T * T;
             for (int bh = from; bh < to; bh++) {
@@ -108,7 +106,7 @@ public final class Attention {
                 // dP = dY V^T ; dV = P^T dY
                 Gemm.sgemmSerial(false, true, n, n, hs, 1f, dout, y, C, qkv, v, C3, 0f, scratch, ds, T);
                 Gemm.sgemmSerial(true, false, n, hs, n, 1f, att, a, T, dout, y, C, 0f, dqkv, v, C3);
-                // softmax backward: dS = P * (dP - rowsum(P * dP)), then the 1/sqrt(hs) of the forward
+                // softmax backward: dS = P * (dP - rowsum(P * dP)), then the forward's scale
                 for (int t = 0; t < n; t++) softmaxBackwardRow(att, a + t * T, scratch, ds + t * T, t + 1, n, scale);
                 // dQ = dS K ; dK = dS^T Q
                 Gemm.sgemmSerial(false, false, n, hs, n, 1f, scratch, ds, T, qkv, k, C3, 0f, dqkv, q, C3);

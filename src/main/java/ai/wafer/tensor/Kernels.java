@@ -49,14 +49,14 @@ public interface Kernels {
     /** dinp[i] = dout[i] * act'(inp[i]) (dinp may be dout). */
     default void activationBackward(Activation act, float[] dinp, float[] inp, float[] dout, int n) { Gelu.backward(act, dinp, inp, dout, n); }
 
-    /** Causal self-attention on packed qkv[B,T,3C], probabilities kept in att (see {@link Attention#forward}). */
-    default void attention(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, boolean scaled, int[] start) {
-        Attention.forward(out, att, qkv, B, T, C, H, scaled, start);
+    /** Causal self-attention on packed qkv[B,T,3C], scores times {@code scale}, probabilities kept in att (see {@link Attention#forward}). */
+    default void attention(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, float scale, int[] start) {
+        Attention.forward(out, att, qkv, B, T, C, H, scale, start);
     }
 
-    default void attentionBackward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H, boolean scaled,
+    default void attentionBackward(float[] dqkv, float[] dout, float[] qkv, float[] att, int B, int T, int C, int H, float scale,
                                    float[] scratch, int[] start) {
-        Attention.backward(dqkv, dout, qkv, att, B, T, C, H, scaled, scratch, start);
+        Attention.backward(dqkv, dout, qkv, att, B, T, C, H, scale, scratch, start);
     }
 
     /** One head's attention over its KV cache for T new queries (see {@link Attention#forwardCached}; T = 1: decode). */

@@ -127,16 +127,20 @@ public final class Pretrainer implements StepEngine {
      * The model a run starts from: the checkpoint {@code init}, or a random model of the {@code preset}'s shape (with
      * nLayer/nEmbd/nHead overriding it when not null; initialised from {@code seed}), or, with neither, the shape of
      * the checkpoint being resumed (its weights come when it is loaded; a differing shape is refused there).
+     * {@code mup} (null: none) gives the preset's model µP for its width: its init, learning-rate multiples and
+     * scales ({@link ai.wafer.model.MuP}); a checkpoint carries its own.
      */
-    public static Gpt startingModel(Path init, String preset, Integer nLayer, Integer nEmbd, Integer nHead, long seed, Path resume) {
+    public static Gpt startingModel(Path init, String preset, Integer nLayer, Integer nEmbd, Integer nHead,
+                                    java.util.function.IntFunction<ai.wafer.model.MuP> mup, long seed, Path resume) {
         boolean shape = nLayer != null || nEmbd != null || nHead != null;
         if (init != null && preset != null) throw new ai.wafer.WaferException("give --init or --preset, not both");
-        if (shape && preset == null) throw new ai.wafer.WaferException("--n-layer/--n-embd/--n-head go with --preset");
+        if ((shape || mup != null) && preset == null) throw new ai.wafer.WaferException("--n-layer/--n-embd/--n-head/--mup go with --preset");
         if (init != null) return ai.wafer.io.Checkpoint.load(init);
         if (preset != null) {
             GptConfig c = GptConfig.preset(preset);
             if (shape) c = c.withShape(nLayer != null ? nLayer : c.nLayer(), nEmbd != null ? nEmbd : c.nEmbd(),
                     nHead != null ? nHead : c.nHead(), c.vocabSize(), c.nPositions());
+            if (mup != null) c = c.withMup(mup.apply(c.nEmbd()));
             c.requireHeap("--preset " + preset);
             return Gpt.init(c, seed);
         }

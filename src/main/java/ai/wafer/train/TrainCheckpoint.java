@@ -130,6 +130,9 @@ public final class TrainCheckpoint {
                 || saved.vocabSize() != have.vocabSize() || saved.nPositions() != have.nPositions() || saved.nInner() != have.nInner())
             throw new WaferException(ckpt + ": the checkpoint holds a model of shape " + describe(saved)
                     + " but this run builds " + describe(have));
+        if (!saved.mup().equals(have.mup()))
+            throw new WaferException(ckpt + ": the checkpoint's model has " + saved.mup() + " but this run builds " + have.mup()
+                    + " (resume with the run's --mup options, or with --resume alone)");
         Checkpoint.load(model, ckpt, Map.of());
         try (SafeTensors.Reader r = SafeTensors.open(ckpt.resolve("optimizer.safetensors"))) {
             List<Parameter> ps = opt.parameters();

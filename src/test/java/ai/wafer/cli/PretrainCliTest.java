@@ -78,6 +78,20 @@ class PretrainCliTest {
         for (Parameter p : a.parameters()) assertArrayEquals(p.array(), c.parameter(p.name).array(), p.name);
     }
 
+    /** --mup from a preset: the saved model carries BTLM's µP keys (width scale = base / width) and reloads as such. */
+    @Test
+    void mupPretrainFromPreset() throws Exception {
+        Path tiny = fixture("gpt-tiny"), out = tmp.resolve("mup");
+        Run r = wafer("pretrain", "--preset", "tiny", "--n-embd", "32", "--n-head", "2", "--mup", "--mup-base-width", "16",
+                "--data", tiny.resolve("tokens.bin").toString(), "--steps", "2", "--batch-size", "2", "--seq-len", "8",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        Gpt m = Checkpoint.load(out);
+        assertEquals(new ai.wafer.model.MuP(10, 1, 0.5, true), m.config.mup());
+        assertEquals(0.5f, m.parameter("h.0.mlp.c_fc.weight").lrScale);
+        assertFails("--mup", pretrain(copyTiny(), tiny.resolve("tokens.bin"), "--mup")); // a checkpoint has its own
+    }
+
     private Path copyTiny() throws Exception {
         Path d = tmp.resolve("tiny");
         Files.createDirectories(d);

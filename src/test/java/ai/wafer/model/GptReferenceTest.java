@@ -19,7 +19,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * The model against PyTorch (../shared/tools/torch_ref.py, float64): logits and every gradient of
  * the first batch, the loss of three steps, and the parameters after three AdamW steps. The fixtures
- * it made are in src/test/resources/fixtures (its README says how).
+ * it made are in src/test/resources/fixtures (its README says how); gpt-mup is a µP (BTLM) model made by
+ * tools/mup_ref.py, whose float64 reference applies BTLM's scales and Cerebras' µP learning rates.
  */
 class GptReferenceTest {
 
@@ -50,7 +51,7 @@ class GptReferenceTest {
      * step alone fails every fixture.
      */
     @ParameterizedTest(name = "{0}")
-    @CsvSource({"gpt-tiny, 2, 8, 1e-4", "gpt-odd, 3, 7, 1e-4", "gpt-untied, 2, 8, 1e-4", "gpt-buffers, 2, 8, 1e-4"})
+    @CsvSource({"gpt-tiny, 2, 8, 1e-4", "gpt-odd, 3, 7, 1e-4", "gpt-untied, 2, 8, 1e-4", "gpt-buffers, 2, 8, 1e-4", "gpt-mup, 2, 8, 1e-4"})
     void matchesPyTorch(String name, int B, int T, double paramTol) throws Exception {
         Path dir = fixture(name);
         Path exp = dir.resolve("expected");
@@ -108,7 +109,7 @@ class GptReferenceTest {
             for (int i = 0; i < params.size(); i++) {
                 Parameter p = params.get(i);
                 float[] fixed = fin.floats(p.name);
-                double[] allow = noiseAllowance(initial[i], stepGrads[i], clipScale, p.decays());
+                double[] allow = noiseAllowance(initial[i], stepGrads[i], clipScale, p.decays(), LR * p.lrScale);
                 noisy += assertCloseUpTo(name + " param " + p.name + " after " + losses.length + " steps",
                         fixed, p.data, paramTol, allow, worst);
                 total += fixed.length;
@@ -138,7 +139,7 @@ class GptReferenceTest {
      * pushed. The move falls as delta * eps / g^2 once |g| is well above delta: it matters only for gradients
      * that are near-cancelled sums.
      */
-    static double[] noiseAllowance(float[] w0, float[][] g, double[] scale, boolean decays) {
+    static double[] noiseAllowance(float[] w0, float[][] g, double[] scale, boolean decays, double lr) {
         int steps = g.length;
         double[] delta = new double[steps];
         for (int s = 0; s < steps; s++) {
@@ -150,14 +151,14 @@ class GptReferenceTest {
         double[] gi = new double[steps];
         for (int j = 0; j < w0.length; j++) {
             for (int s = 0; s < steps; s++) gi[s] = g[s][j];
-            double base = adamw(w0[j], gi, scale, decays), sum = 0;
+            double base = adamw(w0[j], gi, scale, decays, lr), sum = 0;
             for (int s = 0; s < steps; s++) {
                 if (gi[s] == 0) continue;
                 double keep = gi[s];
                 gi[s] = keep + delta[s];
-                double up = Math.abs(adamw(w0[j], gi, scale, decays) - base);
+                double up = Math.abs(adamw(w0[j], gi, scale, decays, lr) - base);
                 gi[s] = keep - delta[s];
-                double down = Math.abs(adamw(w0[j], gi, scale, decays) - base);
+                double down = Math.abs(adamw(w0[j], gi, scale, decays, lr) - base);
                 gi[s] = keep;
                 sum += Math.max(up, down);
             }
@@ -166,15 +167,15 @@ class GptReferenceTest {
         return allow;
     }
 
-    /** One element through torch_ref.py's AdamW: clipped gradients g*scale, bias correction, decoupled decay. */
-    static double adamw(double w, double[] g, double[] scale, boolean decays) {
+    /** One element through torch_ref.py's AdamW at learning rate lr: clipped gradients g*scale, bias correction, decoupled decay. */
+    static double adamw(double w, double[] g, double[] scale, boolean decays, double lr) {
         double m = 0, v = 0;
         for (int s = 0; s < g.length; s++) {
             double gs = g[s] * scale[s];
             m = BETA1 * m + (1 - BETA1) * gs;
             v = BETA2 * v + (1 - BETA2) * gs * gs;
             double mh = m / (1 - Math.pow(BETA1, s + 1)), vh = v / (1 - Math.pow(BETA2, s + 1));
-            w = w * (1 - (double) LR * (decays ? WD : 0)) - LR * mh / (Math.sqrt(vh) + EPS);
+            w = w * (1 - lr * (decays ? WD : 0)) - lr * mh / (Math.sqrt(vh) + EPS);
         }
         return w;
     }

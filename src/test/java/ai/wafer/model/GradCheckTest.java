@@ -107,11 +107,12 @@ class GradCheckTest {
     @Test
     void attention() {
         int B = 2, T = 5, C = 6, H = 2;
+        float scale = 1f / 3; // µP's 1/d_head (the left-padded case below takes 1/sqrt(d_head))
         float[] qkv = rand(B * T * 3 * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C], att = new float[B * H * T * T];
-        DoubleSupplier L = () -> { Kernels.JAVA.attention(out, att, qkv, B, T, C, H, true, null); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Kernels.JAVA.attention(out, att, qkv, B, T, C, H, scale, null); return dot(out, r, B * T * C); };
         L.getAsDouble();
         float[] dqkv = new float[qkv.length];
-        Kernels.JAVA.attentionBackward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], null);
+        Kernels.JAVA.attentionBackward(dqkv, r, qkv, att, B, T, C, H, scale, new float[ai.wafer.tensor.Parallel.threads() * T * T], null);
         check("attention dqkv", qkv, dqkv, L, 1e-2, 2e-2);
     }
 
@@ -123,12 +124,13 @@ class GradCheckTest {
     void attentionLeftPadded() {
         int B = 3, T = 6, C = 6, H = 2;
         int[] start = {0, 2, 5};
+        float scale = (float) (1 / Math.sqrt(3));
         float[] qkv = rand(B * T * 3 * C, 1), r = rand(B * T * C, 1), out = new float[B * T * C], att = new float[B * H * T * T];
-        DoubleSupplier L = () -> { Kernels.JAVA.attention(out, att, qkv, B, T, C, H, true, start); return dot(out, r, B * T * C); };
+        DoubleSupplier L = () -> { Kernels.JAVA.attention(out, att, qkv, B, T, C, H, scale, start); return dot(out, r, B * T * C); };
         L.getAsDouble();
         float[] dqkv = new float[qkv.length];
         Arrays.fill(dqkv, Float.NaN); // stale values must be overwritten, pads included
-        Kernels.JAVA.attentionBackward(dqkv, r, qkv, att, B, T, C, H, true, new float[ai.wafer.tensor.Parallel.threads() * T * T], start);
+        Kernels.JAVA.attentionBackward(dqkv, r, qkv, att, B, T, C, H, scale, new float[ai.wafer.tensor.Parallel.threads() * T * T], start);
         check("attention left-padded dqkv", qkv, dqkv, L, 1e-2, 2e-2);
         for (int b = 0; b < B; b++)
             for (int t = 0; t < start[b]; t++) {
@@ -180,15 +182,17 @@ class GradCheckTest {
 
     /** ReLU's kink defeats finite differences through a whole model; its layer test above covers it. */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"GELU, true", "GELU_TANH, false"})
-    void wholeModel(Activation act, boolean tied) {
+    @org.junit.jupiter.params.provider.CsvSource({"GELU, true, false", "GELU_TANH, false, false", "GELU, true, true", "GELU, false, true"})
+    void wholeModel(Activation act, boolean tied, boolean mup) {
         // tiny matrices: on a busy machine the thread team's hand-offs cost far more than the work (seconds vs minutes)
-        ai.wafer.tensor.Parallel.runSerially(() -> wholeModelSerial(act, tied));
+        ai.wafer.tensor.Parallel.runSerially(() -> wholeModelSerial(act, tied, mup));
     }
 
-    private void wholeModelSerial(Activation act, boolean tied) {
-        // odd everything: C=10 (2 heads of 5), F=23, V=29, T=7
-        GptConfig cfg = new GptConfig(29, 9, 10, 2, 2, 23, act, 1e-5f, true, tied, 0.02f, java.util.Map.of());
+    private void wholeModelSerial(Activation act, boolean tied, boolean mup) {
+        // odd everything: C=10 (2 heads of 5), F=23, V=29, T=7; µP with factors far from 1 (scores by d_head,
+        // embeddings times 2.5, logits times 1.7 * 0.4), so a missing factor in any backward shows
+        GptConfig cfg = new GptConfig(29, 9, 10, 2, 2, 23, act, 1e-5f, true, tied, 0.02f, java.util.Map.of(),
+                mup ? new MuP(2.5, 1.7, 0.4, true) : MuP.NONE);
         Gpt m = Gpt.init(cfg, 3);
         for (Parameter p : m.parameters()) for (int i = 0; i < p.size(); i++) p.data[i] += (float) (RNG.nextGaussian() * 0.3);
         int B = 2, T = 7;
@@ -210,7 +214,7 @@ class GradCheckTest {
                 // key bias: exactly zero by softmax shift invariance (see Gpt.backward); check q and v parts
                 for (int i = 10; i < 20; i++) assertTrue(g[i] == 0f);
             }
-            check("model " + act + " " + p.name, p.data, g, L, 5e-3, 3e-2);
+            check("model " + act + (mup ? " µP " : " ") + p.name, p.data, g, L, 5e-3, 3e-2);
         }
         assertTrue(Arrays.stream(m.parameters().toArray(Parameter[]::new)).allMatch(Parameter::trainable));
     }

@@ -59,8 +59,10 @@ final class ParallelFixtures {
         return new Run(l, n, b.params());
     }
 
-    static Run reference(Path shard, Pretrainer.Options o, int steps) {
-        Gpt m = Gpt.init(CFG, SEED);
+    static Run reference(Path shard, Pretrainer.Options o, int steps) { return reference(CFG, shard, o, steps); }
+
+    static Run reference(GptConfig cfg, Path shard, Pretrainer.Options o, int steps) {
+        Gpt m = Gpt.init(cfg, SEED);
         try (var loader = new ai.wafer.data.TokenLoader(List.of(shard), o.batchSize(), o.seqLen(), false, 0)) {
             Pretrainer p = new Pretrainer(m, loader, o);
             List<Pretrainer.StepResult> rs = new ArrayList<>();

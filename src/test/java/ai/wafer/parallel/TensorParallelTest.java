@@ -19,11 +19,13 @@ class TensorParallelTest {
     @TempDir Path tmp;
 
     /** Trains on the layout with thread ranks and returns rank 0's run with the gathered model. */
-    static Run train(Path shard, Pretrainer.Options o, Layout layout, int steps) {
+    static Run train(Path shard, Pretrainer.Options o, Layout layout, int steps) { return train(CFG, shard, o, layout, steps); }
+
+    static Run train(ai.wafer.model.GptConfig cfg, Path shard, Pretrainer.Options o, Layout layout, int steps) {
         List<Run> runs = ThreadCommunicator.run(layout.size(), Duration.ofSeconds(60), c -> {
             Layout.Groups g = layout.groups(c);
             try (TokenLoader loader = new TokenLoader(List.of(shard), o.batchSize(), o.seqLen(), false, 0)) {
-                ParallelTrainer t = new ParallelTrainer(layout, g, Gpt.init(CFG, SEED), loader, o);
+                ParallelTrainer t = new ParallelTrainer(layout, g, Gpt.init(cfg, SEED), loader, o);
                 List<Pretrainer.StepResult> rs = new ArrayList<>();
                 for (int s = 0; s < steps; s++) rs.add(t.trainStep());
                 return snapshot(rs, t.gather().parameters());
@@ -107,6 +109,16 @@ class TensorParallelTest {
         assertSameRun(want, train(shard, o, Layout.parse("dp=2,pp=2"), 3), "dp=2,pp=2");
         Pretrainer.Options one = options(3, 4, 16, 1);
         assertSameRun(reference(shard, one, 3), train(shard, one, Layout.parse("tp=2,pp=2"), 3), "tp=2,pp=2, 1 micro-batch");
+    }
+
+    /** µP's factors (embeddings, scores, vocabulary-split logits, learning rates) on tensor and pipeline shards. */
+    @Test void mupOnShardsEqualsOneProcess() {
+        var mup = CFG.withMup(new ai.wafer.model.MuP(3, 1.5, 0.5, true));
+        Path shard = tokens(tmp, 3000);
+        Pretrainer.Options o = options(3, 4, 16, 1);
+        Run want = reference(mup, shard, o, 3);
+        assertTrue(Math.abs(want.losses().get(0) - reference(shard, o, 1).losses().get(0)) > 1e-3, "µP changes the loss");
+        assertSameRun(want, train(mup, shard, o, Layout.parse("tp=2,pp=2"), 3), "µP tp=2,pp=2");
     }
 
     @Test void predictedTensorParallelBytesEqualWhatARunSends() {
