@@ -75,23 +75,35 @@ public final class Int8Weights implements Weights {
             });
             return;
         }
-        // as the float32 kernel: bands of KB rows over the thread's column blocks, partial sums waiting in out
-        int blocks = (N + L - 1) / L, KB = F32Weights.KB;
+        // as the float32 kernel: bands of KB rows over the thread's blocks of 4L columns (four independent FMA chains),
+        // partial sums waiting in out; the scales multiply each output once, after its last band
+        int BW = F32Weights.BW, blocks = (N + BW - 1) / BW, KB = F32Weights.KB;
         Parallel.forRange(blocks, (t, from, to) -> {
-            int full = Math.max(from, Math.min(to, N / L)); // [from, full) are whole vectors
+            int full = Math.max(from, Math.min(to, N / BW)); // [from, full) are whole blocks
             for (int k0 = 0; k0 < K; k0 += KB) {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < full; b++) {
-                    int j0 = b * L;
+                    int j0 = b * BW;
                     for (int i = 0; i < n; i++) {
                         int o = i * N + j0, xo = i * K;
-                        FloatVector a = k0 == 0 ? FloatVector.zero(F) : FloatVector.fromArray(F, out, o);
-                        for (int k = k0; k < k1; k++) a = widen(k * N + j0).fma(FloatVector.broadcast(F, x[xo + k]), a);
-                        (k1 == K ? a.mul(FloatVector.fromArray(F, scale, j0)) : a).intoArray(out, o);
+                        FloatVector a0 = F32Weights.start(k0, out, o), a1 = F32Weights.start(k0, out, o + L);
+                        FloatVector a2 = F32Weights.start(k0, out, o + 2 * L), a3 = F32Weights.start(k0, out, o + 3 * L);
+                        for (int k = k0, wk = k0 * N + j0; k < k1; k++, wk += N) {
+                            FloatVector u = FloatVector.broadcast(F, x[xo + k]);
+                            a0 = widen(wk).fma(u, a0);
+                            a1 = widen(wk + L).fma(u, a1);
+                            a2 = widen(wk + 2 * L).fma(u, a2);
+                            a3 = widen(wk + 3 * L).fma(u, a3);
+                        }
+                        if (k1 == K) {
+                            a0 = a0.mul(FloatVector.fromArray(F, scale, j0)); a1 = a1.mul(FloatVector.fromArray(F, scale, j0 + L));
+                            a2 = a2.mul(FloatVector.fromArray(F, scale, j0 + 2 * L)); a3 = a3.mul(FloatVector.fromArray(F, scale, j0 + 3 * L));
+                        }
+                        F32Weights.store4(a0, a1, a2, a3, out, o);
                     }
                 }
             }
-            for (int b = full; b < to; b++) F32Weights.decodeScalar(this, false, b * L, Math.min(N, b * L + L), n, N, K, x, out);
+            for (int b = full; b < to; b++) F32Weights.decodeScalar(this, false, b * BW, Math.min(N, b * BW + BW), n, N, K, x, out);
         });
     }
 
@@ -101,10 +113,16 @@ public final class Int8Weights implements Weights {
     }
 
     private float dotRow(int r, int K, float[] x, int xo) {
-        int base = r * K, c = 0, upper = F.loopBound(K);
-        FloatVector acc = FloatVector.zero(F);
-        for (; c < upper; c += L) acc = widen(base + c).fma(FloatVector.fromArray(F, x, xo + c), acc);
-        float s = VecMath.sum(acc);
+        int base = r * K, c = 0, upper = (K / (4 * L)) * (4 * L);
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0; // four chains, as the float32 rows kernel
+        for (; c < upper; c += 4 * L) {
+            a0 = widen(base + c).fma(FloatVector.fromArray(F, x, xo + c), a0);
+            a1 = widen(base + c + L).fma(FloatVector.fromArray(F, x, xo + c + L), a1);
+            a2 = widen(base + c + 2 * L).fma(FloatVector.fromArray(F, x, xo + c + 2 * L), a2);
+            a3 = widen(base + c + 3 * L).fma(FloatVector.fromArray(F, x, xo + c + 3 * L), a3);
+        }
+        for (; c + L <= K; c += L) a0 = widen(base + c).fma(FloatVector.fromArray(F, x, xo + c), a0);
+        float s = VecMath.sum(a0.add(a1).add(a2.add(a3)));
         for (; c < K; c++) s += q[base + c] * x[xo + c];
         return s;
     }
