@@ -22,7 +22,7 @@ import java.util.concurrent.Callable;
 public final class EvaluateCommand implements Callable<Integer> {
     @Spec CommandSpec cmd;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "a fine-tuned model, or the base model of --adapter") Path model;
+    @Option(names = "--model", paramLabel = "DIR", description = "a fine-tuned model, or the base model of --adapter (default with --adapter: the base it names)") Path model;
     @Option(names = "--adapter", paramLabel = "DIR", description = "an adapter directory (adapter_config.json + adapter_model.safetensors)") Path adapter;
     @Option(names = "--task", description = "token-classification, sequence-classification or causal-lm (default: as saved)") String task;
     @Option(names = "--data", required = true, paramLabel = "FILE") Path data;
@@ -30,7 +30,7 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--digits", defaultValue = "2", description = "decimals in text reports (default ${DEFAULT-VALUE}, as sklearn)") int digits;
     @Option(names = "--batch-size", defaultValue = "32") int batchSize;
     @Option(names = "--padding-side", defaultValue = "right", description = "left or right (default ${DEFAULT-VALUE}); the pads are masked, so both give the same scores") String paddingSide;
-    @Option(names = "--max-length", description = "tokens per example (default: the model's n_positions, at most 512)") Integer maxLength;
+    @Option(names = "--max-length", description = "tokens per example (default: what the model was fine-tuned with, else its n_positions, at most 512)") Integer maxLength;
     @Option(names = "--confusion-png", paramLabel = "FILE", defaultValue = "confusion-matrix.png",
             description = "sequence classification: where the confusion-matrix heatmap goes (default ${DEFAULT-VALUE})") Path png;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;

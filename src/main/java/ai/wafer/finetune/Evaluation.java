@@ -66,10 +66,13 @@ public final class Evaluation {
      * which may be null), scores the data and builds the reports.
      */
     public static Evaluation run(Request r, PrintWriter log) {
-        FinetuneModel fm = FinetuneModel.load(r.model(), r.adapter(), r.task());
-        Tokenizer tok = Tokenizer.load(r.tokenizer() != null ? r.tokenizer() : r.model());
+        if (r.model() == null && r.adapter() == null) throw new WaferException("give --model (a fine-tuned model or a base) or --adapter");
+        Path model = r.model() != null ? r.model() : ai.wafer.peft.FineTuned.baseOf(r.adapter()); // an adapter names its base
+        FinetuneModel fm = FinetuneModel.load(model, r.adapter(), r.task());
+        Tokenizer tok = Tokenizer.load(r.tokenizer() != null ? r.tokenizer() : model);
         int room = fm.gpt.config.nPositions() - fm.gpt.positionOffset();
-        int maxLen = r.maxLength() != null ? r.maxLength() : Math.min(512, room);
+        // as the model was trained (saved with it), unless asked otherwise; else the context, at most 512
+        int maxLen = r.maxLength() != null ? r.maxLength() : fm.trainedMaxLength > 0 ? Math.min(fm.trainedMaxLength, room) : Math.min(512, room);
         if (maxLen < 1 || maxLen > room) throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "]");
         TaskData d = TaskData.load(fm.task, r.data(), tok, fm.task.classifies() ? fm.labels : null, maxLen);
         if (log != null) for (String w : d.warnings(maxLen)) log.println("wafer: warning: " + w);

@@ -53,8 +53,8 @@ public final class FinetuneJob {
         Tokenizer tok = Tokenizer.load(r.tokenizerDir());
         if (!Files.isRegularFile(r.model().resolve("config.json"))) throw new WaferException(r.model() + ": no config.json (not a model directory)");
         Gpt gpt = loadBase(r.model(), kind);
-        int maxLen = r.maxLength() != null ? r.maxLength() : Math.min(512, gpt.config.nPositions());
         int room = gpt.config.nPositions() - (kind == Peft.Kind.PREFIX ? r.spec().prefixTokens() : 0);
+        int maxLen = r.maxLength() != null ? r.maxLength() : Math.min(512, room); // a prefix's virtual tokens take positions too
         if (maxLen < 1 || maxLen > room)
             throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "] (the model's n_positions "
                     + gpt.config.nPositions() + (kind == Peft.Kind.PREFIX ? " minus the prefix" : "") + ")");

@@ -40,6 +40,7 @@ public final class FinetuneModel extends FineTuned {
 
     private FinetuneModel(FineTuned ft) {
         super(ft.gpt, ft.task, ft.labels, ft.spec, ft.method, ft.head, ft.padId, ft.baseFingerprint);
+        trainedMaxLength = ft.trainedMaxLength;
         tokenHead = tokenHead();
         seqHead = seqHead();
     }

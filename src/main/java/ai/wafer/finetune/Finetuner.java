@@ -105,6 +105,7 @@ public final class Finetuner {
      */
     public Result run(Path out, String baseName, PrintWriter log) {
         List<Parameter> params = fm.parameters();
+        fm.trainedMaxLength = opt.maxLength(); // saved with the model: evaluation scores as training did
         replicas.store(params); // the trainable parameters become slices of one buffer (this layout's)
         AdamW adamw = new AdamW(params, opt.hyper());
         Batcher batcher = new Batcher(opt.batchSize(), opt.maxLength(), fm.padId, opt.padding());

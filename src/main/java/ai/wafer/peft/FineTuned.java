@@ -44,6 +44,8 @@ public class FineTuned {
     public final int padId;
     /** The base model's fingerprint before any training: adapters record it, and loading checks it. */
     public final String baseFingerprint;
+    /** Tokens per example it was fine-tuned with (saved with it, so evaluation scores as training did); 0 unknown. */
+    public int trainedMaxLength;
 
     public FineTuned(Gpt gpt, Task task, List<String> labels, Peft.Spec spec, Method method, Head head, int padId,
                      String baseFingerprint) {
@@ -86,6 +88,7 @@ public class FineTuned {
             List<String> labels = t.classifies() ? labelsOf(cfg, model) : List.of();
             FineTuned ft = new FineTuned(gpt, t, labels, Peft.Spec.of(Peft.Kind.FULL), null, Head.create(t, cfg, labels, 0x5eed),
                     padOf(cfg), "");
+            ft.trainedMaxLength = cfg.extra().containsKey("wafer_max_length") ? cfg.extra().get("wafer_max_length").asInt() : 0;
             var read = Checkpoint.load(gpt, model, ft.headByName());
             if (t.classifies() && read.size() != ft.headParameters().size())
                 throw new WaferException(model + ": no trained " + ft.head.parameters().getFirst().name.split("\\.")[0]
@@ -117,6 +120,7 @@ public class FineTuned {
         List<String> used = t.classifies() ? labels : List.of();
         FineTuned ft = new FineTuned(gpt, t, used, spec, m, Head.create(t, cfg, used, 0x5eed),
                 info.wafer().path("pad_token_id").asInt(padOf(cfg)), fp);
+        ft.trainedMaxLength = info.wafer().path("max_length").asInt(0);
         AdapterIo.loadTensors(adapter, m, ft.headParameters());
         m.attach(gpt);
         m.setTraining(false);
@@ -221,6 +225,7 @@ public class FineTuned {
             saveWhole(dir);
             return;
         }
+        Path base = Path.of(baseName).toAbsolutePath().normalize();
         ObjectNode w = JSON.createObjectNode();
         w.put("method", spec.kind().cliName());
         w.put("task", task.cliName);
@@ -231,6 +236,9 @@ public class FineTuned {
         w.put("base_n_layer", gpt.config.nLayer());
         w.put("base_n_embd", gpt.config.nEmbd());
         w.put("base_vocab_size", gpt.config.vocabSize());
+        // where the base is from the adapter's own directory, so that the pair moves together and loads without --model
+        if (Files.isDirectory(base)) w.put("base_path", dir.toAbsolutePath().normalize().relativize(base).toString());
+        if (trainedMaxLength > 0) w.put("max_length", trainedMaxLength);
         AdapterIo.save(dir, method, task.peftTaskType, baseName, headParameters(), w);
     }
 
@@ -241,6 +249,23 @@ public class FineTuned {
     public void saveWhole(Path dir) {
         for (int l = 0; l < gpt.config.nLayer(); l++)
             if (!gpt.hooks(l).isEmpty()) throw new IllegalStateException("the model has unmerged " + spec.kind().cliName() + " hooks");
-        Checkpoint.save(gpt, taskConfig(), headByName(), dir);
+        GptConfig c = taskConfig();
+        if (trainedMaxLength > 0) c = c.withExtra("wafer_max_length", JSON.getNodeFactory().numberNode(trainedMaxLength));
+        Checkpoint.save(gpt, c, headByName(), dir);
+    }
+
+    /**
+     * The base model of an adapter saved by Wafer, when no --model names it: its {@code base_path} (relative to the
+     * adapter's directory), else {@code base_model_name_or_path} as a path (as given, then from the adapter's directory).
+     */
+    public static Path baseOf(Path adapter) {
+        AdapterIo.Info info = AdapterIo.info(adapter);
+        List<Path> tried = new ArrayList<>();
+        String rel = info.wafer().path("base_path").asText(""), name = info.methodConfig().path("base_model_name_or_path").asText("");
+        if (!rel.isEmpty()) tried.add(adapter.resolve(rel).normalize());
+        if (!name.isEmpty()) { tried.add(Path.of(name)); tried.add(adapter.resolve(name).normalize()); }
+        for (Path p : tried) if (isModelDir(p)) return p;
+        throw new WaferException(adapter + ": give the base model as --model (the adapter names " + (tried.isEmpty() ? "none" : tried)
+                + ", and none of these is a model directory)");
     }
 }

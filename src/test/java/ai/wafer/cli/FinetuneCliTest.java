@@ -16,6 +16,7 @@ import java.nio.file.Path;
 
 import static ai.wafer.cli.PretrainCliTest.wafer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@code wafer finetune} and {@code wafer evaluate} end to end on a one-layer model, and their errors on bad input. */
@@ -73,6 +74,38 @@ class FinetuneCliTest {
         var wrong = wafer("evaluate", "--model", otherBase.toString(), "--adapter", out.toString(), "--data", dev.toString());
         assertEquals(2, wrong.code());
         assertTrue(wrong.err().contains("another base model"), wrong.err());
+    }
+
+    /**
+     * Issue 17 item 3: evaluate scores as training did. An adapter trained with --max-length 6 on texts longer than
+     * that is evaluated with neither --model (the adapter names its base, found from the adapter's own directory) nor
+     * --max-length (saved with the adapter): the same loss and accuracy as training's last dev evaluation.
+     */
+    @Test
+    void evaluateReproducesTrainingScoresFromTheAdapterAlone() throws Exception {
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < 12; i++)
+            lines.append("{\"text\": \"").append(i % 2 == 0 ? "win money now " : "meeting at noon ").append("filler ".repeat(i)).append("\", \"label\": \"")
+                    .append(i % 2 == 0 ? "spam" : "ham").append("\"}\n");
+        Path data = write("pairs.jsonl", lines.toString()), out = tmp.resolve("moved/spam-ia3");
+        var r = wafer("finetune", "--model", base.toString(), "--task", "sequence-classification", "--train", data.toString(),
+                "--dev", data.toString(), "--method", "ia3", "--epochs", "1", "--batch-size", "4", "--max-length", "6",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode lastDev = null;
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            JsonNode row = new ObjectMapper().readTree(line);
+            if (row.has("eval_accuracy")) lastDev = row;
+        }
+        var ev = wafer("evaluate", "--adapter", out.toString(), "--data", data.toString(), "--format", "json");
+        assertEquals(0, ev.code(), ev.err());
+        JsonNode j = new ObjectMapper().readTree(ev.out());
+        assertEquals(lastDev.get("eval_loss").asDouble(), j.get("loss").asDouble(), 1e-5, ev.out());
+        assertEquals(lastDev.get("eval_accuracy").asDouble(), j.at("/report/accuracy").asDouble(), 1e-9, ev.out());
+        // the full context instead scores differently: the saved length was used
+        var full = new ObjectMapper().readTree(wafer("evaluate", "--adapter", out.toString(), "--data", data.toString(), "--format", "json",
+                "--max-length", "32").out());
+        assertNotEquals(j.get("loss").asDouble(), full.get("loss").asDouble());
     }
 
     @Test
