@@ -27,10 +27,13 @@ public final class ParallelPretrain {
 
         public static Engine of(boolean mpi) { return mpi ? MPI : THREADS; }
 
-        /** {@code body} on n ranks: threads of this JVM (rank 0's result), or this process as one rank of the mpirun job. */
+        /**
+         * {@code body} on n ranks: threads of this JVM (rank 0's result), or this process as one rank of the mpirun job.
+         * A rank that waits longer than {@code timeout} in one exchange ends the run (under MPI, its process) with an error.
+         */
         <R> R run(int n, Duration timeout, Function<Communicator, R> body) {
             if (this == THREADS) return ThreadCommunicator.run(n, timeout, body).get(0);
-            try (Communicator world = MpiCommunicator.world()) {
+            try (Communicator world = MpiCommunicator.world(timeout)) {
                 return body.apply(world);
             }
         }

@@ -138,4 +138,13 @@ class MpiTest {
         // mpirun ends rank 0 (waiting in an all-reduce) and names the process that died
         assertTrue(r.log().contains("exited with non-zero status") && r.log().contains("Exit code:    3"), r.log());
     }
+
+    @Test void aProcessThatStopsAnsweringEndsTheJobWithAMessage() throws Exception {
+        long t0 = System.nanoTime();
+        Out r = launch("stall", tokens(tmp, 100), tmp.resolve("s.bin"), 0, 60); // without the watchdog: hangs, and fails here
+        assertNotEquals(0, r.code(), r.log());
+        // rank 0's watchdog names itself, the call, the group and the timeout; mpirun then ends the stopped rank too
+        assertTrue(r.log().contains("wafer: rank 0: timed out after 2 s in MPI_Allreduce over the world (2 ranks);"), r.log());
+        assertTrue(System.nanoTime() - t0 < 45e9, "took " + (System.nanoTime() - t0) / 1e9 + " s:\n" + r.log());
+    }
 }
