@@ -71,6 +71,9 @@ public final class PretrainCommand implements Callable<Integer> {
     String parallel;
     @Option(names = "--zero1", description = "with --parallel and dp > 1: shard the AdamW moments over the data-parallel ranks") boolean zero1;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (launch with mpirun -np N ./wafer pretrain ...)") boolean mpi;
+    @Option(names = "--comm-timeout", defaultValue = "300", paramLabel = "SECONDS",
+            description = "with --parallel: a rank that waits this long in one exchange ends the run with an error naming it (default ${DEFAULT-VALUE})")
+    double commTimeout;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
     Path out;
 
@@ -133,7 +136,7 @@ public final class PretrainCommand implements Callable<Integer> {
         int every = logEvery > 0 ? logEvery : noProgress || !ai.wafer.track.Terminal.interactive() ? Math.max(1, opt.steps() / 20) : 0;
         var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, every, !noProgress, keepCheckpoints);
         var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, evalShards, !noShuffle, seed, opt, zero1,
-                resume, rep, System.out, control, null);
+                resume, rep, System.out, control, ai.wafer.parallel.ParallelPretrain.timeout(commTimeout));
         var r = ai.wafer.parallel.ParallelPretrain.run(layout, ai.wafer.parallel.ParallelPretrain.Engine.of(mpi), setup);
         if (r.stopped() || !r.writes()) return 0; // under MPI only rank 0 writes the model, as it wrote the checkpoints
         if (r.lastCheckpoint() != null) {

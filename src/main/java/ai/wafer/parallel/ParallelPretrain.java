@@ -1,5 +1,6 @@
 package ai.wafer.parallel;
 
+import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
 import ai.wafer.train.Pretrainer;
@@ -33,9 +34,11 @@ public final class ParallelPretrain {
          */
         <R> R run(int n, Duration timeout, Function<Communicator, R> body) {
             if (this == THREADS) return ThreadCommunicator.run(n, timeout, body).get(0);
-            try (Communicator world = MpiCommunicator.world(timeout)) {
-                return body.apply(world);
-            }
+            // no MPI_Finalize after a failure: it waits for every rank, while the process's exit makes mpirun end the job
+            MpiCommunicator world = MpiCommunicator.world(timeout);
+            R r = body.apply(world);
+            world.close();
+            return r;
         }
     }
 
@@ -64,6 +67,12 @@ public final class ParallelPretrain {
     public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, double evalLoss, Path lastCheckpoint, boolean stopped,
                          boolean writes) {}
 
+    /** --comm-timeout SECONDS as a Duration (positive and finite, or refused). */
+    public static Duration timeout(double seconds) {
+        if (!(seconds > 0 && seconds <= 1e9)) throw new WaferException("--comm-timeout must be a positive number of seconds (got " + seconds + ")");
+        return Duration.ofNanos((long) (seconds * 1e9));
+    }
+
     public static Result run(Layout layout, Engine engine, Setup s) {
         return engine.run(layout.size(), s.timeout(), c -> onRank(layout, c, s));
     }
@@ -91,7 +100,8 @@ public final class ParallelPretrain {
                         o.batchSize() / layout.dp(), dt.zero() ? "on" : "off");
                 t = dt;
             }
-            if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
+            // rank 0 alone reads what it alone wrote (the run directory may be on its disk only): it picks the checkpoint
+            if (s.resume() != null) t.resume(world.rank() == 0 ? TrainCheckpoint.resolve(s.resume()) : s.resume());
             Pretrainer.Outcome out = Pretrainer.run(t, eval, s.rep(), log, s.control());
             Path last = out.lastCheckpoint();
             // the whole model exists only across the ranks: a finished run leaves it as a one-rank checkpoint

@@ -17,6 +17,7 @@ import static ai.wafer.parallel.ParallelFixtures.*;
 /**
  * The program each MPI process of {@link MpiTest} runs: {@code MpiCheck MODE SHARD OUT STEPS}.
  * MODE dp / dp-zero trains the fixture model data-parallel, tp tensor-parallel; "collectives" exercises each collective;
+ * "resume-dp" / "resume-tp" continue a run whose checkpoint only rank 0 can see;
  * "die" makes rank 1 exit before a collective that rank 0 waits in, "stall" makes it stop (SIGSTOP) there instead.
  * Rank 0 writes the results to OUT.
  */
@@ -98,6 +99,14 @@ public final class MpiCheck {
                 case "die" -> {
                     if (world.rank() == 1) Runtime.getRuntime().halt(3);
                     world.allReduceSum(new float[4], 0, 4); // rank 1 never comes
+                }
+                case "resume-dp", "resume-tp" -> {
+                    // rank 0 continues the run in OUT.run; rank 1 is given a directory that does not exist, as on a machine of its own
+                    Path run = Path.of(out + (world.rank() == 0 ? ".run" : ".absent"));
+                    var setup = new ParallelPretrain.Setup(() -> Gpt.init(CFG, SEED), List.of(shard), List.of(), false, 0, options(steps, 4, 16, 1),
+                            false, run, new Pretrainer.Reporting(null, 0, 0, 0, 0, false), null, null, null);
+                    ParallelPretrain.Result r = ParallelPretrain.onRank(Layout.parse(mode.substring(7) + "=2"), world, setup);
+                    if (o != null) for (Pretrainer.StepResult x : r.steps()) { o.writeFloat(x.loss()); o.writeDouble(x.gradNorm()); }
                 }
                 case "stall" -> {
                     world.allReduceSum(new float[4], 0, 4);
