@@ -68,7 +68,8 @@ same_losses() {
 host1_empty() { [ -z "$(ls -A "$W/disk-$H1")" ] || fail "$1: rank 1 wrote on its host: $(find "$W/disk-$H1" | head -5)"; ok "$1: host 1's disk is empty, host 0's has $(ls "$W/disk-$H0/$2" | tr '\n' ' ')"; }
 
 ./wafer prepare --tokenizer data/gpt2-tokenizer --input data/brown/val.txt --val-fraction 0.1 --out "$W/shared/shards" >/dev/null 2>&1
-P=(--preset tiny --data "$W/shared/shards" --batch-size 4 --seq-len 32 --seed 1 --no-progress)
+D=(--data "$W/shared/shards" --batch-size 4 --seq-len 32 --seed 1 --no-progress)
+P=(--preset tiny "${D[@]}")
 ./wafer pretrain "${P[@]}" --steps 6 --tokenizer data/gpt2-tokenizer --out "$W/shared/one" >/dev/null 2>&1
 
 mpi pretrain "${P[@]}" --steps 4 --parallel dp=2 --mpi --out "$W/disk/pre" > "$W/pre.log" 2>&1 || { cat "$W/pre.log"; fail "pretrain dp=2 on two hosts"; }
@@ -76,8 +77,8 @@ same_losses "$W/disk-$H0/pre/metrics.jsonl" <(head -4 "$W/shared/one/metrics.jso
 [ -f "$W/disk-$H0/pre/model.safetensors" ] || fail "pretrain: no model on host 0"
 host1_empty pretrain pre
 
-# the run directory exists on host 0 only: rank 0 reads the checkpoint, rank 1 receives it
-mpi pretrain "${P[@]}" --steps 6 --resume "$W/disk/pre" --parallel dp=2 --mpi --out "$W/disk/pre" > "$W/resume.log" 2>&1 || { cat "$W/resume.log"; fail "--resume dp=2 on two hosts"; }
+# the run directory exists on host 0 only: rank 0 reads the checkpoint (and the model's shape), rank 1 receives it
+mpi pretrain "${D[@]}" --steps 6 --resume "$W/disk/pre" --parallel dp=2 --mpi --out "$W/disk/pre" > "$W/resume.log" 2>&1 || { cat "$W/resume.log"; fail "--resume dp=2 on two hosts"; }
 same_losses "$W/disk-$H0/pre/metrics.jsonl" "$W/shared/one/metrics.jsonl" "pretrain --resume to step 6 over two hosts"
 host1_empty "pretrain --resume" pre
 

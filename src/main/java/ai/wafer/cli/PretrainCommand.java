@@ -148,7 +148,12 @@ public final class PretrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Gpt buildModel() { return Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead, seed, resume); }
+    private Gpt buildModel() {
+        // the shape of a resumed run comes from its checkpoint, which under MPI rank 0 alone reads
+        if (mpi && parallel != null && resume != null && init.init == null && init.preset == null && nLayer == null && nEmbd == null && nHead == null)
+            return new Gpt(ai.wafer.parallel.ParallelPretrain.resumedShape(resume, ai.wafer.parallel.ParallelPretrain.timeout(commTimeout)));
+        return Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead, seed, resume);
+    }
 
     /** Preset names for the help text. */
     static final class Presets extends ArrayList<String> {

@@ -3,11 +3,15 @@ package ai.wafer.parallel;
 import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.StepEngine;
 import ai.wafer.train.TrainCheckpoint;
+import com.fasterxml.jackson.databind.ObjectMapper;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -71,6 +75,28 @@ public final class ParallelPretrain {
     public static Duration timeout(double seconds) {
         if (!(seconds > 0 && seconds <= 1e9)) throw new WaferException("--comm-timeout must be a positive number of seconds (got " + seconds + ")");
         return Duration.ofNanos((long) (seconds * 1e9));
+    }
+
+    /**
+     * With {@code --mpi}, the shape of the model in the checkpoint {@code resume} names: rank 0 reads it (the run
+     * directory may be on its disk only) and sends its config.json to the others, one UTF-8 byte per double.
+     */
+    public static GptConfig resumedShape(Path resume, Duration timeout) {
+        Communicator c = MpiCommunicator.world(timeout);
+        byte[] json = c.rank() == 0 ? TrainCheckpoint.config(TrainCheckpoint.resolve(resume)).toJson().toString()
+                .getBytes(StandardCharsets.UTF_8) : new byte[0];
+        double[] n = {json.length};
+        c.allReduceSum(n, 0, 1);
+        double[] b = new double[(int) n[0]];
+        for (int i = 0; i < json.length; i++) b[i] = json[i];
+        c.allReduceSum(b, 0, b.length); // rank 0's bytes plus zeros
+        byte[] got = new byte[b.length];
+        for (int i = 0; i < b.length; i++) got[i] = (byte) b[i];
+        try {
+            return GptConfig.fromJson(new ObjectMapper().readTree(got), resume.resolve("config.json").toString());
+        } catch (IOException e) {
+            throw new WaferException("config of " + resume + " from rank 0: " + e.getMessage());
+        }
     }
 
     public static Result run(Layout layout, Engine engine, Setup s) {
