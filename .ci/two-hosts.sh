@@ -31,11 +31,15 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # the hosts: a namespace each, joined by a veth pair; a TCP connection whose peer stops acknowledging gives up
 # after a few seconds (tcp_retries2=3, Linux's default waits ~15 minutes), as on a cluster tuned to notice a lost
 # node: that is how mpirun learns its remote daemon is gone once a rank has ended the job
-for ns in $H0 $H1; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; ip -n $ns link set lo up; done
+for ns in $H0 $H1; do
+  ip netns del $ns 2>/dev/null || true
+  ip netns add $ns || fail "cannot create network namespace $ns (needs root and iproute2)"
+  ip -n $ns link set lo up
+done
 ip link add wv0 netns $H0 type veth peer name wv1 netns $H1
 ip -n $H0 addr add $IP0/24 dev wv0 && ip -n $H0 link set wv0 up
 ip -n $H1 addr add $IP1/24 dev wv1 && ip -n $H1 link set wv1 up
-for ns in $H0 $H1; do ip netns exec $ns sysctl -qw net.ipv4.tcp_retries2=3; done
+for ns in $H0 $H1; do ip netns exec $ns sh -c 'echo 3 > /proc/sys/net/ipv4/tcp_retries2'; done
 mkdir -p "$W/disk" "$W/disk-$H0" "$W/disk-$H1" "$W/shared"
 # Open MPI's rsh agent: `agent HOST COMMAND...` runs the command line in HOST's namespace, with HOST's disk
 cat > "$W/agent" <<EOF
@@ -52,7 +56,7 @@ echo "two-hosts: $H0 ($IP0) and $H1 ($IP1) joined by a veth pair; each sees its 
 mpi() {
   "$W/agent" $IP0 mpirun --allow-run-as-root --hostfile "$W/hosts" -np 2 --mca plm_rsh_agent "$W/agent" \
     --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 \
-    --mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3 \
+    --mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 3 --mca oob_tcp_keepalive_probes 3 \
     -x WAFER_THREADS -x WAFER_GEMM -x WAFER_JAVA_OPTS "$repo/wafer" "$@"
 }
 # the "loss" of every line of a metrics.jsonl
