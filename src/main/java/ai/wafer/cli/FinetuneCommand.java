@@ -65,6 +65,9 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--no-progress") boolean noProgress;
     @Option(names = "--parallel", paramLabel = "dp=N", description = "data parallel: N ranks (threads here, or MPI processes with --mpi) each take 1/N of every global batch of --batch-size rows; only trainable gradients are exchanged") String parallel;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (mpirun -np N ./wafer finetune ... --parallel dp=N --mpi)") boolean mpi;
+    @Option(names = "--comm-timeout", defaultValue = "300", paramLabel = "SECONDS",
+            description = "with --parallel: a rank that waits this long in one exchange ends the run with an error naming it (default ${DEFAULT-VALUE})")
+    double commTimeout;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png") Path out;
     @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this, an existing --out is refused)") boolean overwrite;
 
@@ -89,7 +92,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         else {
             // under MPI this process is one rank and holds the job's model; as threads, rank 0 does and the others get replicas
             IntFunction<FinetuneModel> rankModel = rank -> rank == 0 || mpi ? job.model : job.replica();
-            var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, null);
+            var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, ParallelPretrain.timeout(commTimeout));
             var pr = DataParallelFinetune.run(dataParallel(parallel), ParallelPretrain.Engine.of(mpi), s);
             if (!pr.lead()) return 0; // rank 0 writes the rest
             r = pr.run();

@@ -81,6 +81,9 @@ public final class PretrainCommand implements Callable<Integer> {
     String parallel;
     @Option(names = "--zero1", description = "with --parallel and dp > 1: shard the AdamW moments over the data-parallel ranks") boolean zero1;
     @Option(names = "--mpi", description = "with --parallel: this process is one MPI rank (launch with mpirun -np N ./wafer pretrain ...)") boolean mpi;
+    @Option(names = "--comm-timeout", defaultValue = "300", paramLabel = "SECONDS",
+            description = "with --parallel: a rank that waits this long in one exchange ends the run with an error naming it (default ${DEFAULT-VALUE})")
+    double commTimeout;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "the run directory: final model, metrics.jsonl, TensorBoard events, curves.png, checkpoints/")
     Path out;
     @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this or --resume, an existing --out is refused)")
@@ -159,7 +162,7 @@ public final class PretrainCommand implements Callable<Integer> {
         int every = logEvery > 0 ? logEvery : noProgress || !ai.wafer.track.Terminal.interactive() ? Math.max(1, opt.steps() / 20) : 0;
         var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, every, !noProgress, keepCheckpoints);
         var setup = new ai.wafer.parallel.ParallelPretrain.Setup(this::buildModel, shards, evalShards, !noShuffle, seed, opt, zero1,
-                resume, rep, System.out, control, null);
+                resume, rep, System.out, control, ai.wafer.parallel.ParallelPretrain.timeout(commTimeout));
         var r = ai.wafer.parallel.ParallelPretrain.run(layout, ai.wafer.parallel.ParallelPretrain.Engine.of(mpi), setup);
         if (r.stopped() || !r.writes()) return 0; // under MPI only rank 0 writes the model, as it wrote the checkpoints
         if (r.lastCheckpoint() != null) {
@@ -172,6 +175,9 @@ public final class PretrainCommand implements Callable<Integer> {
     }
 
     private Gpt buildModel() {
+        // the shape of a resumed run comes from its checkpoint, which under MPI rank 0 alone reads
+        if (mpi && parallel != null && resume != null && init.init == null && init.preset == null && nLayer == null && nEmbd == null && nHead == null)
+            return new Gpt(ai.wafer.parallel.ParallelPretrain.resumedShape(resume, ai.wafer.parallel.ParallelPretrain.timeout(commTimeout)));
         return Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead,
                 mup ? width -> MuP.of(mupBaseWidth, width, mupEmbeddingsScale, mupOutputAlpha) : null, seed, resume);
     }

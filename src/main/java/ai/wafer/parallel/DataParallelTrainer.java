@@ -13,6 +13,7 @@ import ai.wafer.train.Pretrainer;
 import ai.wafer.train.TrainCheckpoint;
 
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * Data-parallel training: each of the p ranks of {@code dp} holds a whole replica and takes rows
@@ -143,6 +144,36 @@ public final class DataParallelTrainer implements StepEngine {
         return flag[0] > 0;
     }
 
+    /**
+     * {@link TrainCheckpoint#load} on rank 0 of {@code c} alone (on separate machines the checkpoint is on its disk only);
+     * the other ranks receive the weights, moments and state from it. Each value travels as rank 0's value plus -0.0
+     * from every other rank, an exact broadcast (x + -0.0 is x for every float, signed zeros included); longs go
+     * as two 32-bit halves, exact in a double.
+     */
+    static TrainCheckpoint.State loadOnRank0(Communicator c, Path ckpt, Gpt model, AdamW opt) {
+        boolean root = c.rank() == 0;
+        TrainCheckpoint.State st = root ? TrainCheckpoint.load(ckpt, model, opt) : null;
+        if (c.size() == 1) return st;
+        List<float[]> arrays = new java.util.ArrayList<>(opt.firstMoments());
+        arrays.addAll(opt.secondMoments());
+        for (Parameter p : model.parameters()) broadcast(c, root, p.data, p.off, p.size());
+        for (float[] a : arrays) broadcast(c, root, a, 0, a.length);
+        TokenLoader.State d = root ? st.data() : null;
+        long[] v = root ? new long[]{st.step(), opt.stepCount(), d.rows(), d.tokens(), d.seqLen(), d.shuffled(), d.seed(),
+                st.batchSize(), st.seqLen(), st.gradAccum()} : new long[10];
+        double[] halves = new double[2 * v.length];
+        for (int i = 0; i < v.length; i++) { halves[2 * i] = root ? v[i] >> 32 : -0.0; halves[2 * i + 1] = root ? v[i] & 0xffffffffL : -0.0; }
+        c.allReduceSum(halves, 0, halves.length);
+        for (int i = 0; i < v.length; i++) v[i] = (long) halves[2 * i] << 32 | (long) halves[2 * i + 1];
+        opt.setStepCount(v[1]);
+        return new TrainCheckpoint.State((int) v[0], new TokenLoader.State(v[2], v[3], v[4], v[5], v[6]), (int) v[7], (int) v[8], (int) v[9]);
+    }
+
+    private static void broadcast(Communicator c, boolean root, float[] a, int off, int len) {
+        if (!root) java.util.Arrays.fill(a, off, off + len, -0f);
+        c.allReduceSum(a, off, len);
+    }
+
     /** Optimiser floats this rank holds: its ZeRO-1 chunks (zero1 not null), else both moments of what adamw updates. */
     static long stateFloats(AdamW adamw, Zero1 zero1) {
         if (zero1 != null) return zero1.stateFloats();
@@ -256,10 +287,10 @@ public final class DataParallelTrainer implements StepEngine {
         return dir;
     }
 
-    /** Continues from a checkpoint saved by any layout (or by {@link Pretrainer}): every rank loads it. */
+    /** Continues from a checkpoint saved by any layout (or by {@link Pretrainer}): rank 0 reads it, the others receive it. */
     @Override public void resume(Path checkpoint) {
         AdamW full = zero ? new AdamW(model.parameters(), hyper) : adamw;
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, model, full).requireShape(checkpoint, opt);
+        TrainCheckpoint.State st = loadOnRank0(dp, checkpoint, model, full).requireShape(checkpoint, opt);
         data.restore(st.data());
         step = st.step();
         if (zero) zero1.scatter(full.parameters(), full.firstMoments(), full.secondMoments(), full.stepCount());

@@ -10,6 +10,7 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -27,6 +28,11 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * arrays cannot be handed to a native call that blocks, so each call copies through one reusable
  * native buffer. Errors come back as return codes (MPI_ERRORS_RETURN) and become WaferExceptions; a
  * process that dies is noticed by mpirun, which ends the others with a message naming it.
+ *
+ * <p>A peer that stops without dying (SIGSTOP, a cut network link) is another matter: Open MPI waits for it
+ * forever, spinning. So every call is watched: it records when it began, and a daemon thread ends this
+ * process (exit 2, after one line naming the rank, the call and the timeout) when a call has run longer than
+ * the timeout; mpirun then ends the job, as it does when a rank dies.
  */
 public final class MpiCommunicator implements Communicator {
     private static final String[] LIBS = {
@@ -41,6 +47,14 @@ public final class MpiCommunicator implements Communicator {
 
     private static Native mpi;                 // loaded by world()
     private static MpiCommunicator worldComm;
+    private static int worldRank;
+
+    // The call in progress (one at a time: MPI_THREAD_SERIALIZED), for the watchdog; callStart 0 = none.
+    private static volatile long callStart;
+    private static volatile String callName;
+    private static volatile MpiCommunicator callComm;
+    private static volatile int callPeer;
+    private static volatile long timeoutNanos = ThreadCommunicator.DEFAULT_TIMEOUT.toNanos();
 
     private final MemorySegment comm;          // MPI_Comm handle
     private final boolean isWorld;
@@ -69,7 +83,42 @@ public final class MpiCommunicator implements Communicator {
         if (worldComm != null) return worldComm;
         mpi = new Native();
         worldComm = new MpiCommunicator(mpi.commWorld, true);
+        worldRank = worldComm.rank;
+        Thread w = new Thread(MpiCommunicator::watch, "mpi-watchdog");
+        w.setDaemon(true);
+        w.start();
         return worldComm;
+    }
+
+    /** The world, with any MPI call that takes longer than {@code timeout} ending this process. */
+    public static MpiCommunicator world(Duration timeout) {
+        timeoutNanos = timeout.toNanos();
+        return world();
+    }
+
+    /** The watchdog's loop: checks the call in progress about once a second (more often for short timeouts). */
+    private static void watch() {
+        while (true) {
+            long t = timeoutNanos;
+            try {
+                Thread.sleep(Math.clamp(t / 4_000_000, 10, 1000));
+            } catch (InterruptedException e) {
+                return;
+            }
+            long start = callStart;
+            if (start == 0 || System.nanoTime() - start < t) continue;
+            MpiCommunicator c = callComm;
+            String name = callName;
+            int peer = callPeer;
+            if (callStart != start) continue; // that call ended meanwhile
+            double secs = t / 1e9;
+            System.err.printf("wafer: rank %d: timed out after %s s in %s%s over %s; a rank stopped answering or the network is cut:"
+                            + " ending this process%n", worldRank, secs == Math.rint(secs) ? String.valueOf((long) secs) : String.valueOf(secs),
+                    name, peer >= 0 ? " with rank " + peer : "",
+                    c.isWorld ? "the world (" + c.size + " ranks)" : "a group of " + c.size + " ranks (rank " + c.rank + " there)");
+            System.err.flush();
+            Runtime.getRuntime().halt(2);
+        }
     }
 
     @Override public int rank() { return rank; }
@@ -127,7 +176,7 @@ public final class MpiCommunicator implements Communicator {
         MemorySegment data = arena.allocate(Math.max(4L * len, 4), 64);
         MemorySegment.copy(a, off, data, JAVA_FLOAT, 0, len);
         MemorySegment req = arena.allocate(ADDRESS);
-        call(() -> (int) mpi.isend.invokeExact(data, len, mpi.floatType, dest, tag, comm, req), "MPI_Isend");
+        call(() -> (int) mpi.isend.invokeExact(data, len, mpi.floatType, dest, tag, comm, req), "MPI_Isend", dest);
         pendingSends.add(new MemorySegment[]{req, data});
         bytes += 4L * len;
         if (pendingSends.size() > 64) completeSends();
@@ -135,12 +184,12 @@ public final class MpiCommunicator implements Communicator {
 
     @Override public void recv(float[] a, int off, int len, int src, int tag) {
         MemorySegment s = staging(Math.max(4L * len, 4));
-        call(() -> (int) mpi.recv.invokeExact(s, len, mpi.floatType, src, tag, comm, MemorySegment.NULL), "MPI_Recv");
+        call(() -> (int) mpi.recv.invokeExact(s, len, mpi.floatType, src, tag, comm, MemorySegment.NULL), "MPI_Recv", src);
         MemorySegment.copy(s, JAVA_FLOAT, 0, a, off, len);
     }
 
     private void completeSends() {
-        for (MemorySegment[] p : pendingSends) call(() -> (int) mpi.waitReq.invokeExact(p[0], MemorySegment.NULL), "MPI_Wait");
+        for (MemorySegment[] p : pendingSends) call(() -> (int) mpi.waitReq.invokeExact(p[0], MemorySegment.NULL), "MPI_Wait (a send)");
         pendingSends.clear(); // the staging copies stay in the arena until close; sends are rare (pipeline boundaries)
     }
 
@@ -179,12 +228,21 @@ public final class MpiCommunicator implements Communicator {
 
     @FunctionalInterface private interface MpiCall { int call() throws Throwable; }
 
-    private void call(MpiCall c, String what) {
+    private void call(MpiCall c, String what) { call(c, what, -1); }
+
+    /** Makes the call under the watchdog's eye; {@code peer}: the other rank of a point-to-point call, or -1. */
+    private void call(MpiCall c, String what, int peer) {
         int rc;
+        callName = what;
+        callComm = this;
+        callPeer = peer;
+        callStart = System.nanoTime();
         try {
             rc = c.call();
         } catch (Throwable t) {
             throw rethrow(t);
+        } finally {
+            callStart = 0;
         }
         if (rc != 0) throw new WaferException("rank " + rank + ": " + what + " failed: " + mpi.errorString(rc)
                 + " (a rank died, or the ranks called different collectives)");

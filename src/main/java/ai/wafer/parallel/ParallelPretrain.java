@@ -1,12 +1,17 @@
 package ai.wafer.parallel;
 
+import ai.wafer.WaferException;
 import ai.wafer.data.TokenLoader;
 import ai.wafer.model.Gpt;
+import ai.wafer.model.GptConfig;
 import ai.wafer.train.Pretrainer;
 import ai.wafer.train.StepEngine;
 import ai.wafer.train.TrainCheckpoint;
+import com.fasterxml.jackson.databind.ObjectMapper;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -27,12 +32,17 @@ public final class ParallelPretrain {
 
         public static Engine of(boolean mpi) { return mpi ? MPI : THREADS; }
 
-        /** {@code body} on n ranks: threads of this JVM (rank 0's result), or this process as one rank of the mpirun job. */
+        /**
+         * {@code body} on n ranks: threads of this JVM (rank 0's result), or this process as one rank of the mpirun job.
+         * A rank that waits longer than {@code timeout} in one exchange ends the run (under MPI, its process) with an error.
+         */
         <R> R run(int n, Duration timeout, Function<Communicator, R> body) {
             if (this == THREADS) return ThreadCommunicator.run(n, timeout, body).get(0);
-            try (Communicator world = MpiCommunicator.world()) {
-                return body.apply(world);
-            }
+            // no MPI_Finalize after a failure: it waits for every rank, while the process's exit makes mpirun end the job
+            MpiCommunicator world = MpiCommunicator.world(timeout);
+            R r = body.apply(world);
+            world.close();
+            return r;
         }
     }
 
@@ -61,6 +71,34 @@ public final class ParallelPretrain {
     public record Result(List<Pretrainer.StepResult> steps, long bytesPerStep, double evalLoss, Path lastCheckpoint, boolean stopped,
                          boolean writes) {}
 
+    /** --comm-timeout SECONDS as a Duration (positive and finite, or refused). */
+    public static Duration timeout(double seconds) {
+        if (!(seconds > 0 && seconds <= 1e9)) throw new WaferException("--comm-timeout must be a positive number of seconds (got " + seconds + ")");
+        return Duration.ofNanos((long) (seconds * 1e9));
+    }
+
+    /**
+     * With {@code --mpi}, the shape of the model in the checkpoint {@code resume} names: rank 0 reads it (the run
+     * directory may be on its disk only) and sends its config.json to the others, one UTF-8 byte per double.
+     */
+    public static GptConfig resumedShape(Path resume, Duration timeout) {
+        Communicator c = MpiCommunicator.world(timeout);
+        byte[] json = c.rank() == 0 ? TrainCheckpoint.config(TrainCheckpoint.resolve(resume)).toJson().toString()
+                .getBytes(StandardCharsets.UTF_8) : new byte[0];
+        double[] n = {json.length};
+        c.allReduceSum(n, 0, 1);
+        double[] b = new double[(int) n[0]];
+        for (int i = 0; i < json.length; i++) b[i] = json[i];
+        c.allReduceSum(b, 0, b.length); // rank 0's bytes plus zeros
+        byte[] got = new byte[b.length];
+        for (int i = 0; i < b.length; i++) got[i] = (byte) b[i];
+        try {
+            return GptConfig.fromJson(new ObjectMapper().readTree(got), resume.resolve("config.json").toString());
+        } catch (IOException e) {
+            throw new WaferException("config of " + resume + " from rank 0: " + e.getMessage());
+        }
+    }
+
     public static Result run(Layout layout, Engine engine, Setup s) {
         return engine.run(layout.size(), s.timeout(), c -> onRank(layout, c, s));
     }
@@ -87,7 +125,8 @@ public final class ParallelPretrain {
                         o.batchSize() / layout.dp(), dt.zero() ? "on" : "off");
                 t = dt;
             }
-            if (s.resume() != null) t.resume(TrainCheckpoint.resolve(s.resume()));
+            // rank 0 alone reads what it alone wrote (the run directory may be on its disk only): it picks the checkpoint
+            if (s.resume() != null) t.resume(world.rank() == 0 ? TrainCheckpoint.resolve(s.resume()) : s.resume());
             Pretrainer.Outcome out = Pretrainer.run(t, eval, s.rep(), log, s.control());
             // the whole model exists only across the ranks: the loop's last checkpoint (one-rank form) holds it
             return new Result(out.steps(), t.lastStepBytes(), out.evalLoss(), out.lastCheckpoint(), out.stopped(), t.writes());

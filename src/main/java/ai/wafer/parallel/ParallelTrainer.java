@@ -313,12 +313,13 @@ public final class ParallelTrainer implements StepEngine {
 
     /**
      * Continues from a one-rank checkpoint (written by {@link Pretrainer}, {@link DataParallelTrainer} or
-     * {@link #save} on any layout): every rank reads it and keeps its own slices of the weights and moments.
+     * {@link #save} on any layout): world rank 0 reads it, every rank receives it and keeps its own slices of the
+     * weights and moments.
      */
     @Override public void resume(Path checkpoint) {
         Gpt full = new Gpt(model.config);
         AdamW whole = new AdamW(full.parameters(), opt.hyper());
-        TrainCheckpoint.State st = TrainCheckpoint.load(checkpoint, full, whole).requireShape(checkpoint, opt);
+        TrainCheckpoint.State st = DataParallelTrainer.loadOnRank0(g.world(), checkpoint, full, whole).requireShape(checkpoint, opt);
         model.load(full);
         List<float[]> lm = zero ? shapedLikeParameters() : adamw.firstMoments(), lv = zero ? shapedLikeParameters() : adamw.secondMoments();
         model.scatter(full, whole.firstMoments(), lm);

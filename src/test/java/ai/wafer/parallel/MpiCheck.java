@@ -9,6 +9,7 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 
 import static ai.wafer.parallel.ParallelFixtures.*;
@@ -16,14 +17,17 @@ import static ai.wafer.parallel.ParallelFixtures.*;
 /**
  * The program each MPI process of {@link MpiTest} runs: {@code MpiCheck MODE SHARD OUT STEPS}.
  * MODE dp / dp-zero trains the fixture model data-parallel, tp tensor-parallel; "collectives" exercises each collective;
- * "die" makes rank 1 exit before a collective that rank 0 waits in. Rank 0 writes the results to OUT.
+ * "resume-dp" / "resume-tp" continue a run whose checkpoint only rank 0 can see;
+ * "die" makes rank 1 exit before a collective that rank 0 waits in, "stall" makes it stop (SIGSTOP) there instead.
+ * Rank 0 writes the results to OUT.
  */
 public final class MpiCheck {
     public static void main(String[] args) throws IOException {
         String mode = args[0];
         Path shard = Path.of(args[1]), out = Path.of(args[2]);
         int steps = Integer.parseInt(args[3]);
-        MpiCommunicator world = MpiCommunicator.world();
+        // "stall": a 2 s watchdog; the others keep the default
+        MpiCommunicator world = mode.equals("stall") ? MpiCommunicator.world(Duration.ofSeconds(2)) : MpiCommunicator.world();
         try (DataOutputStream o = world.rank() == 0 ? new DataOutputStream(Files.newOutputStream(out)) : null) {
             switch (mode) {
                 case "dp", "dp-zero" -> {
@@ -94,6 +98,20 @@ public final class MpiCheck {
                 }
                 case "die" -> {
                     if (world.rank() == 1) Runtime.getRuntime().halt(3);
+                    world.allReduceSum(new float[4], 0, 4); // rank 1 never comes
+                }
+                case "resume-dp", "resume-tp" -> {
+                    // rank 0 continues the run in OUT.run; rank 1 is given a directory that does not exist, as on a machine of its own
+                    Path run = Path.of(out + (world.rank() == 0 ? ".run" : ".absent"));
+                    var setup = new ParallelPretrain.Setup(() -> Gpt.init(CFG, SEED), List.of(shard), List.of(), false, 0, options(steps, 4, 16, 1),
+                            false, run, new Pretrainer.Reporting(null, 0, 0, 0, 0, false), null, null, null);
+                    ParallelPretrain.Result r = ParallelPretrain.onRank(Layout.parse(mode.substring(7) + "=2"), world, setup);
+                    if (o != null) for (Pretrainer.StepResult x : r.steps()) { o.writeFloat(x.loss()); o.writeDouble(x.gradNorm()); }
+                }
+                case "stall" -> {
+                    world.allReduceSum(new float[4], 0, 4);
+                    if (world.rank() == 1) // stops without dying, as a rank stopped by a debugger or a cut link looks to the others
+                        new ProcessBuilder("kill", "-STOP", String.valueOf(ProcessHandle.current().pid())).start();
                     world.allReduceSum(new float[4], 0, 4); // rank 1 never comes
                 }
                 default -> throw new IllegalArgumentException(mode);

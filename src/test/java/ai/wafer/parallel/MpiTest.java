@@ -101,6 +101,38 @@ class MpiTest {
         }
     }
 
+    /** Issue 13 item 20: on machines with separate disks the run directory is on rank 0's only; rank 0 reads it and sends it. */
+    @Test void resumeReadsTheCheckpointOnRankZeroOnly() throws Exception {
+        Path shard = tokens(tmp, 3000);
+        int steps = 4, saved = 2;
+        Gemm.Impl before = Gemm.impl();
+        try {
+            Gemm.setImpl(Gemm.Impl.JAVA);
+            Run want = reference(shard, options(steps, 4, 16, 1), steps);
+            for (String mode : new String[]{"resume-dp", "resume-tp"}) {
+                Path out = tmp.resolve(mode + ".bin");
+                try (var loader = new ai.wafer.data.TokenLoader(List.of(shard), 4, 16, false, 0)) {
+                    ai.wafer.train.Pretrainer p = new ai.wafer.train.Pretrainer(ai.wafer.model.Gpt.init(CFG, SEED), loader, options(steps, 4, 16, 1));
+                    for (int s = 0; s < saved; s++) p.trainStep();
+                    p.save(Path.of(out + ".run"));
+                }
+                Out r = launch(mode, shard, out, steps, 180);
+                assertEquals(0, r.code(), r.log());
+                try (DataInputStream in = new DataInputStream(Files.newInputStream(out))) {
+                    for (int s = saved; s < steps; s++) {
+                        float loss = in.readFloat();
+                        double norm = in.readDouble();
+                        assertTrue(Math.abs(loss - want.losses().get(s)) <= 1e-5 * want.losses().get(s), mode + " step " + (s + 1) + ": " + loss + " vs " + want.losses().get(s));
+                        assertTrue(Math.abs(norm - want.norms().get(s)) <= 1e-5 * want.norms().get(s), mode + " step " + (s + 1) + ": norm " + norm + " vs " + want.norms().get(s));
+                    }
+                    assertEquals(0, in.available(), mode + ": more steps than expected");
+                }
+            }
+        } finally {
+            Gemm.setImpl(before);
+        }
+    }
+
     @Test void loraFineTuningOverTwoProcessesEqualsOneProcess() throws Exception {
         Path out = tmp.resolve("ft.bin");
         Gemm.Impl before = Gemm.impl();
@@ -137,5 +169,14 @@ class MpiTest {
         assertNotEquals(0, r.code(), r.log());
         // mpirun ends rank 0 (waiting in an all-reduce) and names the process that died
         assertTrue(r.log().contains("exited with non-zero status") && r.log().contains("Exit code:    3"), r.log());
+    }
+
+    @Test void aProcessThatStopsAnsweringEndsTheJobWithAMessage() throws Exception {
+        long t0 = System.nanoTime();
+        Out r = launch("stall", tokens(tmp, 100), tmp.resolve("s.bin"), 0, 60); // without the watchdog: hangs, and fails here
+        assertNotEquals(0, r.code(), r.log());
+        // rank 0's watchdog names itself, the call, the group and the timeout; mpirun then ends the stopped rank too
+        assertTrue(r.log().contains("wafer: rank 0: timed out after 2 s in MPI_Allreduce over the world (2 ranks);"), r.log());
+        assertTrue(System.nanoTime() - t0 < 45e9, "took " + (System.nanoTime() - t0) / 1e9 + " s:\n" + r.log());
     }
 }

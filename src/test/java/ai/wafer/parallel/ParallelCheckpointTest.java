@@ -177,4 +177,27 @@ class ParallelCheckpointTest {
         assertSameRun(want, join(first, oneRank(shard, o, 2, ck, null)), "dp=2,tp=2 zero1, then one rank");
         assertSameRun(want, join(first, onLayout(shard, o, "dp=2,pp=2", true, 2, ck, null)), "dp=2,tp=2 zero1, then dp=2,pp=2 zero1");
     }
+
+    /** Rank 0 alone reads; the others receive every bit (a negative zero and a NaN included) and the state, though their path does not exist. */
+    @Test void rankZeroReadsTheCheckpointAndTheOthersReceiveItExactly() {
+        Gpt m = Gpt.init(CFG, SEED);
+        Parameter w = m.parameters().getFirst();
+        w.data[w.off] = -0f;
+        w.data[w.off + 1] = Float.NaN;
+        AdamW opt = new AdamW(m.parameters(), AdamW.Hyper.defaults());
+        opt.setStepCount(5L << 33); // beyond a double's 53 bits once the halves are joined wrongly
+        TokenLoader.State data = new TokenLoader.State(3, 1L << 40, 16, 1, Long.MIN_VALUE + 7);
+        Path ck = TrainCheckpoint.save(tmp, m, opt, new TrainCheckpoint.State(9, data, 4, 16, 2));
+        List<String> got = ThreadCommunicator.run(3, Duration.ofSeconds(30), c -> {
+            Gpt g = Gpt.init(CFG, SEED + 1 + c.rank());
+            AdamW a = new AdamW(g.parameters(), AdamW.Hyper.defaults());
+            var st = DataParallelTrainer.loadOnRank0(c, c.rank() == 0 ? ck : tmp.resolve("absent"), g, a);
+            for (int t = 0; t < g.parameters().size(); t++)
+                for (int i = 0; i < g.parameters().get(t).size(); i++)
+                    assertEquals(Float.floatToRawIntBits(m.parameters().get(t).get(i)), Float.floatToRawIntBits(g.parameters().get(t).get(i)));
+            return st + " " + a.stepCount();
+        });
+        assertEquals(new TrainCheckpoint.State(9, data, 4, 16, 2) + " " + (5L << 33), got.get(1));
+        assertEquals(got.get(0), got.get(2));
+    }
 }

@@ -136,4 +136,11 @@ class ThreadCommunicatorTest {
         }));
         assertTrue(e.getMessage().contains("collective mismatch"), e.getMessage());
     }
+
+    /** --comm-timeout: seconds, positive and finite, or refused by name. */
+    @Test void commTimeoutIsPositiveSeconds() {
+        assertEquals(Duration.ofMillis(2500), ParallelPretrain.timeout(2.5));
+        for (double bad : new double[]{0, -1, Double.NaN, Double.POSITIVE_INFINITY})
+            assertTrue(assertThrows(WaferException.class, () -> ParallelPretrain.timeout(bad)).getMessage().contains("--comm-timeout"));
+    }
 }
