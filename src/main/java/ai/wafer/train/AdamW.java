@@ -2,6 +2,11 @@ package ai.wafer.train;
 
 import ai.wafer.model.Parameter;
 import ai.wafer.tensor.Parallel;
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -88,16 +93,42 @@ public final class AdamW {
         float b1 = hp.beta1(), b2 = hp.beta2(), eps = hp.eps();
         double bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
         float decay = decays ? 1f - lr * hp.weightDecay() : 1f;
-        Parallel.forRange(n, (t, from, to) -> {
-            for (int i = from; i < to; i++) {
-                float gj = g[gOff + i] * gscale;
-                float mj = b1 * m[mOff + i] + (1 - b1) * gj;
-                float vj = b2 * v[mOff + i] + (1 - b2) * gj * gj;
-                m[mOff + i] = mj;
-                v[mOff + i] = vj;
-                double mhat = mj / bc1, vhat = vj / bc2;
-                w[wOff + i] = (float) (w[wOff + i] * decay - lr * mhat / (Math.sqrt(vhat) + eps));
-            }
-        });
+        Parallel.forRange(n, (t, from, to) -> range(w, wOff + from, g, gOff + from, m, v, mOff + from, to - from, lr, decay, gscale, b1, b2, eps, bc1, bc2));
+    }
+
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+    /** As many floats as D has doubles: a float vector widens to one double vector. */
+    private static final VectorSpecies<Float> S = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+
+    /**
+     * The update of n elements from the given offsets in explicit vectors: the same operations in the same order and
+     * precision as the scalar tail (float moments, the bias-corrected step in double), so the result is bit for bit the
+     * scalar one. The compiler did not vectorize the scalar loop once the arrays carried offsets (a flat store's
+     * slices): it ran at half this speed (measured on 124M parameters: 275 against 145 ms a step).
+     */
+    private static void range(float[] w, int wo, float[] g, int go, float[] m, float[] v, int mo, int n, float lr, float decay,
+                              float gscale, float b1, float b2, float eps, double bc1, double bc2) {
+        int i = 0;
+        for (int upper = S.loopBound(n); i < upper; i += S.length()) {
+            FloatVector gj = FloatVector.fromArray(S, g, go + i).mul(gscale);
+            FloatVector mj = FloatVector.fromArray(S, m, mo + i).mul(b1).add(gj.mul(1 - b1));
+            FloatVector vj = FloatVector.fromArray(S, v, mo + i).mul(b2).add(gj.mul(1 - b2).mul(gj));
+            mj.intoArray(m, mo + i);
+            vj.intoArray(v, mo + i);
+            DoubleVector mhat = ((DoubleVector) mj.convertShape(VectorOperators.F2D, D, 0)).div(bc1);
+            DoubleVector vhat = ((DoubleVector) vj.convertShape(VectorOperators.F2D, D, 0)).div(bc2);
+            DoubleVector wd = (DoubleVector) FloatVector.fromArray(S, w, wo + i).mul(decay).convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector upd = mhat.mul((double) lr).div(vhat.sqrt().add((double) eps));
+            ((FloatVector) wd.sub(upd).convertShape(VectorOperators.D2F, S, 0)).intoArray(w, wo + i);
+        }
+        for (; i < n; i++) {
+            float gj = g[go + i] * gscale;
+            float mj = b1 * m[mo + i] + (1 - b1) * gj;
+            float vj = b2 * v[mo + i] + (1 - b2) * gj * gj;
+            m[mo + i] = mj;
+            v[mo + i] = vj;
+            double mhat = mj / bc1, vhat = vj / bc2;
+            w[wo + i] = (float) (w[wo + i] * decay - lr * mhat / (Math.sqrt(vhat) + eps));
+        }
     }
 }
