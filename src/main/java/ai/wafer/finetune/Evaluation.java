@@ -76,7 +76,11 @@ public final class Evaluation {
         if (maxLen < 1 || maxLen > room) throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "]");
         TaskData d = TaskData.load(fm.task, r.data(), tok, fm.task.classifies() ? fm.labels : null, maxLen);
         if (log != null) for (String w : d.warnings(maxLen)) log.println("wafer: warning: " + w);
-        Evaluator.Scores s = Evaluator.run(fm, d, r.batchSize(), maxLen, r.padding());
+        Evaluator.Scores s;
+        // progress on stderr only where the caller takes messages (the command), not for a quiet library call
+        try (var progress = log == null ? null : new ai.wafer.track.Progress("evaluate", d.examples().size(), "examples")) {
+            s = Evaluator.run(fm, d, r.batchSize(), maxLen, r.padding(), progress == null ? done -> { } : progress);
+        }
         return new Evaluation(fm.task, r.data(), d.examples().size(), s, r.confusionPng());
     }
 

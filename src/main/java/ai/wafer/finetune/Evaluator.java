@@ -47,7 +47,14 @@ public final class Evaluator {
     }
 
     public static Scores run(FinetuneModel fm, TaskData data, int batchSize, int maxLength, Batcher.Side padding) {
+        return run(fm, data, batchSize, maxLength, padding, done -> { });
+    }
+
+    /** As {@link #run(FinetuneModel, TaskData, int, int, Batcher.Side)}, telling {@code progress} the examples scored so far. */
+    public static Scores run(FinetuneModel fm, TaskData data, int batchSize, int maxLength, Batcher.Side padding,
+                             java.util.function.LongConsumer progress) {
         fm.setTraining(false);
+        long scored = 0;
         Batcher batcher = new Batcher(batchSize, maxLength, fm.padId, padding);
         List<List<String>> pred = new ArrayList<>(java.util.Collections.nCopies(data.examples().size(), (List<String>) null));
         double lossSum = 0;
@@ -55,6 +62,7 @@ public final class Evaluator {
         for (Batcher.Batch b : batcher.batches(data.examples(), false, 0)) {
             lossSum += fm.forward(b);
             count += fm.validTargets();
+            progress.accept(scored += b.size());
             if (!fm.task.classifies()) continue;
             // forward left probabilities in the head's buffer; their argmax is the logits' argmax
             int[] ids = fm.predictFromLastForward(b);
