@@ -1,6 +1,7 @@
 package ai.wafer.finetune;
 
 import ai.wafer.WaferException;
+import ai.wafer.generate.WeightType;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Task;
@@ -26,7 +27,11 @@ public final class FinetuneJob {
      * examples; {@code seed} seeds the sample, the method's and the head's initialisation.
      */
     public record Request(Path model, Path tokenizer, Task task, Path train, Path dev, Peft.Spec spec, Integer maxLength,
-                          int maxTrain, long seed) {
+                          int maxTrain, long seed, WeightType baseType) {
+        public Request(Path model, Path tokenizer, Task task, Path train, Path dev, Peft.Spec spec, Integer maxLength, int maxTrain, long seed) {
+            this(model, tokenizer, task, train, dev, spec, maxLength, maxTrain, seed, WeightType.F32);
+        }
+
         Path tokenizerDir() { return tokenizer != null ? tokenizer : model; }
     }
 
@@ -64,7 +69,10 @@ public final class FinetuneJob {
             for (String w : train.warnings(maxLen)) log.println("wafer: warning: " + w);
             if (dev != null) for (String w : dev.warnings(maxLen)) log.println("wafer: warning: " + w);
         }
+        if (r.baseType() != WeightType.F32 && kind == Peft.Kind.FULL)
+            throw new WaferException("--base-dtype " + r.baseType().name().toLowerCase() + ": full fine-tuning has no frozen base to keep in it");
         FinetuneModel fm = FinetuneModel.create(gpt, r.task(), train.labels(), r.spec(), tok.eot(), r.seed());
+        r.baseType().applyToFrozen(fm.gpt);
         return new FinetuneJob(r, tok, train, dev, maxLen, fm);
     }
 
@@ -80,7 +88,9 @@ public final class FinetuneJob {
     /** Another data-parallel rank's model, identical to {@link #model} at the start: the same base, method and seed. */
     public FinetuneModel replica() {
         Request r = request;
-        return FinetuneModel.create(loadBase(r.model(), r.spec().kind()), r.task(), train.labels(), r.spec(), tokenizer.eot(), r.seed());
+        FinetuneModel fm = FinetuneModel.create(loadBase(r.model(), r.spec().kind()), r.task(), train.labels(), r.spec(), tokenizer.eot(), r.seed());
+        r.baseType().applyToFrozen(fm.gpt);
+        return fm;
     }
 
     /** Trains in this process and saves the best model (or adapter) into {@code out}; progress goes to {@code log} (may be null). */

@@ -67,8 +67,8 @@ public final class Finetuner {
      */
     public static long stateBytes(List<Parameter> params) {
         long n = 0;
-        for (Parameter p : params) n += p.isMapped() ? 0 : (long) p.size() * (p.trainable() ? 4 : 1);
-        return 4 * n;
+        for (Parameter p : params) n += p.isMapped() ? 0 : p.trainable() ? 16L * p.size() : p.weights().bytes(); // values, grad, 2 moments
+        return n;
     }
 
     /** Bytes of frozen weights read in place from the mapped checkpoint file (shared through the page cache). */

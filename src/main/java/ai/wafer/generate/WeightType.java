@@ -16,9 +16,17 @@ public enum WeightType {
      * storage but a mapping back to float32 (a mapped file, float32 or 16-bit, is used in place: no heap).
      */
     public void apply(Gpt m) {
+        for (Parameter p : m.parameters()) p.setTrainable(false);
+        applyToFrozen(m);
+    }
+
+    /**
+     * The frozen matrices of {@code m} in this type, the trainable ones left float32: a PEFT method's frozen base in
+     * bf16 or int8, read in that form by the forward and backward products (their gradients flow through it).
+     */
+    public void applyToFrozen(Gpt m) {
         for (Parameter p : m.parameters()) {
-            p.setTrainable(false);
-            if (p.shape.length < 2 || p == m.wpe) continue;
+            if (p.shape.length < 2 || p == m.wpe || p.trainable()) continue;
             if (this == BF16 && !(p.weights() instanceof MappedHalfWeights h && h.bf16())) p.toBf16(); // a bf16 file stays mapped
             else if (this == INT8) p.toInt8(p != m.wte && p != m.lmHead); // Conv1D [in, out]: a scale per output column
             else if (!(p.weights() instanceof F32Weights || p.isMapped())) p.toHeap();

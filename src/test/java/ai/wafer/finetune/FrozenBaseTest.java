@@ -76,6 +76,33 @@ class FrozenBaseTest {
         }
     }
 
+    /**
+     * A frozen base quantized to int8 (finetune --base-dtype int8) trains exactly as a float32 base holding the same
+     * dequantized values: the products read the int8 storage, widened, in forward and backward.
+     */
+    @Test
+    void int8BaseTrainsAsItsDequantizedValues(@TempDir Path dir) {
+        Checkpoint.save(Gpt.init(CFG, 8), dir);
+        TaskData train = FinetunerTest.toy(48, 1), dev = FinetunerTest.toy(16, 2);
+        FinetuneModel q = FinetuneModel.create(Checkpoint.loadFrozen(dir), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(Peft.Kind.LORA), 30, 4);
+        ai.wafer.generate.WeightType.INT8.applyToFrozen(q.gpt);
+        FinetuneModel heap = FinetuneModel.create(Checkpoint.load(dir), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(Peft.Kind.LORA), 30, 4);
+        int quantized = 0;
+        for (Parameter p : q.gpt.parameters()) {
+            if (!(p.weights() instanceof ai.wafer.tensor.Int8Weights)) continue;
+            quantized++;
+            Parameter h = heap.gpt.parameter(p.name);
+            System.arraycopy(p.array(), 0, h.data, h.off, p.size()); // the same values, as float32 on the heap
+        }
+        assertTrue(quantized >= 4 * CFG.nLayer(), "every frozen matrix quantized, got " + quantized);
+        var opt = ai.wafer.testutil.ToyTasks.options(Peft.Kind.LORA, 1e-2f, 2);
+        new Finetuner(q, train, dev, opt).run(null, "toy", null);
+        new Finetuner(heap, train, dev, opt).run(null, "toy", null);
+        var a = q.parameters().stream().filter(Parameter::trainable).toList();
+        var b = heap.parameters().stream().filter(Parameter::trainable).toList();
+        for (int i = 0; i < a.size(); i++) assertArrayEquals(b.get(i).array(), a.get(i).array(), a.get(i).name);
+    }
+
     /** Saving a model whose weights are still mapped writes the same file as saving the heap copy. */
     @Test
     void savingAMappedModelWritesTheSameFile(@TempDir Path dir) throws Exception {
