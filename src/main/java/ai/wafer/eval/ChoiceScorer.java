@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.SplittableRandom;
 
 /**
  * Zero-shot multiple choice as the Cerebras-GPT paper evaluates (HellaSwag, PIQA, ARC style):
@@ -51,6 +52,31 @@ public final class ChoiceScorer {
         }
         if (items.isEmpty()) throw new WaferException(file + ": no items");
         return items;
+    }
+
+    /**
+     * The items with k solved examples in front of each context, as lm-evaluation-harness builds a k-shot prompt:
+     * examples drawn from {@code pool} with one random stream seeded by {@code seed} (drawn again for each item, in
+     * order), each written as its context and its correct choice, joined and followed by the item's own context with
+     * "\n\n"; an item is never its own example (when pool holds it). The choices themselves are unchanged.
+     */
+    public static List<Item> withFewShot(List<Item> items, List<Item> pool, int k, long seed) {
+        if (k < 0) throw new WaferException("--num-fewshot must be 0 or more, got " + k);
+        if (k == 0) return items;
+        SplittableRandom r = new SplittableRandom(seed);
+        List<Item> out = new ArrayList<>(items.size());
+        for (Item it : items) {
+            List<Item> candidates = new ArrayList<>(pool);
+            candidates.remove(it); // records: an equal item is the item itself
+            if (candidates.size() < k) throw new WaferException(k + "-shot needs " + k + " examples besides each item; the few-shot pool has " + candidates.size());
+            StringBuilder ctx = new StringBuilder();
+            for (int i = 0; i < k; i++) {
+                Item ex = candidates.remove(r.nextInt(candidates.size()));
+                ctx.append(ex.context()).append(ex.choices().get(ex.label())).append("\n\n");
+            }
+            out.add(new Item(ctx + it.context(), it.choices(), it.label(), it.where()));
+        }
+        return out;
     }
 
     /** Scores every item; the choices of one item run as one batch, right-padded (causal: pads never reach real tokens). */

@@ -60,4 +60,28 @@ class ChoiceScorerTest {
         assertEquals(200, items.size());
         assertTrue(items.stream().allMatch(i -> i.choices().size() == 4));
     }
+
+    @org.junit.jupiter.api.Test
+    void fewShotPromptsAreOtherItemsSolvedInFront() {
+        java.util.List<ChoiceScorer.Item> items = new java.util.ArrayList<>();
+        for (int i = 0; i < 6; i++)
+            items.add(new ChoiceScorer.Item("ctx" + i, java.util.List.of(" a" + i, " b" + i), i % 2, "f:" + (i + 1)));
+        var shots = ChoiceScorer.withFewShot(items, items, 3, 1234);
+        org.junit.jupiter.api.Assertions.assertEquals(shots, ChoiceScorer.withFewShot(items, items, 3, 1234), "a fixed seed repeats");
+        for (int i = 0; i < 6; i++) {
+            String[] parts = shots.get(i).context().split("\n\n");
+            org.junit.jupiter.api.Assertions.assertEquals(4, parts.length, shots.get(i).context());
+            org.junit.jupiter.api.Assertions.assertEquals("ctx" + i, parts[3]);
+            java.util.Set<String> seen = new java.util.HashSet<>();
+            for (int k = 0; k < 3; k++) {
+                int j = Integer.parseInt(parts[k].substring(3, 4));
+                org.junit.jupiter.api.Assertions.assertNotEquals(i, j, "never its own example");
+                org.junit.jupiter.api.Assertions.assertEquals("ctx" + j + (j % 2 == 0 ? " a" : " b") + j, parts[k], "context and its correct choice");
+                org.junit.jupiter.api.Assertions.assertTrue(seen.add(parts[k]), "distinct examples");
+            }
+            org.junit.jupiter.api.Assertions.assertEquals(items.get(i).choices(), shots.get(i).choices());
+        }
+        org.junit.jupiter.api.Assertions.assertSame(items, ChoiceScorer.withFewShot(items, items, 0, 1));
+        org.junit.jupiter.api.Assertions.assertThrows(ai.wafer.WaferException.class, () -> ChoiceScorer.withFewShot(items, items, 6, 1));
+    }
 }
