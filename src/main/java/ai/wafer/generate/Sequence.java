@@ -16,6 +16,19 @@ public final class Sequence {
     @FunctionalInterface
     public interface Listener { void onToken(int token, String text); }
 
+    /** A token's log-probability under the model (before sampling's temperature and penalties) and the top alternatives'. */
+    public record Logprob(int token, double logprob, int[] topTokens, double[] topLogprobs) {}
+
+    private int topLogprobs = -1; // -1: none asked
+    private float[] raw = new float[0];
+    private Logprob lastLogprob;
+
+    /** Computes each new token's {@link Logprob} with the {@code top} most likely alternatives (0..20); call before prefill. */
+    public void wantLogprobs(int top) { topLogprobs = top; }
+
+    /** The {@link Logprob} of the token last passed to the listener (null unless {@link #wantLogprobs}). */
+    public Logprob lastLogprob() { return lastLogprob; }
+
     public final SamplingParams params;
     public final int promptLength;
     final KvCache cache;
@@ -64,7 +77,13 @@ public final class Sequence {
     /** Picks the next token from logits[off, off+V) (those after {@link #last}); returns true when done. */
     public boolean accept(float[] logits, int off) {
         if (finish != null) throw new IllegalStateException("the sequence is finished");
+        int V = model.vocabSize();
+        if (topLogprobs >= 0) { // the model's distribution, before the sampler adjusts the row in place
+            if (raw.length < V) raw = new float[V];
+            System.arraycopy(logits, off, raw, 0, V);
+        }
         int t = sampler.next(logits, off, tokens, length);
+        if (topLogprobs >= 0) lastLogprob = logprob(raw, V, t, topLogprobs);
         String delta = "";
         if (Arrays.binarySearch(stopIds, t) >= 0) {
             finish = FinishReason.STOP;
@@ -80,6 +99,26 @@ public final class Sequence {
         if (stream != null) delta = stream.finish();
         if (listener != null && !delta.isEmpty()) listener.onToken(-1, delta);
         return true;
+    }
+
+    /** log softmax(row)[t], and the top k entries' (largest first, lower id on ties). */
+    static Logprob logprob(float[] row, int V, int t, int k) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < V; i++) max = Math.max(max, row[i]);
+        double sum = 0;
+        for (int i = 0; i < V; i++) sum += Math.exp(row[i] - max);
+        double lse = max + Math.log(sum);
+        int[] top = new int[k];
+        double[] lp = new double[k];
+        java.util.Arrays.fill(top, -1);
+        for (int i = 0; i < V; i++) { // insertion into the k best so far
+            int j = k - 1;
+            if (j < 0 || top[j] >= 0 && row[i] <= row[top[j]]) continue;
+            while (j > 0 && (top[j - 1] < 0 || row[i] > row[top[j - 1]])) { top[j] = top[j - 1]; j--; }
+            top[j] = i;
+        }
+        for (int j = 0; j < k; j++) lp[j] = row[top[j]] - lse;
+        return new Logprob(t, row[t] - lse, top, lp);
     }
 
     public boolean done() { return finish != null; }

@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
  */
 final class BatchEngine implements AutoCloseable {
     sealed interface Event permits Delta, Done, Failed {}
-    record Delta(String text) implements Event {}
+    /** New text, and (when asked) the log-probability of the token that made it (its text may still be empty: a partial character). */
+    record Delta(String text, Sequence.Logprob logprob) implements Event {}
     record Done(FinishReason reason, int promptTokens, int completionTokens) implements Event {}
     record Failed(String message) implements Event {}
 
@@ -38,6 +39,8 @@ final class BatchEngine implements AutoCloseable {
         boolean failed;
         volatile long firstToken;
         Sequence seq;
+        /** Top alternatives to report with each token's log-probability; -1: none. */
+        int logprobs = -1;
 
         Job(int[] prompt, SamplingParams params) {
             this.prompt = prompt;
@@ -130,8 +133,10 @@ final class BatchEngine implements AutoCloseable {
             j.seq = new Sequence(model, tok, j.prompt, j.params, (token, text) -> {
                 if (j.firstToken == 0) j.firstToken = System.nanoTime();
                 if (token >= 0) metrics.generatedTokens.incrementAndGet();
-                if (!text.isEmpty()) j.events.add(new Delta(text));
+                if (token >= 0 && j.logprobs >= 0) j.events.add(new Delta(text, j.seq.lastLogprob()));
+                else if (!text.isEmpty()) j.events.add(new Delta(text, null));
             });
+            if (j.logprobs >= 0) j.seq.wantLogprobs(j.logprobs);
             j.seq.prefill(logits);
             metrics.busyNanos.addAndGet(System.nanoTime() - t);
             metrics.promptTokens.addAndGet(j.prompt.length);

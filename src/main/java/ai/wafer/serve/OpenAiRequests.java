@@ -20,7 +20,7 @@ import java.util.Set;
 final class OpenAiRequests {
     /** A validated request. */
     /** A request: its prompt, how to sample, whether to stream, and how many choices ({@code n}). */
-    record Parsed(int[] prompt, SamplingParams params, boolean stream, int n) {}
+    record Parsed(int[] prompt, SamplingParams params, boolean stream, int n, int logprobs) {}
 
     /** The limits of one server. */
     record Limits(int context, int vocabSize, int maxPromptTokens, int maxTokens) {}
@@ -44,11 +44,12 @@ final class OpenAiRequests {
         else if (p.isArray() && p.size() > 0 && allInts(p)) prompt = tokenIds(p, lim.vocabSize(), "prompt");
         else throw ApiException.bad("prompt must be a string or an array of token ids (one prompt per request)", "prompt");
         if (bool(body, "echo", false)) throw ApiException.bad("echo is not supported", "echo");
-        if (body.hasNonNull("logprobs")) throw ApiException.bad("logprobs are not supported", "logprobs");
+        int lp = body.hasNonNull("logprobs") ? integer(body, "logprobs", 0) : -1; // the top alternatives per token
+        if (lp > 5) throw ApiException.bad("logprobs must be in [0, 5], got " + lp, "logprobs");
         if (body.hasNonNull("suffix")) throw ApiException.bad("suffix is not supported", "suffix");
         int bestOf = integer(body, "best_of", 1);
         if (bestOf != 1) throw ApiException.bad("best_of must be 1", "best_of");
-        return finish(body, tok, prompt, "prompt", lim, integerOrNull(body, "max_tokens"), 16, List.of());
+        return finish(body, tok, prompt, "prompt", lim, integerOrNull(body, "max_tokens"), 16, List.of(), lp);
     }
 
     static Parsed chat(ObjectNode body, Tokenizer tok, ChatTemplate template, Limits lim) {
@@ -68,7 +69,9 @@ final class OpenAiRequests {
                 throw ApiException.bad(where + ".role must be system, user or assistant, got '" + role + "'", where + ".role");
             list.add(new ChatReader.Message(role, content(m.get("content"), where + ".content")));
         }
-        if (body.hasNonNull("logprobs") && bool(body, "logprobs", false)) throw ApiException.bad("logprobs are not supported", "logprobs");
+        int lp = bool(body, "logprobs", false) ? integer(body, "top_logprobs", 0) : -1;
+        if (lp > 20 || !bool(body, "logprobs", false) && body.hasNonNull("top_logprobs"))
+            throw ApiException.bad("top_logprobs must be in [0, 20], and needs logprobs: true", "top_logprobs");
         Integer max = integerOrNull(body, "max_completion_tokens");
         if (max == null) max = integerOrNull(body, "max_tokens");
         int[] prompt;
@@ -77,7 +80,7 @@ final class OpenAiRequests {
         } catch (ai.wafer.WaferException e) { // a template's raise_exception, or one that does not render
             throw ApiException.bad(e.getMessage(), "messages");
         }
-        return finish(body, tok, prompt, "messages", lim, max, -1, template.stops());
+        return finish(body, tok, prompt, "messages", lim, max, -1, template.stops(), lp);
     }
 
     /** Message content: a string, or an array of {type: text, text} parts. */
@@ -98,7 +101,7 @@ final class OpenAiRequests {
 
     /** The checks and parameters common to both endpoints; {@code promptField} is where the prompt came from (prompt, messages). */
     private static Parsed finish(ObjectNode body, Tokenizer tok, int[] prompt, String promptField, Limits lim, Integer maxTokens,
-                                 int dflt, List<String> extraStops) {
+                                 int dflt, List<String> extraStops, int logprobs) {
         if (prompt.length == 0) throw ApiException.bad("the prompt is empty", promptField);
         if (prompt.length > lim.maxPromptTokens() || prompt.length >= lim.context())
             throw new ApiException(400, "the prompt has " + prompt.length + " tokens, more than this server allows ("
@@ -151,7 +154,7 @@ final class OpenAiRequests {
         if (body.hasNonNull("stream_options") && !body.get("stream_options").isObject()) throw ApiException.bad("stream_options must be an object", "stream_options");
         List<Integer> stopIds = tok != null && tok.eot() >= 0 ? List.of(tok.eot()) : List.of();
         try {
-            return new Parsed(prompt, new SamplingParams(max, temperature, topK, topP, minP, rep, stops, stopIds, seed, 1), stream, n);
+            return new Parsed(prompt, new SamplingParams(max, temperature, topK, topP, minP, rep, stops, stopIds, seed, 1), stream, n, logprobs);
         } catch (SamplingParams.Invalid e) {
             throw ApiException.bad(e.getMessage(), e.field);
         }

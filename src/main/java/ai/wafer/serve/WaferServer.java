@@ -4,6 +4,7 @@ import ai.wafer.WaferException;
 import ai.wafer.eval.EntitySpans;
 import ai.wafer.model.Task;
 import ai.wafer.generate.LoadedModel;
+import ai.wafer.generate.Sequence;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -366,6 +367,7 @@ public final class WaferServer implements AutoCloseable {
         for (int i = 0; i < p.n(); i++) {
             Long seed = p.params().seed();
             BatchEngine.Job job = new BatchEngine.Job(p.prompt(), seed == null ? p.params() : p.params().withSeed(seed + i));
+            job.logprobs = p.logprobs();
             if (!engine.submit(job)) {
                 for (BatchEngine.Job j : jobs) j.cancelled = true;
                 throw busy();
@@ -421,18 +423,20 @@ public final class WaferServer implements AutoCloseable {
         int prompt = 0, completion = 0;
         for (int i = 0; i < jobs.size(); i++) {
             StringBuilder text = new StringBuilder();
+            List<Sequence.Logprob> lps = new ArrayList<>();
             BatchEngine.Done done = null;
             while (done == null) {
                 switch (next(jobs.get(i), c)) {
                     case null -> { for (BatchEngine.Job j : jobs) j.cancelled = true; return; } // nobody to answer
-                    case BatchEngine.Delta d -> text.append(d.text());
+                    case BatchEngine.Delta d -> { text.append(d.text()); if (d.logprob() != null) lps.add(d.logprob()); }
                     case BatchEngine.Failed f -> { for (BatchEngine.Job j : jobs) j.cancelled = true; throw new ApiException(500, f.message(), null, null); }
                     case BatchEngine.Done d -> done = d;
                 }
             }
             ObjectNode ch = choices.addObject().put("index", i);
             if (chat) ch.putObject("message").put("role", "assistant").put("content", text.toString());
-            else ch.put("text", text.toString()).putNull("logprobs");
+            else ch.put("text", text.toString());
+            logprobs(ch, chat, jobs.get(i).logprobs >= 0 ? lps : null, 0);
             ch.put("finish_reason", done.reason().api);
             prompt = done.promptTokens();
             completion += done.completionTokens();
@@ -453,13 +457,19 @@ public final class WaferServer implements AutoCloseable {
             if (chat) for (int i = 0; i < jobs.size(); i++) send(out, chunk(object, id, createdAt, i, chat, null, null, true));
             int left = jobs.size(), prompt = 0, completion = 0;
             boolean[] over = new boolean[jobs.size()];
+            int[] offsets = new int[jobs.size()]; // text_offset of a completion's tokens
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(cfg.requestTimeoutSeconds());
             while (left > 0) {
                 if (System.nanoTime() > deadline) throw new ApiException(504, "generation timed out", null, "timeout");
                 for (int i = 0; i < jobs.size(); i++) {
                     if (over[i]) continue;
                     BatchEngine.Event e = jobs.get(i).events.poll(jobs.size() == 1 ? 100 : 5, TimeUnit.MILLISECONDS);
-                    if (e instanceof BatchEngine.Delta d) send(out, chunk(object, id, createdAt, i, chat, d.text(), null, false));
+                    if (e instanceof BatchEngine.Delta d) {
+                        ObjectNode ch = chunk(object, id, createdAt, i, chat, d.text(), null, false);
+                        if (d.logprob() != null) logprobs((ObjectNode) ch.get("choices").get(0), chat, List.of(d.logprob()), offsets[i]);
+                        offsets[i] += d.text().length();
+                        send(out, ch);
+                    }
                     else if (e instanceof BatchEngine.Failed f) {
                         ObjectNode err = obj();
                         err.putObject("error").put("message", f.message()).put("type", "server_error");
@@ -483,6 +493,46 @@ public final class WaferServer implements AutoCloseable {
             for (BatchEngine.Job j : jobs) j.cancelled = true;
         }
     }
+
+    /**
+     * OpenAI's logprobs of {@code lps} into a choice (null: none asked): for chat {content: [{token, logprob, bytes,
+     * top_logprobs: [...]}]}, for completions {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}.
+     */
+    private void logprobs(ObjectNode ch, boolean chat, List<Sequence.Logprob> lps, int offset) {
+        if (lps == null) { ch.putNull("logprobs"); return; }
+        ObjectNode o = ch.putObject("logprobs");
+        if (chat) {
+            var content = o.putArray("content");
+            for (Sequence.Logprob lp : lps) {
+                ObjectNode t = token(content.addObject(), lp.token()).put("logprob", lp.logprob());
+                var top = t.putArray("top_logprobs");
+                for (int k = 0; k < lp.topTokens().length; k++) token(top.addObject(), lp.topTokens()[k]).put("logprob", lp.topLogprobs()[k]);
+            }
+            return;
+        }
+        var tokens = o.putArray("tokens");
+        var values = o.putArray("token_logprobs");
+        var tops = o.putArray("top_logprobs");
+        var offsets = o.putArray("text_offset");
+        for (Sequence.Logprob lp : lps) {
+            String s = tokenText(lp.token());
+            tokens.add(s);
+            values.add(lp.logprob());
+            ObjectNode top = tops.addObject();
+            for (int k = 0; k < lp.topTokens().length; k++) top.put(tokenText(lp.topTokens()[k]), lp.topLogprobs()[k]);
+            offsets.add(offset);
+            offset += s.length();
+        }
+    }
+
+    private ObjectNode token(ObjectNode o, int id) {
+        o.put("token", tokenText(id));
+        var bytes = o.putArray("bytes");
+        if (lm.tokenizer() != null) for (byte b : lm.tokenizer().bytes(id)) bytes.add(b & 0xFF);
+        return o;
+    }
+
+    private String tokenText(int id) { return lm.tokenizer() == null ? Integer.toString(id) : lm.tokenizer().decode(new int[] {id}); }
 
     private ObjectNode chunk(String object, String id, long createdAt, int index, boolean chat, String text, String finish, boolean roleOnly) {
         ObjectNode o = head(object, id, createdAt);

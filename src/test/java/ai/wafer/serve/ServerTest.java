@@ -121,6 +121,49 @@ class ServerTest {
         assertTrue(List.of("stop", "length").contains(o.at("/choices/0/finish_reason").asText()));
     }
 
+    /** logprobs: each token's log-probability under the model with the top alternatives, in OpenAI's two shapes. */
+    @Test void logprobs() throws Exception {
+        JsonNode o = JSON.readTree(post("/v1/completions", "{\"prompt\": \"The capital of France is\", \"max_tokens\": 4, \"temperature\": 0, \"logprobs\": 3}").body());
+        JsonNode lp = o.at("/choices/0/logprobs");
+        assertEquals(o.at("/choices/0/text").asText(), String.join("", JSON.convertValue(lp.get("tokens"), String[].class)));
+        for (int k = 0; k < lp.get("tokens").size(); k++) {
+            double chosen = lp.get("token_logprobs").get(k).asDouble(), best = Double.NEGATIVE_INFINITY;
+            for (var e : lp.get("top_logprobs").get(k).properties()) best = Math.max(best, e.getValue().asDouble());
+            assertEquals(3, lp.get("top_logprobs").get(k).size());
+            assertEquals(best, chosen, 1e-12, "greedy takes the most likely token");
+            assertTrue(chosen <= 0);
+        }
+        // the first token's log-probability is log_softmax of the prompt's next-token logits, computed here in double
+        int[] prompt = reference.tokenizer().encode("The capital of France is");
+        float[] logits = new float[reference.model().vocabSize()];
+        reference.model().prefill(reference.model().newCache(prompt.length + 1), prompt, 0, prompt.length, logits);
+        double max = Double.NEGATIVE_INFINITY, sum = 0;
+        int arg = 0;
+        for (int i = 0; i < logits.length; i++) if (logits[i] > max) { max = logits[i]; arg = i; }
+        for (float x : logits) sum += Math.exp(x - max);
+        assertEquals(reference.tokenizer().decode(new int[] {arg}), lp.at("/tokens/0").asText());
+        assertEquals(-Math.log(sum), lp.at("/token_logprobs/0").asDouble(), 1e-4);
+        // chat: {content: [{token, logprob, bytes, top_logprobs}]}
+        JsonNode c = JSON.readTree(post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 3, \"temperature\": 0, \"logprobs\": true, \"top_logprobs\": 2}").body());
+        JsonNode content = c.at("/choices/0/logprobs/content");
+        assertEquals(c.at("/usage/completion_tokens").asInt(), content.size());
+        for (JsonNode t : content) {
+            assertEquals(2, t.get("top_logprobs").size());
+            assertTrue(t.get("bytes").size() > 0 && t.get("logprob").asDouble() <= 0);
+        }
+        // streamed: each chunk carries its tokens' logprobs, and they add up to the same tokens
+        HttpResponse<String> st = post("/v1/completions", "{\"prompt\": \"The capital of France is\", \"max_tokens\": 4, \"temperature\": 0, \"logprobs\": 3, \"stream\": true}");
+        List<String> streamed = new ArrayList<>();
+        for (String block : st.body().split("\n\n")) {
+            if (block.isBlank() || block.equals("data: [DONE]")) continue;
+            JsonNode ch = JSON.readTree(block.substring(6)).at("/choices/0/logprobs/tokens");
+            for (JsonNode t : ch) streamed.add(t.asText());
+        }
+        assertEquals(JSON.convertValue(lp.get("tokens"), List.class), streamed);
+        assertError(post("/v1/completions", "{\"prompt\": \"x\", \"logprobs\": 6}"), 400);
+        assertError(post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}"), 400);
+    }
+
     /** n choices: n sequences of one prompt decoded together, choice i sampled from seed + i; streamed, interleaved by index. */
     @Test void nChoices() throws Exception {
         String req = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 8, \"temperature\": 1, \"seed\": %d, \"n\": %d%s}";
