@@ -3,7 +3,9 @@ package ai.wafer.generate;
 import ai.wafer.WaferException;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.tensor.F32Weights;
+import ai.wafer.tensor.Int8Weights;
 import ai.wafer.tensor.MappedHalfWeights;
 
 /** How inference keeps the weight matrices in memory. */
@@ -25,6 +27,22 @@ public enum WeightType {
      * bf16 or int8, read in that form by the forward and backward products (their gradients flow through it).
      */
     public void applyToFrozen(Gpt m) {
+        // the heap the converted matrices take, checked before converting any (a clear error, not an OutOfMemoryError halfway)
+        long need = 0, widened = 0;
+        for (Parameter p : m.parameters()) {
+            if (p.shape.length < 2 || p == m.wpe || p.trainable()) continue;
+            boolean stays = this == BF16 ? p.weights() instanceof MappedHalfWeights h && h.bf16() : this == F32 && p.isMapped();
+            if (stays || p.weights().getClass().equals(this == INT8 ? Int8Weights.class : this == BF16 ? Bf16Weights.class : F32Weights.class)) continue;
+            need += (long) p.size() * (this == INT8 ? 1 : this == BF16 ? 2 : 4);
+            widened = Math.max(widened, 4L * p.size()); // a matrix widened to float32 while it is converted
+        }
+        need += widened;
+        Runtime rt = Runtime.getRuntime();
+        long left = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        if (need > left)
+            throw new WaferException(String.format("--dtype %s: the model's matrices need about %.1f GB of heap in that form; this JVM has "
+                    + "%.1f GB left of its %.1f GB (raise it with WAFER_JAVA_OPTS=-Xmx..., or use int8, or fp32 from a mapped file)",
+                    name().toLowerCase(), need / 1e9, left / 1e9, rt.maxMemory() / 1e9));
         for (Parameter p : m.parameters()) {
             if (p.shape.length < 2 || p == m.wpe || p.trainable()) continue;
             if (this == BF16 && !(p.weights() instanceof MappedHalfWeights h && h.bf16())) p.toBf16(); // a bf16 file stays mapped
