@@ -40,9 +40,8 @@ public enum WeightType {
         Runtime rt = Runtime.getRuntime();
         long left = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
         if (need > left)
-            throw new WaferException(String.format("--dtype %s: the model's matrices need about %.1f GB of heap in that form; this JVM has "
-                    + "%.1f GB left of its %.1f GB (raise it with WAFER_JAVA_OPTS=-Xmx..., or use int8, or fp32 from a mapped file)",
-                    name().toLowerCase(), need / 1e9, left / 1e9, rt.maxMemory() / 1e9));
+            throw new WaferException("--dtype " + name().toLowerCase() + ": the model's matrices need about " + gb(need) + " of heap in that form; "
+                    + "this JVM has " + gb(left) + " left of its " + gb(rt.maxMemory()) + " (raise it with WAFER_JAVA_OPTS=-Xmx..., or use int8, or fp32 from a mapped file)");
         for (Parameter p : m.parameters()) {
             if (p.shape.length < 2 || p == m.wpe || p.trainable()) continue;
             if (this == BF16 && !(p.weights() instanceof MappedHalfWeights h && h.bf16())) p.toBf16(); // a bf16 file stays mapped
@@ -50,6 +49,8 @@ public enum WeightType {
             else if (!(p.weights() instanceof F32Weights || p.isMapped())) p.toHeap();
         }
     }
+
+    private static String gb(long bytes) { return String.format("%.2f GB", bytes / 1e9); }
 
     public static WeightType parse(String s) {
         return switch (s.toLowerCase()) {
