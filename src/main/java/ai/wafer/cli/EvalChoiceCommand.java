@@ -1,5 +1,6 @@
 package ai.wafer.cli;
 
+import ai.wafer.WaferException;
 import ai.wafer.eval.ChoiceScorer;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
@@ -23,6 +24,7 @@ public final class EvalChoiceCommand implements Callable<Integer> {
     @Option(names = "--fewshot-seed", defaultValue = "1234", description = "seed of the examples' draw (default ${DEFAULT-VALUE}, lm-evaluation-harness's)") long fewshotSeed;
 
     @Override public Integer call() {
+        if (fewshotData != null && fewshot == 0) throw new WaferException("--fewshot-data needs --num-fewshot K > 0");
         var items = ChoiceScorer.read(data);
         items = ChoiceScorer.withFewShot(items, fewshotData == null ? items : ChoiceScorer.read(fewshotData), fewshot, fewshotSeed);
         Gpt m = Checkpoint.load(model);

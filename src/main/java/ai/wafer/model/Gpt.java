@@ -504,11 +504,7 @@ public final class Gpt {
         else if (k.prefix != null) k.prefix.forward(a.atty[l], a.qkv[l], B, T, C, Hl, c.attnScale(), pad);
         else Kernels.current().attention(a.atty[l], a.att[l], a.qkv[l], B, T, Cl, Hl, c.attnScale(), pad);
         t = Profile.add("attention fwd", t);
-        // row-parallel: each rank's product is a partial sum, so the bias goes in once, after the all-reduce
-        linear(a.res2[l], a.atty[l], w.attnProjW, tp == null ? w.attnProjB : null, BT, Cl, C, decode);
-        if (k.attnProj != null) k.attnProj.forward(a.res2[l], a.atty[l], BT);
-        if (k.afterAttn != null) k.afterAttn.forward(a.res2[l], BT);
-        if (tp != null) allReduceAddBias(a.res2[l], w.attnProjB, BT);
+        project(a.res2[l], a.atty[l], w.attnProjW, w.attnProjB, k.attnProj, k.afterAttn, BT, Cl, decode);
         t = Profile.add("attn.c_proj fwd", t);
         Kernels.current().add(a.res2[l], res, BT * C);
         t = Profile.add("residual fwd", t);
@@ -520,14 +516,24 @@ public final class Gpt {
         Kernels.current().activation(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
         if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
         t = Profile.add("gelu fwd", t);
-        linear(a.res3[l], a.fchAct[l], w.mlpProjW, tp == null ? w.mlpProjB : null, BT, Fl, C, decode);
-        if (k.mlpProj != null) k.mlpProj.forward(a.res3[l], a.fchAct[l], BT);
-        if (k.afterMlp != null) k.afterMlp.forward(a.res3[l], BT);
-        if (tp != null) allReduceAddBias(a.res3[l], w.mlpProjB, BT);
+        project(a.res3[l], a.fchAct[l], w.mlpProjW, w.mlpProjB, k.mlpProj, k.afterMlp, BT, Fl, decode);
         t = Profile.add("mlp.c_proj fwd", t);
         Kernels.current().add(a.res3[l], a.res2[l], BT * C);
         Profile.add("residual fwd", t);
         return a.res3[l];
+    }
+
+    /**
+     * A block's output projection (attn.c_proj, mlp.c_proj) with its PEFT hooks (a low-rank update of the same input,
+     * then an adapter on the output). Row-parallel on a tensor rank: each rank's product is a partial sum, so the bias
+     * goes in once, after the all-reduce.
+     */
+    private void project(float[] out, float[] in, Parameter w, Parameter b, BlockHooks.LinearAdapter update, BlockHooks.InPlace after,
+                         int BT, int IC, boolean decode) {
+        linear(out, in, w, tp == null ? b : null, BT, IC, config.nEmbd(), decode);
+        if (update != null) update.forward(out, in, BT);
+        if (after != null) after.forward(out, BT);
+        if (tp != null) allReduceAddBias(out, b, BT);
     }
 
     /** A Conv1D forward: the GEMM, or for one new token per row the decode product (memory bound, weights read once). */

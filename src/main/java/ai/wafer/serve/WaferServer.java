@@ -77,7 +77,10 @@ public final class WaferServer implements AutoCloseable {
      */
     public static WaferServer open(java.nio.file.Path model, java.nio.file.Path adapter, java.nio.file.Path tokenizer,
                                    java.nio.file.Path chatTemplate, ai.wafer.generate.WeightType type, Config cfg) {
-        if (Classifier.isClassifier(model, adapter)) return new WaferServer(Classifier.load(model, adapter, tokenizer), cfg);
+        if (Classifier.isClassifier(model, adapter)) {
+            if (chatTemplate != null) throw new WaferException("--chat-template: " + (adapter != null ? adapter : model) + " is a classifier; it does not chat");
+            return new WaferServer(Classifier.load(model, adapter, tokenizer), cfg);
+        }
         return new WaferServer(LoadedModel.load(model, adapter, tokenizer, type).withChatTemplate(chatTemplate, tokenizer != null ? tokenizer : model), cfg);
     }
 

@@ -280,4 +280,13 @@ class PromisesTest {
         assertFails("latin1.conll:3: invalid UTF-8 (byte 0xF6 at byte 2 of the line)", "finetune", "--model", base.toString(),
                 "--task", "token-classification", "--train", train.toString(), "--out", tmp.resolve("ft").toString());
     }
+
+    /** Options that would do nothing are refused by name, not ignored. */
+    @Test
+    void optionsThatWouldDoNothingAreRefused() throws Exception {
+        Path items = tmp.resolve("items.jsonl");
+        Files.writeString(items, "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"label\": 0}\n");
+        assertFails("--fewshot-data needs --num-fewshot", "eval-choice", "--model", TINY.toString(), "--data", items.toString(),
+                "--fewshot-data", items.toString());
+    }
 }

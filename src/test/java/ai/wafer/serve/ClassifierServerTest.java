@@ -203,6 +203,12 @@ class ClassifierServerTest {
         assertEquals(200, post(tagger, "/v1/tag", "{\"input\": \"still fine\"}").statusCode());
     }
 
+    @Test void aChatTemplateForAClassifierIsRefused() {
+        ai.wafer.WaferException e = assertThrows(ai.wafer.WaferException.class, () -> WaferServer.open(clsDir, null, null, clsDir.resolve("t.jinja"),
+                ai.wafer.generate.WeightType.F32, WaferServer.Config.defaults("127.0.0.1", 0)));
+        assertTrue(e.getMessage().contains("--chat-template") && e.getMessage().contains("classifier"), e.getMessage());
+    }
+
     /** A classifier's page at / is a classification or tagging form, not the chat page; /v1/models says which. */
     @Test void thePageOffersWhatTheServerDoes() throws Exception {
         for (WaferServer s : List.of(tagger, classifier)) {
