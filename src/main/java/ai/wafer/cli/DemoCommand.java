@@ -14,11 +14,9 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 
 /**
  * {@code wafer demo}: the whole flow on the data bundled in {@code data/}, in a few minutes on 2
@@ -40,7 +38,7 @@ public final class DemoCommand implements Callable<Integer> {
         Path tokenizer = data.resolve("gpt2-tokenizer"), brown = data.resolve("brown");
         if (!Files.isRegularFile(brown.resolve("train.txt")))
             throw new WaferException(data + ": the bundled data is missing (expected brown/train.txt); give --data-dir");
-        deleteTree(out);
+        ai.wafer.io.AtomicFiles.deleteTree(out);
         Path shards = out.resolve("shards"), run = out.resolve("pretrain");
         long t0 = System.nanoTime();
 
@@ -142,12 +140,5 @@ public final class DemoCommand implements Callable<Integer> {
         sb.append(String.format("        step 1%" + (width - 6) + "s%n", "step " + (long) maxStep));
         sb.append("        * train loss   o held-out loss\n");
         return sb.toString();
-    }
-
-    private static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);
-        }
     }
 }

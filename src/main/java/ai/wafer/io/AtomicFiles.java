@@ -59,4 +59,12 @@ public final class AtomicFiles {
     public static void copy(Path from, Path to) {
         write(to, tmp -> Files.copy(from, tmp, StandardCopyOption.REPLACE_EXISTING));
     }
+
+    /** Deletes {@code p} and everything under it (nothing when it does not exist): an old checkpoint, an emptied --out. */
+    public static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (java.util.stream.Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(q);
+        }
+    }
 }

@@ -5,7 +5,6 @@ import ai.wafer.WaferException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Stream;
 
@@ -45,8 +44,8 @@ public final class OutputDir {
             if (in != null && in.toAbsolutePath().normalize().startsWith(o))
                 throw new WaferException("--overwrite would delete the input " + in + ", which is inside --out " + out);
         }
-        try (Stream<Path> all = Files.walk(o)) {
-            for (Path p : all.sorted(Comparator.reverseOrder()).toList()) if (!p.equals(o)) Files.delete(p);
+        try (Stream<Path> children = Files.list(o)) {
+            for (Path p : children.toList()) AtomicFiles.deleteTree(p);
         } catch (IOException e) {
             throw new WaferException(out + ": cannot empty it for --overwrite: " + e.getMessage(), e);
         }

@@ -159,10 +159,5 @@ public final class TrainCheckpoint {
                 + ", n_positions " + c.nPositions();
     }
 
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(q);
-        }
-    }
+    static void deleteTree(Path p) throws IOException { ai.wafer.io.AtomicFiles.deleteTree(p); }
 }
