@@ -25,6 +25,7 @@ import picocli.CommandLine.Command;
                 ChatCommand.class,
                 ServeCommand.class,
                 ConvertCommand.class,
+                InitCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Wafer implements Runnable {

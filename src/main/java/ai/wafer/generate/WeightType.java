@@ -3,6 +3,8 @@ package ai.wafer.generate;
 import ai.wafer.WaferException;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.Parameter;
+import ai.wafer.model.WeightStream;
+import ai.wafer.parallel.Plan;
 import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.tensor.F32Weights;
 import ai.wafer.tensor.Int8Weights;
@@ -48,6 +50,9 @@ public enum WeightType {
             else if (this == INT8) p.toInt8(p != m.wte && p != m.lmHead); // Conv1D [in, out]: a scale per output column
             else if (!(p.weights() instanceof F32Weights || p.isMapped())) p.toHeap();
         }
+        // what stayed a mapping of the file streams from disk when it exceeds the memory (WAFER_MAX_RESIDENT: the budget)
+        String max = System.getenv("WAFER_MAX_RESIDENT");
+        WeightStream.attach(m, max == null || max.isBlank() ? 0 : Plan.parseBytes(max));
     }
 
     private static String gb(long bytes) { return String.format("%.2f GB", bytes / 1e9); }

@@ -4,6 +4,7 @@ import ai.wafer.WaferException;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Parallel;
 import ai.wafer.tensor.Weights;
 import ai.wafer.tokenizer.TokenizerFiles;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -11,15 +12,18 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.SplittableRandom;
 import java.util.regex.Pattern;
 
 /**
@@ -203,6 +207,44 @@ public final class Checkpoint {
     }
 
     public static void save(Gpt model, Path dir) { save(model, dir, SafeTensors.DType.F32, 0); }
+
+    /**
+     * Writes a model of {@code cfg}'s shape initialised as {@link Gpt#init} would (the std of each tensor from
+     * {@link GptConfig#initStd}), for shapes whose float32 values do not fit in memory: Cerebras-GPT 6.7B and 13B
+     * written to disk to try them on a small machine. The normal draws of each std fill one buffer the size of the
+     * largest matrix (plus 2^20), and each matrix is a window of it at its own random offset: layers hold different
+     * (shifted) values while only a buffer or two is ever in memory. Random enough to measure speed and memory with,
+     * not an independent draw per weight. The weights stream from those buffers to the file, in {@code dtype}.
+     */
+    public static void writeRandom(GptConfig cfg, long seed, Path dir, SafeTensors.DType dtype, long maxShardBytes) {
+        int slack = 1 << 20, C = cfg.nEmbd();
+        long largest = (long) C * Math.max(Math.max(cfg.vocabSize(), cfg.nPositions()), Math.max(3 * C, cfg.nInner()));
+        if (largest + slack > Integer.MAX_VALUE - 8) throw new WaferException("a matrix of " + largest + " values is beyond one Java array");
+        SplittableRandom root = new SplittableRandom(seed);
+        Map<Float, float[]> pools = new HashMap<>();
+        Gpt m = new Gpt(cfg, (name, shape) -> {
+            float std = cfg.initStd(name);
+            if (std == 0) return null;
+            float[] pool = pools.computeIfAbsent(std, sd -> normals(root.split(), (int) largest + slack, sd));
+            return Weights.of(MemorySegment.ofArray(pool).asSlice(4L * root.nextInt(slack), 4L * shape[0] * shape[1]));
+        });
+        for (Parameter p : m.parameters())
+            if (!p.isMapped()) Arrays.fill(p.data, p.off, p.off + p.size(), GptConfig.initConstant(p.name));
+        save(m, dir, dtype, maxShardBytes);
+    }
+
+    /** n normal draws times std, in parallel, each chunk from its own stream split in order (the same for any thread count). */
+    private static float[] normals(SplittableRandom r, int n, float std) {
+        int chunk = 1 << 20, chunks = (n + chunk - 1) / chunk;
+        SplittableRandom[] streams = new SplittableRandom[chunks];
+        for (int c = 0; c < chunks; c++) streams[c] = r.split();
+        float[] a = new float[n];
+        Parallel.forRange(chunks, (t, from, to) -> {
+            for (int c = from; c < to; c++)
+                for (int i = c * chunk, end = Math.min(n, i + chunk); i < end; i++) a[i] = (float) (streams[c].nextGaussian() * std);
+        });
+        return a;
+    }
 
     /**
      * Rewrites the model directory {@code from} (safetensors or PyTorch {@code .bin}, sharded or not) as Hugging Face

@@ -16,6 +16,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.BiFunction;
 
 import static ai.wafer.model.Slice.Kind.*;
 
@@ -72,6 +73,8 @@ public final class Gpt {
     /** Backward scratch that {@link #newActs} shares between a pipeline's micro-batches; the last input gradient. */
     private Activations scratch;
     private float[] inputGrad;
+    /** Streams the blocks' mapped weights from disk when they exceed the memory; null when they fit. */
+    private WeightStream stream;
 
     /** A model with every parameter zero; see {@link #init} for random initialisation. */
     public Gpt(GptConfig cfg) { this(cfg, Map.of()); }
@@ -81,8 +84,11 @@ public final class Gpt {
      * as mapped slices of a checkpoint file) and stay frozen, with no heap copy; the rest start at zero and
      * trainable. {@code Checkpoint.loadFrozen} builds the map.
      */
-    public Gpt(GptConfig cfg, Map<String, Weights> frozen) {
-        this(cfg, null, 0, cfg.nLayer(), (name, cut, shape) -> param(frozen, name, shape), null);
+    public Gpt(GptConfig cfg, Map<String, Weights> frozen) { this(cfg, (name, shape) -> frozen.get(name)); }
+
+    /** As above, with parameter {@code name} of {@code shape} taking {@code frozen.apply(name, shape)} where that is not null. */
+    public Gpt(GptConfig cfg, BiFunction<String, int[], Weights> frozen) {
+        this(cfg, null, 0, cfg.nLayer(), (name, cut, shape) -> param(frozen.apply(name, shape), name, shape), null);
         for (Parameter p : params) if (!p.isMapped()) p.setTrainable(true);
     }
 
@@ -154,8 +160,7 @@ public final class Gpt {
         clearHooks();
     }
 
-    private static Parameter param(Map<String, Weights> frozen, String name, int... shape) {
-        Weights s = frozen.get(name);
+    private static Parameter param(Weights s, String name, int... shape) {
         // a mapping of the wrong size is left out, so that loading names the misshapen tensor
         if (s != null && s.size() == Parameter.count(shape)) return Parameter.mapped(name, shape, s);
         return new Parameter(name, shape);
@@ -175,15 +180,12 @@ public final class Gpt {
      */
     public static Gpt init(GptConfig cfg, long seed) {
         Gpt m = new Gpt(cfg);
-        float std = cfg.initializerRange();
-        float projStd = (float) (std / Math.sqrt(2.0 * cfg.nLayer()));
         SplittableRandom root = new SplittableRandom(seed);
         for (Parameter p : m.params) {
             SplittableRandom r = root.split();
-            if (p.name.endsWith(".bias")) continue;
-            if (p.name.startsWith("ln_") || p.name.contains(".ln_")) { Arrays.fill(p.data, p.off, p.off + p.size(), 1f); continue; }
-            float s = (p.name.endsWith("attn.c_proj.weight") || p.name.endsWith("mlp.c_proj.weight") ? projStd : std) * cfg.mup().initScale(p.name);
-            for (int i = 0; i < p.size(); i++) p.data[p.off + i] = (float) (r.nextGaussian() * s);
+            float s = cfg.initStd(p.name);
+            if (s == 0) Arrays.fill(p.data, p.off, p.off + p.size(), GptConfig.initConstant(p.name));
+            else for (int i = 0; i < p.size(); i++) p.data[p.off + i] = (float) (r.nextGaussian() * s);
         }
         return m;
     }
@@ -341,6 +343,9 @@ public final class Gpt {
         return config.nLayer();
     }
 
+    /** Streams the blocks' weights through {@code s} ({@link WeightStream#attach} sets it). */
+    void stream(WeightStream s) { stream = s; }
+
     /** The hooks of layer {@code l}: where fine-tuning methods attach (all empty for a plain model). */
     public BlockHooks hooks(int l) {
         requireWhole("fine-tuning hooks");
@@ -457,7 +462,10 @@ public final class Gpt {
             System.arraycopy(in, 0, a.encoded, 0, BT * C);
         }
         float[] res = a.encoded;
-        for (int l = 0; l < h.length; l++) res = block(a, l, res, pad, null);
+        for (int l = 0; l < h.length; l++) {
+            if (stream != null) stream.enter(l, 1);
+            res = block(a, l, res, pad, null);
+        }
         a.hasTargets = false;
         if (!lastStage()) return Float.NaN;
         t = Profile.t();
@@ -596,7 +604,10 @@ public final class Gpt {
         Encoder.forward(a.encoded, tokens, 0, wte.weights(), wpe.weights(), B, T, C, 0, null, a.past);
         scale(a.encoded, B * T * C, c.mup().embeddingsScale());
         float[] res = a.encoded;
-        for (int l = 0; l < h.length; l++) res = block(a, l, res, null, caches);
+        for (int l = 0; l < h.length; l++) {
+            if (stream != null) stream.enter(l, 1);
+            res = block(a, l, res, null, caches);
+        }
         for (int b = 0; b < B; b++) caches[b].advance(T);
         if (logits == null) return;
         for (int b = 0; b < B; b++) {
@@ -697,6 +708,7 @@ public final class Gpt {
         }
         int lowest = lowestLayerNeedingGradients();
         for (int l = h.length - 1; l >= lowest; l--) {
+            if (stream != null) stream.enter(l, -1);
             Block w = h[l];
             BlockHooks k = hooks[l];
             float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];

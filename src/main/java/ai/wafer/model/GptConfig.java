@@ -102,6 +102,20 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
 
     public int headSize() { return nEmbd / nHead; }
 
+    /**
+     * Cerebras-GPT's initialisation of parameter {@code name}: the std of its normal draw (0.02, the two output
+     * projections of each block 0.02 / sqrt(2 * n_layer), times µP's factor for the block matrices), or 0 for the
+     * constants: biases zero, LayerNorm gains one.
+     */
+    public float initStd(String name) {
+        if (name.endsWith(".bias") || name.startsWith("ln_") || name.contains(".ln_")) return 0f;
+        boolean proj = name.endsWith("attn.c_proj.weight") || name.endsWith("mlp.c_proj.weight");
+        return (proj ? (float) (initializerRange / Math.sqrt(2.0 * nLayer)) : initializerRange) * mup.initScale(name);
+    }
+
+    /** The constant a parameter with {@link #initStd} 0 starts at: one for a LayerNorm gain, zero otherwise. */
+    public static float initConstant(String name) { return name.endsWith(".weight") ? 1f : 0f; }
+
     /** The factor on q.k in attention: 1/sqrt(d_head), or 1/d_head under µP (BTLM's d_head ** -attn_scale_power); 1 unscaled. */
     public float attnScale() {
         if (!scaleAttnWeights) return 1f;

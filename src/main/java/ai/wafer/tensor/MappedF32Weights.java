@@ -23,6 +23,8 @@ public record MappedF32Weights(MemorySegment segment) implements Weights {
 
     @Override public boolean mapped() { return true; }
 
+    @Override public MemorySegment mapping() { return segment.isMapped() ? segment : null; }
+
     @Override public float get(long i) { return segment.getAtIndex(LE, i); }
 
     @Override public void read(long from, float[] dst, int off, int n) {

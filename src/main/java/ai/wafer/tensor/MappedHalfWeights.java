@@ -26,6 +26,8 @@ public record MappedHalfWeights(MemorySegment segment, boolean bf16) implements 
 
     @Override public boolean mapped() { return true; }
 
+    @Override public MemorySegment mapping() { return segment.isMapped() ? segment : null; }
+
     @Override public float get(long i) {
         short h = segment.getAtIndex(LE, i);
         return bf16 ? Float.intBitsToFloat(h << 16) : Float.float16ToFloat(h);

@@ -25,6 +25,9 @@ public sealed interface Weights permits F32Weights, MappedF32Weights, MappedHalf
     /** True when the values are a read-only mapping of a file (no heap), not an array of their own. */
     default boolean mapped() { return false; }
 
+    /** The region of a mapped file the values are read from (to page it in or out: weight streaming); null when not mapped. */
+    default MemorySegment mapping() { return null; }
+
     /** Value i, widened to float. */
     float get(long i);
 
