@@ -50,7 +50,7 @@ class MultiAdapterServerTest {
     static final HttpClient http = HttpClient.newHttpClient();
 
     /** An adapter for the base, its tensors (and head) random as if trained. */
-    static void adapter(Task task, List<String> labels, Peft.Spec spec, long seed, Path dir) {
+    static void adapter(Path base, Task task, List<String> labels, Peft.Spec spec, long seed, Path dir) {
         FinetuneModel fm = FinetuneModel.create(Checkpoint.load(base), task, labels, spec, 50256, seed);
         SplittableRandom r = new SplittableRandom(seed);
         List<Parameter> ps = new ArrayList<>(fm.method.tensors().values());
@@ -67,13 +67,13 @@ class MultiAdapterServerTest {
         root = tmp.resolve("adapters");
         Files.createDirectories(root);
         Peft.Spec lora = new Peft.Spec(Peft.Kind.LORA, new Lora.Config(4, 8, 0f, Lora.TARGETS), 0, 0, 0);
-        adapter(Task.CAUSAL_LM, List.of(), lora, 1, root.resolve("pos"));
-        adapter(Task.CAUSAL_LM, List.of(), lora, 2, root.resolve("spam"));
-        adapter(Task.CAUSAL_LM, List.of(), Peft.Spec.of(Peft.Kind.IA3), 3, root.resolve("ia3"));
-        adapter(Task.SEQUENCE_CLASSIFICATION, List.of("neg", "pos"), Peft.Spec.of(Peft.Kind.LORA), 4, root.resolve("sentiment"));
-        adapter(Task.TOKEN_CLASSIFICATION, List.of("O", "B-LOC", "I-LOC"), Peft.Spec.of(Peft.Kind.LORA), 5, root.resolve("ner"));
+        adapter(base, Task.CAUSAL_LM, List.of(), lora, 1, root.resolve("pos"));
+        adapter(base, Task.CAUSAL_LM, List.of(), lora, 2, root.resolve("spam"));
+        adapter(base, Task.CAUSAL_LM, List.of(), Peft.Spec.of(Peft.Kind.IA3), 3, root.resolve("ia3"));
+        adapter(base, Task.SEQUENCE_CLASSIFICATION, List.of("neg", "pos"), Peft.Spec.of(Peft.Kind.LORA), 4, root.resolve("sentiment"));
+        adapter(base, Task.TOKEN_CLASSIFICATION, List.of("O", "B-LOC", "I-LOC"), Peft.Spec.of(Peft.Kind.LORA), 5, root.resolve("ner"));
         outside = tmp.resolve("outside");
-        adapter(Task.CAUSAL_LM, List.of(), lora, 6, outside);
+        adapter(base, Task.CAUSAL_LM, List.of(), lora, 6, outside);
         Files.createSymbolicLink(root.resolve("link-out"), outside);
         Files.createDirectories(root.resolve("empty"));
         Map<String, Path> named = new LinkedHashMap<>();
