@@ -41,7 +41,8 @@ public final class InferenceModel {
     private final MixedAdapters mixed;
     /** The base's fingerprint before the dtype conversion, which adapters are checked against (null unless mixing). */
     private final String baseFingerprint;
-    private final MixedAdapters.Adapter[] one = new MixedAdapters.Adapter[1];
+    /** Scratch: the one row of a prefill or a text's pass. */
+    private final MixedAdapters.Adapter[] single = new MixedAdapters.Adapter[1];
 
     public InferenceModel(Gpt m, WeightType type) { this(m, type, null, null); }
 
@@ -79,9 +80,9 @@ public final class InferenceModel {
         else if (rows != null) for (int b = 0; b < B; b++) if (rows[b] != null) throw new IllegalStateException("adapters need a mixing base");
     }
 
-    private MixedAdapters.Adapter[] one(MixedAdapters.Adapter a) {
-        one[0] = a;
-        return one;
+    private MixedAdapters.Adapter[] single(MixedAdapters.Adapter a) {
+        single[0] = a;
+        return single;
     }
 
     public int vocabSize() { return config.vocabSize(); }
@@ -150,7 +151,7 @@ public final class InferenceModel {
      * {@code use} while this model's lock is held (the buffer is the model's): a classification adapter's head reads it.
      */
     public synchronized <R> R hidden(int[] tokens, MixedAdapters.Adapter adapter, Function<float[], R> use) {
-        select(one(adapter), 1);
+        select(single(adapter), 1);
         return use.apply(gpt.forwardHidden(tokens, 1, tokens.length));
     }
 
@@ -159,7 +160,7 @@ public final class InferenceModel {
     /** {@link #prefill(KvCache, int[], int, int, float[])} with {@code adapter}'s update (null: the base). */
     public synchronized void prefill(KvCache cache, int[] tokens, int from, int to, float[] logits, MixedAdapters.Adapter adapter) {
         if (to <= from) throw new WaferException("prefill needs at least one token");
-        select(one(adapter), 1);
+        select(single(adapter), 1);
         int chunkLen = Math.min(CHUNK, config.nPositions());
         if (prefillActs == null) prefillActs = gpt.newGenerationActs(1, chunkLen);
         KvCache[] one = {cache};

@@ -42,8 +42,8 @@ public final class Sequence {
     private final Listener listener;
     private FinishReason finish;
 
-    /** The adapter this sequence runs with on a mixing base (null: the base alone); its decode steps must pass it too. */
-    public final MixedAdapters.Adapter adapter;
+    /** The adapter this sequence's prompt runs with on a mixing base (null: the base alone); its decode steps pass it too. */
+    private final MixedAdapters.Adapter adapter;
 
     /** @param tok may be null: then there is no text and stop strings are not allowed */
     public Sequence(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p, Listener listener) { this(model, tok, prompt, p, null, listener); }

@@ -45,8 +45,6 @@ final class BatchEngine implements AutoCloseable {
         /** The adapter this request decodes with (null: the base); held until it ends, so an unloaded adapter's requests finish. */
         final MixedAdapters.Adapter adapter;
 
-        Job(int[] prompt, SamplingParams params) { this(prompt, params, null); }
-
         Job(int[] prompt, SamplingParams params, MixedAdapters.Adapter adapter) {
             this.prompt = prompt;
             this.params = params;

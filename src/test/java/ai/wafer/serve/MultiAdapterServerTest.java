@@ -76,6 +76,9 @@ class MultiAdapterServerTest {
         adapter(base, Task.CAUSAL_LM, List.of(), lora, 6, outside);
         Files.createSymbolicLink(root.resolve("link-out"), outside);
         Files.createDirectories(root.resolve("empty"));
+        Path other = tmp.resolve("other-base");
+        Checkpoint.save(Gpt.init(GptConfig.of(2, 32, 2, 50257, 64), 8), other);
+        adapter(other, Task.CAUSAL_LM, List.of(), lora, 7, root.resolve("other"));
         Map<String, Path> named = new LinkedHashMap<>();
         for (String n : List.of("pos", "spam", "sentiment", "ner")) named.put(n, root.resolve(n));
         server = WaferServer.open(base, named, root, null, null, WeightType.F32,
@@ -174,6 +177,9 @@ class MultiAdapterServerTest {
             assertError(send("POST", "/v1/adapters", String.format(load, bad), true), 403, "path_outside_adapter_root");
         assertError(send("POST", "/v1/adapters", String.format(load, "missing"), true), 404, "adapter_not_found");
         assertError(send("POST", "/v1/adapters", String.format(load, "empty"), true), 400, "invalid_adapter");
+        var r = send("POST", "/v1/adapters", String.format(load, "other"), true);
+        assertError(r, 400, "invalid_adapter");
+        assertTrue(r.body().contains("trained on another base model"), r.body());
         assertError(send("POST", "/v1/adapters", "{\"name\": \"pos\", \"path\": \"ia3\"}", true), 409, "model_exists");
         assertError(send("POST", "/v1/adapters", "{\"name\": \"x\", \"path\": \"ia3\", \"r\": 2}", true), 400, "unknown_parameter");
         assertError(send("POST", "/v1/completions", completion("late"), true), 404, "model_not_found");
