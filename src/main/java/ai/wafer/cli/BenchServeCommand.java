@@ -4,7 +4,15 @@ import ai.wafer.WaferException;
 import ai.wafer.generate.InferenceModel;
 import ai.wafer.generate.LoadedModel;
 import ai.wafer.generate.WeightType;
+import ai.wafer.io.AtomicFiles;
 import ai.wafer.io.Checkpoint;
+import ai.wafer.model.Parameter;
+import ai.wafer.model.Task;
+import ai.wafer.peft.FineTuned;
+import ai.wafer.peft.Fingerprint;
+import ai.wafer.peft.Lora;
+import ai.wafer.peft.Method;
+import ai.wafer.peft.Peft;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.serve.WaferServer;
@@ -18,9 +26,13 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
@@ -34,6 +46,8 @@ import java.util.concurrent.Future;
  * {@code --rounds} rounds per count is reported (this shared machine is noisy). Reported: aggregate
  * completion tokens/s (all streams' tokens over the wall time of the round), per-stream tokens/s, and the time to
  * the first token (median and worst). Concurrent requests are decoded together, so the aggregate should grow with N.
+ * With {@code --adapters merged,1,4,16}: the same with LoRA adapters, one merged into the weights against N unmerged
+ * over one base, the streams' requests spread over the N (so each batch mixes them).
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = "Benchmark the HTTP server: aggregate tokens/s of N concurrent streaming completions.")
@@ -48,6 +62,9 @@ public final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", defaultValue = "64", description = "tokens per completion (default: ${DEFAULT-VALUE})") int maxTokens;
     @Option(names = "--prompt-words", defaultValue = "32", description = "words in the prompt (default: ${DEFAULT-VALUE})") int promptWords;
     @Option(names = "--rounds", defaultValue = "3", description = "rounds per stream count; the best aggregate is reported (default: ${DEFAULT-VALUE})") int rounds;
+    @Option(names = "--adapters", split = ",", paramLabel = "merged|N", description = "serve LoRA adapters (random, as if trained): 'merged' one merged into the weights, N adapters unmerged over one base with the streams' requests spread over them (mixed in each batch); a table row per setting and stream count (default: none, the model alone)") List<String> adapters;
+    @Option(names = "--lora-r", defaultValue = "8", description = "the adapters' rank (default: ${DEFAULT-VALUE})") int loraR;
+    @Option(names = "--lora-targets", split = ",", defaultValue = "c_attn,attn.c_proj,c_fc,mlp.c_proj", description = "the adapters' target modules (default: ${DEFAULT-VALUE})") List<String> loraTargets;
 
     @Override public Integer call() throws Exception {
         if (maxTokens < 1 || promptWords < 1 || rounds < 1 || streams.stream().anyMatch(s -> s < 1))
@@ -55,35 +72,105 @@ public final class BenchServeCommand implements Callable<Integer> {
         WeightType type = WeightType.parse(dtype);
         Path tokDir = tokenizerDir != null ? tokenizerDir
                 : model != null ? model : Path.of(System.getProperty("wafer.home", ".")).resolve("data").resolve("gpt2-tokenizer");
-        Gpt gpt = model != null ? Checkpoint.load(model) : Gpt.init(GptConfig.preset(preset), 0);
-        LoadedModel lm = new LoadedModel(model != null ? model.toString() : preset, new InferenceModel(gpt, type), Tokenizer.load(tokDir));
         int maxBatch = streams.stream().mapToInt(Integer::intValue).max().orElse(1);
         var cfg = new WaferServer.Config("127.0.0.1", 0, null, Math.max(16, maxBatch), Math.max(64, 2 * maxBatch), 1 << 20,
                 Integer.MAX_VALUE, maxTokens, 600);
         String prompt = String.join(" ", java.util.Collections.nCopies(promptWords, "the")).replaceFirst("the", "Once upon a time");
         HttpClient http = HttpClient.newHttpClient();
-        try (WaferServer server = new WaferServer(lm, cfg)) {
+        if (adapters == null) {
+            Gpt gpt = model != null ? Checkpoint.load(model) : Gpt.init(GptConfig.preset(preset), 0);
+            LoadedModel lm = new LoadedModel(model != null ? model.toString() : preset, new InferenceModel(gpt, type), Tokenizer.load(tokDir));
             System.out.printf(Locale.ROOT, "model %s (%s), %,d parameters; prompt %d words, %d tokens per completion, greedy%n",
                     lm.name(), dtype, gpt.parameterCount(), promptWords, maxTokens);
-            // warm-up: the JIT (decode kernels for batch 1 and for batches), thread pools, connections; one round
-            // of each left the first measured round 30-40% slow
-            for (int w = 0; w < 2; w++) {
-                round(http, server.url(), prompt, 1);
-                round(http, server.url(), prompt, maxBatch);
+            header(false);
+            try (WaferServer server = new WaferServer(lm, cfg)) {
+                table(http, server, prompt, List.of(""), null);
             }
-            System.out.println("| streams | aggregate tok/s | per-stream tok/s | first token p50 ms | first token max ms | completion tokens |");
-            System.out.println("|---|---|---|---|---|---|");
-            for (int n : streams) {
-                Result r = null;
-                for (int k = 0; k < rounds; k++) {
-                    Result x = round(http, server.url(), prompt, n);
-                    if (r == null || x.tokens / x.seconds > r.tokens / r.seconds) r = x;
+            return 0;
+        }
+        Path tmp = Files.createTempDirectory("wafer-bench-adapters");
+        try {
+            Path base = model;
+            if (base == null) { // a preset's random weights, saved so that they map as a checkpoint does
+                base = tmp.resolve("base");
+                Checkpoint.save(Gpt.init(GptConfig.preset(preset), 0), base);
+            }
+            int most = adapters.stream().filter(a -> !a.equals("merged")).mapToInt(BenchServeCommand::count).max().orElse(1);
+            List<Path> dirs = saveAdapters(base, tmp, most);
+            System.out.printf(Locale.ROOT, "model %s (%s); LoRA r=%d on %s; prompt %d words, %d tokens per completion, greedy%n",
+                    model != null ? model : preset, dtype, loraR, loraTargets, promptWords, maxTokens);
+            header(true);
+            for (String a : adapters) {
+                if (a.equals("merged")) {
+                    try (WaferServer server = WaferServer.open(base, dirs.getFirst(), tokDir, null, type, cfg)) {
+                        table(http, server, prompt, List.of(""), "1 merged");
+                    }
+                    continue;
                 }
-                System.out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.0f | %.0f | %d |%n", n, r.tokens / r.seconds,
-                        r.perStream, r.ttftP50 * 1e3, r.ttftMax * 1e3, r.tokens);
+                Map<String, Path> named = new LinkedHashMap<>();
+                for (int i = 0; i < count(a); i++) named.put("a" + i, dirs.get(i));
+                try (WaferServer server = WaferServer.open(base, named, null, tokDir, null, type, cfg)) {
+                    table(http, server, prompt, List.copyOf(named.keySet()), count(a) + " unmerged");
+                }
             }
+        } finally {
+            AtomicFiles.deleteTree(tmp);
         }
         return 0;
+    }
+
+    private static int count(String a) {
+        try {
+            int n = Integer.parseInt(a);
+            if (n >= 1) return n;
+        } catch (NumberFormatException e) { /* below */ }
+        throw new WaferException("--adapters " + a + ": give 'merged' or a count of adapters (1 or more)");
+    }
+
+    /** n LoRA adapters for base, their tensors random (B too, so each changes the model), saved under tmp. */
+    private List<Path> saveAdapters(Path base, Path tmp, int n) {
+        Gpt gpt = Checkpoint.loadFrozen(base);
+        String fp = Fingerprint.of(gpt);
+        Peft.Spec spec = new Peft.Spec(Peft.Kind.LORA, new Lora.Config(loraR, 2f * loraR, 0f, loraTargets), 0, 0, 0);
+        Method m = Peft.apply(gpt, spec, 0);
+        FineTuned ft = new FineTuned(gpt, Task.CAUSAL_LM, List.of(), spec, m, null, gpt.config.vocabSize() - 1, fp);
+        List<Path> dirs = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            SplittableRandom r = new SplittableRandom(i);
+            for (Parameter p : m.tensors().values()) for (int j = 0; j < p.size(); j++) p.data[p.off + j] = (float) (r.nextGaussian() * 0.02);
+            Path d = tmp.resolve("adapter-" + i);
+            ft.save(d, base.toString());
+            dirs.add(d);
+        }
+        return dirs;
+    }
+
+    private static void header(boolean adapters) {
+        System.out.println((adapters ? "| adapters " : "") + "| streams | aggregate tok/s | per-stream tok/s | first token p50 ms | first token max ms | completion tokens |");
+        System.out.println((adapters ? "|---" : "") + "|---|---|---|---|---|---|");
+    }
+
+    /**
+     * A row per stream count (label: the adapters column, null for none); stream i asks for models[i % size] (""
+     * is the server's own).
+     */
+    private void table(HttpClient http, WaferServer server, String prompt, List<String> models, String label) throws Exception {
+        int maxBatch = streams.stream().mapToInt(Integer::intValue).max().orElse(1);
+        // warm-up: the JIT (decode kernels for batch 1 and for batches), thread pools, connections; one round
+        // of each left the first measured round 30-40% slow
+        for (int w = 0; w < 2; w++) {
+            round(http, server.url(), prompt, 1, models);
+            round(http, server.url(), prompt, maxBatch, models);
+        }
+        for (int n : streams) {
+            Result r = null;
+            for (int k = 0; k < rounds; k++) {
+                Result x = round(http, server.url(), prompt, n, models);
+                if (r == null || x.tokens / x.seconds > r.tokens / r.seconds) r = x;
+            }
+            System.out.printf(Locale.ROOT, "%s| %d | %.1f | %.1f | %.0f | %.0f | %d |%n", label == null ? "" : "| " + label + " ", n,
+                    r.tokens / r.seconds, r.perStream, r.ttftP50 * 1e3, r.ttftMax * 1e3, r.tokens);
+        }
     }
 
     private record Result(long tokens, double seconds, double perStream, double ttftP50, double ttftMax) {}
@@ -91,14 +178,16 @@ public final class BenchServeCommand implements Callable<Integer> {
     private record Stream(long tokens, double firstToken, double seconds) {}
 
     /** n streaming completions sent at once; the round lasts from the first send to the last [DONE]. */
-    private Result round(HttpClient http, String url, String prompt, int n) throws Exception {
-        String body = JSON.createObjectNode().put("prompt", prompt).put("max_tokens", maxTokens).put("temperature", 0)
-                .put("stream", true).toString();
+    private Result round(HttpClient http, String url, String prompt, int n, List<String> models) throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(n);
         try {
             long t0 = System.nanoTime();
             List<Future<Stream>> fs = new ArrayList<>();
-            for (int i = 0; i < n; i++) fs.add(pool.submit(() -> stream(http, url, body)));
+            for (int i = 0; i < n; i++) {
+                String body = JSON.createObjectNode().put("model", models.get(i % models.size())).put("prompt", prompt).put("max_tokens", maxTokens)
+                        .put("temperature", 0).put("stream", true).toString();
+                fs.add(pool.submit(() -> stream(http, url, body)));
+            }
             List<Stream> got = new ArrayList<>();
             for (Future<Stream> f : fs) got.add(f.get());
             double wall = (System.nanoTime() - t0) / 1e9;

@@ -9,6 +9,9 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
@@ -17,7 +20,8 @@ import java.util.concurrent.CountDownLatch;
         description = "Serve a model over HTTP: /v1/completions, /v1/chat/completions (stream: true for SSE), /v1/embeddings, /v1/classify or /v1/tag for a fine-tuned classifier, /v1/models, /health, /metrics, and a page at / (a chat for a language model, a classification or tagging form for a classifier).")
 public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR") Path model;
-    @Option(names = "--adapter", paramLabel = "DIR", description = "an adapter for --model (the base model): a classification adapter is served with its head; a causal-LM LoRA or (IA)3 adapter is merged into the weights, a prefix goes in front of every sequence") Path adapter;
+    @Option(names = "--adapter", paramLabel = "[NAME=]DIR", description = "an adapter for --model (the base model). DIR alone: the one model served; a classification adapter is served with its head, a causal-LM LoRA or (IA)3 adapter is merged into the weights, a prefix goes in front of every sequence. NAME=DIR, repeatable: many LoRA or (IA)3 adapters over one copy of the base, unmerged, each chosen by a request's model NAME (the base's own name: no adapter); rows of different adapters decode in one batch") List<String> adapterArgs;
+    @Option(names = "--adapter-root", paramLabel = "DIR", description = "allow POST /v1/adapters {\"name\", \"path\"} to load adapters from directories under DIR (and DELETE /v1/adapters/NAME to unload); with the API key when one is set") Path adapterRoot;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
     @Option(names = "--chat-template", paramLabel = "FILE", description = "a Jinja chat template for /v1/chat/completions (default: the tokenizer_config.json's chat_template, else the built-in ### Role: format)") Path chatTemplate;
     @Option(names = "--dtype", defaultValue = "fp32", description = "fp32, bf16 or int8 (default: ${DEFAULT-VALUE})") String dtype;
@@ -33,8 +37,18 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override public Integer call() throws InterruptedException, IOException {
         var cfg = config();
+        Map<String, Path> named = new LinkedHashMap<>();
+        Path adapter = null;
+        for (String a : adapterArgs == null ? List.<String>of() : adapterArgs) {
+            int eq = a.indexOf('=');
+            if (eq < 0 && adapterArgs.size() == 1 && adapterRoot == null) adapter = Path.of(a);
+            else if (eq <= 0) throw new WaferException("--adapter " + a + ": give NAME=DIR when serving several adapters or with --adapter-root");
+            else if (named.put(a.substring(0, eq), Path.of(a.substring(eq + 1))) != null) throw new WaferException("--adapter: the name '" + a.substring(0, eq) + "' is given twice");
+        }
+        WeightType type = WeightType.parse(dtype);
         // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
-        WaferServer s = WaferServer.open(model, adapter, tokenizer, chatTemplate, WeightType.parse(dtype), cfg);
+        WaferServer s = named.isEmpty() && adapterRoot == null ? WaferServer.open(model, adapter, tokenizer, chatTemplate, type, cfg)
+                : WaferServer.open(model, named, adapterRoot, tokenizer, chatTemplate, type, cfg);
         System.err.println("wafer serve: " + s.describe() + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));

@@ -5,6 +5,12 @@ import ai.wafer.model.Activations;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.KvCache;
+import ai.wafer.peft.FineTuned;
+import ai.wafer.peft.Fingerprint;
+import ai.wafer.peft.MixedAdapters;
+
+import java.nio.file.Path;
+import java.util.function.Function;
 
 /**
  * A {@link Gpt} set up for generation: frozen, its matrices in the chosen {@link WeightType}, an optional prefix,
@@ -31,12 +37,52 @@ public final class InferenceModel {
     private float[] prefix;
     private int prefixLength;
 
-    public InferenceModel(Gpt m, WeightType type) {
+    /** The routers of several adapters over this base, or null (see {@link #mixing}). */
+    private final MixedAdapters mixed;
+    /** The base's fingerprint before the dtype conversion, which adapters are checked against (null unless mixing). */
+    private final String baseFingerprint;
+    /** Scratch: the one row of a prefill or a text's pass. */
+    private final MixedAdapters.Adapter[] single = new MixedAdapters.Adapter[1];
+
+    public InferenceModel(Gpt m, WeightType type) { this(m, type, null, null); }
+
+    private InferenceModel(Gpt m, WeightType type, MixedAdapters mixed, String baseFingerprint) {
         this.config = m.config;
         this.type = type;
         this.gpt = m;
+        this.mixed = mixed;
+        this.baseFingerprint = baseFingerprint;
         L = config.nLayer(); H = config.nHead(); hs = config.headSize(); C = config.nEmbd();
         type.apply(m);
+    }
+
+    /**
+     * A base that serves many adapters at once, unmerged ({@link MixedAdapters}): each forward pass takes each row's
+     * adapter (null: the base alone). {@code m} must have no hooks.
+     */
+    public static InferenceModel mixing(Gpt m, WeightType type) {
+        String fp = Fingerprint.of(m);
+        return new InferenceModel(m, type, new MixedAdapters(m), fp);
+    }
+
+    /**
+     * The adapter in {@code dir} (LoRA or (IA)3, of any task) for this mixing base, loaded from {@code baseDir};
+     * refused when it was trained on another base.
+     */
+    public MixedAdapters.Adapter loadAdapter(Path baseDir, Path dir) {
+        if (mixed == null) throw new IllegalStateException("not a mixing base");
+        return MixedAdapters.adapter(FineTuned.onBase(gpt, baseFingerprint, baseDir, dir, null), dir.toString());
+    }
+
+    /** Selects row b's adapter for the next pass (rows null: the base for all; always so without mixing). */
+    private void select(MixedAdapters.Adapter[] rows, int B) {
+        if (mixed != null) mixed.select(rows, B);
+        else if (rows != null) for (int b = 0; b < B; b++) if (rows[b] != null) throw new IllegalStateException("adapters need a mixing base");
+    }
+
+    private MixedAdapters.Adapter[] single(MixedAdapters.Adapter a) {
+        single[0] = a;
+        return single;
     }
 
     public int vocabSize() { return config.vocabSize(); }
@@ -85,10 +131,13 @@ public final class InferenceModel {
      * An embedding of a text: the mean over its positions of the last hidden state (after ln_f), L2-normalised (mean
      * pooling, as sentence-transformers and SGPT pool a decoder's states). A prefix adapter's virtual tokens take no part.
      */
-    public synchronized float[] embed(int[] tokens) {
+    public float[] embed(int[] tokens) { return embed(tokens, null); }
+
+    /** {@link #embed(int[])} with {@code adapter}'s hooks (null: the base). */
+    public synchronized float[] embed(int[] tokens, MixedAdapters.Adapter adapter) {
         int T = tokens.length;
         if (T < 1 || T > config.nPositions()) throw new WaferException("an input of " + T + " tokens: it must have 1 to n_positions " + config.nPositions());
-        float[] h = gpt.forwardHidden(tokens, 1, T), e = new float[C];
+        float[] h = hidden(tokens, adapter, x -> x), e = new float[C];
         for (int t = 0; t < T; t++) for (int c = 0; c < C; c++) e[c] += h[t * C + c];
         double norm = 0;
         for (float v : e) norm += (double) v * v;
@@ -97,8 +146,21 @@ public final class InferenceModel {
         return e;
     }
 
-    public synchronized void prefill(KvCache cache, int[] tokens, int from, int to, float[] logits) {
+    /**
+     * The last hidden state (after ln_f) [T, C] of one text run with {@code adapter} (null: the base), handed to
+     * {@code use} while this model's lock is held (the buffer is the model's): a classification adapter's head reads it.
+     */
+    public synchronized <R> R hidden(int[] tokens, MixedAdapters.Adapter adapter, Function<float[], R> use) {
+        select(single(adapter), 1);
+        return use.apply(gpt.forwardHidden(tokens, 1, tokens.length));
+    }
+
+    public void prefill(KvCache cache, int[] tokens, int from, int to, float[] logits) { prefill(cache, tokens, from, to, logits, null); }
+
+    /** {@link #prefill(KvCache, int[], int, int, float[])} with {@code adapter}'s update (null: the base). */
+    public synchronized void prefill(KvCache cache, int[] tokens, int from, int to, float[] logits, MixedAdapters.Adapter adapter) {
         if (to <= from) throw new WaferException("prefill needs at least one token");
+        select(single(adapter), 1);
         int chunkLen = Math.min(CHUNK, config.nPositions());
         if (prefillActs == null) prefillActs = gpt.newGenerationActs(1, chunkLen);
         KvCache[] one = {cache};
@@ -113,8 +175,12 @@ public final class InferenceModel {
      * One decoding step for n sequences together: tokens[i] goes to position caches[i].length() of its
      * sequence, and logits[i*V, (i+1)*V) receives what follows it.
      */
-    public synchronized void decode(KvCache[] caches, int[] tokens, int n, float[] logits) {
+    public void decode(KvCache[] caches, int[] tokens, int n, float[] logits) { decode(caches, tokens, n, logits, null); }
+
+    /** {@link #decode(KvCache[], int[], int, float[])} with row i's own adapter {@code adapters[i]} (null, or adapters null: the base). */
+    public synchronized void decode(KvCache[] caches, int[] tokens, int n, float[] logits, MixedAdapters.Adapter[] adapters) {
         if (n <= 0) return;
+        select(adapters, n);
         if (n > decodeRows) decodeActs = gpt.newGenerationActs(decodeRows = Math.max(n, 2 * decodeRows), 1);
         gpt.forwardCached(decodeActs, caches, tokens, n, 1, logits);
     }

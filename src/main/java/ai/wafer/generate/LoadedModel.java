@@ -31,7 +31,12 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
      * weights (the inference path runs plain GPT-2 blocks), a prefix becomes the first positions of every KV cache;
      * bottleneck adapters add layers and cannot be applied.
      */
-    public static LoadedModel load(Path dir, Path adapter, Path tokenizerDir, WeightType type) {
+    public static LoadedModel load(Path dir, Path adapter, Path tokenizerDir, WeightType type) { return load(dir, adapter, tokenizerDir, type, false); }
+
+    /** The base model in dir (no adapter), ready to serve many adapters at once ({@link InferenceModel#mixing}). */
+    public static LoadedModel mixing(Path dir, Path tokenizerDir, WeightType type) { return load(dir, null, tokenizerDir, type, true); }
+
+    private static LoadedModel load(Path dir, Path adapter, Path tokenizerDir, WeightType type, boolean mixing) {
         if (!Files.isDirectory(dir)) throw new WaferException("--model " + dir + ": no such directory");
         if (adapter != null && !AdapterIo.isAdapter(adapter))
             throw new WaferException("--adapter " + adapter + ": not an adapter directory (no " + AdapterIo.CONFIG + ")");
@@ -44,7 +49,7 @@ public record LoadedModel(String name, InferenceModel model, Tokenizer tokenizer
         if (adapter == null) {
             Gpt gpt = Checkpoint.loadFrozen(dir); // matrices used in place from the file: a model larger than the heap runs
             cfg = gpt.config;
-            im = new InferenceModel(gpt, type);
+            im = mixing ? InferenceModel.mixing(gpt, type) : new InferenceModel(gpt, type);
         } else {
             FineTuned ft = FineTuned.load(dir, adapter, Task.CAUSAL_LM); // checks task and base fingerprint
             if (!ft.runsAsPlainGpt())

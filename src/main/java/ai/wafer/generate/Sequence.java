@@ -2,6 +2,7 @@ package ai.wafer.generate;
 
 import ai.wafer.model.KvCache;
 import ai.wafer.WaferException;
+import ai.wafer.peft.MixedAdapters;
 import ai.wafer.tokenizer.Tokenizer;
 
 import java.util.Arrays;
@@ -41,8 +42,14 @@ public final class Sequence {
     private final Listener listener;
     private FinishReason finish;
 
+    /** The adapter this sequence's prompt runs with on a mixing base (null: the base alone); its decode steps pass it too. */
+    private final MixedAdapters.Adapter adapter;
+
     /** @param tok may be null: then there is no text and stop strings are not allowed */
-    public Sequence(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p, Listener listener) {
+    public Sequence(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p, Listener listener) { this(model, tok, prompt, p, null, listener); }
+
+    public Sequence(InferenceModel model, Tokenizer tok, int[] prompt, SamplingParams p, MixedAdapters.Adapter adapter, Listener listener) {
+        this.adapter = adapter;
         int capacity = capacity(model, prompt, p);
         if (tok == null && !p.stop().isEmpty()) throw new WaferException("stop strings need a tokenizer");
         this.model = model;
@@ -70,7 +77,7 @@ public final class Sequence {
     /** Runs the prompt through the model and picks the first token; logits is scratch of V floats. */
     public void prefill(float[] logits) {
         if (finish != null) return;
-        model.prefill(cache, tokens, 0, promptLength, logits);
+        model.prefill(cache, tokens, 0, promptLength, logits, adapter);
         accept(logits, 0);
     }
 

@@ -96,12 +96,23 @@ public class FineTuned {
             return ft;
         }
         Gpt gpt = Checkpoint.loadFrozen(model); // the shared base stays a mapping of its file
+        FineTuned ft = onBase(gpt, Fingerprint.of(gpt), model, adapter, task);
+        ft.method.attach(gpt);
+        return ft;
+    }
+
+    /**
+     * The adapter in {@code adapter}, for {@code base} (loaded from {@code model}, whose fingerprint before any
+     * conversion is {@code have}), with dropout off and not attached: several such share one base
+     * ({@link MixedAdapters}).
+     */
+    public static FineTuned onBase(Gpt gpt, String have, Path model, Path adapter, Task task) {
+        GptConfig cfg = gpt.config;
         AdapterIo.Info info = AdapterIo.info(adapter);
         Task saved = Task.parse(info.wafer().path("task").asText(info.taskType()));
         Task t = task == null ? saved : task;
         if (t != saved) throw new WaferException(adapter + ": the adapter was trained for " + saved + ", not " + t);
         String fp = info.wafer().path("base_fingerprint").asText("");
-        String have = Fingerprint.of(gpt);
         if (!fp.isEmpty() && !fp.equals(have))
             throw new WaferException(adapter + ": this adapter was trained on another base model (base fingerprint " + fp
                     + "; " + model + " has " + have + ")");
@@ -122,7 +133,6 @@ public class FineTuned {
                 info.wafer().path("pad_token_id").asInt(padOf(cfg)), fp);
         ft.trainedMaxLength = info.wafer().path("max_length").asInt(0);
         AdapterIo.loadTensors(adapter, m, ft.headParameters());
-        m.attach(gpt);
         m.setTraining(false);
         return ft;
     }

@@ -18,7 +18,7 @@ import java.util.Map;
  * stays one: its gradient is held at zero, so only keys and values are learned, as the method defines.
  */
 public final class Ia3 implements Method {
-    private final Scale[] kv, ff;
+    final Scale[] kv, ff;
     private final Map<String, Parameter> tensors = new LinkedHashMap<>();
 
     public Ia3(Gpt model) {
@@ -88,9 +88,14 @@ public final class Ia3 implements Method {
         @Override public void forward(float[] x, int N) {
             if (x0.length < N * D) x0 = new float[N * D];
             System.arraycopy(x, 0, x0, 0, N * D);
+            scale(x, 0, N);
+        }
+
+        /** x[row0, row0 + N) *= s, keeping nothing: one row block of a mixed batch (see {@link MixedAdapters}). */
+        void scale(float[] x, int row0, int N) {
             float[] w = s.data;
             int so = s.off;
-            for (int i = 0; i < N; i++) for (int j = 0, o = i * D; j < D; j++) x[o + j] *= w[so + j];
+            for (int i = row0; i < row0 + N; i++) for (int j = 0, o = i * D; j < D; j++) x[o + j] *= w[so + j];
         }
 
         @Override public void backward(float[] dx, float[] dout, int N) {

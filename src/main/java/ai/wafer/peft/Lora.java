@@ -35,7 +35,7 @@ public final class Lora implements Method {
 
     public final Config cfg;
     /** [layer][target index in TARGETS], null where not targeted. */
-    private final LoraLinear[][] layers;
+    final LoraLinear[][] layers;
     private final Map<String, Parameter> tensors = new LinkedHashMap<>();
     private boolean merged;
 

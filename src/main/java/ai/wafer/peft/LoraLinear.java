@@ -123,8 +123,14 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
             seeded = false;
             src = dropped(x, N);
         }
-        Gemm.sgemm(false, true, N, r, in, 1f, src, 0, in, loraA.data, loraA.off, in, 0f, u, 0, r);
-        Gemm.sgemm(false, true, N, out, r, scaling, u, 0, r, loraB.data, loraB.off, r, 1f, y, 0, out);
+        delta(y, src, 0, N);
+    }
+
+    /** y[row0, row0 + N) += scaling * x[row0, row0 + N) @ A^T @ B^T, no dropout: one row block of a mixed batch (see {@link MixedAdapters}). */
+    void delta(float[] y, float[] x, int row0, int N) {
+        ensure(N);
+        Gemm.sgemm(false, true, N, r, in, 1f, x, row0 * in, in, loraA.data, loraA.off, in, 0f, u, 0, r);
+        Gemm.sgemm(false, true, N, out, r, scaling, u, 0, r, loraB.data, loraB.off, r, 1f, y, row0 * out, out);
     }
 
     @Override public void backward(float[] dx, float[] dy, float[] x, int N) {

@@ -2,6 +2,7 @@ package ai.wafer.serve;
 
 import ai.wafer.WaferException;
 import ai.wafer.model.KvCache;
+import ai.wafer.peft.MixedAdapters;
 import ai.wafer.generate.FinishReason;
 import ai.wafer.generate.InferenceModel;
 import ai.wafer.generate.SamplingParams;
@@ -41,10 +42,13 @@ final class BatchEngine implements AutoCloseable {
         Sequence seq;
         /** Top alternatives to report with each token's log-probability; -1: none. */
         int logprobs = -1;
+        /** The adapter this request decodes with (null: the base); held until it ends, so an unloaded adapter's requests finish. */
+        final MixedAdapters.Adapter adapter;
 
-        Job(int[] prompt, SamplingParams params) {
+        Job(int[] prompt, SamplingParams params, MixedAdapters.Adapter adapter) {
             this.prompt = prompt;
             this.params = params;
+            this.adapter = adapter;
         }
     }
 
@@ -80,6 +84,7 @@ final class BatchEngine implements AutoCloseable {
         int V = model.vocabSize();
         float[] logits = new float[maxBatch * V];
         KvCache[] caches = new KvCache[maxBatch];
+        MixedAdapters.Adapter[] adapters = new MixedAdapters.Adapter[maxBatch];
         int[] last = new int[maxBatch];
         while (running) {
             try {
@@ -99,8 +104,9 @@ final class BatchEngine implements AutoCloseable {
                 int n = active.size();
                 if (n == 0) continue;
                 long t = System.nanoTime();
-                for (int i = 0; i < n; i++) { caches[i] = active.get(i).seq.cache(); last[i] = active.get(i).seq.last(); }
-                model.decode(caches, last, n, logits);
+                for (int i = 0; i < n; i++) { caches[i] = active.get(i).seq.cache(); last[i] = active.get(i).seq.last(); adapters[i] = active.get(i).adapter; }
+                model.decode(caches, last, n, logits, adapters); // rows of different adapters in one step
+                java.util.Arrays.fill(adapters, 0, n, null); // an unloaded adapter is kept by its own requests only
                 // each row picks its own token: one row's failure (NaN logits, say) ends that request only
                 for (int i = 0; i < n; i++) {
                     Job x = active.get(i);
@@ -130,7 +136,7 @@ final class BatchEngine implements AutoCloseable {
         if (j.cancelled) return;
         try {
             long t = System.nanoTime();
-            j.seq = new Sequence(model, tok, j.prompt, j.params, (token, text) -> {
+            j.seq = new Sequence(model, tok, j.prompt, j.params, j.adapter, (token, text) -> {
                 if (j.firstToken == 0) j.firstToken = System.nanoTime();
                 if (token >= 0) metrics.generatedTokens.incrementAndGet();
                 if (token >= 0 && j.logprobs >= 0) j.events.add(new Delta(text, j.seq.lastLogprob()));

@@ -5,7 +5,9 @@ import ai.wafer.eval.EntitySpans;
 import ai.wafer.eval.Tagging;
 import ai.wafer.model.Task;
 import ai.wafer.model.TokenClassifier;
+import ai.wafer.generate.InferenceModel;
 import ai.wafer.peft.FineTuned;
+import ai.wafer.peft.MixedAdapters;
 import ai.wafer.tokenizer.Tokenizer;
 
 import java.nio.file.Files;
@@ -16,6 +18,7 @@ import java.util.regex.Pattern;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * A fine-tuned classification model (sequence or token classification) answering {@code /v1/classify} and
@@ -37,11 +40,30 @@ public final class Classifier {
     /** Whether the labels are an entity tagging ({@link Tagging#isEntityTagging}), so that entity spans mean something (a POS tagger's do not). */
     private final boolean iob;
 
-    private Classifier(String name, FineTuned ft, Tokenizer tok) {
+    /** The shared base this classifier's adapter runs on, or null when it has a model of its own ({@link #load}). */
+    private final InferenceModel base;
+    private final MixedAdapters.Adapter adapter;
+
+    private Classifier(String name, FineTuned ft, Tokenizer tok, InferenceModel base, MixedAdapters.Adapter adapter) {
         this.name = name;
         this.ft = ft;
         this.tokenizer = tok;
         this.iob = Tagging.isEntityTagging(ft.labels);
+        this.base = base;
+        this.adapter = adapter;
+    }
+
+    /** A classification adapter on a base shared with other adapters ({@link InferenceModel#mixing}). */
+    static Classifier shared(String name, MixedAdapters.Adapter adapter, Tokenizer tok, InferenceModel base) {
+        return new Classifier(name, adapter.ft, tok, base, adapter);
+    }
+
+    /** {@code use} of the last hidden state of one text, under the lock of the model it runs on (its buffers are shared). */
+    private <R> R hidden(int[] ids, Function<float[], R> use) {
+        if (base != null) return base.hidden(ids, adapter, use);
+        synchronized (this) {
+            return use.apply(ft.gpt.forwardHidden(ids, 1, ids.length));
+        }
     }
 
     /** True when {@code model} (or, with {@code adapter}, the adapter) is a sequence- or token-classification fine-tune. */
@@ -59,7 +81,7 @@ public final class Classifier {
             throw new WaferException(td + ": no tokenizer (vocab.json + merges.txt); a classifier reads text, pass --tokenizer DIR");
         Tokenizer tok = Tokenizer.load(td);
         Path n = adapter != null ? adapter : model;
-        return new Classifier(n.getFileName() == null ? n.toString() : n.getFileName().toString(), ft, tok);
+        return new Classifier(n.getFileName() == null ? n.toString() : n.getFileName().toString(), ft, tok, null, null);
     }
 
     public Task task() { return ft.task; }
@@ -67,14 +89,12 @@ public final class Classifier {
     /** Tokens a text may have: the context less any prefix-tuning positions. */
     public int maxTokens() { return ft.gpt.config.nPositions() - ft.gpt.positionOffset(); }
 
-    /** Classifies one text; synchronized because the model's activation buffers are shared. */
-    public synchronized Classified classify(String text) {
+    /** Classifies one text. */
+    public Classified classify(String text) {
         int[] ids = tokenizer.encodeOrdinary(text);
         check(ids.length);
         int T = ids.length, K = ft.labels.size();
-        float[] hidden = ft.gpt.forwardHidden(ids, 1, T);
-        float[] logits = ft.seqHead().logits(hidden, new int[] {T}, null, 1, T);
-        double[] p = softmax(logits, 0, K);
+        double[] p = hidden(ids, h -> softmax(ft.seqHead().logits(h, new int[] {T}, null, 1, T), 0, K));
         int best = 0;
         Map<String, Double> probs = new LinkedHashMap<>();
         for (int k = 0; k < K; k++) {
@@ -102,7 +122,7 @@ public final class Classifier {
     }
 
     /** Tags words already split (a CoNLL sentence, say), each encoded with a leading space as in fine-tuning. */
-    public synchronized Tagged tag(List<String> words) {
+    public Tagged tag(List<String> words) {
         List<Integer> ids = new ArrayList<>();
         int[] last = new int[words.size()];
         for (int w = 0; w < words.size(); w++) {
@@ -111,10 +131,8 @@ public final class Classifier {
         }
         check(ids.size());
         int T = ids.size(), K = ft.labels.size();
-        float[] hidden = ft.gpt.forwardHidden(ids.stream().mapToInt(Integer::intValue).toArray(), 1, T);
-        float[] logits = ft.tokenHead().logits(hidden, T);
         int[] best = new int[T];
-        TokenClassifier.argmax(logits, T, K, best);
+        hidden(ids.stream().mapToInt(Integer::intValue).toArray(), h -> { TokenClassifier.argmax(ft.tokenHead().logits(h, T), T, K, best); return best; });
         List<String> tags = new ArrayList<>(words.size());
         for (int pos : last) tags.add(ft.labels.get(best[pos]));
         return new Tagged(List.copyOf(words), tags, iob ? EntitySpans.lenient(tags, 0) : null);

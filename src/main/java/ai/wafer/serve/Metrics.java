@@ -35,6 +35,7 @@ final class Metrics {
         m.put("prompt_tokens_total", promptTokens.get());
         m.put("generated_tokens_total", generatedTokens.get());
         double busy = busyNanos.get() / 1e9;
+        m.put("decode_steps_total", decodeSteps.get()); // generated tokens per step: the mean batch
         m.put("decode_busy_s", round(busy));
         m.put("tokens_per_s_busy", round(busy > 0 ? generatedTokens.get() / busy : 0));
         m.put("tokens_per_s_uptime", round(up > 0 ? generatedTokens.get() / up : 0));

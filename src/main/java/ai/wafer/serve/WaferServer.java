@@ -23,6 +23,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.Semaphore;
@@ -50,6 +51,8 @@ public final class WaferServer implements AutoCloseable {
     private final LoadedModel lm;
     /** The fine-tuned classifier behind /v1/classify or /v1/tag, or null for a language model. */
     private final Classifier cls;
+    /** The adapters served over the base {@code lm}, chosen by a request's model, or null: one model only. */
+    private final Adapters adapters;
     private final Config cfg;
     private final Metrics metrics = new Metrics();
     /** Generation's batch engine and request limits; null for a classifier, which generates nothing. */
@@ -66,10 +69,29 @@ public final class WaferServer implements AutoCloseable {
     private enum Access implements RouteRole { OPEN }
 
     /** A language-model server: completions and chat completions. */
-    public WaferServer(LoadedModel lm, Config cfg) { this(lm, null, cfg); }
+    public WaferServer(LoadedModel lm, Config cfg) { this(lm, null, null, cfg); }
 
     /** A classification server: /v1/classify or /v1/tag answer from {@code cls} and completions are refused. */
-    public WaferServer(Classifier cls, Config cfg) { this(null, cls, cfg); }
+    public WaferServer(Classifier cls, Config cfg) { this(null, cls, null, cfg); }
+
+    /**
+     * One base ({@code model}) and many adapters over it, unmerged, each chosen by a request's model ({@code adapters}:
+     * name to directory); with {@code adapterRoot}, more load and unload while it runs (POST and DELETE /v1/adapters).
+     * Causal-LM adapters generate, mixed in one decoding batch; classification adapters answer /v1/classify or /v1/tag.
+     */
+    public static WaferServer open(java.nio.file.Path model, Map<String, java.nio.file.Path> adapters, java.nio.file.Path adapterRoot,
+                                   java.nio.file.Path tokenizer, java.nio.file.Path chatTemplate, ai.wafer.generate.WeightType type, Config cfg) {
+        LoadedModel lm = LoadedModel.mixing(model, tokenizer, type).withChatTemplate(chatTemplate, tokenizer != null ? tokenizer : model);
+        Adapters set = new Adapters(model, lm.name(), lm.model(), lm.tokenizer(), adapterRoot);
+        adapters.forEach((n, dir) -> {
+            try {
+                set.load(n, dir);
+            } catch (WaferException e) {
+                throw new WaferException("--adapter " + n + "=" + dir + ": " + e.getMessage(), e);
+            }
+        });
+        return new WaferServer(lm, null, set, cfg);
+    }
 
     /**
      * The server for {@code model} (with {@code adapter}): a classifier if it is a fine-tuned one, else a language model
@@ -85,11 +107,15 @@ public final class WaferServer implements AutoCloseable {
     }
 
     /** What is served: the model's name, and the task for a classifier. */
-    public String describe() { return cls != null ? cls.name + " (" + cls.task() + ")" : name; }
+    public String describe() {
+        if (adapters != null) return name + " with adapters " + adapters.all().stream().map(a -> a.name() + " (" + a.task() + ")").toList();
+        return cls != null ? cls.name + " (" + cls.task() + ")" : name;
+    }
 
-    private WaferServer(LoadedModel lm, Classifier cls, Config cfg) {
+    private WaferServer(LoadedModel lm, Classifier cls, Adapters adapters, Config cfg) {
         this.lm = lm;
         this.cls = cls;
+        this.adapters = adapters;
         this.cfg = cfg;
         this.name = lm != null ? lm.name() : cls.name;
         limits = lm == null ? null
@@ -108,17 +134,26 @@ public final class WaferServer implements AutoCloseable {
             if (cfg.apiKey() != null) authorize(c);
         });
         app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page(cls == null ? "index.html" : "classify.html")), Access.OPEN);
+        if (adapters != null) app.get("/classify", c -> c.contentType("text/html; charset=utf-8").result(page("classify.html")), Access.OPEN);
         app.get("/health", c -> c.json(obj().put("status", "ok").put("model", name)
                 .put("queued", queued()).put("active", active())), Access.OPEN);
         app.get("/metrics", c -> c.json(metrics.snapshot(queued(), active())));
         app.get("/v1/models", c -> {
             ObjectNode o = obj().put("object", "list");
-            o.putArray("data").add(model());
+            var data = o.putArray("data").add(model());
+            if (adapters != null) for (Adapters.Served a : adapters.all()) data.add(model(a));
             c.json(o);
         });
         app.get("/v1/models/{id}", c -> {
-            if (!c.pathParam("id").equals(name)) throw new ApiException(404, "The model '" + c.pathParam("id") + "' does not exist", "model", "model_not_found");
-            c.json(model());
+            Adapters.Served a = target(c.pathParam("id"));
+            c.json(a == null ? model() : model(a));
+        });
+        app.post("/v1/adapters", this::loadAdapter);
+        app.delete("/v1/adapters/{name}", c -> {
+            String n = c.pathParam("name");
+            if (adapters == null || !adapters.unload(n))
+                throw new ApiException(404, "no adapter named '" + n + "' is loaded (see /v1/models)", "name", "model_not_found");
+            c.json(obj().put("id", n).put("object", "model").put("deleted", true)); // requests using it finish with it
         });
         app.post("/v1/completions", c -> generate(c, false));
         app.post("/v1/chat/completions", c -> generate(c, true));
@@ -173,6 +208,50 @@ public final class WaferServer implements AutoCloseable {
         return cls == null ? m : m.put("task", cls.task().cliName); // what the page at / offers
     }
 
+    /** An adapter in /v1/models: its base as parent (as vLLM lists LoRA modules), its task when it classifies. */
+    private ObjectNode model(Adapters.Served a) {
+        ObjectNode m = obj().put("id", a.name()).put("object", "model").put("created", created).put("owned_by", "wafer")
+                .put("parent", name).put("root", a.dir().getFileName() == null ? a.name() : a.dir().getFileName().toString());
+        return a.classifier() == null ? m : m.put("task", a.task().cliName);
+    }
+
+    /**
+     * The model a request names: null for this server's own (no model, an empty one, or its name), else a loaded
+     * adapter; anything else is OpenAI's 404 model_not_found.
+     */
+    private Adapters.Served target(String model) {
+        if (model.isEmpty() || model.equals(name)) return null;
+        Adapters.Served a = adapters == null ? null : adapters.get(model);
+        if (a == null)
+            throw new ApiException(404, "The model '" + model + "' does not exist (this server serves '" + name + "'"
+                    + (adapters != null ? " and its adapters" : "") + ", see /v1/models)", "model", "model_not_found");
+        return a;
+    }
+
+    private static String modelField(ObjectNode b) { return b.path("model").isTextual() ? b.get("model").asText() : ""; }
+
+    /** POST /v1/adapters {"name", "path"}: loads the adapter under --adapter-root at path as name (201), or says why not. */
+    private void loadAdapter(Context c) throws IOException {
+        ObjectNode b = body(c);
+        for (var it = b.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!f.equals("name") && !f.equals("path")) throw new ApiException(400, "Unrecognized request argument supplied: " + f, f, "unknown_parameter");
+        }
+        if (!b.path("name").isTextual() || !b.path("path").isTextual()) throw ApiException.bad("give name and path, both strings", b.path("name").isTextual() ? "path" : "name");
+        if (adapters == null)
+            throw new ApiException(403, "this server serves one model; start it with --adapter-root DIR (and --adapter NAME=DIR) to load adapters", "path", "adapter_loading_disabled");
+        java.nio.file.Path dir = adapters.underRoot(b.get("path").asText());
+        String n = b.get("name").asText();
+        if (adapters.get(n) != null || n.equals(name)) throw new ApiException(409, "the model '" + n + "' exists already (DELETE /v1/adapters/" + n + " first)", "name", "model_exists");
+        Adapters.Served a;
+        try {
+            a = adapters.load(n, dir);
+        } catch (WaferException e) { // not an adapter, another base's, a method that cannot be mixed, a bad name
+            throw new ApiException(400, "cannot load '" + b.get("path").asText() + "': " + e.getMessage().replace(dir.toString(), b.get("path").asText()), "path", "invalid_adapter");
+        }
+        c.status(201).json(model(a));
+    }
+
     private void authorize(Context c) {
         String h = c.header("Authorization");
         String want = "Bearer " + cfg.apiKey();
@@ -203,15 +282,11 @@ public final class WaferServer implements AutoCloseable {
             throw ApiException.bad("We could not parse the JSON body of your request: " + e.getOriginalMessage(), null);
         }
         if (n == null || !n.isObject()) throw ApiException.bad("the request body must be a JSON object", null);
-        // as OpenAI: a model this server does not serve is a 404 (no model, or an empty one, means the one served)
-        String model = n.path("model").isTextual() ? n.get("model").asText() : "";
-        if (!model.isEmpty() && !model.equals(name))
-            throw new ApiException(404, "The model '" + model + "' does not exist (this server serves '" + name + "', see /v1/models)", "model", "model_not_found");
         return (ObjectNode) n;
     }
 
     /** The texts of {@code {"input": "text" | ["t1", ...]}}; checked before the head so bad input is a 400 on any model. */
-    private List<String> inputs(ObjectNode b, Task needs) {
+    private List<String> inputs(ObjectNode b, Task needs, Classifier k, String model) {
         onlyFields(b, "input");
         JsonNode in = b.get("input");
         List<String> texts = new ArrayList<>();
@@ -223,7 +298,7 @@ public final class WaferServer implements AutoCloseable {
         else throw ApiException.bad("input must be a string or a non-empty array of strings", "input");
         for (int i = 0; i < texts.size(); i++)
             if (texts.get(i).isBlank()) throw ApiException.bad("input[" + i + "] is empty", "input");
-        needHead(needs);
+        needHead(needs, k, model);
         return texts;
     }
 
@@ -236,19 +311,19 @@ public final class WaferServer implements AutoCloseable {
         }
     }
 
-    private void needHead(Task needs) {
-        if (cls == null || cls.task() != needs)
-            throw new ApiException(400, "model " + name + " has no " + (needs == Task.SEQUENCE_CLASSIFICATION ? "sequence" : "token")
+    private static void needHead(Task needs, Classifier k, String model) {
+        if (k == null || k.task() != needs)
+            throw new ApiException(400, "model " + model + " has no " + (needs == Task.SEQUENCE_CLASSIFICATION ? "sequence" : "token")
                     + "-classification head: this endpoint needs a model fine-tuned with --task " + needs
-                    + (cls != null ? " (this one is a " + cls.task() + " model)" : ""), "model", "model_not_supported");
+                    + (k != null ? " (this one is a " + k.task() + " model)" : ""), "model", "model_not_supported");
     }
 
     /**
      * The words to tag: {@code {"input": text | [texts]}} split by {@link Classifier#words}, or words already split,
      * {@code {"tokens": ["Paris", ",", ...]}} for one text or {@code {"tokens": [[...], [...]]}} for several.
      */
-    private List<List<String>> tagWords(ObjectNode b) {
-        if (!b.has("tokens")) return inputs(b, Task.TOKEN_CLASSIFICATION).stream().map(Classifier::words).toList();
+    private List<List<String>> tagWords(ObjectNode b, Classifier k, String model) {
+        if (!b.has("tokens")) return inputs(b, Task.TOKEN_CLASSIFICATION, k, model).stream().map(Classifier::words).toList();
         if (b.has("input")) throw ApiException.bad("give either input (texts) or tokens (words already split), not both", "tokens");
         onlyFields(b, "tokens");
         JsonNode t = b.get("tokens");
@@ -266,7 +341,7 @@ public final class WaferServer implements AutoCloseable {
             }
             out.add(words);
         }
-        needHead(Task.TOKEN_CLASSIFICATION);
+        needHead(Task.TOKEN_CLASSIFICATION, k, model);
         return out;
     }
 
@@ -277,6 +352,8 @@ public final class WaferServer implements AutoCloseable {
      */
     private void embeddings(Context c) throws IOException {
         ObjectNode b = body(c);
+        Adapters.Served t = target(modelField(b));
+        if (t != null && t.classifier() != null) throw new ApiException(400, "model " + t.name() + " is a " + t.task() + " adapter; embeddings come from a language model", "model", "model_not_supported");
         if (cls != null) throw new ApiException(400, "model " + name + " is a " + cls.task() + " model; embeddings come from a language model", "model", "model_not_supported");
         for (var it = b.fieldNames(); it.hasNext(); ) {
             String f = it.next();
@@ -302,12 +379,12 @@ public final class WaferServer implements AutoCloseable {
                 throw new ApiException(400, "input " + (inputs.size() - 1) + " has " + n + " tokens; this model embeds 1 to "
                         + lm.model().config.nPositions(), "input", "context_length_exceeded");
         }
-        ObjectNode o = obj().put("object", "list").put("model", name);
+        ObjectNode o = obj().put("object", "list").put("model", t != null ? t.name() : name);
         var data = o.putArray("data");
-        long tokens = inputs.stream().mapToLong(t -> t.length).sum();
+        long tokens = inputs.stream().mapToLong(x -> x.length).sum();
         admitted(() -> {
             for (int i = 0; i < inputs.size(); i++) {
-                float[] e = lm.model().embed(inputs.get(i));
+                float[] e = lm.model().embed(inputs.get(i), t != null ? t.adapter() : null);
                 ObjectNode d = data.addObject().put("object", "embedding").put("index", i);
                 if (format.equals("float")) { var a = d.putArray("embedding"); for (float v : e) a.add(v); }
                 else {
@@ -322,8 +399,11 @@ public final class WaferServer implements AutoCloseable {
     }
 
     private void classify(Context c) throws IOException {
-        List<String> texts = inputs(body(c), Task.SEQUENCE_CLASSIFICATION);
-        ObjectNode o = obj().put("object", "list").put("model", name);
+        ObjectNode b = body(c);
+        Adapters.Served t = target(modelField(b));
+        Classifier cls = t != null ? t.classifier() : this.cls;
+        List<String> texts = inputs(b, Task.SEQUENCE_CLASSIFICATION, cls, t != null ? t.name() : name);
+        ObjectNode o = obj().put("object", "list").put("model", cls.name);
         var data = o.putArray("data");
         admitted(() -> {
             for (int i = 0; i < texts.size(); i++) {
@@ -338,8 +418,11 @@ public final class WaferServer implements AutoCloseable {
 
     /** Tags per word ({@link #tagWords}); entities (word indices, end inclusive) only for IOB-style labels. */
     private void tag(Context c) throws IOException {
-        List<List<String>> texts = tagWords(body(c));
-        ObjectNode o = obj().put("object", "list").put("model", name);
+        ObjectNode b = body(c);
+        Adapters.Served t = target(modelField(b));
+        Classifier cls = t != null ? t.classifier() : this.cls;
+        List<List<String>> texts = tagWords(b, cls, t != null ? t.name() : name);
+        ObjectNode o = obj().put("object", "list").put("model", cls.name);
         var data = o.putArray("data");
         admitted(() -> {
             for (int i = 0; i < texts.size(); i++) {
@@ -359,6 +442,10 @@ public final class WaferServer implements AutoCloseable {
 
     private void generate(Context c, boolean chat) throws IOException, InterruptedException {
         ObjectNode b = body(c);
+        Adapters.Served t = target(modelField(b));
+        if (t != null && t.classifier() != null)
+            throw new ApiException(400, "model " + t.name() + " is a " + t.task() + " adapter: it does not generate text; use "
+                    + (t.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag"), "model", "model_not_supported");
         if (cls != null)
             throw new ApiException(400, "model " + name + " is a " + cls.task() + " model: it does not generate text; use "
                     + (cls.task() == Task.SEQUENCE_CLASSIFICATION ? "/v1/classify" : "/v1/tag"), "model", "model_not_supported");
@@ -369,7 +456,7 @@ public final class WaferServer implements AutoCloseable {
         List<BatchEngine.Job> jobs = new ArrayList<>();
         for (int i = 0; i < p.n(); i++) {
             Long seed = p.params().seed();
-            BatchEngine.Job job = new BatchEngine.Job(p.prompt(), seed == null ? p.params() : p.params().withSeed(seed + i));
+            BatchEngine.Job job = new BatchEngine.Job(p.prompt(), seed == null ? p.params() : p.params().withSeed(seed + i), t != null ? t.adapter() : null);
             job.logprobs = p.logprobs();
             if (!engine.submit(job)) {
                 for (BatchEngine.Job j : jobs) j.cancelled = true;
@@ -379,8 +466,9 @@ public final class WaferServer implements AutoCloseable {
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
         long createdAt = System.currentTimeMillis() / 1000;
-        if (p.stream()) stream(c, jobs, chat, id, createdAt);
-        else whole(c, jobs, chat, id, createdAt);
+        String model = t != null ? t.name() : name;
+        if (p.stream()) stream(c, jobs, chat, id, createdAt, model);
+        else whole(c, jobs, chat, id, createdAt, model);
     }
 
     /**
@@ -420,8 +508,8 @@ public final class WaferServer implements AutoCloseable {
         }
     }
 
-    private void whole(Context c, List<BatchEngine.Job> jobs, boolean chat, String id, long createdAt) throws InterruptedException {
-        ObjectNode o = head(chat ? "chat.completion" : "text_completion", id, createdAt);
+    private void whole(Context c, List<BatchEngine.Job> jobs, boolean chat, String id, long createdAt, String model) throws InterruptedException {
+        ObjectNode o = head(chat ? "chat.completion" : "text_completion", id, createdAt, model);
         var choices = o.putArray("choices");
         int prompt = 0, completion = 0;
         for (int i = 0; i < jobs.size(); i++) {
@@ -449,7 +537,7 @@ public final class WaferServer implements AutoCloseable {
     }
 
     /** Server-sent events; with n > 1 the choices' chunks interleave as their tokens come, each with its index. */
-    private void stream(Context c, List<BatchEngine.Job> jobs, boolean chat, String id, long createdAt) throws InterruptedException {
+    private void stream(Context c, List<BatchEngine.Job> jobs, boolean chat, String id, long createdAt, String model) throws InterruptedException {
         c.status(200);
         c.res().setContentType("text/event-stream; charset=utf-8");
         c.res().setHeader("Cache-Control", "no-cache");
@@ -457,7 +545,7 @@ public final class WaferServer implements AutoCloseable {
         try {
             OutputStream out = c.res().getOutputStream();
             String object = chat ? "chat.completion.chunk" : "text_completion";
-            if (chat) for (int i = 0; i < jobs.size(); i++) send(out, chunk(object, id, createdAt, i, chat, null, null, true));
+            if (chat) for (int i = 0; i < jobs.size(); i++) send(out, chunk(object, id, createdAt, model, i, chat, null, null, true));
             int left = jobs.size(), prompt = 0, completion = 0;
             boolean[] over = new boolean[jobs.size()];
             int[] offsets = new int[jobs.size()]; // text_offset of a completion's tokens
@@ -468,7 +556,7 @@ public final class WaferServer implements AutoCloseable {
                     if (over[i]) continue;
                     BatchEngine.Event e = jobs.get(i).events.poll(jobs.size() == 1 ? 100 : 5, TimeUnit.MILLISECONDS);
                     if (e instanceof BatchEngine.Delta d) {
-                        ObjectNode ch = chunk(object, id, createdAt, i, chat, d.text(), null, false);
+                        ObjectNode ch = chunk(object, id, createdAt, model, i, chat, d.text(), null, false);
                         if (d.logprob() != null) logprobs((ObjectNode) ch.get("choices").get(0), chat, List.of(d.logprob()), offsets[i]);
                         offsets[i] += d.text().length();
                         send(out, ch);
@@ -483,7 +571,7 @@ public final class WaferServer implements AutoCloseable {
                         prompt = d.promptTokens();
                         completion += d.completionTokens();
                         over[i] = true;
-                        ObjectNode last = chunk(object, id, createdAt, i, chat, chat ? null : "", d.reason().api, false);
+                        ObjectNode last = chunk(object, id, createdAt, model, i, chat, chat ? null : "", d.reason().api, false);
                         send(out, --left == 0 ? usage(last, prompt, completion) : last); // the usage of every choice, once
                     }
                 }
@@ -537,8 +625,8 @@ public final class WaferServer implements AutoCloseable {
 
     private String tokenText(int id) { return lm.tokenizer() == null ? Integer.toString(id) : lm.tokenizer().decode(new int[] {id}); }
 
-    private ObjectNode chunk(String object, String id, long createdAt, int index, boolean chat, String text, String finish, boolean roleOnly) {
-        ObjectNode o = head(object, id, createdAt);
+    private ObjectNode chunk(String object, String id, long createdAt, String model, int index, boolean chat, String text, String finish, boolean roleOnly) {
+        ObjectNode o = head(object, id, createdAt, model);
         ObjectNode ch = o.putArray("choices").addObject().put("index", index);
         if (chat) {
             ObjectNode delta = ch.putObject("delta");
@@ -556,8 +644,8 @@ public final class WaferServer implements AutoCloseable {
         return o;
     }
 
-    private ObjectNode head(String object, String id, long createdAt) {
-        return obj().put("id", id).put("object", object).put("created", createdAt).put("model", name);
+    private ObjectNode head(String object, String id, long createdAt, String model) {
+        return obj().put("id", id).put("object", object).put("created", createdAt).put("model", model);
     }
 
     private static void send(OutputStream out, JsonNode o) throws IOException {

@@ -12,6 +12,8 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -49,6 +51,21 @@ class ServeCommandTest {
             assertTrue(err.contains("cannot listen on 127.0.0.1:" + port), err);
         }
         for (String port : new String[] {"70000", "-1"}) assertTrue(serveError(model, port).contains("--port " + port));
+    }
+
+    /** Issue 16: several adapters are NAME=DIR each; a bare DIR among them, a name twice or a missing root is one line, exit 2. */
+    @Test void severalAdaptersNeedNames() throws Exception {
+        Path model = tmp.resolve("model");
+        Checkpoint.save(Gpt.init(GptConfig.of(1, 16, 2, 64, 16), 1), model);
+        String m = model.toString();
+        for (String[] args : new String[][] {{"--adapter", "a=x", "--adapter", "y"}, {"--adapter", "a=x", "--adapter", "a=y"},
+                {"--adapter", "x", "--adapter-root", m}, {"--adapter-root", tmp.resolve("nope").toString()}, {"--adapter", "a=" + tmp.resolve("nope")}}) {
+            List<String> full = new ArrayList<>(List.of("serve", "--model", m, "--port", "0"));
+            full.addAll(List.of(args));
+            PretrainCliTest.Run r = PretrainCliTest.wafer(full.toArray(String[]::new));
+            assertEquals(2, r.code(), String.join(" ", args) + ": " + r.err());
+            assertTrue(r.err().contains("--adapter"), r.err());
+        }
     }
 
     /** What {@code wafer serve --model model --port port} writes to stderr (the command's and the libraries' logs), as one line with exit code 2. */
