@@ -110,7 +110,7 @@ public final class WaferServer implements AutoCloseable {
         app.get("/", c -> c.contentType("text/html; charset=utf-8").result(page(cls == null ? "index.html" : "classify.html")), Access.OPEN);
         app.get("/health", c -> c.json(obj().put("status", "ok").put("model", name)
                 .put("queued", queued()).put("active", active())), Access.OPEN);
-        app.get("/metrics", c -> c.json(metrics.snapshot(queued(), active())));
+        app.get("/metrics", c -> metrics.answer(c, queued(), active()));
         app.get("/v1/models", c -> {
             ObjectNode o = obj().put("object", "list");
             o.putArray("data").add(model());
