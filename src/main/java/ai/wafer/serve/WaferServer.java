@@ -322,16 +322,14 @@ public final class WaferServer implements AutoCloseable {
     }
 
     private void classify(Context c) throws IOException {
-        List<String> texts = inputs(body(c), Task.SEQUENCE_CLASSIFICATION);
+        ObjectNode b = body(c);
+        JsonNode second = b.remove("text_pair"); // a sentence pair's second texts
+        List<String> texts = inputs(b, Task.SEQUENCE_CLASSIFICATION), pairs = cls.pairs(second, texts.size());
         ObjectNode o = obj().put("object", "list").put("model", name);
         var data = o.putArray("data");
         admitted(() -> {
-            for (int i = 0; i < texts.size(); i++) {
-                Classifier.Classified r = cls.classify(texts.get(i));
-                ObjectNode d = data.addObject().put("index", i).put("label", r.label());
-                ObjectNode p = d.putObject("probabilities");
-                r.probabilities().forEach(p::put);
-            }
+            for (int i = 0; i < texts.size(); i++)
+                cls.classify(texts.get(i), pairs == null ? null : pairs.get(i)).write(data.addObject().put("index", i));
         });
         c.json(o);
     }

@@ -1,8 +1,11 @@
 package ai.wafer.cli;
 
+import ai.wafer.finetune.Evaluation;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
+import ai.wafer.serve.Classifier;
+import ai.wafer.serve.WaferServer;
 import ai.wafer.testutil.Fixtures;
 import ai.wafer.tokenizer.TokenizerFiles;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -11,11 +14,18 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 
 import static ai.wafer.cli.PretrainCliTest.wafer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -51,6 +61,22 @@ class SequenceProblemsCliTest {
         return best;
     }
 
+    /**
+     * Serves the model (or adapter) and classifies each text (with its pair when {@code pairs} is not null) over HTTP:
+     * the answers are evaluation's predictions for the same rows, which are the file's rows in order.
+     */
+    static JsonNode served(Path model, Path adapter, List<String> texts, List<String> pairs) throws Exception {
+        try (WaferServer s = new WaferServer(Classifier.load(model, adapter, null), WaferServer.Config.defaults("127.0.0.1", 0))) {
+            Map<String, Object> body = new java.util.HashMap<>(Map.of("input", texts));
+            if (pairs != null) body.put("text_pair", pairs);
+            HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(s.url() + "/v1/classify"))
+                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode(), r.body());
+            return JSON.readTree(r.body()).get("data");
+        }
+    }
+
     @Test
     void multiLabelSentencePairsFromOtherFields() throws Exception {
         StringBuilder lines = new StringBuilder();
@@ -82,6 +108,23 @@ class SequenceProblemsCliTest {
         var text = wafer("evaluate", "--model", out.toString(), "--data", data.toString());
         assertTrue(text.out().startsWith("multi-label classification report"), text.out());
         assertTrue(!text.out().contains("confusion"), text.out());
+
+        // served: the pair joined as in training, a label set per text as evaluation predicts it
+        List<String> premises = new java.util.ArrayList<>(), hypotheses = new java.util.ArrayList<>();
+        for (String line : Files.readAllLines(data)) {
+            premises.add(JSON.readTree(line).get("premise").asText());
+            hypotheses.add(JSON.readTree(line).get("hypothesis").asText());
+        }
+        var scores = Evaluation.run(new Evaluation.Request(out, null, null, null, data, 4, null, ai.wafer.data.Batcher.Side.RIGHT, null), null).scores;
+        JsonNode answers = served(out, null, premises, hypotheses);
+        for (int i = 0; i < premises.size(); i++) {
+            List<String> labels = new java.util.ArrayList<>();
+            answers.get(i).get("labels").forEach(l -> labels.add(l.asText()));
+            assertEquals(new java.util.TreeSet<>(scores.pred().get(i)), new java.util.TreeSet<>(labels), "row " + i);
+            assertEquals(3, answers.get(i).get("probabilities").size());
+        }
+        var noPair = assertThrows(RuntimeException.class, () -> Classifier.load(out, null, null).pairs(null, 1));
+        assertTrue(noPair.getMessage().contains("give text_pair"), noPair.getMessage());
     }
 
     @Test
@@ -111,6 +154,15 @@ class SequenceProblemsCliTest {
         // MSELoss is the mean squared error: the loss and the report's MSE are one number
         assertEquals(j.get("loss").asDouble(), j.at("/regression/mse").asDouble(), 1e-5, ev.out());
         assertTrue(wafer("evaluate", "--adapter", out.toString(), "--data", data.toString()).out().contains("pearson"));
+
+        // served: one number per text, evaluation's prediction
+        List<String> sentences = new java.util.ArrayList<>();
+        for (var row : ai.wafer.data.TextClassificationReader.read(data, new ai.wafer.data.TextClassificationReader.Columns("sentence", null, "score")))
+            sentences.add(row.text());
+        var scores = Evaluation.run(new Evaluation.Request(null, out, null, null, data, 4, null, ai.wafer.data.Batcher.Side.RIGHT, null), null).scores;
+        JsonNode answers = served(base, out, sentences, null);
+        for (int i = 0; i < sentences.size(); i++)
+            assertEquals(Double.parseDouble(scores.pred().get(i).getFirst()), answers.get(i).get("score").asDouble(), 1e-5, "row " + i);
     }
 
     @Test
