@@ -2,6 +2,7 @@ package ai.wafer.cli;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.Batcher;
+import ai.wafer.data.TextClassificationReader;
 import ai.wafer.finetune.Evaluation;
 import ai.wafer.model.Task;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -33,12 +34,15 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--max-length", description = "tokens per example (default: what the model was fine-tuned with, else its n_positions, at most 512)") Integer maxLength;
     @Option(names = "--confusion-png", paramLabel = "FILE", defaultValue = "confusion-matrix.png",
             description = "sequence classification: where the confusion-matrix heatmap goes (default ${DEFAULT-VALUE})") Path png;
+    @Option(names = "--text-field", description = "sequence classification: the JSONL field or CSV column of the text (default: as fine-tuned)") String textField;
+    @Option(names = "--text-pair-field", paramLabel = "FIELD", description = "sequence classification: the second text of a pair (default: as fine-tuned)") String pairField;
+    @Option(names = "--label-field", description = "sequence classification: the field or column of the label (default: as fine-tuned)") String labelField;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
 
     @Override public Integer call() throws Exception {
         if (!format.equals("text") && !format.equals("json")) throw new WaferException("--format must be text or json, got '" + format + "'");
         var request = new Evaluation.Request(model, adapter, task == null ? null : Task.parse(task), tokenizerDir, data, batchSize,
-                maxLength, Batcher.Side.parse(paddingSide), png);
+                maxLength, Batcher.Side.parse(paddingSide), png, new TextClassificationReader.Columns(textField, pairField, labelField));
         Evaluation e = Evaluation.run(request, cmd.commandLine().getErr());
         if (format.equals("json")) System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(e.toMap()));
         else System.out.print(e.toText(digits));

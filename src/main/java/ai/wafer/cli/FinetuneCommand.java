@@ -2,11 +2,13 @@ package ai.wafer.cli;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.Batcher;
+import ai.wafer.data.TextClassificationReader;
 import ai.wafer.finetune.Evaluator;
 import ai.wafer.finetune.FinetuneJob;
 import ai.wafer.finetune.FinetuneModel;
 import ai.wafer.finetune.Finetuner;
 import ai.wafer.io.OutputDir;
+import ai.wafer.model.SequenceClassifier;
 import ai.wafer.model.Task;
 import ai.wafer.peft.Lora;
 import ai.wafer.peft.Peft;
@@ -37,6 +39,10 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--task", required = true, description = "token-classification, sequence-classification or causal-lm") String task;
     @Option(names = "--train", required = true, paramLabel = "FILE") Path trainFile;
     @Option(names = "--dev", paramLabel = "FILE", description = "scored during training; the best model is kept") Path devFile;
+    @Option(names = "--text-field", defaultValue = "text", description = "sequence classification: the JSONL field or CSV column of the text (default ${DEFAULT-VALUE})") String textField;
+    @Option(names = "--text-pair-field", paramLabel = "FIELD", description = "sequence classification: a second text (sentence pairs), joined to the first by <|endoftext|> (default: none)") String pairField;
+    @Option(names = "--label-field", defaultValue = "label", description = "sequence classification: the field or column of the label; a list of labels with multi_label_classification (default ${DEFAULT-VALUE})") String labelField;
+    @Option(names = "--problem-type", defaultValue = "single_label_classification", description = "sequence classification: single_label_classification (softmax, cross-entropy), multi_label_classification (a sigmoid and binary cross-entropy per label, threshold 0.5) or regression (one number, mean squared error) (default ${DEFAULT-VALUE})") String problemType;
     @Option(names = "--method", defaultValue = "lora", description = "full, lora, prefix, ia3, adapter, bitfit, top-k (default ${DEFAULT-VALUE})") String method;
     @Option(names = "--lora-r", defaultValue = "8") int loraR;
     @Option(names = "--lora-alpha", defaultValue = "16") float loraAlpha;
@@ -79,7 +85,8 @@ public final class FinetuneCommand implements Callable<Integer> {
         Peft.Spec spec = new Peft.Spec(kind, new Lora.Config(loraR, loraAlpha, loraDropout, loraTargets), topK, prefixTokens, adapterSize);
         PrintWriter err = cmd.commandLine().getErr();
         FinetuneJob job = FinetuneJob.prepare(new FinetuneJob.Request(model, tokenizerDir, t, trainFile, devFile, spec, maxLength, maxTrain, seed,
-                ai.wafer.generate.WeightType.parse(baseDtype)), err);
+                ai.wafer.generate.WeightType.parse(baseDtype), new TextClassificationReader.Columns(textField, pairField, labelField),
+                SequenceClassifier.Problem.parse(problemType)), err);
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
@@ -106,7 +113,7 @@ public final class FinetuneCommand implements Callable<Integer> {
                 r.mappedBytes() > 0 ? String.format(" (+ %.1f MB frozen weights mapped from the file)", r.mappedBytes() / 1e6) : "",
                 r.peakHeapBytes() / 1e6, out + (sent < 0 ? "" : " (" + sent + " bytes sent per rank in the last step)"),
                 r.best() == null ? "" : String.format("; best dev (step %d): %s %.4f", r.bestStep(),
-                        Evaluator.Scores.primaryName(t), r.best().primary()));
+                        r.best().primaryName(), r.best().primary()));
         return 0;
     }
 

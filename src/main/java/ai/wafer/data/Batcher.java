@@ -21,12 +21,13 @@ import java.util.Random;
 public final class Batcher {
     /**
      * A padded batch, row-major [size][length]. {@code mask} is 1 on real tokens; {@code labels} holds the
-     * per-token labels (null when examples have none), {@code classes} the sequence labels (null when none);
+     * per-token labels (null when examples have none), {@code classes} the sequence labels (null when none),
+     * {@code values} [size, K] the multi-label or regression targets (null when none);
      * {@code examples} are the indices of the rows' examples in the list given to the batcher;
      * {@code lengths} the rows' unpadded lengths; {@code starts} where each row's real tokens begin (0 when
      * right-padded, the number of pads when left-padded): what the model's left padding takes.
      */
-    public record Batch(int size, int length, int[] ids, int[] mask, int[] labels, int[] classes,
+    public record Batch(int size, int length, int[] ids, int[] mask, int[] labels, int[] classes, float[] values,
                         int[] lengths, int[] examples, int[] starts) {
         /** Position of row r's last real token within the row. */
         public int last(int r) { return starts[r] + Math.max(lengths[r], 1) - 1; }
@@ -37,6 +38,7 @@ public final class Batcher {
             return new Batch(hi - lo, T, Arrays.copyOfRange(ids, lo * T, hi * T), Arrays.copyOfRange(mask, lo * T, hi * T),
                     labels == null ? null : Arrays.copyOfRange(labels, lo * T, hi * T),
                     classes == null ? null : Arrays.copyOfRange(classes, lo, hi),
+                    values == null ? null : Arrays.copyOfRange(values, lo * values.length / size, hi * values.length / size),
                     Arrays.copyOfRange(lengths, lo, hi), Arrays.copyOfRange(examples, lo, hi), Arrays.copyOfRange(starts, lo, hi));
         }
     }
@@ -105,6 +107,7 @@ public final class Batcher {
         }
         int[] ids = new int[b * t], mask = new int[b * t], lengths = new int[b], starts = new int[b];
         int[] labels = tokenLabels ? new int[b * t] : null, cls = classes ? new int[b] : null;
+        float[] first = examples.get(idx[0]).values(), values = first == null ? null : new float[b * first.length];
         Arrays.fill(ids, padId);
         if (labels != null) Arrays.fill(labels, Example.IGNORE);
         for (int r = 0; r < b; r++) {
@@ -117,8 +120,9 @@ public final class Batcher {
             Arrays.fill(mask, o, o + n, 1);
             if (labels != null && e.labels() != null) System.arraycopy(e.labels(), 0, labels, o, n);
             if (cls != null) cls[r] = e.label();
+            if (values != null) System.arraycopy(e.values(), 0, values, r * first.length, first.length);
         }
-        return new Batch(b, t, ids, mask, labels, cls, lengths, idx.clone(), starts);
+        return new Batch(b, t, ids, mask, labels, cls, values, lengths, idx.clone(), starts);
     }
 
     private static void shuffle(Integer[] a, Random rng) {

@@ -28,7 +28,21 @@ public final class TaskEncoder {
     }
 
     public static Example sequenceClassification(Tokenizer tok, TextClassificationReader.LabeledText t, LabelSet labels) {
-        return new Example(tok.encodeOrdinary(t.text()), null, labels.id(t.label(), t.where()));
+        return new Example(text(tok, t.text(), t.pair()), null, labels.id(t.label(), t.where()));
+    }
+
+    /**
+     * A text to classify, or a sentence pair: the first text, {@code <|endoftext|>}, the second. GPT-2 has no
+     * separator token and Hugging Face's GPT2Tokenizer joins a pair with nothing between; the end-of-text token
+     * marks where the first text ends (training, evaluation and serving all encode through here).
+     */
+    public static int[] text(Tokenizer tok, String text, String pair) {
+        int[] a = tok.encodeOrdinary(text);
+        if (pair == null) return a;
+        int[] b = tok.encodeOrdinary(pair), ids = java.util.Arrays.copyOf(a, a.length + 1 + b.length);
+        ids[a.length] = tok.eot();
+        System.arraycopy(b, 0, ids, a.length + 1, b.length);
+        return ids;
     }
 
     /**

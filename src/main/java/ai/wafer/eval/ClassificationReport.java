@@ -69,6 +69,28 @@ public final class ClassificationReport {
         return new ClassificationReport(PrfTable.fromCounts(labels, tp, fp, fn), accuracy, gold.size());
     }
 
+    /**
+     * A multi-label report (sklearn's on indicator matrices): per label, an item counts as a true positive when both
+     * gold and predicted sets hold it; accuracy is the share of items whose predicted set equals the gold set.
+     */
+    public static ClassificationReport multiLabel(List<List<String>> gold, List<List<String>> pred) {
+        checkSameLength(gold, pred);
+        List<String> all = new java.util.ArrayList<>(), none = List.of();
+        gold.forEach(all::addAll);
+        pred.forEach(all::addAll);
+        List<String> labels = sortedLabels(all, none, none);
+        Map<String, Integer> index = index(labels);
+        long[] tp = new long[labels.size()], fp = new long[labels.size()], fn = new long[labels.size()];
+        long exact = 0;
+        for (int i = 0; i < gold.size(); i++) {
+            java.util.Set<String> g = new java.util.HashSet<>(gold.get(i)), p = new java.util.HashSet<>(pred.get(i));
+            if (g.equals(p)) exact++;
+            for (String l : p) if (g.contains(l)) tp[index.get(l)]++; else fp[index.get(l)]++;
+            for (String l : g) if (!p.contains(l)) fn[index.get(l)]++;
+        }
+        return new ClassificationReport(PrfTable.fromCounts(labels, tp, fp, fn), gold.isEmpty() ? 0.0 : (double) exact / gold.size(), gold.size());
+    }
+
     /** Each label's position in {@code labels}, which must not name one twice. */
     static Map<String, Integer> index(List<String> labels) {
         Map<String, Integer> index = new HashMap<>();

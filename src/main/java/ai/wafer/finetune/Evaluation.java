@@ -2,9 +2,11 @@ package ai.wafer.finetune;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.Batcher;
+import ai.wafer.data.TextClassificationReader;
 import ai.wafer.eval.ConfusionMatrix;
 import ai.wafer.eval.EntityReport;
 import ai.wafer.eval.Tagging;
+import ai.wafer.model.SequenceClassifier.Problem;
 import ai.wafer.model.Task;
 import ai.wafer.tokenizer.Tokenizer;
 
@@ -25,12 +27,20 @@ public final class Evaluation {
     /**
      * What to score: {@code adapter}, {@code task}, {@code tokenizer} and {@code maxLength} may be null (no adapter,
      * the saved task, the model's tokenizer, the model's context up to 512 tokens); {@code confusionPng} is where a
-     * sequence classifier's confusion-matrix heatmap goes (null: none).
+     * sequence classifier's confusion-matrix heatmap goes (null: none); {@code columns} the fields a sequence-classification
+     * file is read from (null, or a null field: as the model was fine-tuned).
      */
     public record Request(Path model, Path adapter, Task task, Path tokenizer, Path data, int batchSize, Integer maxLength,
-                          Batcher.Side padding, Path confusionPng) {}
+                          Batcher.Side padding, Path confusionPng, TextClassificationReader.Columns columns) {
+        public Request(Path model, Path adapter, Task task, Path tokenizer, Path data, int batchSize, Integer maxLength,
+                       Batcher.Side padding, Path confusionPng) {
+            this(model, adapter, task, tokenizer, data, batchSize, maxLength, padding, confusionPng, null);
+        }
+    }
 
     public final Task task;
+    /** What a sequence classifier's outputs mean (single label for the other tasks). */
+    public final Problem problem;
     public final Path data;
     public final int examples;
     public final Evaluator.Scores scores;
@@ -41,8 +51,9 @@ public final class Evaluation {
     public final ConfusionMatrix confusion;
     public final Path confusionPng;
 
-    private Evaluation(Task task, Path data, int examples, Evaluator.Scores scores, Path png) {
+    private Evaluation(Task task, Problem problem, Path data, int examples, Evaluator.Scores scores, Path png) {
         this.task = task;
+        this.problem = problem;
         this.data = data;
         this.examples = examples;
         this.scores = scores;
@@ -55,7 +66,7 @@ public final class Evaluation {
             scheme = null;
             entities = strictEntities = null;
         }
-        boolean seq = task == Task.SEQUENCE_CLASSIFICATION;
+        boolean seq = task == Task.SEQUENCE_CLASSIFICATION && problem == Problem.SINGLE_LABEL;
         confusion = seq ? ConfusionMatrix.of(Evaluator.flat(scores.gold()), Evaluator.flat(scores.pred())) : null;
         confusionPng = seq ? png : null;
         if (confusion != null && png != null) confusion.writePng(png, "confusion matrix: " + data.getFileName());
@@ -74,14 +85,21 @@ public final class Evaluation {
         // as the model was trained (saved with it), unless asked otherwise; else the context, at most 512
         int maxLen = r.maxLength() != null ? r.maxLength() : fm.trainedMaxLength > 0 ? Math.min(fm.trainedMaxLength, room) : Math.min(512, room);
         if (maxLen < 1 || maxLen > room) throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "]");
-        TaskData d = TaskData.load(fm.task, r.data(), tok, fm.task.classifies() ? fm.labels : null, maxLen);
+        TaskData d = TaskData.load(fm.task, r.data(), tok, fm.task.classifies() ? fm.labels : null, maxLen,
+                columns(r.columns(), fm.columns), fm.problem());
         if (log != null) for (String w : d.warnings(maxLen)) log.println("wafer: warning: " + w);
         Evaluator.Scores s;
         // progress on stderr only where the caller takes messages (the command), not for a quiet library call
         try (var progress = log == null ? null : new ai.wafer.track.Progress("evaluate", d.examples().size(), "examples")) {
             s = Evaluator.run(fm, d, r.batchSize(), maxLen, r.padding(), progress == null ? done -> { } : progress);
         }
-        return new Evaluation(fm.task, r.data(), d.examples().size(), s, r.confusionPng());
+        return new Evaluation(fm.task, fm.problem(), r.data(), d.examples().size(), s, r.confusionPng());
+    }
+
+    private static TextClassificationReader.Columns columns(TextClassificationReader.Columns asked, TextClassificationReader.Columns saved) {
+        if (asked == null) return saved;
+        return new TextClassificationReader.Columns(asked.text() != null ? asked.text() : saved.text(),
+                asked.pair() != null ? asked.pair() : saved.pair(), asked.label() != null ? asked.label() : saved.label());
     }
 
     /** The reports as text, decimals as {@code digits} (sklearn's and seqeval's layout). */
@@ -91,7 +109,9 @@ public final class Evaluation {
             double loss = scores.loss();
             return text.append(String.format("response loss %.4f, perplexity %.2f over %d examples%n", loss, Math.exp(loss), examples)).toString();
         }
-        String level = task == Task.TOKEN_CLASSIFICATION ? "token-level" : "sequence-level";
+        if (scores.regression() != null)
+            return text.append("regression (").append(problem).append(")\n\n").append(scores.regression().toText(Math.max(digits, 4))).toString();
+        String level = task == Task.TOKEN_CLASSIFICATION ? "token-level" : problem == Problem.MULTI_LABEL ? "multi-label" : "sequence-level";
         text.append(level).append(" classification report\n\n").append(scores.report().toText(digits)).append('\n');
         if (entities != null)
             text.append("\nentity-level report (seqeval default mode)\n\n").append(entities.toText(digits))
@@ -111,6 +131,11 @@ public final class Evaluation {
         json.put("loss", scores.loss());
         if (!task.classifies()) {
             json.put("perplexity", Math.exp(scores.loss()));
+            return json;
+        }
+        if (task == Task.SEQUENCE_CLASSIFICATION) json.put("problem_type", problem.hfName);
+        if (scores.regression() != null) {
+            json.put("regression", scores.regression().toMap());
             return json;
         }
         json.put("report", scores.report().toMap());

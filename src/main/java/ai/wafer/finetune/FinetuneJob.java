@@ -1,9 +1,11 @@
 package ai.wafer.finetune;
 
 import ai.wafer.WaferException;
+import ai.wafer.data.TextClassificationReader;
 import ai.wafer.generate.WeightType;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
+import ai.wafer.model.SequenceClassifier.Problem;
 import ai.wafer.model.Task;
 import ai.wafer.peft.FineTuned;
 import ai.wafer.peft.Peft;
@@ -24,12 +26,14 @@ public final class FinetuneJob {
     /**
      * What to fine-tune, on what: {@code tokenizer} (default: the model's), {@code dev} and {@code maxLength} (default:
      * the model's n_positions, at most 512) may be null; {@code maxTrain} &gt; 0 trains on a random sample of that many
-     * examples; {@code seed} seeds the sample, the method's and the head's initialisation.
+     * examples; {@code seed} seeds the sample, the method's and the head's initialisation; {@code columns} and
+     * {@code problem} say what a sequence-classification file holds.
      */
     public record Request(Path model, Path tokenizer, Task task, Path train, Path dev, Peft.Spec spec, Integer maxLength,
-                          int maxTrain, long seed, WeightType baseType) {
+                          int maxTrain, long seed, WeightType baseType, TextClassificationReader.Columns columns, Problem problem) {
         public Request(Path model, Path tokenizer, Task task, Path train, Path dev, Peft.Spec spec, Integer maxLength, int maxTrain, long seed) {
-            this(model, tokenizer, task, train, dev, spec, maxLength, maxTrain, seed, WeightType.F32);
+            this(model, tokenizer, task, train, dev, spec, maxLength, maxTrain, seed, WeightType.F32, TextClassificationReader.Columns.DEFAULT,
+                    Problem.SINGLE_LABEL);
         }
 
         Path tokenizerDir() { return tokenizer != null ? tokenizer : model; }
@@ -63,15 +67,18 @@ public final class FinetuneJob {
         if (maxLen < 1 || maxLen > room)
             throw new WaferException("--max-length " + maxLen + " must be in [1, " + room + "] (the model's n_positions "
                     + gpt.config.nPositions() + (kind == Peft.Kind.PREFIX ? " minus the prefix" : "") + ")");
-        TaskData train = TaskData.load(r.task(), r.train(), tok, null, maxLen).sample(r.maxTrain(), r.seed());
-        TaskData dev = r.dev() == null ? null : TaskData.load(r.task(), r.dev(), tok, train.labels(), maxLen);
+        if (r.task() != Task.SEQUENCE_CLASSIFICATION && (r.problem() != Problem.SINGLE_LABEL || !r.columns().equals(TextClassificationReader.Columns.DEFAULT)))
+            throw new WaferException("--problem-type and the --*-field options are for --task sequence-classification");
+        TaskData train = TaskData.load(r.task(), r.train(), tok, null, maxLen, r.columns(), r.problem()).sample(r.maxTrain(), r.seed());
+        TaskData dev = r.dev() == null ? null : TaskData.load(r.task(), r.dev(), tok, train.labels(), maxLen, r.columns(), r.problem());
         if (log != null) {
             for (String w : train.warnings(maxLen)) log.println("wafer: warning: " + w);
             if (dev != null) for (String w : dev.warnings(maxLen)) log.println("wafer: warning: " + w);
         }
         if (r.baseType() != WeightType.F32 && kind == Peft.Kind.FULL)
             throw new WaferException("--base-dtype " + r.baseType().name().toLowerCase() + ": full fine-tuning has no frozen base to keep in it");
-        FinetuneModel fm = FinetuneModel.create(gpt, r.task(), train.labels(), r.spec(), tok.eot(), r.seed());
+        FinetuneModel fm = FinetuneModel.create(gpt, r.task(), train.labels(), r.spec(), tok.eot(), r.seed(), r.problem());
+        fm.columns = r.columns();
         r.baseType().applyToFrozen(fm.gpt);
         return new FinetuneJob(r, tok, train, dev, maxLen, fm);
     }
@@ -88,7 +95,8 @@ public final class FinetuneJob {
     /** Another data-parallel rank's model, identical to {@link #model} at the start: the same base, method and seed. */
     public FinetuneModel replica() {
         Request r = request;
-        FinetuneModel fm = FinetuneModel.create(loadBase(r.model(), r.spec().kind()), r.task(), train.labels(), r.spec(), tokenizer.eot(), r.seed());
+        FinetuneModel fm = FinetuneModel.create(loadBase(r.model(), r.spec().kind()), r.task(), train.labels(), r.spec(), tokenizer.eot(), r.seed(), r.problem());
+        fm.columns = r.columns();
         r.baseType().applyToFrozen(fm.gpt);
         return fm;
     }

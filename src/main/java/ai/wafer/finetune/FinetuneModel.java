@@ -7,6 +7,7 @@ import ai.wafer.model.Head;
 import ai.wafer.model.Parameter;
 import ai.wafer.model.TokenClassifier;
 import ai.wafer.model.SequenceClassifier;
+import ai.wafer.model.SequenceClassifier.Problem;
 import ai.wafer.model.Task;
 import ai.wafer.peft.FineTuned;
 import ai.wafer.peft.Fingerprint;
@@ -41,6 +42,7 @@ public final class FinetuneModel extends FineTuned {
     private FinetuneModel(FineTuned ft) {
         super(ft.gpt, ft.task, ft.labels, ft.spec, ft.method, ft.head, ft.padId, ft.baseFingerprint);
         trainedMaxLength = ft.trainedMaxLength;
+        columns = ft.columns;
         tokenHead = tokenHead();
         seqHead = seqHead();
     }
@@ -50,10 +52,15 @@ public final class FinetuneModel extends FineTuned {
      * does not train, attaches its hooks, and adds a fresh head for {@code labels}.
      */
     public static FinetuneModel create(Gpt base, Task task, List<String> labels, Peft.Spec spec, int padId, long seed) {
+        return create(base, task, labels, spec, padId, seed, Problem.SINGLE_LABEL);
+    }
+
+    /** As above, a sequence classifier for {@code problem}. */
+    public static FinetuneModel create(Gpt base, Task task, List<String> labels, Peft.Spec spec, int padId, long seed, Problem problem) {
         String fp = Fingerprint.of(base);
         Method m = Peft.apply(base, spec, seed);
         List<String> used = task.classifies() ? labels : List.of();
-        return new FinetuneModel(new FineTuned(base, task, used, spec, m, Head.create(task, base.config, used, seed ^ 0x5eed), padId, fp));
+        return new FinetuneModel(new FineTuned(base, task, used, spec, m, Head.create(task, base.config, used, seed ^ 0x5eed, problem), padId, fp));
     }
 
     /** Base, method and head parameters, each once: the optimiser takes the trainable ones. */
@@ -85,7 +92,7 @@ public final class FinetuneModel extends FineTuned {
             }
             case SEQUENCE_CLASSIFICATION -> {
                 float[] hidden = gpt.forwardHidden(b.ids(), b.starts(), B, T);
-                double s = seqHead.loss(hidden, b.lengths(), b.starts(), b.classes(), B, T);
+                double s = seqHead.loss(hidden, b.lengths(), b.starts(), b.classes(), b.values(), B, T);
                 valid = seqHead.validTargets();
                 return s;
             }

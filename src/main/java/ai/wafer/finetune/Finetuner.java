@@ -170,10 +170,7 @@ public final class Finetuner {
                             Evaluator.Scores s = Evaluator.run(fm, dev, opt.batchSize(), opt.maxLength(), opt.padding());
                             fm.setTraining(true);
                             row.put("eval_loss", s.loss());
-                            if (fm.task.classifies()) {
-                                row.put("eval_accuracy", s.accuracy());
-                                row.put("eval_macro_f1", s.macroF1());
-                            }
+                            for (var m : new java.util.TreeMap<>(s.metrics()).entrySet()) row.put("eval_" + m.getKey(), m.getValue());
                             if (best == null || s.primary() > best.primary()) {
                                 best = s;
                                 bestStep = step;
@@ -183,7 +180,8 @@ public final class Finetuner {
                                 stop = true;
                             }
                             if (log != null) log.printf("step %d: dev loss %.4f%s%s%n", step, s.loss(),
-                                    fm.task.classifies() ? String.format(", accuracy %.4f, macro F1 %.4f", s.accuracy(), s.macroF1()) : "",
+                                    s.metrics().isEmpty() ? "" : s.metrics().entrySet().stream().sorted(Map.Entry.comparingByKey())
+                                            .map(m -> String.format(", %s %.4f", m.getKey(), m.getValue())).collect(java.util.stream.Collectors.joining()),
                                     bestStep == step ? " (best so far, saved)" : stop ? " (no improvement in " + opt.patience() + " evaluations: stopping)" : "");
                         }
                         row.put("elapsed_s", (System.nanoTime() - started) / 1e9);
@@ -196,7 +194,7 @@ public final class Finetuner {
                         if (bar != null) {
                             bar.stepTo(step);
                             bar.setExtraMessage(String.format(" loss %.3f%s", loss, best == null ? "" : String.format(" | best dev %s %.4f",
-                                    Evaluator.Scores.primaryName(fm.task), best.primary())));
+                                    best.primaryName(), best.primary())));
                         }
                     }
                 }

@@ -7,6 +7,7 @@ import ai.wafer.data.Example;
 import ai.wafer.data.LabelSet;
 import ai.wafer.data.TaskEncoder;
 import ai.wafer.data.TextClassificationReader;
+import ai.wafer.model.SequenceClassifier.Problem;
 import ai.wafer.model.Task;
 import ai.wafer.tokenizer.Tokenizer;
 
@@ -32,6 +33,15 @@ public record TaskData(Task task, List<Example> examples, List<List<String>> gol
 
     /** Reads and encodes {@code file}; {@code trainLabels} null means: this is the training file, take its labels. */
     public static TaskData load(Task task, Path file, Tokenizer tok, List<String> trainLabels, int maxLength) {
+        return load(task, file, tok, trainLabels, maxLength, TextClassificationReader.Columns.DEFAULT, Problem.SINGLE_LABEL);
+    }
+
+    /**
+     * As above, a sequence-classification file read from {@code cols} for {@code problem}: multi-label examples get a
+     * 0/1 target per training label, regression ones their number (whose only "label" is {@link #REGRESSION_LABEL}).
+     */
+    public static TaskData load(Task task, Path file, Tokenizer tok, List<String> trainLabels, int maxLength,
+                                TextClassificationReader.Columns cols, Problem problem) {
         List<Example> ex = new ArrayList<>();
         List<List<String>> gold = new ArrayList<>();
         List<int[]> pos = new ArrayList<>();
@@ -69,7 +79,32 @@ public record TaskData(Task task, List<Example> examples, List<List<String>> gol
                 }
             }
             case SEQUENCE_CLASSIFICATION -> {
-                List<TextClassificationReader.LabeledText> ts = TextClassificationReader.read(file);
+                List<TextClassificationReader.LabeledText> ts = TextClassificationReader.read(file, cols);
+                for (var t : ts)
+                    if (t.isList() != (problem == Problem.MULTI_LABEL))
+                        throw new WaferException(t.where() + ": field \"" + cols.label() + "\" is " + (t.isList()
+                                ? "a list; lists of labels need --problem-type multi_label_classification"
+                                : "not a list; --problem-type multi_label_classification takes a list of labels per example"));
+                if (problem != Problem.SINGLE_LABEL) {
+                    labels = problem == Problem.REGRESSION ? List.of(REGRESSION_LABEL)
+                            : trainLabels != null ? trainLabels : TextClassificationReader.labels(ts).names();
+                    java.util.Map<String, Integer> trainId = index(labels);
+                    for (var t : ts) {
+                        int[] ids = TaskEncoder.text(tok, t.text(), t.pair());
+                        if (ids.length == 0) throw new WaferException(t.where() + ": empty text");
+                        float[] values = new float[labels.size()];
+                        if (problem == Problem.REGRESSION) values[0] = number(t.label(), cols.label(), t.where());
+                        else for (String l : t.labels()) {
+                            Integer id = trainId.get(l);
+                            if (id == null) unknown.add(l);
+                            else values[id] = 1;
+                        }
+                        ex.add(new Example(ids, null, -1, values));
+                        gold.add(problem == Problem.REGRESSION ? List.of(Float.toString(values[0])) : t.labels());
+                        pos.add(new int[] {Math.min(ids.length, maxLength) - 1});
+                    }
+                    break;
+                }
                 labels = trainLabels != null ? trainLabels : TextClassificationReader.labels(ts).names();
                 java.util.Map<String, Integer> trainId = index(labels);
                 Set<String> all = new LinkedHashSet<>(labels);
@@ -96,6 +131,17 @@ public record TaskData(Task task, List<Example> examples, List<List<String>> gol
         int truncated = 0;
         for (Example e : ex) if (e.length() > maxLength) truncated++;
         return new TaskData(task, List.copyOf(ex), List.copyOf(gold), List.copyOf(pos), List.copyOf(labels), unknown, truncated, file.toString());
+    }
+
+    /** The one "label" of a regression model (Hugging Face's name for a lone output). */
+    public static final String REGRESSION_LABEL = "LABEL_0";
+
+    private static float number(String s, String field, String where) {
+        try {
+            float v = Float.parseFloat(s);
+            if (Float.isFinite(v)) return v;
+        } catch (NumberFormatException e) { /* reported below */ }
+        throw new WaferException(where + ": field \"" + field + "\" must be a finite number for regression, got '" + s + "'");
     }
 
     private static java.util.Map<String, Integer> index(List<String> labels) {

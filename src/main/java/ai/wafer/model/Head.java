@@ -15,7 +15,7 @@ public abstract sealed class Head permits TokenClassifier, SequenceClassifier {
     final int C, K;
     float[] logits = new float[0], losses = new float[0];
     int[] targets = new int[0];
-    private int valid;
+    int valid;
 
     Head(String weightName, int C, int K, float initStd, long seed) {
         this.C = C;
@@ -46,15 +46,17 @@ public abstract sealed class Head permits TokenClassifier, SequenceClassifier {
 
     /**
      * A fresh head for {@code task} over {@code labels} (initialised as Hugging Face does, N(0, initializer_range)),
-     * or null for causal LM, whose head is the tied wte.
+     * or null for causal LM, whose head is the tied wte; {@code problem} says what a sequence classifier's outputs mean.
      */
-    public static Head create(Task task, GptConfig cfg, List<String> labels, long seed) {
-        if (task.classifies() && labels.size() < 2 && task == Task.SEQUENCE_CLASSIFICATION)
+    public static Head create(Task task, GptConfig cfg, List<String> labels, long seed, SequenceClassifier.Problem problem) {
+        if (problem == SequenceClassifier.Problem.REGRESSION && labels.size() != 1)
+            throw new WaferException("regression takes one number per example, so one output; this model has " + labels.size() + " labels");
+        if (labels.size() < 2 && task == Task.SEQUENCE_CLASSIFICATION && problem == SequenceClassifier.Problem.SINGLE_LABEL)
             throw new WaferException("sequence classification needs at least 2 labels, the training file has " + labels.size());
         if (task.classifies() && labels.isEmpty()) throw new WaferException(task + " needs labels, the training file has none");
         return switch (task) {
             case TOKEN_CLASSIFICATION -> new TokenClassifier(cfg.nEmbd(), labels.size(), cfg.initializerRange(), seed);
-            case SEQUENCE_CLASSIFICATION -> new SequenceClassifier(cfg.nEmbd(), labels.size(), cfg.initializerRange(), seed);
+            case SEQUENCE_CLASSIFICATION -> new SequenceClassifier(cfg.nEmbd(), labels.size(), cfg.initializerRange(), seed, problem);
             case CAUSAL_LM -> null;
         };
     }

@@ -1,12 +1,14 @@
 package ai.wafer.peft;
 
 import ai.wafer.WaferException;
+import ai.wafer.data.TextClassificationReader;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Head;
 import ai.wafer.model.Parameter;
 import ai.wafer.model.SequenceClassifier;
+import ai.wafer.model.SequenceClassifier.Problem;
 import ai.wafer.model.Task;
 import ai.wafer.model.TokenClassifier;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -46,6 +48,8 @@ public class FineTuned {
     public final String baseFingerprint;
     /** Tokens per example it was fine-tuned with (saved with it, so evaluation scores as training did); 0 unknown. */
     public int trainedMaxLength;
+    /** Sequence classification: the data fields it was fine-tuned on (saved with it, evaluation's default). */
+    public TextClassificationReader.Columns columns = TextClassificationReader.Columns.DEFAULT;
 
     public FineTuned(Gpt gpt, Task task, List<String> labels, Peft.Spec spec, Method method, Head head, int padId,
                      String baseFingerprint) {
@@ -62,6 +66,9 @@ public class FineTuned {
     public TokenClassifier tokenHead() { return head instanceof TokenClassifier t ? t : null; }
 
     public SequenceClassifier seqHead() { return head instanceof SequenceClassifier s ? s : null; }
+
+    /** What a sequence classifier's outputs mean; single label for the other tasks. */
+    public Problem problem() { return head instanceof SequenceClassifier s ? s.problem : Problem.SINGLE_LABEL; }
 
     /** The head's tensors (empty for causal LM). */
     public List<Parameter> headParameters() { return head == null ? List.of() : head.parameters(); }
@@ -86,9 +93,11 @@ public class FineTuned {
             if (t != saved)
                 throw new WaferException(model + ": config.json says " + saved.hfArchitecture + ", not a " + t + " model");
             List<String> labels = t.classifies() ? labelsOf(cfg, model) : List.of();
-            FineTuned ft = new FineTuned(gpt, t, labels, Peft.Spec.of(Peft.Kind.FULL), null, Head.create(t, cfg, labels, 0x5eed),
-                    padOf(cfg), "");
+            JsonNode problem = cfg.extra().get("problem_type");
+            FineTuned ft = new FineTuned(gpt, t, labels, Peft.Spec.of(Peft.Kind.FULL), null,
+                    Head.create(t, cfg, labels, 0x5eed, problemOf(problem == null ? null : problem.asText(), labels)), padOf(cfg), "");
             ft.trainedMaxLength = cfg.extra().containsKey("wafer_max_length") ? cfg.extra().get("wafer_max_length").asInt() : 0;
+            if (cfg.extra().containsKey("wafer_columns")) ft.columns = columnsOf(cfg.extra().get("wafer_columns"));
             var read = Checkpoint.load(gpt, model, ft.headByName());
             if (t.classifies() && read.size() != ft.headParameters().size())
                 throw new WaferException(model + ": no trained " + ft.head.parameters().getFirst().name.split("\\.")[0]
@@ -129,9 +138,11 @@ public class FineTuned {
         };
         Peft.Spec spec = m instanceof Lora l ? new Peft.Spec(kind, l.cfg, 0, 0, 0) : Peft.Spec.of(kind);
         List<String> used = t.classifies() ? labels : List.of();
-        FineTuned ft = new FineTuned(gpt, t, used, spec, m, Head.create(t, cfg, used, 0x5eed),
+        FineTuned ft = new FineTuned(gpt, t, used, spec, m,
+                Head.create(t, cfg, used, 0x5eed, problemOf(info.wafer().path("problem_type").textValue(), used)),
                 info.wafer().path("pad_token_id").asInt(padOf(cfg)), fp);
         ft.trainedMaxLength = info.wafer().path("max_length").asInt(0);
+        if (info.wafer().has("columns")) ft.columns = columnsOf(info.wafer().get("columns"));
         AdapterIo.loadTensors(adapter, m, ft.headParameters());
         m.setTraining(false);
         return ft;
@@ -170,6 +181,20 @@ public class FineTuned {
             out[i] = e.getValue().asText();
         });
         return List.of(out);
+    }
+
+    /** A saved problem_type; absent, Hugging Face's guess for a model given no labels: one output is regression. */
+    static Problem problemOf(String saved, List<String> labels) {
+        return saved != null ? Problem.parse(saved) : labels.size() == 1 ? Problem.REGRESSION : Problem.SINGLE_LABEL;
+    }
+
+    static TextClassificationReader.Columns columnsOf(JsonNode c) {
+        return new TextClassificationReader.Columns(c.path("text").asText("text"), c.path("text_pair").textValue(), c.path("label").asText("label"));
+    }
+
+    private ObjectNode columnsJson() {
+        ObjectNode c = JSON.createObjectNode().put("text", columns.text()).put("label", columns.label());
+        return columns.pair() == null ? c : c.put("text_pair", columns.pair());
     }
 
     static int padOf(GptConfig cfg) {
@@ -222,6 +247,8 @@ public class FineTuned {
             c = c.withExtra("id2label", id2label).withExtra("label2id", label2id)
                     .withExtra("num_labels", JSON.getNodeFactory().numberNode(labels.size()));
         }
+        if (task == Task.SEQUENCE_CLASSIFICATION)
+            c = c.withExtra("problem_type", JSON.getNodeFactory().textNode(problem().hfName)).withExtra("wafer_columns", columnsJson());
         return c.withExtra("pad_token_id", JSON.getNodeFactory().numberNode(padId));
     }
 
@@ -249,6 +276,7 @@ public class FineTuned {
         // where the base is from the adapter's own directory, so that the pair moves together and loads without --model
         if (Files.isDirectory(base)) w.put("base_path", dir.toAbsolutePath().normalize().relativize(base).toString());
         if (trainedMaxLength > 0) w.put("max_length", trainedMaxLength);
+        if (task == Task.SEQUENCE_CLASSIFICATION) { w.put("problem_type", problem().hfName); w.set("columns", columnsJson()); }
         AdapterIo.save(dir, method, task.peftTaskType, baseName, headParameters(), w);
     }
 

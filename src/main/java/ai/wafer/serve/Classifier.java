@@ -13,6 +13,7 @@ import ai.wafer.tokenizer.Tokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.LinkedHashMap;
@@ -28,8 +29,21 @@ import java.util.function.Function;
  * So tagging is word-level: {@code tokens} are the words.
  */
 public final class Classifier {
-    /** One classified text: the most likely label and every label's probability. */
-    public record Classified(String label, Map<String, Double> probabilities) {}
+    /**
+     * One classified text: the most likely label and every label's probability (softmax); for a multi-label model the
+     * labels whose probability (a sigmoid each) passes 0.5, for a regression model its number (the others null).
+     */
+    public record Classified(String label, List<String> labels, Double score, Map<String, Double> probabilities) {
+        public Classified(String label, Map<String, Double> probabilities) { this(label, null, null, probabilities); }
+
+        /** Its fields in a /v1/classify answer: label, labels or score, and the probabilities. */
+        void write(com.fasterxml.jackson.databind.node.ObjectNode d) {
+            if (score != null) { d.put("score", score); return; }
+            if (labels != null) labels.forEach(d.putArray("labels")::add);
+            else d.put("label", label);
+            probabilities.forEach(d.putObject("probabilities")::put);
+        }
+    }
 
     /** One tagged text: its words, a tag per word, and (when the labels are IOB-style) the entity spans. */
     public record Tagged(List<String> tokens, List<String> tags, List<EntitySpans.Entity> entities) {}
@@ -89,12 +103,48 @@ public final class Classifier {
     /** Tokens a text may have: the context less any prefix-tuning positions. */
     public int maxTokens() { return ft.gpt.config.nPositions() - ft.gpt.positionOffset(); }
 
-    /** Classifies one text. */
-    public Classified classify(String text) {
-        int[] ids = tokenizer.encodeOrdinary(text);
+    /**
+     * The second texts of {@code {"text_pair": "t" | ["t1", ...]}}, one per input, for a model fine-tuned on sentence
+     * pairs (null for one that was not, which refuses them).
+     */
+    public List<String> pairs(com.fasterxml.jackson.databind.JsonNode n, int inputs) {
+        String field = ft.columns.pair();
+        if (field == null) {
+            if (n != null) throw ApiException.bad("this model classifies single texts (it was not fine-tuned on pairs): drop text_pair", "text_pair");
+            return null;
+        }
+        List<String> out = new ArrayList<>();
+        if (n != null && n.isTextual()) out.add(n.asText());
+        else if (n != null && n.isArray()) for (com.fasterxml.jackson.databind.JsonNode x : n) {
+            if (!x.isTextual()) throw ApiException.bad("text_pair must be a string or an array of strings", "text_pair");
+            out.add(x.asText());
+        }
+        if (out.size() != inputs)
+            throw ApiException.bad("this model classifies sentence pairs (fine-tuned with \"" + field + "\" as the second text): give text_pair,"
+                    + " one per input (" + inputs + ")", "text_pair");
+        return out;
+    }
+
+    /** Classifies one text, or a pair ({@code pair} null for none), encoded as fine-tuning encoded it. */
+    public Classified classify(String text, String pair) {
+        int[] ids = ai.wafer.data.TaskEncoder.text(tokenizer, text, pair);
         check(ids.length);
         int T = ids.length, K = ft.labels.size();
-        double[] p = hidden(ids, h -> softmax(ft.seqHead().logits(h, new int[] {T}, null, 1, T), 0, K));
+        float[] logits = hidden(ids, h -> Arrays.copyOf(ft.seqHead().logits(h, new int[] {T}, null, 1, T), K));
+        switch (ft.problem()) {
+            case REGRESSION -> { return new Classified(null, null, (double) logits[0], null); }
+            case MULTI_LABEL -> {
+                List<String> on = new ArrayList<>();
+                Map<String, Double> probs = new LinkedHashMap<>();
+                for (int k = 0; k < K; k++) {
+                    probs.put(ft.labels.get(k), 1 / (1 + Math.exp(-logits[k])));
+                    if (logits[k] > 0) on.add(ft.labels.get(k)); // sigmoid > 0.5, as evaluation decides
+                }
+                return new Classified(null, on, null, probs);
+            }
+            case SINGLE_LABEL -> { }
+        }
+        double[] p = softmax(logits, 0, K);
         int best = 0;
         Map<String, Double> probs = new LinkedHashMap<>();
         for (int k = 0; k < K; k++) {

@@ -137,7 +137,7 @@ public final class WaferServer implements AutoCloseable {
         if (adapters != null) app.get("/classify", c -> c.contentType("text/html; charset=utf-8").result(page("classify.html")), Access.OPEN);
         app.get("/health", c -> c.json(obj().put("status", "ok").put("model", name)
                 .put("queued", queued()).put("active", active())), Access.OPEN);
-        app.get("/metrics", c -> c.json(metrics.snapshot(queued(), active())));
+        app.get("/metrics", c -> metrics.answer(c, queued(), active()));
         app.get("/v1/models", c -> {
             ObjectNode o = obj().put("object", "list");
             var data = o.putArray("data").add(model());
@@ -400,18 +400,15 @@ public final class WaferServer implements AutoCloseable {
 
     private void classify(Context c) throws IOException {
         ObjectNode b = body(c);
+        JsonNode second = b.remove("text_pair"); // a sentence pair's second texts
         Adapters.Served t = target(modelField(b));
         Classifier cls = t != null ? t.classifier() : this.cls;
-        List<String> texts = inputs(b, Task.SEQUENCE_CLASSIFICATION, cls, t != null ? t.name() : name);
+        List<String> texts = inputs(b, Task.SEQUENCE_CLASSIFICATION, cls, t != null ? t.name() : name), pairs = cls.pairs(second, texts.size());
         ObjectNode o = obj().put("object", "list").put("model", cls.name);
         var data = o.putArray("data");
         admitted(() -> {
-            for (int i = 0; i < texts.size(); i++) {
-                Classifier.Classified r = cls.classify(texts.get(i));
-                ObjectNode d = data.addObject().put("index", i).put("label", r.label());
-                ObjectNode p = d.putObject("probabilities");
-                r.probabilities().forEach(p::put);
-            }
+            for (int i = 0; i < texts.size(); i++)
+                cls.classify(texts.get(i), pairs == null ? null : pairs.get(i)).write(data.addObject().put("index", i));
         });
         c.json(o);
     }

@@ -100,6 +100,34 @@ class TaskDataTest {
         assertTrue(noLabel.getMessage().contains("c.jsonl:1:"), noLabel.getMessage());
     }
 
+    @Test void otherColumnsPairsAndLabelLists() throws Exception {
+        var cols = new TextClassificationReader.Columns("premise", "hypothesis", "tags");
+        var json = TextClassificationReader.read(write("p.jsonl",
+                "{\"premise\": \"It rains.\", \"hypothesis\": \"It is wet.\", \"tags\": [\"x\", 2]}\n"), cols);
+        assertEquals("It is wet.", json.getFirst().pair());
+        assertEquals(List.of("x", "2"), json.getFirst().labels());
+        assertTrue(json.getFirst().isList());
+        var csv = TextClassificationReader.read(write("p.csv", "tags,premise,hypothesis\n\"[\"\"a\"\",\"\"b\"\"]\",one,two\nc,three,four\n"), cols);
+        assertEquals(List.of("a", "b"), csv.get(0).labels());
+        assertTrue(csv.get(0).isList());
+        assertEquals(List.of("c"), csv.get(1).labels());
+        assertFalse(csv.get(1).isList());
+        assertEquals("four", csv.get(1).pair());
+        var noPair = assertThrows(WaferException.class, () -> TextClassificationReader.read(write("q.jsonl",
+                "{\"premise\": \"a\", \"tags\": \"b\"}\n"), cols));
+        assertTrue(noPair.getMessage().contains("q.jsonl:1: missing string field \"hypothesis\""), noPair.getMessage());
+        var badList = assertThrows(WaferException.class, () -> TextClassificationReader.read(write("r.csv", "premise,hypothesis,tags\na,b,[oops\n"), cols));
+        assertTrue(badList.getMessage().contains("r.csv:2: column \"tags\""), badList.getMessage());
+
+        // a pair is the first text, <|endoftext|>, the second
+        int[] a = tok.encodeOrdinary("It rains."), b = tok.encodeOrdinary("It is wet."), ids = TaskEncoder.text(tok, "It rains.", "It is wet.");
+        assertEquals(a.length + 1 + b.length, ids.length);
+        assertEquals(50256, ids[a.length]);
+        assertArrayEquals(a, java.util.Arrays.copyOf(ids, a.length));
+        assertArrayEquals(b, java.util.Arrays.copyOfRange(ids, a.length + 1, ids.length));
+        assertArrayEquals(a, TaskEncoder.text(tok, "It rains.", null));
+    }
+
     @Test void chatLossOnlyOnResponses() throws Exception {
         Path f = write("chat.jsonl", "{\"prompt\": \"Name a colour.\", \"response\": \"Blue.\"}\n"
                 + "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Hi\"},"

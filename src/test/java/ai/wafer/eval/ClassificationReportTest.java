@@ -40,6 +40,24 @@ class ClassificationReportTest {
         assertRow(t.weighted(), (2 + 2 / 3.0 + 8 / 3.0) / 10, 0.5, (2 + 0.8 + 16 / 7.0) / 10, 10);
     }
 
+    @Test void multiLabelCountsEachLabelOfEachItem() {
+        // gold {a,b} {b} {} {a,c}; predicted {a} {b,c} {} {a,c}
+        //   a: tp items 0,3                  -> P 1, R 1, F1 1, support 2
+        //   b: tp item 1, fn item 0          -> P 1, R 1/2, F1 2/3, support 2
+        //   c: tp item 3, fp item 1          -> P 1/2, R 1, F1 2/3, support 1
+        // accuracy (exact set, sklearn's subset accuracy): items 2 and 3 -> 0.5; micro: tp 4, fp 1, fn 1 -> 0.8
+        ClassificationReport r = ClassificationReport.multiLabel(
+                List.of(List.of("a", "b"), List.of("b"), List.of(), List.of("a", "c")),
+                List.of(List.of("a"), List.of("b", "c"), List.of(), List.of("c", "a")));
+        PrfTable t = r.table();
+        assertRow(t.row("a"), 1, 1, 1, 2);
+        assertRow(t.row("b"), 1, 0.5, 2 / 3.0, 2);
+        assertRow(t.row("c"), 0.5, 1, 2 / 3.0, 1);
+        assertEquals(0.5, r.accuracy(), EPS);
+        assertRow(t.micro(), 0.8, 0.8, 0.8, 5);
+        assertRow(t.macro(), 2.5 / 3, 2.5 / 3, (1 + 4 / 3.0) / 3, 5);
+    }
+
     @Test void textMatchesSklearnLayout() {
         String expected = """
                               precision    recall  f1-score   support

@@ -6,6 +6,7 @@ import ai.wafer.data.Example;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Parameter;
+import ai.wafer.model.SequenceClassifier.Problem;
 import ai.wafer.model.Task;
 import ai.wafer.peft.Lora;
 import ai.wafer.peft.Peft;
@@ -41,7 +42,10 @@ class FinetuneGradCheckTest {
     /** Three rows of lengths 7, 4 and 6: tags 0..3 per token (some -100), classes 0..2, LM labels with a prompt part ignored. */
     static Batcher.Batch batch(Task task) { return batch(task, Batcher.Side.RIGHT); }
 
-    static Batcher.Batch batch(Task task, Batcher.Side side) {
+    static Batcher.Batch batch(Task task, Batcher.Side side) { return batch(task, side, Problem.SINGLE_LABEL); }
+
+    /** Multi-label rows get 0/1 for each of the 4 labels, regression rows a number. */
+    static Batcher.Batch batch(Task task, Batcher.Side side, Problem problem) {
         Random r = new Random(11);
         List<Example> ex = new ArrayList<>();
         int[] lengths = {7, 4, 6};
@@ -52,7 +56,10 @@ class FinetuneGradCheckTest {
                 ids[t] = r.nextInt(28);
                 labels[t] = task == Task.CAUSAL_LM ? (t < 2 ? Example.IGNORE : ids[t]) : (t == 1 ? Example.IGNORE : r.nextInt(4));
             }
-            ex.add(task == Task.SEQUENCE_CLASSIFICATION ? new Example(ids, null, i) : new Example(ids, labels, -1));
+            float[] values = problem == Problem.REGRESSION ? new float[] {(float) r.nextGaussian()}
+                    : problem == Problem.MULTI_LABEL ? new float[] {i % 2, 1, 0, (i + 1) % 2} : null;
+            ex.add(values != null ? new Example(ids, null, -1, values)
+                    : task == Task.SEQUENCE_CLASSIFICATION ? new Example(ids, null, i) : new Example(ids, labels, -1));
         }
         return new Batcher(3, 16, 28, side).batch(ex, new int[] {0, 1, 2});
     }
@@ -61,8 +68,11 @@ class FinetuneGradCheckTest {
         return new Peft.Spec(k, new Lora.Config(3, 6, 0f, Lora.TARGETS), 1, 3, 4);
     }
 
-    static FinetuneModel model(Peft.Kind kind, Task task) {
-        FinetuneModel fm = FinetuneModel.create(base(3), task, List.of("a", "b", "c", "d"), spec(kind), 28, 5);
+    static FinetuneModel model(Peft.Kind kind, Task task) { return model(kind, task, Problem.SINGLE_LABEL); }
+
+    static FinetuneModel model(Peft.Kind kind, Task task, Problem problem) {
+        FinetuneModel fm = FinetuneModel.create(base(3), task, problem == Problem.REGRESSION ? List.of("LABEL_0") : List.of("a", "b", "c", "d"),
+                spec(kind), 28, 5, problem);
         Random r = new Random(9);
         if (fm.method != null)
             for (Parameter p : fm.method.tensors().values()) for (int i = 0; i < p.size(); i++) p.data[i] += (float) (r.nextGaussian() * 0.3);
@@ -93,10 +103,20 @@ class FinetuneGradCheckTest {
         ai.wafer.tensor.Parallel.runSerially(() -> gradientsSerial(kind, taskName, Batcher.Side.LEFT));
     }
 
-    private void gradientsSerial(Peft.Kind kind, String taskName, Batcher.Side side) {
+    /** The multi-label (binary cross-entropy per label) and regression (squared error) heads, through the whole model. */
+    @ParameterizedTest
+    @CsvSource({"FULL, multi_label_classification, RIGHT", "LORA, multi_label_classification, LEFT",
+            "FULL, regression, RIGHT", "PREFIX, regression, LEFT"})
+    void problemTypes(Peft.Kind kind, String problem, Batcher.Side side) {
+        ai.wafer.tensor.Parallel.runSerially(() -> gradientsSerial(kind, "sequence-classification", side, Problem.parse(problem)));
+    }
+
+    private void gradientsSerial(Peft.Kind kind, String taskName, Batcher.Side side) { gradientsSerial(kind, taskName, side, Problem.SINGLE_LABEL); }
+
+    private void gradientsSerial(Peft.Kind kind, String taskName, Batcher.Side side, Problem problem) {
         Task task = Task.parse(taskName);
-        FinetuneModel fm = model(kind, task);
-        Batcher.Batch b = batch(task, side);
+        FinetuneModel fm = model(kind, task, problem);
+        Batcher.Batch b = batch(task, side, problem);
         fm.setTraining(true);
         fm.zeroGrad();
         fm.forward(b);

@@ -131,7 +131,7 @@ class MultiAdapterServerTest {
         for (String m : models) alone.put(m, answer(ok(send("POST", "/v1/completions", completion(m), true))));
         assertEquals(3, alone.values().stream().distinct().count(), "each adapter should answer differently: " + alone);
 
-        long steps0 = ok(send("GET", "/metrics", null, true)).get("decode_steps_total").asLong();
+        long steps0 = ok(send("GET", "/metrics?format=json", null, true)).get("decode_steps_total").asLong();
         int rounds = 2;
         CyclicBarrier go = new CyclicBarrier(models.size() * rounds);
         ExecutorService pool = Executors.newFixedThreadPool(models.size() * rounds);
@@ -143,7 +143,7 @@ class MultiAdapterServerTest {
         } finally {
             pool.shutdownNow();
         }
-        long steps = ok(send("GET", "/metrics", null, true)).get("decode_steps_total").asLong() - steps0;
+        long steps = ok(send("GET", "/metrics?format=json", null, true)).get("decode_steps_total").asLong() - steps0;
         assertTrue(steps < (long) models.size() * rounds * 23, "the requests should have shared decoding steps: " + steps + " steps");
     }
 
@@ -154,7 +154,7 @@ class MultiAdapterServerTest {
             String body = JSON.createObjectNode().put("model", n).put("input", text).toString();
             if (n.equals("sentiment")) {
                 JsonNode d = ok(send("POST", "/v1/classify", body, true)).at("/data/0");
-                Classifier.Classified want = alone.classify(text);
+                Classifier.Classified want = alone.classify(text, null);
                 assertEquals(want.label(), d.get("label").asText());
                 for (var e : want.probabilities().entrySet()) assertEquals(e.getValue(), d.at("/probabilities/" + e.getKey()).asDouble(), 0.0, e.getKey());
                 assertError(send("POST", "/v1/tag", body, true), 400, "model_not_supported");

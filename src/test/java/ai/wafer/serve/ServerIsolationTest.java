@@ -70,7 +70,7 @@ class ServerIsolationTest {
     }
 
     static JsonNode metrics() throws Exception {
-        return JSON.readTree(http.send(HttpRequest.newBuilder(URI.create(server.url() + "/metrics")).build(),
+        return JSON.readTree(http.send(HttpRequest.newBuilder(URI.create(server.url() + "/metrics?format=json")).build(),
                 HttpResponse.BodyHandlers.ofString()).body());
     }
 

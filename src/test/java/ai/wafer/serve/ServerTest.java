@@ -384,11 +384,15 @@ class ServerTest {
         assertEquals(200, h.statusCode());
         assertEquals("ok", JSON.readTree(h.body()).get("status").asText());
         post("/v1/completions", "{\"prompt\": \"hi\", \"max_tokens\": 3}");
-        JsonNode m = JSON.readTree(get("/metrics").body());
+        JsonNode m = JSON.readTree(get("/metrics?format=json").body());
         assertTrue(m.get("requests_total").asLong() >= 1);
         assertTrue(m.get("generated_tokens_total").asLong() >= 1);
         assertTrue(m.at("/latency_s/p50").isNumber() && m.at("/latency_s/p99").isNumber());
         assertTrue(m.has("tokens_per_s_busy"));
+        HttpResponse<String> byAccept = send(HttpRequest.newBuilder(URI.create(server.url() + "/metrics")).header("Authorization", "Bearer " + KEY)
+                .header("Accept", "application/json").GET().build());
+        assertTrue(JSON.readTree(byAccept.body()).has("requests_total"), byAccept.body());
+        assertEquals(400, get("/metrics?format=xml").statusCode());
         HttpResponse<String> page = send(HttpRequest.newBuilder(URI.create(server.url() + "/")).GET().build());
         assertEquals(200, page.statusCode());
         assertTrue(page.body().contains("/v1/chat/completions"));
