@@ -20,7 +20,7 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--adapter", paramLabel = "DIR", description = "an adapter for --model (the base model): a classification adapter is served with its head; a causal-LM LoRA or (IA)3 adapter is merged into the weights, a prefix goes in front of every sequence") Path adapter;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
     @Option(names = "--chat-template", paramLabel = "FILE", description = "a Jinja chat template for /v1/chat/completions (default: the tokenizer_config.json's chat_template, else the built-in ### Role: format)") Path chatTemplate;
-    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32, bf16 or int8 (default: ${DEFAULT-VALUE})") String dtype;
+    @Option(names = "--dtype", description = "fp32, bf16 or int8 (default: fp32, or int8 as stored for a model file stored int8)") String dtype;
     @Option(names = "--group-size", defaultValue = "0", paramLabel = "G", description = "with --dtype int8: a scale per output channel and group of G inputs (32, 64, 128; 0 = one per channel; default ${DEFAULT-VALUE}); an int8 model file is used as stored") int groupSize;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})") String host;
     @Option(names = "--port", defaultValue = "8000", description = "(default: ${DEFAULT-VALUE}; 0 picks a free one)") int port;
@@ -35,8 +35,9 @@ public final class ServeCommand implements Callable<Integer> {
     @Override public Integer call() throws InterruptedException, IOException {
         var cfg = config();
         // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
-        WaferServer s = WaferServer.open(model, adapter, tokenizer, chatTemplate, WeightType.parse(dtype, groupSize), cfg);
-        System.err.println("wafer serve: " + s.describe() + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
+        WeightType type = WeightType.parse(dtype, groupSize, model);
+        WaferServer s = WaferServer.open(model, adapter, tokenizer, chatTemplate, type, cfg);
+        System.err.println("wafer serve: " + s.describe() + " (" + type.name().toLowerCase() + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));
         stop.await();

@@ -39,7 +39,7 @@ public record WeightType(Kind kind, int groupSize) {
     /**
      * The frozen matrices of {@code m} in this type, the trainable ones left float32: a PEFT method's frozen base in
      * bf16 or int8, read in that form by the forward and backward products (their gradients flow through it). An int8
-     * file's matrices stay as stored for int8 (whatever {@code groupSize}: said on stderr when it differs) and are
+     * file's matrices stay as stored for int8 (whatever {@code groupSize}: said on stderr when one given differs) and are
      * dequantized for fp32 or bf16, saying so.
      */
     public void applyToFrozen(Gpt m) {
@@ -62,13 +62,14 @@ public record WeightType(Kind kind, int groupSize) {
             throw new WaferException("--dtype " + name().toLowerCase() + ": the model's matrices need about " + gb(need) + " of heap in that form; "
                     + "this JVM has " + gb(left) + " left of its " + gb(rt.maxMemory()) + " (raise it with WAFER_JAVA_OPTS=-Xmx..., or use int8, or fp32 from a mapped file)");
         if (fileGroup >= 0 && kind != Kind.INT8)
-            System.err.println("wafer: the model file stores its matrices int8; --dtype " + name().toLowerCase() + " dequantizes them onto the heap");
-        if (fileGroup >= 0 && kind == Kind.INT8 && fileGroup != groupSize)
+            System.err.println("wafer: the model file stores its matrices int8; " + (kind == Kind.F32 ? "fp32" : "bf16") + " (as asked) dequantizes them onto the heap");
+        if (fileGroup >= 0 && kind == Kind.INT8 && groupSize != 0 && fileGroup != groupSize) // 0 is the option's default
             System.err.println("wafer: the model file stores its matrices int8 with group size " + fileGroup + "; used as stored, not requantized to --group-size " + groupSize);
+        int group = groupSize == 0 && fileGroup > 0 ? fileGroup : groupSize; // a matrix merged with an adapter: as the file's
         for (Parameter p : m.parameters()) {
             if (p.shape.length < 2 || p == m.wpe || p.trainable()) continue;
             if (kind == Kind.BF16 && !(p.weights() instanceof MappedHalfWeights h && h.bf16())) p.toBf16(); // a bf16 file stays mapped
-            else if (kind == Kind.INT8) p.toInt8(ai.wafer.io.Checkpoint.int8PerColumn(p.name), groupSize); // Conv1D [in, out]: scales per output column
+            else if (kind == Kind.INT8) p.toInt8(ai.wafer.io.Checkpoint.int8PerColumn(p.name), group); // Conv1D [in, out]: scales per output column
             else if (kind == Kind.F32 && !(p.weights() instanceof F32Weights || p.isMapped() && !(p.weights() instanceof Int8Weights))) p.toHeap();
         }
     }
@@ -76,6 +77,14 @@ public record WeightType(Kind kind, int groupSize) {
     private static String gb(long bytes) { return String.format("%.2f GB", bytes / 1e9); }
 
     public static WeightType parse(String s) { return parse(s, 0); }
+
+    /**
+     * {@code --dtype s --group-size groupSize} for the model in {@code dir}; s null (the option not given): int8 as
+     * stored for a model file stored int8, else fp32.
+     */
+    public static WeightType parse(String s, int groupSize, java.nio.file.Path dir) {
+        return parse(s != null ? s : ai.wafer.io.Checkpoint.int8GroupSize(dir) >= 0 ? "int8" : "fp32", groupSize);
+    }
 
     /** {@code --dtype s --group-size groupSize}. */
     public static WeightType parse(String s, int groupSize) {

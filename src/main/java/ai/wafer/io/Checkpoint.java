@@ -171,25 +171,18 @@ public final class Checkpoint {
     public static boolean int8PerColumn(String canonicalName) { return !canonicalName.equals("wte.weight") && !canonicalName.equals("lm_head.weight"); }
 
     /**
-     * The int8 matrices of {@code dir}'s weights, by canonical name, in place in the reader's mapping: every I8 tensor
-     * with its F32 {@code <name>.scale} tensor, as config.json's {@code quantization_config} ({@value #INT8_METHOD}, bits
-     * 8, group_size) describes them. Empty for a file with neither; anything unknown or inconsistent is an error naming
-     * the key or tensor and the file.
+     * The int8 group size that {@code dir}'s config.json declares ({@code quantization_config}: quant_method
+     * {@value #INT8_METHOD}, bits 8, group_size), or -1 when it declares none; any other scheme is an error naming the key.
      */
-    private static Map<String, Int8Weights> int8(TensorReader r, Path dir) {
+    public static int int8GroupSize(Path dir) {
         Path cfgFile = dir.resolve("config.json");
-        JsonNode qc;
+        JsonNode qc = null;
         try {
-            qc = JSON.readTree(cfgFile.toFile()).get("quantization_config");
+            if (Files.isRegularFile(cfgFile)) qc = JSON.readTree(cfgFile.toFile()).get("quantization_config");
         } catch (IOException e) {
             throw new WaferException(cfgFile + ": cannot read: " + e.getMessage(), e);
         }
-        Map<String, Int8Weights> out = new LinkedHashMap<>();
-        List<String> i8 = r.names().stream().filter(n -> r.info(n).dtype() == SafeTensors.DType.I8).toList();
-        if (qc == null || qc.isNull()) {
-            if (!i8.isEmpty()) throw new WaferException(cfgFile + " has no quantization_config, but tensor " + i8.getFirst() + " is stored I8");
-            return out;
-        }
+        if (qc == null || qc.isNull()) return -1;
         String where = cfgFile + ": quantization_config ";
         if (!qc.isObject()) throw new WaferException(where + "is not an object: " + qc);
         for (var f : qc.properties())
@@ -200,8 +193,25 @@ public final class Checkpoint {
         JsonNode gn = qc.path("group_size");
         if (!gn.isIntegralNumber() || !Int8Weights.validGroup(gn.asInt()))
             throw new WaferException(where + "group_size " + gn + " is not 0 (a scale per output channel) or a positive multiple of 16");
-        int group = gn.asInt();
-        if (i8.isEmpty()) throw new WaferException(where + "says int8, but no tensor of the weights is stored I8");
+        return gn.asInt();
+    }
+
+    /**
+     * The int8 matrices of {@code dir}'s weights, by canonical name, in place in the reader's mapping: every I8 tensor
+     * with its F32 {@code <name>.scale} tensor, as config.json's {@code quantization_config} ({@value #INT8_METHOD}, bits
+     * 8, group_size) describes them. Empty for a file with neither; anything unknown or inconsistent is an error naming
+     * the key or tensor and the file.
+     */
+    private static Map<String, Int8Weights> int8(TensorReader r, Path dir) {
+        Path cfgFile = dir.resolve("config.json");
+        int group = int8GroupSize(dir);
+        Map<String, Int8Weights> out = new LinkedHashMap<>();
+        List<String> i8 = r.names().stream().filter(n -> r.info(n).dtype() == SafeTensors.DType.I8).toList();
+        if (group < 0) {
+            if (!i8.isEmpty()) throw new WaferException(cfgFile + " has no quantization_config, but tensor " + i8.getFirst() + " is stored I8");
+            return out;
+        }
+        if (i8.isEmpty()) throw new WaferException(cfgFile + ": quantization_config says int8, but no tensor of the weights is stored I8");
         for (String name : r.names()) {
             String base = scaled(name), file = r instanceof SafeTensors.Reader s ? s.file(name).toString() : dir.toString();
             if (base != null && !i8.contains(base)) throw new WaferException(file + ": tensor " + name + " is a scale tensor, but " + base + " is not an I8 tensor");

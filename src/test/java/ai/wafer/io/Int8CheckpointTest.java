@@ -60,9 +60,17 @@ class Int8CheckpointTest {
             InferenceModel fromFile = new InferenceModel(loaded, WeightType.parse("int8", g));
             InferenceModel atLoad = new InferenceModel(Checkpoint.loadFrozen(fp32), WeightType.parse("int8", g));
             assertArrayEquals(logits(atLoad), logits(fromFile), "group " + g);
-            // a heap load (full fine-tuning, pretraining init) gets the dequantized values
-            Gpt heap = Checkpoint.load(int8);
-            for (Parameter p : loaded.parameters()) assertArrayEquals(p.array(), heap.parameter(p.name).array(), p.name);
+            // a heap load (full fine-tuning, pretraining init) and an explicit fp32 get the dequantized values
+            Gpt heap = Checkpoint.load(int8), fp = Checkpoint.loadFrozen(int8);
+            WeightType.F32.apply(fp);
+            for (Parameter p : loaded.parameters()) {
+                assertArrayEquals(p.array(), heap.parameter(p.name).array(), p.name);
+                assertTrue(fp.parameter(p.name).weights() instanceof ai.wafer.tensor.F32Weights || !(p.weights() instanceof Int8Weights), p.name);
+                assertArrayEquals(p.array(), fp.parameter(p.name).array(), p.name);
+            }
+            // no --dtype: int8 as stored for this file, fp32 for the float one
+            assertEquals(new WeightType(WeightType.Kind.INT8, 0), WeightType.parse(null, 0, int8));
+            assertEquals(WeightType.F32, WeightType.parse(null, 0, fp32));
         }
         assertThrows(WaferException.class, () -> Checkpoint.convert(dir.resolve("int8-32"), dir.resolve("regrouped"), SafeTensors.DType.I8, 64, 0, false));
     }
