@@ -18,9 +18,9 @@ public record WeightType(Kind kind, int groupSize) {
     public static final WeightType F32 = new WeightType(Kind.F32, 0), BF16 = new WeightType(Kind.BF16, 0), INT8 = new WeightType(Kind.INT8, 0);
 
     public WeightType {
-        if (!Int8Weights.validGroup(groupSize) || kind != Kind.INT8 && groupSize != 0)
-            throw new WaferException("--group-size " + groupSize + ": int8 takes 0 (a scale per output channel) or a multiple of 16 (32, 64, 128)"
-                    + (kind != Kind.INT8 ? ", and only int8 takes one (not " + kind.name().toLowerCase() + ")" : ""));
+        if (kind != Kind.INT8 && groupSize != 0) throw new WaferException("--group-size " + groupSize + " is for int8 only, not " + (kind == Kind.F32 ? "fp32" : "bf16"));
+        if (!Int8Weights.validGroup(groupSize))
+            throw new WaferException("--group-size " + groupSize + " must be 0 (a scale per output channel) or a positive multiple of 16 (32, 64, 128)");
     }
 
     /** fp32, bf16 or int8, as the options spell it. */
