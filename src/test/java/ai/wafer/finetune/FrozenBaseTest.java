@@ -101,6 +101,14 @@ class FrozenBaseTest {
         var a = q.parameters().stream().filter(Parameter::trainable).toList();
         var b = heap.parameters().stream().filter(Parameter::trainable).toList();
         for (int i = 0; i < a.size(); i++) assertArrayEquals(b.get(i).array(), a.get(i).array(), a.get(i).name);
+        // the same base from an int8 file (wafer convert --dtype int8), mapped as stored, trains to the same bits
+        Checkpoint.convert(dir, dir.resolve("int8"), ai.wafer.io.SafeTensors.DType.I8, 0, 0, false);
+        FinetuneModel file = FinetuneModel.create(Checkpoint.loadFrozen(dir.resolve("int8")), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(Peft.Kind.LORA), 30, 4);
+        ai.wafer.generate.WeightType.INT8.applyToFrozen(file.gpt);
+        new Finetuner(file, train, dev, opt).run(null, "toy", null);
+        var c = file.parameters().stream().filter(Parameter::trainable).toList();
+        for (int i = 0; i < a.size(); i++) assertArrayEquals(a.get(i).array(), c.get(i).array(), "int8 file " + a.get(i).name);
+        assertTrue(file.gpt.h[0].attnW().weights().mapped(), "the int8 file's base stays mapped");
     }
 
     /**
