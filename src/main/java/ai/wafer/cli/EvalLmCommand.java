@@ -24,11 +24,12 @@ public final class EvalLmCommand implements Callable<Integer> {
     @Option(names = "--batches", defaultValue = "0", description = "how many batches (default: one pass over the data)") int batches;
     @Option(names = "--no-shuffle", description = "read windows in order") boolean noShuffle;
     @Option(names = "--seed", defaultValue = "1337") long seed;
-    @Option(names = "--dtype", defaultValue = "fp32", description = "weights as inference keeps them: fp32, bf16 or int8 (default ${DEFAULT-VALUE})") String dtype;
+    @Option(names = "--dtype", description = "weights as inference keeps them: fp32, bf16 or int8 (default: fp32, or int8 as stored for a model file stored int8)") String dtype;
+    @Option(names = "--group-size", defaultValue = "0", paramLabel = "G", description = "with --dtype int8: a scale per output channel and group of G inputs (32, 64, 128; 0 = one per channel; default ${DEFAULT-VALUE}); an int8 model file is used as stored") int groupSize;
 
     @Override public Integer call() {
-        Gpt m = Checkpoint.load(model);
-        ai.wafer.generate.WeightType.parse(dtype).apply(m);
+        Gpt m = Checkpoint.loadFrozen(model); // matrices used in place from the file (an int8 file as stored)
+        ai.wafer.generate.WeightType.parse(dtype, groupSize, model).apply(m);
         if (seqLen > m.config.nPositions())
             throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + m.config.nPositions());
         List<Path> shards = new ArrayList<>();

@@ -67,7 +67,8 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--early-stopping", defaultValue = "0", paramLabel = "PATIENCE", description = "stop after this many evaluations without improvement (0 = off)") int patience;
     @Option(names = "--padding-side", defaultValue = "right", description = "left or right (default ${DEFAULT-VALUE}); dev evaluation pads the same way") String paddingSide;
     @Option(names = "--seed", defaultValue = "1337") long seed;
-    @Option(names = "--base-dtype", defaultValue = "fp32", description = "the frozen base's matrices in memory, read in that form by the products: fp32, bf16 or int8 (a scale per output channel); not with --method full (default ${DEFAULT-VALUE})") String baseDtype;
+    @Option(names = "--base-dtype", description = "the frozen base's matrices in memory, read in that form by the products: fp32, bf16 or int8 (a scale per output channel, see --group-size; not with --method full; default: fp32, or int8 as stored for a model file stored int8, which full fine-tuning dequantizes)") String baseDtype;
+    @Option(names = "--group-size", defaultValue = "0", paramLabel = "G", description = "with --base-dtype int8: a scale per output channel and group of G inputs (32, 64, 128; 0 = one per channel; default ${DEFAULT-VALUE}); an int8 model file is used as stored") int groupSize;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
     @Option(names = "--no-progress") boolean noProgress;
     @Option(names = "--parallel", paramLabel = "dp=N", description = "data parallel: N ranks (threads here, or MPI processes with --mpi) each take 1/N of every global batch of --batch-size rows; only trainable gradients are exchanged") String parallel;
@@ -85,8 +86,8 @@ public final class FinetuneCommand implements Callable<Integer> {
         Peft.Spec spec = new Peft.Spec(kind, new Lora.Config(loraR, loraAlpha, loraDropout, loraTargets), topK, prefixTokens, adapterSize);
         PrintWriter err = cmd.commandLine().getErr();
         FinetuneJob job = FinetuneJob.prepare(new FinetuneJob.Request(model, tokenizerDir, t, trainFile, devFile, spec, maxLength, maxTrain, seed,
-                ai.wafer.generate.WeightType.parse(baseDtype), new TextClassificationReader.Columns(textField, pairField, labelField),
-                SequenceClassifier.Problem.parse(problemType)), err);
+                kind == Peft.Kind.FULL && baseDtype == null && groupSize == 0 ? ai.wafer.generate.WeightType.F32 : ai.wafer.generate.WeightType.parse(baseDtype, groupSize, model),
+                new TextClassificationReader.Columns(textField, pairField, labelField), SequenceClassifier.Problem.parse(problemType)), err);
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);

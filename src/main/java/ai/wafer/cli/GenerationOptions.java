@@ -15,7 +15,8 @@ final class GenerationOptions {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "model directory (config.json + safetensors or pytorch_model.bin, sharded or not)") Path model;
     @Option(names = "--adapter", paramLabel = "DIR", description = "a causal-LM adapter for --model (the base model): LoRA and (IA)3 are merged into its weights, a prefix goes in front of every sequence") Path adapter;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
-    @Option(names = "--dtype", defaultValue = "fp32", description = "weights in memory: fp32, bf16 (half the memory, faster decoding) or int8 (a quarter; weight-only, a scale per output channel); default ${DEFAULT-VALUE}") String dtype;
+    @Option(names = "--dtype", description = "weights in memory: fp32, bf16 (half the memory, faster decoding) or int8 (a quarter; weight-only, a scale per output channel, see --group-size) (default: fp32, or int8 as stored for a model file stored int8)") String dtype;
+    @Option(names = "--group-size", defaultValue = "0", paramLabel = "G", description = "with --dtype int8: a scale per output channel and group of G inputs (32, 64, 128; 0 = one per channel; default ${DEFAULT-VALUE}); an int8 model file is used as stored") int groupSize;
 
     @Option(names = "--max-tokens", defaultValue = "128", description = "most new tokens (default: ${DEFAULT-VALUE})") int maxTokens;
     @Option(names = "--temperature", defaultValue = "0.8", description = "0 = greedy (default: ${DEFAULT-VALUE})") float temperature;
@@ -31,7 +32,7 @@ final class GenerationOptions {
     @Option(names = "--beams", defaultValue = "1", description = "beam search width (1 = off; ignores sampling options)") int beams;
 
     LoadedModel load() {
-        return LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype));
+        return LoadedModel.load(model, adapter, tokenizer, WeightType.parse(dtype, groupSize, model));
     }
 
     /** The sampling parameters, with the tokenizer's end-of-text added to the stop tokens unless --ignore-eos. */

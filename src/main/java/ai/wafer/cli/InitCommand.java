@@ -23,7 +23,7 @@ public final class InitCommand implements Callable<Integer> {
     @Option(names = "--preset", paramLabel = "NAME", description = "model preset (e.g. cerebras-gpt-13b)") String preset;
     @Option(names = "--config", paramLabel = "DIR|config.json", description = "model config instead of a preset") Path config;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "where to write; empty unless --overwrite") Path out;
-    @Option(names = "--dtype", defaultValue = "bf16", description = "weights as ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dtype", defaultValue = "bf16", description = "weights as fp32, bf16 or fp16 (default: ${DEFAULT-VALUE})")
     ConvertCommand.Dtype dtype;
     @Option(names = "--seed", defaultValue = "1234", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "copy this tokenizer (vocab.json, merges.txt) beside the weights") Path tokenizer;
@@ -35,6 +35,8 @@ public final class InitCommand implements Callable<Integer> {
         if ((preset == null) == (config == null)) throw new WaferException("give exactly one of --preset NAME or --config PATH");
         GptConfig c = preset != null ? GptConfig.preset(preset)
                 : GptConfig.read(config.toFile().isDirectory() ? config.resolve("config.json") : config);
+        if (dtype == ConvertCommand.Dtype.int8)
+            throw new WaferException("--dtype int8: init writes fp32, bf16 or fp16; quantize what it writes with wafer convert --dtype int8");
         long max = Plan.parseBytes(maxShardSize);
         if (max <= 0) throw new WaferException("--max-shard-size " + maxShardSize + " must be positive");
         OutputDir.claim(out, false, false, overwrite, Arrays.asList(config, tokenizer));

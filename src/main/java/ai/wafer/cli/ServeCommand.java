@@ -24,7 +24,8 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--adapter-root", paramLabel = "DIR", description = "allow POST /v1/adapters {\"name\", \"path\"} to load adapters from directories under DIR (and DELETE /v1/adapters/NAME to unload); with the API key when one is set") Path adapterRoot;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizer;
     @Option(names = "--chat-template", paramLabel = "FILE", description = "a Jinja chat template for /v1/chat/completions (default: the tokenizer_config.json's chat_template, else the built-in ### Role: format)") Path chatTemplate;
-    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32, bf16 or int8 (default: ${DEFAULT-VALUE})") String dtype;
+    @Option(names = "--dtype", description = "fp32, bf16 or int8 (default: fp32, or int8 as stored for a model file stored int8)") String dtype;
+    @Option(names = "--group-size", defaultValue = "0", paramLabel = "G", description = "with --dtype int8: a scale per output channel and group of G inputs (32, 64, 128; 0 = one per channel; default ${DEFAULT-VALUE}); an int8 model file is used as stored") int groupSize;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})") String host;
     @Option(names = "--port", defaultValue = "8000", description = "(default: ${DEFAULT-VALUE}; 0 picks a free one)") int port;
     @Option(names = "--api-key", description = "require 'Authorization: Bearer KEY' (default: $WAFER_API_KEY, else none; visible in ps: prefer --api-key-file)") String apiKey;
@@ -45,11 +46,11 @@ public final class ServeCommand implements Callable<Integer> {
             else if (eq <= 0) throw new WaferException("--adapter " + a + ": give NAME=DIR when serving several adapters or with --adapter-root");
             else if (named.put(a.substring(0, eq), Path.of(a.substring(eq + 1))) != null) throw new WaferException("--adapter: the name '" + a.substring(0, eq) + "' is given twice");
         }
-        WeightType type = WeightType.parse(dtype);
         // a fine-tuned sequence- or token-classification model serves /v1/classify or /v1/tag instead of completions
+        WeightType type = WeightType.parse(dtype, groupSize, model);
         WaferServer s = named.isEmpty() && adapterRoot == null ? WaferServer.open(model, adapter, tokenizer, chatTemplate, type, cfg)
                 : WaferServer.open(model, named, adapterRoot, tokenizer, chatTemplate, type, cfg);
-        System.err.println("wafer serve: " + s.describe() + " (" + dtype + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
+        System.err.println("wafer serve: " + s.describe() + " (" + type.name().toLowerCase() + ") on " + s.url() + (cfg.apiKey() != null ? " (API key required)" : ""));
         CountDownLatch stop = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> { s.close(); stop.countDown(); }));
         stop.await();

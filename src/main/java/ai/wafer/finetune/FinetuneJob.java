@@ -75,7 +75,7 @@ public final class FinetuneJob {
             for (String w : train.warnings(maxLen)) log.println("wafer: warning: " + w);
             if (dev != null) for (String w : dev.warnings(maxLen)) log.println("wafer: warning: " + w);
         }
-        if (r.baseType() != WeightType.F32 && kind == Peft.Kind.FULL)
+        if (r.baseType().kind() != WeightType.Kind.F32 && kind == Peft.Kind.FULL)
             throw new WaferException("--base-dtype " + r.baseType().name().toLowerCase() + ": full fine-tuning has no frozen base to keep in it");
         FinetuneModel fm = FinetuneModel.create(gpt, r.task(), train.labels(), r.spec(), tok.eot(), r.seed(), r.problem());
         fm.columns = r.columns();

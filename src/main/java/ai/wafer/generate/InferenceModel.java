@@ -21,7 +21,7 @@ import java.util.function.Function;
  *
  * <p>{@link WeightType#BF16} converts the model's matrices (and the embedding that is the LM head) to bfloat16 in
  * place, once: their float32 values are replaced, not kept beside them; {@link WeightType#INT8} quantizes them to int8
- * with a scale per output channel. {@link WeightType#F32} widens any other storage back to float32. The scratch belongs to this object, so one thread uses it at a time (synchronized).
+ * with a scale per output channel (or per group of inputs), and uses an int8 file's as they are stored. {@link WeightType#F32} widens any other storage back to float32. The scratch belongs to this object, so one thread uses it at a time (synchronized).
  */
 public final class InferenceModel {
     /** Prompt positions per prefill pass: large enough for efficient GEMMs, small enough to bound scratch. */

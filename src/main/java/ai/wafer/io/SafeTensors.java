@@ -86,30 +86,38 @@ public final class SafeTensors {
 
     /**
      * A tensor to write: row-major little-endian floats in {@code values} (a heap array's segment, or a read-only
-     * mapping such as a frozen weight, written without a heap copy) whose count is the product of {@code shape}.
+     * mapping such as a frozen weight, written without a heap copy) whose count is the product of {@code shape},
+     * written in the file's dtype; or, with {@code stored} set, values already in that dtype (int8 weights), written
+     * byte for byte.
      */
-    public record Tensor(long[] shape, MemorySegment values) {
+    public record Tensor(long[] shape, MemorySegment values, DType stored) {
         public Tensor {
             long n = 1;
             for (long d : shape) {
                 if (d < 0) throw new IllegalArgumentException("negative dimension in shape " + Arrays.toString(shape));
                 n *= d;
             }
-            if (n * Float.BYTES != values.byteSize())
-                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n + " values but data has " + values.byteSize() / Float.BYTES);
+            int bytes = stored == null ? Float.BYTES : stored.bytes;
+            if (n * bytes != values.byteSize())
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n + " values but data has " + values.byteSize() / bytes);
         }
+
+        public Tensor(long[] shape, MemorySegment values) { this(shape, values, null); }
 
         public Tensor(long[] shape, float[] data) { this(shape, MemorySegment.ofArray(data)); }
 
         /** {@code Tensor.of(data, rows, cols)}. */
         public static Tensor of(float[] data, long... shape) { return new Tensor(shape, data); }
 
-        public long numel() { return values.byteSize() / Float.BYTES; }
+        public long numel() { return values.byteSize() / (stored == null ? Float.BYTES : stored.bytes); }
 
         public float get(long i) { return values.getAtIndex(F32_LE, i); }
 
         /** The values as a new array. */
         public float[] data() { return values.toArray(F32_LE); }
+
+        /** The dtype written for this tensor in a file of {@code dtype}. */
+        DType in(DType dtype) { return stored != null ? stored : dtype; }
     }
 
     // ------------------------------------------------------------------------------------------ reading
@@ -382,7 +390,7 @@ public final class SafeTensors {
         List<TreeMap<String, Tensor>> shards = new ArrayList<>();
         long current = 0, total = 0;
         for (var e : new TreeMap<>(tensors).entrySet()) {
-            long bytes = e.getValue().numel() * dtype.bytes;
+            long bytes = e.getValue().numel() * e.getValue().in(dtype).bytes;
             if (shards.isEmpty() || (current + bytes > maxShardBytes && current > 0)) {
                 shards.add(new TreeMap<>());
                 current = 0;
@@ -434,9 +442,9 @@ public final class SafeTensors {
         header.put("__metadata__", Map.of("format", "pt"));
         long off = 0;
         for (var e : tensors.entrySet()) {
-            long bytes = e.getValue().numel() * dtype.bytes;
+            long bytes = e.getValue().numel() * e.getValue().in(dtype).bytes;
             Map<String, Object> t = new LinkedHashMap<>();
-            t.put("dtype", dtype.name());
+            t.put("dtype", e.getValue().in(dtype).name());
             t.put("shape", e.getValue().shape());
             t.put("data_offsets", new long[]{off, off + bytes});
             header.put(e.getKey(), t);
@@ -459,7 +467,18 @@ public final class SafeTensors {
                 // Stream through a small buffer: a checkpoint can be many GB.
                 ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
                 for (Tensor t : tensors.values()) {
-                    for (long i = 0, n = t.numel(); i < n; i++) {
+                    for (long i = 0, n = t.stored() == null ? 0 : t.values().byteSize(); i < n; ) { // stored bytes, as they are
+                        if (!buf.hasRemaining()) {
+                            buf.flip();
+                            writeFully(ch, buf);
+                            buf.clear();
+                        }
+                        int k = (int) Math.min(buf.remaining(), n - i);
+                        MemorySegment.copy(t.values(), i, MemorySegment.ofBuffer(buf), 0, k); // the buffer's segment starts at its position
+                        buf.position(buf.position() + k);
+                        i += k;
+                    }
+                    for (long i = 0, n = t.stored() != null ? 0 : t.numel(); i < n; i++) {
                         float v = t.get(i);
                         if (buf.remaining() < 4) {
                             buf.flip();

@@ -200,7 +200,8 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
         Set<String> interpreted = Set.of("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
                 "activation_function", "layer_norm_epsilon", "scale_attn_weights", "tie_word_embeddings",
                 "initializer_range", "mup_embeddings_scale", "mup_output_alpha", "mup_width_scale", "mup_scale_qk_dot_by_d",
-                "position_embedding_type", "alibi_scaling");
+                "position_embedding_type", "alibi_scaling",
+                "quantization_config"); // the weights' int8 scheme: Checkpoint reads it with the weights (a save writes its own)
         List<String> unknown = new java.util.ArrayList<>();
         n.properties().forEach(e -> {
             if (interpreted.contains(e.getKey())) return;

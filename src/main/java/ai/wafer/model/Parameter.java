@@ -124,13 +124,14 @@ public final class Parameter {
     }
 
     /**
-     * Replaces the values of this matrix by int8 with a scale per column ({@code perColumn}: a Conv1D weight [in, out])
-     * or per row (the head and embedding [V, C]), for inference, as {@link #toBf16()}.
+     * Replaces the values of this matrix by int8 with scales per column ({@code perColumn}: a Conv1D weight [in, out])
+     * or per row (the head and embedding [V, C]), per {@code group} inputs (0: one per channel), for inference, as
+     * {@link #toBf16()}. An int8 storage stays as it is.
      */
-    public void toInt8(boolean perColumn) {
+    public void toInt8(boolean perColumn, int group) {
         if (grad != null) throw new IllegalStateException(name + " is trainable: its values must stay float32");
         if (weights instanceof Int8Weights) return;
-        weights = Int8Weights.of(weights, shape[0], shape[1], perColumn);
+        weights = Int8Weights.of(weights, shape[0], shape[1], perColumn, group);
         data = null;
     }
 
@@ -157,6 +158,8 @@ public final class Parameter {
 
     public void setTrainable(boolean on) {
         if (on && grad == null) {
+            if (weights instanceof Int8Weights q && q.mapped()) // never silently: training it needs its float values
+                System.err.println("wafer: " + name + " is stored int8 in the model file; trained, so dequantized to float32 on the heap");
             toHeap();
             grad = new float[data.length]; // at the values' offset
         }

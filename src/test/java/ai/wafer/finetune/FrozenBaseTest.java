@@ -101,6 +101,46 @@ class FrozenBaseTest {
         var a = q.parameters().stream().filter(Parameter::trainable).toList();
         var b = heap.parameters().stream().filter(Parameter::trainable).toList();
         for (int i = 0; i < a.size(); i++) assertArrayEquals(b.get(i).array(), a.get(i).array(), a.get(i).name);
+        // the same base from an int8 file (wafer convert --dtype int8), mapped as stored, trains to the same bits
+        Checkpoint.convert(dir, dir.resolve("int8"), ai.wafer.io.SafeTensors.DType.I8, 0, 0, false);
+        FinetuneModel file = FinetuneModel.create(Checkpoint.loadFrozen(dir.resolve("int8")), Task.TOKEN_CLASSIFICATION, train.labels(), Peft.Spec.of(Peft.Kind.LORA), 30, 4);
+        ai.wafer.generate.WeightType.INT8.applyToFrozen(file.gpt);
+        new Finetuner(file, train, dev, opt).run(null, "toy", null);
+        var c = file.parameters().stream().filter(Parameter::trainable).toList();
+        for (int i = 0; i < a.size(); i++) assertArrayEquals(a.get(i).array(), c.get(i).array(), "int8 file " + a.get(i).name);
+        assertTrue(file.gpt.h[0].attnW().weights().mapped(), "the int8 file's base stays mapped");
+    }
+
+    /**
+     * LoRA over the base of an int8 file (wafer convert --dtype int8, groups of 32 over inputs of 10 and 23: one partial
+     * group each), mapped in place: the gradients of the adapter and head, through forward and backward products that
+     * read the int8 mapping, match finite differences, as {@link FinetuneGradCheckTest} checks a float32 base.
+     */
+    @Test
+    void loraOnAnInt8FileBaseHasFiniteDifferenceGradients(@TempDir Path dir) {
+        Checkpoint.save(FinetuneGradCheckTest.base(3), dir.resolve("fp32"));
+        Checkpoint.convert(dir.resolve("fp32"), dir.resolve("int8"), ai.wafer.io.SafeTensors.DType.I8, 32, 0, false);
+        ai.wafer.tensor.Parallel.runSerially(() -> {
+            Task task = Task.TOKEN_CLASSIFICATION;
+            FinetuneModel fm = FinetuneModel.create(Checkpoint.loadFrozen(dir.resolve("int8")), task, java.util.List.of("a", "b", "c", "d"),
+                    FinetuneGradCheckTest.spec(Peft.Kind.LORA), 28, 5);
+            ai.wafer.generate.WeightType.parse("int8", 32).applyToFrozen(fm.gpt); // --base-dtype int8 --group-size 32: used as stored
+            assertTrue(fm.gpt.h[0].fcW().weights() instanceof ai.wafer.tensor.Int8Weights q && q.mapped(), "the base stays the int8 mapping");
+            java.util.Random r = new java.util.Random(9);
+            for (Parameter p : fm.parameters()) if (p.trainable()) for (int i = 0; i < p.size(); i++) p.data[p.off + i] += (float) (r.nextGaussian() * 0.3);
+            var b = FinetuneGradCheckTest.batch(task);
+            fm.setTraining(true);
+            fm.zeroGrad();
+            fm.forward(b);
+            fm.backward(1f);
+            int checked = 0;
+            for (Parameter p : fm.parameters()) {
+                if (!p.trainable()) continue;
+                FinetuneGradCheckTest.check("int8 base " + p.name, p.data, p.gradArray().clone(), () -> fm.forward(b), 5e-3, 3e-2);
+                checked++;
+            }
+            assertTrue(checked >= 2 * FinetuneGradCheckTest.CFG.nLayer(), "checked " + checked);
+        });
     }
 
     /** Saving a model whose weights are still mapped writes the same file as saving the heap copy. */

@@ -64,6 +64,8 @@ class GenerateTest {
 
     @Test void int8StaysCloseToFloat32() { staysCloseToFloat32(WeightType.INT8); }
 
+    @Test void int8InGroupsStaysCloseToFloat32() { staysCloseToFloat32(WeightType.parse("int8", 32)); }
+
     private void staysCloseToFloat32(WeightType type) {
         InferenceModel bf = new InferenceModel(sameModel(), type);
         int[] p = prompt(9, 4);

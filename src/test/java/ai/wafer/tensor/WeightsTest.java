@@ -8,9 +8,11 @@ import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.Random;
 import java.util.function.Function;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * Every storage's products against a double-precision dot product of the same (bf16-rounded) weights: every weight
@@ -31,22 +33,73 @@ class WeightsTest {
     }
 
     private static List<Kind> kinds(Arena arena) {
-        return List.of(new Kind("f32", Weights::of, false), new Kind("bf16", Bf16Weights::of, true),
+        List<Kind> int8 = new java.util.ArrayList<>();
+        for (int g : new int[] {0, 32, 64, 128}) {
+            int8.add(new Kind("int8 group " + g + ", per column", (w, K, N) -> Int8Weights.of(Weights.of(w), K, N, true, g), true));
+            int8.add(new Kind("int8 group " + g + ", per row", (w, K, N) -> Int8Weights.of(Weights.of(w), N, K, false, g), true));
+        }
+        for (boolean perColumn : new boolean[] {true, false}) // as in a mapped file: native, unaligned segments
+            int8.add(new Kind("mapped int8 group 32, per " + (perColumn ? "column" : "row"), (w, K, N) -> {
+                Int8Weights h = Int8Weights.of(Weights.of(w), perColumn ? K : N, perColumn ? N : K, perColumn, 32);
+                return new Int8Weights(unaligned(arena, h.quantized()), unaligned(arena, h.scales()), perColumn ? K : N, perColumn ? N : K, perColumn, 32);
+            }, true));
+        return java.util.stream.Stream.concat(int8.stream(), Stream.of(new Kind("f32", Weights::of, false), new Kind("bf16", Bf16Weights::of, true),
                 new Kind("f32 slice of a flat store", w -> { // at an offset, with other values around it
                     float[] store = new float[w.length + 40];
                     java.util.Arrays.fill(store, Float.NaN);
                     System.arraycopy(w, 0, store, 17, w.length);
                     return new F32Weights(store, 17, w.length);
                 }, false),
-                new Kind("int8, a scale per column", (w, K, N) -> Int8Weights.of(Weights.of(w), K, N, true), true),
-                new Kind("int8, a scale per row", (w, K, N) -> Int8Weights.of(Weights.of(w), N, K, false), true),
                 new Kind("mapped bf16", w -> half(arena, w, true), true),
                 new Kind("mapped fp16", w -> half(arena, w, false), true),
                 new Kind("mapped f32", w -> {
                     MemorySegment s = arena.allocate(4L * w.length + 1).asSlice(1, 4L * w.length); // unaligned, as in a file
                     for (int i = 0; i < w.length; i++) s.setAtIndex(MappedF32Weights.LE, i, w[i]);
                     return Weights.of(s.asReadOnly());
-                }, false));
+                }, false))).toList();
+    }
+
+    private static MemorySegment unaligned(Arena arena, MemorySegment s) {
+        return arena.allocate(s.byteSize() + 1).asSlice(1, s.byteSize()).copyFrom(s).asReadOnly();
+    }
+
+    /**
+     * Every value is its byte times the scale of its output channel and group of inputs (indexed here, not by the class),
+     * that scale is the group's max |w| / 127, and the value is within half a scale of w; odd shapes, where the last
+     * group is partial. A group size the kernels cannot take is refused.
+     */
+    @Test
+    void int8GroupsKeepEachValueWithinHalfItsScale() {
+        Random r = new Random(3);
+        int rows = 100, cols = 37;
+        float[] w = rand(r, rows * cols);
+        var le = MappedF32Weights.LE;
+        for (int g : new int[] {0, 32, 64, 128}) {
+            for (boolean perColumn : new boolean[] {true, false}) {
+                Int8Weights q = Int8Weights.of(Weights.of(w), rows, cols, perColumn, g);
+                int in = perColumn ? rows : cols, G = g == 0 ? in : g, groups = (in + G - 1) / G;
+                float[] back = new float[w.length];
+                q.read(0, back, 0, w.length);
+                for (int i = 0; i < w.length; i++) {
+                    int row = i / cols, col = i % cols, k = perColumn ? row : col; // k: the input index
+                    long si = perColumn ? (long) (k / G) * cols + col : (long) row * groups + k / G;
+                    float max = 0;
+                    for (int j = 0; j < w.length; j++) {
+                        int jr = j / cols, jc = j % cols;
+                        if (perColumn ? jc == col && jr / G == k / G : jr == row && jc / G == k / G) max = Math.max(max, Math.abs(w[j]));
+                    }
+                    float scale = q.scales().getAtIndex(le, si), want = q.quantized().getAtIndex(java.lang.foreign.ValueLayout.JAVA_BYTE, i) * scale;
+                    String what = "group " + g + (perColumn ? " per column" : " per row") + " value " + i;
+                    assertEquals(max / 127f, scale, 1e-7f * max, what + " scale");
+                    assertEquals(want, q.get(i), 0f, what);
+                    assertEquals(want, back[i], 0f, what + " read");
+                    assertEquals(w[i], want, scale / 2 * 1.0001, what);
+                }
+                assertEquals(w.length + 4L * groups * (perColumn ? cols : rows), q.bytes());
+                assertEquals(g, q.groupSize());
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> Int8Weights.of(Weights.of(w), rows, cols, true, 20));
     }
 
     /** w rounded to bf16 or fp16 in an unaligned segment of little-endian words, as in a mapped checkpoint. */
@@ -55,21 +108,6 @@ class WeightsTest {
         var le = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < w.length; i++) s.setAtIndex(le, i, bf16 ? Bf16Weights.toBf16(w[i]) : Float.floatToFloat16(w[i]));
         return new MappedHalfWeights(s.asReadOnly(), bf16);
-    }
-
-    @Test
-    void int8KeepsEachValueWithinHalfAStepOfItsChannel() {
-        Random r = new Random(3);
-        float[] w = rand(r, 37 * 21);
-        for (boolean perColumn : new boolean[] {true, false}) {
-            Int8Weights q = Int8Weights.of(Weights.of(w), 37, 21, perColumn);
-            for (int i = 0; i < w.length; i++) {
-                float max = 0;
-                for (int j = 0; j < w.length; j++) if (perColumn ? j % 21 == i % 21 : j / 21 == i / 21) max = Math.max(max, Math.abs(w[j]));
-                assertEquals(w[i], q.get(i), max / 127 / 2 * 1.0001, "value " + i + (perColumn ? " per column" : " per row"));
-            }
-            assertEquals(w.length + 4L * (perColumn ? 21 : 37), q.bytes());
-        }
     }
 
     @Test
