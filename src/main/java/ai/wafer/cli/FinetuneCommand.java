@@ -62,6 +62,9 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--padding-side", defaultValue = "right", description = "left or right (default ${DEFAULT-VALUE}); dev evaluation pads the same way") String paddingSide;
     @Option(names = "--seed", defaultValue = "1337") long seed;
     @Option(names = "--base-dtype", defaultValue = "fp32", description = "the frozen base's matrices in memory, read in that form by the products: fp32, bf16 or int8 (a scale per output channel); not with --method full (default ${DEFAULT-VALUE})") String baseDtype;
+    @Option(names = "--recompute", description = "activation recomputation (gradient checkpointing per block): keep each block's input, "
+            + "rerun the block's forward in backward; about one more forward pass of time for activations of one layer instead of all")
+    boolean recompute;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
     @Option(names = "--no-progress") boolean noProgress;
     @Option(names = "--parallel", paramLabel = "dp=N", description = "data parallel: N ranks (threads here, or MPI processes with --mpi) each take 1/N of every global batch of --batch-size rows; only trainable gradients are exchanged") String parallel;
@@ -80,6 +83,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         PrintWriter err = cmd.commandLine().getErr();
         FinetuneJob job = FinetuneJob.prepare(new FinetuneJob.Request(model, tokenizerDir, t, trainFile, devFile, spec, maxLength, maxTrain, seed,
                 ai.wafer.generate.WeightType.parse(baseDtype)), err);
+        job.model.gpt.setRecompute(recompute);
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
@@ -93,7 +97,11 @@ public final class FinetuneCommand implements Callable<Integer> {
         if (parallel == null) r = job.run(opt, out, err);
         else {
             // under MPI this process is one rank and holds the job's model; as threads, rank 0 does and the others get replicas
-            IntFunction<FinetuneModel> rankModel = rank -> rank == 0 || mpi ? job.model : job.replica();
+            IntFunction<FinetuneModel> rankModel = rank -> {
+                FinetuneModel m = rank == 0 || mpi ? job.model : job.replica();
+                m.gpt.setRecompute(recompute);
+                return m;
+            };
             var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, ParallelPretrain.timeout(commTimeout));
             var pr = DataParallelFinetune.run(dataParallel(parallel), ParallelPretrain.Engine.of(mpi), s);
             if (!pr.lead()) return 0; // rank 0 writes the rest

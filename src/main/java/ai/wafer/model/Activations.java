@@ -19,6 +19,8 @@ public final class Activations {
     /** Row b's first real token under left padding (copied from the batch); read only when {@link #leftPadded}. */
     final int[] start;
     boolean leftPadded;
+    /** Per-layer buffers but res3 are one set, rebuilt by backward from each block's input ({@link Gpt#setRecompute}). */
+    final boolean recompute;
     public final float[] encoded;
     final float[][] ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchAct, res3;
     final float[] lnf, lnfMean, lnfRstd;
@@ -55,13 +57,17 @@ public final class Activations {
         targets = new int[BT];
         start = new int[B];
         encoded = new float[BT * C];
-        ln1 = layers(L, BT * C, generation); ln1Mean = layers(L, BT, generation); ln1Rstd = layers(L, BT, generation);
-        qkv = layers(L, BT * 3 * Cl, generation);
-        att = generation ? null : layers(L, Math.multiplyExact(B * m.Hl, T * T), false);
-        atty = layers(L, BT * Cl, generation); res2 = layers(L, BT * C, generation);
-        ln2 = layers(L, BT * C, generation); ln2Mean = layers(L, BT, generation); ln2Rstd = layers(L, BT, generation);
-        fch = layers(L, BT * Fl, generation);
-        fchAct = generation ? fch : layers(L, BT * Fl, false); // without a backward, GELU may overwrite its input
+        // one set of layer buffers for every layer: generation keeps nothing for backward; recompute (gradient checkpointing)
+        // keeps each block's input (the previous res3) and rebuilds the rest of the block just before its backward
+        recompute = m.recompute() && !generation;
+        boolean one = generation || recompute;
+        ln1 = layers(L, BT * C, one); ln1Mean = layers(L, BT, one); ln1Rstd = layers(L, BT, one);
+        qkv = layers(L, BT * 3 * Cl, one);
+        att = generation ? null : layers(L, Math.multiplyExact(B * m.Hl, T * T), one);
+        atty = layers(L, BT * Cl, one); res2 = layers(L, BT * C, one);
+        ln2 = layers(L, BT * C, one); ln2Mean = layers(L, BT, one); ln2Rstd = layers(L, BT, one);
+        fch = layers(L, BT * Fl, one);
+        fchAct = generation ? fch : layers(L, BT * Fl, one); // without a backward, GELU may overwrite its input
         // a block reads its input (the previous res3) before it writes its own res3, so generation may share it too
         res3 = layers(L, BT * C, generation);
         boolean last = m.lastStage(), split = m.tpSize > 1;

@@ -72,6 +72,8 @@ public final class Gpt {
     /** Backward scratch that {@link #newActs} shares between a pipeline's micro-batches; the last input gradient. */
     private Activations scratch;
     private float[] inputGrad;
+    /** Activation recomputation: see {@link #setRecompute}. */
+    private boolean recompute;
 
     /** A model with every parameter zero; see {@link #init} for random initialisation. */
     public Gpt(GptConfig cfg) { this(cfg, Map.of()); }
@@ -110,6 +112,7 @@ public final class Gpt {
             return p;
         }, cuts);
         for (Parameter p : m.params) p.setTrainable(true);
+        m.recompute = full.recompute; // a stage recomputes its blocks in backward as the whole model would
         return m;
     }
 
@@ -292,6 +295,22 @@ public final class Gpt {
 
     /** The activations of the last forward pass (null before the first). */
     public Activations activations() { return acts; }
+
+    /**
+     * Activation recomputation (gradient checkpointing per block, as Hugging Face's gradient_checkpointing): the
+     * activations keep only each block's input (the residual stream entering it) and one shared set of the blocks' other
+     * buffers; backward runs block l's forward again from its input just before block l's backward. About one more
+     * forward pass of time for activations of one block instead of n_layer; the loss and gradients are the same bits.
+     * Takes effect for activations allocated afterwards (those held now are dropped).
+     */
+    public void setRecompute(boolean on) {
+        if (on == recompute) return;
+        recompute = on;
+        acts = null;
+        scratch = null;
+    }
+
+    public boolean recompute() { return recompute; }
 
     /** Allocates activations for batches up to [B, T] now, so no later batch of at most that size allocates. */
     public void reserve(int B, int T) { activationsFor(B, T); }
@@ -700,6 +719,12 @@ public final class Gpt {
             Block w = h[l];
             BlockHooks k = hooks[l];
             float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];
+            if (a.recompute && l < h.length - 1) { // the top block's buffers still hold its forward
+                Profile.recomputing(true);
+                block(a, l, resIn, pad, null); // rewrites res3[l] with the same values; its hooks redo their state
+                Profile.recomputing(false);
+                t = Profile.t();
+            }
             // MLP: res3 = res2 + afterMlp(mlp_c_proj(act(c_fc(ln_2(res2))))); dres must survive for the residual
             float[] dm = dres;
             if (k.afterMlp != null) { k.afterMlp.backward(a.dadapt, dres, BT); dm = a.dadapt; }
