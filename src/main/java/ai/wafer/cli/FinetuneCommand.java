@@ -91,7 +91,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
         OutputDir.claim(out, false, false, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
         err.println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + job.model.trainableShare()
-                + (t.classifies() ? "; " + job.train.labels().size() + " labels" : ""));
+                + (t.classifies() ? "; " + job.train.labels().size() + " labels" : "") + (recompute ? "; activations recomputed in backward" : ""));
         Finetuner.Result r;
         long sent = -1;
         if (parallel == null) r = job.run(opt, out, err);

@@ -124,9 +124,10 @@ public final class PretrainCommand implements Callable<Integer> {
                  TokenLoader eval = evalShards.isEmpty() ? null : new TokenLoader(evalShards, batchSize, seqLen, false, seed)) {
                 var trainer = new Pretrainer(model, loader, opt);
                 if (resume != null) trainer.resume(TrainCheckpoint.resolve(resume));
-                System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%n",
+                System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%s%n",
                         model.parameterCount(), loader.totalTokens(), trainer.step() + 1, nSteps, tokensPerStep,
-                        nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount());
+                        nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount(),
+                        recompute ? "; activations recomputed in backward" : "");
                 var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, logEvery, !noProgress, keepCheckpoints);
                 double evalLoss = Pretrainer.run(trainer, eval, rep, System.out, control).evalLoss();
                 if (trainer.step() == nSteps) {
