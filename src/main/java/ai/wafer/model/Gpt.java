@@ -299,8 +299,9 @@ public final class Gpt {
     /**
      * Activation recomputation (gradient checkpointing per block, as Hugging Face's gradient_checkpointing): the
      * activations keep only each block's input (the residual stream entering it) and one shared set of the blocks' other
-     * buffers; backward runs block l's forward again from its input just before block l's backward. About one more
-     * forward pass of time for activations of one block instead of n_layer; the loss and gradients are the same bits.
+     * buffers; backward runs block l's forward again (up to the MLP activation) from its input just before block l's
+     * backward, and the top block's not at all. Most of one more forward pass of time for the activations of one block
+     * instead of n_layer; the loss and gradients are the same bits.
      * Takes effect for activations allocated afterwards (those held now are dropped).
      */
     public void setRecompute(boolean on) {
@@ -476,7 +477,7 @@ public final class Gpt {
             System.arraycopy(in, 0, a.encoded, 0, BT * C);
         }
         float[] res = a.encoded;
-        for (int l = 0; l < h.length; l++) res = block(a, l, res, pad, null);
+        for (int l = 0; l < h.length; l++) res = block(a, l, res, pad, null, false);
         a.hasTargets = false;
         if (!lastStage()) return Float.NaN;
         t = Profile.t();
@@ -504,9 +505,11 @@ public final class Gpt {
      * and res3 = res2 + mlp.c_proj(act(c_fc(ln_2(res2)))), with the layer's hooks; returns res3. Training and
      * generation run this same block: with {@code caches} (generation, like past_key_values) row b's T new positions
      * append their keys and values to caches[b] and attend to everything it holds, and a step of one token per row
-     * (T = 1) takes the decode products, which read each weight once for all rows.
+     * (T = 1) takes the decode products, which read each weight once for all rows. {@code recompute} (backward rebuilding
+     * the block's buffers) stops after the MLP activation: mlp.c_proj's backward reads only its input, and its output is
+     * res3, which is kept; the hooks there keep their own per-layer state from the forward.
      */
-    private float[] block(Activations a, int l, float[] res, int[] pad, KvCache[] caches) {
+    private float[] block(Activations a, int l, float[] res, int[] pad, KvCache[] caches, boolean recompute) {
         GptConfig c = config;
         int B = a.B, T = a.T, C = c.nEmbd(), BT = B * T;
         boolean decode = caches != null && T == 1;
@@ -535,6 +538,7 @@ public final class Gpt {
         Kernels.current().activation(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
         if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
         t = Profile.add("gelu fwd", t);
+        if (recompute) return a.res3[l];
         project(a.res3[l], a.fchAct[l], w.mlpProjW, w.mlpProjB, k.mlpProj, k.afterMlp, BT, Fl, decode);
         t = Profile.add("mlp.c_proj fwd", t);
         Kernels.current().add(a.res3[l], a.res2[l], BT * C);
@@ -615,7 +619,7 @@ public final class Gpt {
         Encoder.forward(a.encoded, tokens, 0, wte.weights(), wpe.weights(), B, T, C, 0, null, a.past);
         scale(a.encoded, B * T * C, c.mup().embeddingsScale());
         float[] res = a.encoded;
-        for (int l = 0; l < h.length; l++) res = block(a, l, res, null, caches);
+        for (int l = 0; l < h.length; l++) res = block(a, l, res, null, caches, false);
         for (int b = 0; b < B; b++) caches[b].advance(T);
         if (logits == null) return;
         for (int b = 0; b < B; b++) {
@@ -721,7 +725,7 @@ public final class Gpt {
             float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];
             if (a.recompute && l < h.length - 1) { // the top block's buffers still hold its forward
                 Profile.recomputing(true);
-                block(a, l, resIn, pad, null); // rewrites res3[l] with the same values; its hooks redo their state
+                block(a, l, resIn, pad, null, true); // its hooks redo their state as in forward
                 Profile.recomputing(false);
                 t = Profile.t();
             }
