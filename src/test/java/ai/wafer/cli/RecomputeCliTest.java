@@ -11,6 +11,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static ai.wafer.cli.PretrainCliTest.wafer;
 import static ai.wafer.testutil.Fixtures.fixture;
@@ -48,17 +50,23 @@ class RecomputeCliTest {
         TokenizerFiles.copy(Fixtures.TOKENIZER, base);
         Path train = tmp.resolve("train.conll");
         Files.writeString(train, "EU\tB-ORG\nrejects\tO\nGerman\tB-MISC\ncall\tO\n\nPeter\tB-PER\nBlackburn\tI-PER\n\nBonn\tB-LOC\nsays\tO\n");
-        byte[][] adapters = new byte[2][];
-        for (int i = 0; i < 2; i++) {
-            Path out = tmp.resolve("ft" + i);
-            var r = wafer("finetune", "--model", base.toString(), "--task", "token-classification", "--train", train.toString(),
-                    "--method", "lora", "--lora-dropout", "0.1", "--epochs", "2", "--batch-size", "2", "--no-progress",
-                    "--out", out.toString(), i == 0 ? "--seed=1337" : "--recompute");
-            assertEquals(0, r.code(), r.err());
-            assertEquals(i == 1, r.err().contains("activations recomputed in backward"), r.err());
-            adapters[i] = Files.readAllBytes(out.resolve("adapter_model.safetensors"));
+        // one process, then two data-parallel ranks (each replica recomputes its own blocks)
+        for (String[] layout : new String[][] {{}, {"--parallel", "dp=2"}}) {
+            byte[][] adapters = new byte[2][];
+            for (int i = 0; i < 2; i++) {
+                Path out = tmp.resolve("ft" + layout.length + i);
+                List<String> args = new ArrayList<>(List.of("finetune", "--model", base.toString(), "--task", "token-classification",
+                        "--train", train.toString(), "--method", "lora", "--lora-dropout", "0.1", "--epochs", "2", "--batch-size", "2",
+                        "--no-progress", "--out", out.toString()));
+                args.addAll(List.of(layout));
+                if (i == 1) args.add("--recompute");
+                var r = wafer(args.toArray(String[]::new));
+                assertEquals(0, r.code(), r.err());
+                assertEquals(i == 1, r.err().contains("activations recomputed in backward"), r.err());
+                adapters[i] = Files.readAllBytes(out.resolve("adapter_model.safetensors"));
+            }
+            assertArrayEquals(adapters[0], adapters[1], "LoRA adapter (with dropout) trained with and without --recompute " + List.of(layout));
         }
-        assertArrayEquals(adapters[0], adapters[1], "LoRA adapter (with dropout) trained with and without --recompute");
     }
 
     @Test void planRecompute() {
