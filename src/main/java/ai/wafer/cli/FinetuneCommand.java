@@ -63,7 +63,7 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1337") long seed;
     @Option(names = "--base-dtype", defaultValue = "fp32", description = "the frozen base's matrices in memory, read in that form by the products: fp32, bf16 or int8 (a scale per output channel); not with --method full (default ${DEFAULT-VALUE})") String baseDtype;
     @Option(names = "--recompute", description = "activation recomputation (gradient checkpointing per block): keep each block's input, "
-            + "rerun the block's forward in backward; about one more forward pass of time for activations of one layer instead of all")
+            + "rerun the block's forward in backward; most of one more forward pass of time for the activations of one layer instead of all")
     boolean recompute;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
     @Option(names = "--no-progress") boolean noProgress;

@@ -76,7 +76,7 @@ public final class PretrainCommand implements Callable<Integer> {
     @Option(names = "--log-every", defaultValue = "0", description = "also print a line every N steps") int logEvery;
     @Option(names = "--no-progress", description = "no progress bar") boolean noProgress;
     @Option(names = "--recompute", description = "activation recomputation (gradient checkpointing per block): keep each block's input, "
-            + "rerun the block's forward in backward; about one more forward pass of time for activations of one layer instead of all")
+            + "rerun the block's forward in backward; most of one more forward pass of time for the activations of one layer instead of all")
     boolean recompute;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "copy this tokenizer (vocab.json, merges.txt) into the output, so it is a complete model directory")
     Path tokenizer;

@@ -6,8 +6,8 @@ import ai.wafer.tensor.Parallel;
  * Every buffer one forward and backward pass of a batch [B, T] needs, allocated once and reused
  * (llm.c's ActivationTensors), sized by the model's shard: its layers, its share of the heads, of
  * n_inner and of the vocabulary; ln_f and the logits only on the last pipeline stage. Per-layer arrays
- * keep what the backward pass reads (with recompute, res3 only: the rest is one set); the d* buffers are scratch for backward, which a pipeline's
- * micro-batches in flight share (one backward runs at a time).
+ * keep what the backward pass reads (with recompute, res3 only: the rest is one set); the d* buffers are
+ * scratch for backward, which a pipeline's micro-batches in flight share (one backward runs at a time).
  */
 public final class Activations {
     final int maxB, maxT;
