@@ -29,12 +29,14 @@ public final class BenchTrainCommand implements Callable<Integer> {
     @Option(names = "--batch-size", defaultValue = "4") int B;
     @Option(names = "--seq-len", defaultValue = "256") int T;
     @Option(names = "--steps", defaultValue = "5", description = "timed steps after one warm-up step") int steps;
+    @Option(names = "--recompute", description = "activation recomputation, as pretrain --recompute") boolean recompute;
     @Option(names = "--profile", description = "also print where the time of a step goes, per layer kind") boolean profile;
     @Option(names = "--json", description = "one JSON line instead of text") boolean json;
 
     @Override public Integer call() {
         GptConfig cfg = preset != null ? GptConfig.preset(preset) : GptConfig.of(nLayer, nEmbd, nHead, vocab, Math.max(1024, T));
         Gpt model = Gpt.init(cfg, 0);
+        model.setRecompute(recompute);
         FlatStore.of(model.parameters()); // as Pretrainer lays them out
         AdamW opt = new AdamW(model.parameters(), new AdamW.Hyper(0.9f, 0.95f, 1e-8f, 0.1f));
         SplittableRandom r = new SplittableRandom(0);

@@ -69,6 +69,9 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1337") long seed;
     @Option(names = "--base-dtype", description = "the frozen base's matrices in memory, read in that form by the products: fp32, bf16 or int8 (a scale per output channel, see --group-size; not with --method full; default: fp32, or int8 as stored for a model file stored int8, which full fine-tuning dequantizes)") String baseDtype;
     @Option(names = "--group-size", defaultValue = "0", paramLabel = "G", description = "with --base-dtype int8: a scale per output channel and group of G inputs (32, 64, 128; 0 = one per channel; default ${DEFAULT-VALUE}); an int8 model file is used as stored") int groupSize;
+    @Option(names = "--recompute", description = "activation recomputation (gradient checkpointing per block): keep each block's input, "
+            + "rerun the block's forward in backward; most of one more forward pass of time for the activations of one layer instead of all")
+    boolean recompute;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
     @Option(names = "--no-progress") boolean noProgress;
     @Option(names = "--parallel", paramLabel = "dp=N", description = "data parallel: N ranks (threads here, or MPI processes with --mpi) each take 1/N of every global batch of --batch-size rows; only trainable gradients are exchanged") String parallel;
@@ -88,6 +91,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         FinetuneJob job = FinetuneJob.prepare(new FinetuneJob.Request(model, tokenizerDir, t, trainFile, devFile, spec, maxLength, maxTrain, seed,
                 kind == Peft.Kind.FULL && baseDtype == null && groupSize == 0 ? ai.wafer.generate.WeightType.F32 : ai.wafer.generate.WeightType.parse(baseDtype, groupSize, model),
                 new TextClassificationReader.Columns(textField, pairField, labelField), SequenceClassifier.Problem.parse(problemType)), err);
+        job.model.gpt.setRecompute(recompute);
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
@@ -95,13 +99,17 @@ public final class FinetuneCommand implements Callable<Integer> {
         if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
         OutputDir.claim(out, false, false, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
         err.println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + job.model.trainableShare()
-                + (t.classifies() ? "; " + job.train.labels().size() + " labels" : ""));
+                + (t.classifies() ? "; " + job.train.labels().size() + " labels" : "") + (recompute ? "; activations recomputed in backward" : ""));
         Finetuner.Result r;
         long sent = -1;
         if (parallel == null) r = job.run(opt, out, err);
         else {
             // under MPI this process is one rank and holds the job's model; as threads, rank 0 does and the others get replicas
-            IntFunction<FinetuneModel> rankModel = rank -> rank == 0 || mpi ? job.model : job.replica();
+            IntFunction<FinetuneModel> rankModel = rank -> {
+                FinetuneModel m = rank == 0 || mpi ? job.model : job.replica();
+                m.gpt.setRecompute(recompute);
+                return m;
+            };
             var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, ParallelPretrain.timeout(commTimeout));
             var pr = DataParallelFinetune.run(dataParallel(parallel), ParallelPretrain.Engine.of(mpi), s);
             if (!pr.lead()) return 0; // rank 0 writes the rest

@@ -27,6 +27,8 @@ public final class PlanCommand implements Callable<Integer> {
     @Option(names = "--zero1", description = "shard the optimizer moments over data-parallel ranks") boolean zero1;
     @Option(names = "--trainable-fraction", defaultValue = "1", paramLabel = "F",
             description = "share of parameters that train (e.g. 0.01 for LoRA; default: ${DEFAULT-VALUE})") double trainableFraction;
+    @Option(names = "--recompute", description = "activation recomputation (as pretrain/finetune --recompute): each block's input kept, the rest rebuilt in backward")
+    boolean recompute;
     @Option(names = "--machines", defaultValue = "1", description = "machines the ranks are spread over (default: ${DEFAULT-VALUE})") int machines;
     @Option(names = "--memory-per-machine", paramLabel = "SIZE", description = "e.g. 80GB or 64GiB") String memory;
     @Option(names = "--bandwidth", paramLabel = "RATE", description = "between machines, e.g. 10Gbit/s or 12.5GB/s") String bandwidth;
@@ -41,7 +43,7 @@ public final class PlanCommand implements Callable<Integer> {
         if (seqLen > c.nPositions()) throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + c.nPositions());
         if (!(trainableFraction > 0 && trainableFraction <= 1)) throw new WaferException("--trainable-fraction must be in (0, 1]");
         Layout l = Layout.parse(parallel);
-        Plan p = Plan.of(c, l, batch, seqLen, gradAccum, zero1, trainableFraction);
+        Plan p = Plan.of(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, recompute);
         long mem = memory == null ? 0 : Plan.parseBytes(memory);
         double bw = bandwidth == null ? 0 : Plan.parseBandwidth(bandwidth);
         var out = spec.commandLine().getOut();

@@ -75,6 +75,9 @@ public final class PretrainCommand implements Callable<Integer> {
             description = "keep the newest N checkpoints of the run, deleting older ones (0 = keep all; default ${DEFAULT-VALUE})") int keepCheckpoints;
     @Option(names = "--log-every", defaultValue = "0", description = "also print a line every N steps") int logEvery;
     @Option(names = "--no-progress", description = "no progress bar") boolean noProgress;
+    @Option(names = "--recompute", description = "activation recomputation (gradient checkpointing per block): keep each block's input, "
+            + "rerun the block's forward in backward; most of one more forward pass of time for the activations of one layer instead of all")
+    boolean recompute;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "copy this tokenizer (vocab.json, merges.txt) into the output, so it is a complete model directory")
     Path tokenizer;
     @Option(names = "--parallel", paramLabel = "LAYOUT", description = "e.g. dp=2, tp=2, pp=2, dp=2,tp=2: ranks as threads in this process (or MPI processes with --mpi); --batch-size is the global batch")
@@ -121,9 +124,10 @@ public final class PretrainCommand implements Callable<Integer> {
                  TokenLoader eval = evalShards.isEmpty() ? null : new TokenLoader(evalShards, batchSize, seqLen, false, seed)) {
                 var trainer = new Pretrainer(model, loader, opt);
                 if (resume != null) trainer.resume(TrainCheckpoint.resolve(resume));
-                System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%n",
+                System.err.printf("wafer: %,d parameters; %,d tokens of data; steps %d..%d of %,d tokens each (%,d tokens = %.1f per parameter)%s%n",
                         model.parameterCount(), loader.totalTokens(), trainer.step() + 1, nSteps, tokensPerStep,
-                        nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount());
+                        nSteps * tokensPerStep, (double) nSteps * tokensPerStep / model.parameterCount(),
+                        recompute ? "; activations recomputed in backward" : "");
                 var rep = new Pretrainer.Reporting(out, evalEvery, evalBatches, saveEvery, logEvery, !noProgress, keepCheckpoints);
                 double evalLoss = Pretrainer.run(trainer, eval, rep, System.out, control).evalLoss();
                 if (trainer.step() == nSteps) {
@@ -176,10 +180,12 @@ public final class PretrainCommand implements Callable<Integer> {
 
     private Gpt buildModel() {
         // the shape of a resumed run comes from its checkpoint, which under MPI rank 0 alone reads
-        if (mpi && parallel != null && resume != null && init.init == null && init.preset == null && nLayer == null && nEmbd == null && nHead == null)
-            return new Gpt(ai.wafer.parallel.ParallelPretrain.resumedShape(resume, ai.wafer.parallel.ParallelPretrain.timeout(commTimeout)));
-        return Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead,
-                mup ? width -> MuP.of(mupBaseWidth, width, mupEmbeddingsScale, mupOutputAlpha) : null, seed, resume);
+        Gpt m = mpi && parallel != null && resume != null && init.init == null && init.preset == null && nLayer == null && nEmbd == null && nHead == null
+                ? new Gpt(ai.wafer.parallel.ParallelPretrain.resumedShape(resume, ai.wafer.parallel.ParallelPretrain.timeout(commTimeout)))
+                : Pretrainer.startingModel(init.init, init.preset, nLayer, nEmbd, nHead,
+                        mup ? width -> MuP.of(mupBaseWidth, width, mupEmbeddingsScale, mupOutputAlpha) : null, seed, resume);
+        m.setRecompute(recompute);
+        return m;
     }
 
     /** Preset names for the help text. */

@@ -6,8 +6,8 @@ import ai.wafer.tensor.Parallel;
  * Every buffer one forward and backward pass of a batch [B, T] needs, allocated once and reused
  * (llm.c's ActivationTensors), sized by the model's shard: its layers, its share of the heads, of
  * n_inner and of the vocabulary; ln_f and the logits only on the last pipeline stage. Per-layer arrays
- * keep what the backward pass reads; the d* buffers are scratch for backward, which a pipeline's
- * micro-batches in flight share (one backward runs at a time).
+ * keep what the backward pass reads (with recompute, res3 only: the rest is one set); the d* buffers are
+ * scratch for backward, which a pipeline's micro-batches in flight share (one backward runs at a time).
  */
 public final class Activations {
     final int maxB, maxT;
@@ -19,6 +19,8 @@ public final class Activations {
     /** Row b's first real token under left padding (copied from the batch); read only when {@link #leftPadded}. */
     final int[] start;
     boolean leftPadded;
+    /** Per-layer buffers but res3 are one set, rebuilt by backward from each block's input ({@link Gpt#setRecompute}). */
+    final boolean recompute;
     public final float[] encoded;
     final float[][] ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchAct, res3;
     final float[] lnf, lnfMean, lnfRstd;
@@ -55,13 +57,17 @@ public final class Activations {
         targets = new int[BT];
         start = new int[B];
         encoded = new float[BT * C];
-        ln1 = layers(L, BT * C, generation); ln1Mean = layers(L, BT, generation); ln1Rstd = layers(L, BT, generation);
-        qkv = layers(L, BT * 3 * Cl, generation);
-        att = generation ? null : layers(L, Math.multiplyExact(B * m.Hl, T * T), false);
-        atty = layers(L, BT * Cl, generation); res2 = layers(L, BT * C, generation);
-        ln2 = layers(L, BT * C, generation); ln2Mean = layers(L, BT, generation); ln2Rstd = layers(L, BT, generation);
-        fch = layers(L, BT * Fl, generation);
-        fchAct = generation ? fch : layers(L, BT * Fl, false); // without a backward, GELU may overwrite its input
+        // one set of layer buffers for every layer: generation keeps nothing for backward; recompute (gradient checkpointing)
+        // keeps each block's input (the previous res3) and rebuilds the rest of the block just before its backward
+        recompute = m.recompute() && !generation;
+        boolean one = generation || recompute;
+        ln1 = layers(L, BT * C, one); ln1Mean = layers(L, BT, one); ln1Rstd = layers(L, BT, one);
+        qkv = layers(L, BT * 3 * Cl, one);
+        att = generation ? null : layers(L, Math.multiplyExact(B * m.Hl, T * T), one);
+        atty = layers(L, BT * Cl, one); res2 = layers(L, BT * C, one);
+        ln2 = layers(L, BT * C, one); ln2Mean = layers(L, BT, one); ln2Rstd = layers(L, BT, one);
+        fch = layers(L, BT * Fl, one);
+        fchAct = generation ? fch : layers(L, BT * Fl, one); // without a backward, GELU may overwrite its input
         // a block reads its input (the previous res3) before it writes its own res3, so generation may share it too
         res3 = layers(L, BT * C, generation);
         boolean last = m.lastStage(), split = m.tpSize > 1;

@@ -75,6 +75,8 @@ public final class Gpt {
     private float[] inputGrad;
     /** Streams the blocks' mapped weights from disk when they exceed the memory; null when they fit. */
     private WeightStream stream;
+    /** Activation recomputation: see {@link #setRecompute}. */
+    private boolean recompute;
 
     /** A model with every parameter zero; see {@link #init} for random initialisation. */
     public Gpt(GptConfig cfg) { this(cfg, Map.of()); }
@@ -116,6 +118,7 @@ public final class Gpt {
             return p;
         }, cuts);
         for (Parameter p : m.params) p.setTrainable(true);
+        m.recompute = full.recompute; // a stage recomputes its blocks in backward as the whole model would
         return m;
     }
 
@@ -295,6 +298,23 @@ public final class Gpt {
     /** The activations of the last forward pass (null before the first). */
     public Activations activations() { return acts; }
 
+    /**
+     * Activation recomputation (gradient checkpointing per block, as Hugging Face's gradient_checkpointing): the
+     * activations keep only each block's input (the residual stream entering it) and one shared set of the blocks' other
+     * buffers; backward runs block l's forward again (up to the MLP activation) from its input just before block l's
+     * backward, and the top block's not at all. Most of one more forward pass of time for the activations of one block
+     * instead of n_layer; the loss and gradients are the same bits.
+     * Takes effect for activations allocated afterwards (those held now are dropped).
+     */
+    public void setRecompute(boolean on) {
+        if (on == recompute) return;
+        recompute = on;
+        acts = null;
+        scratch = null;
+    }
+
+    public boolean recompute() { return recompute; }
+
     /** Allocates activations for batches up to [B, T] now, so no later batch of at most that size allocates. */
     public void reserve(int B, int T) { activationsFor(B, T); }
 
@@ -464,7 +484,7 @@ public final class Gpt {
         float[] res = a.encoded;
         for (int l = 0; l < h.length; l++) {
             if (stream != null) stream.enter(l, 1);
-            res = block(a, l, res, pad, null);
+            res = block(a, l, res, pad, null, false);
         }
         a.hasTargets = false;
         if (!lastStage()) return Float.NaN;
@@ -493,9 +513,11 @@ public final class Gpt {
      * and res3 = res2 + mlp.c_proj(act(c_fc(ln_2(res2)))), with the layer's hooks; returns res3. Training and
      * generation run this same block: with {@code caches} (generation, like past_key_values) row b's T new positions
      * append their keys and values to caches[b] and attend to everything it holds, and a step of one token per row
-     * (T = 1) takes the decode products, which read each weight once for all rows.
+     * (T = 1) takes the decode products, which read each weight once for all rows. {@code recompute} (backward rebuilding
+     * the block's buffers) stops after the MLP activation: mlp.c_proj's backward reads only its input, and its output is
+     * res3, which is kept; the hooks there keep their own per-layer state from the forward.
      */
-    private float[] block(Activations a, int l, float[] res, int[] pad, KvCache[] caches) {
+    private float[] block(Activations a, int l, float[] res, int[] pad, KvCache[] caches, boolean recompute) {
         GptConfig c = config;
         int B = a.B, T = a.T, C = c.nEmbd(), BT = B * T;
         boolean decode = caches != null && T == 1;
@@ -524,6 +546,7 @@ public final class Gpt {
         Kernels.current().activation(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
         if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
         t = Profile.add("gelu fwd", t);
+        if (recompute) return a.res3[l];
         project(a.res3[l], a.fchAct[l], w.mlpProjW, w.mlpProjB, k.mlpProj, k.afterMlp, BT, Fl, decode);
         t = Profile.add("mlp.c_proj fwd", t);
         Kernels.current().add(a.res3[l], a.res2[l], BT * C);
@@ -606,7 +629,7 @@ public final class Gpt {
         float[] res = a.encoded;
         for (int l = 0; l < h.length; l++) {
             if (stream != null) stream.enter(l, 1);
-            res = block(a, l, res, null, caches);
+            res = block(a, l, res, null, caches, false);
         }
         for (int b = 0; b < B; b++) caches[b].advance(T);
         if (logits == null) return;
@@ -712,6 +735,12 @@ public final class Gpt {
             Block w = h[l];
             BlockHooks k = hooks[l];
             float[] resIn = l == 0 ? a.encoded : a.res3[l - 1];
+            if (a.recompute && l < h.length - 1) { // the top block's buffers still hold its forward
+                Profile.recomputing(true);
+                block(a, l, resIn, pad, null, true); // its hooks redo their state as in forward
+                Profile.recomputing(false);
+                t = Profile.t();
+            }
             // MLP: res3 = res2 + afterMlp(mlp_c_proj(act(c_fc(ln_2(res2))))); dres must survive for the residual
             float[] dm = dres;
             if (k.afterMlp != null) { k.afterMlp.backward(a.dadapt, dres, BT); dm = a.dadapt; }

@@ -12,6 +12,10 @@ public final class Profile {
 
     private static boolean on;
     private static final Map<String, long[]> NANOS = new LinkedHashMap<>();
+    /** "recompute " while backward reruns a block's forward ({@code --recompute}), so that time shows apart from the forward's. */
+    private static String prefix = "";
+
+    static void recomputing(boolean on) { prefix = on ? "recompute " : ""; }
 
     public static void start() { on = true; NANOS.clear(); }
     public static void stop() { on = false; }
@@ -23,7 +27,7 @@ public final class Profile {
     static long add(String what, long t0) {
         if (!on) return 0;
         long now = System.nanoTime();
-        NANOS.computeIfAbsent(what, k -> new long[1])[0] += now - t0;
+        NANOS.computeIfAbsent(prefix.isEmpty() ? what : prefix + what, k -> new long[1])[0] += now - t0;
         return now;
     }
 

@@ -15,9 +15,11 @@ import ai.wafer.model.GptConfig;
  *
  * @param trainableFraction share of parameters that train (1 for full training; e.g. LoRA's few
  *                          percent): only those have gradients, moments and all-reduce traffic.
+ * @param recompute         activation recomputation ({@code --recompute}): a micro-batch keeps each block's input and
+ *                          one shared set of the other per-layer buffers instead of one set per layer.
  */
 public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int gradAccum, boolean zero1,
-                   double trainableFraction, Stage worst) {
+                   double trainableFraction, boolean recompute, Stage worst) {
 
     /** One rank of stage {@code stage}: counts in floats (elements) and bytes sent per step. */
     public record Stage(int stage, int layers, long params, long trainable, long gradients, long optimizer,
@@ -27,14 +29,19 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
     }
 
     public static Plan of(GptConfig c, Layout l, int batch, int seqLen, int gradAccum, boolean zero1, double trainableFraction) {
+        return of(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, false);
+    }
+
+    public static Plan of(GptConfig c, Layout l, int batch, int seqLen, int gradAccum, boolean zero1, double trainableFraction,
+                          boolean recompute) {
         if (batch % l.dp() != 0) throw new ai.wafer.WaferException("--batch-size " + batch + " must be a multiple of dp=" + l.dp());
         if (c.nLayer() < l.pp()) throw new ai.wafer.WaferException("pp=" + l.pp() + " needs at least as many layers; the model has " + c.nLayer());
         Stage worst = null;
         for (int s = 0; s < l.pp(); s++) {
-            Stage st = stage(c, l, s, batch, seqLen, gradAccum, zero1, trainableFraction);
+            Stage st = stage(c, l, s, batch, seqLen, gradAccum, zero1, trainableFraction, recompute);
             if (worst == null || st.memoryBytes() > worst.memoryBytes()) worst = st;
         }
-        return new Plan(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, worst);
+        return new Plan(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, recompute, worst);
     }
 
     /** Layers of stage s: [s*L/pp, (s+1)*L/pp). */
@@ -42,7 +49,7 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
 
     static long ceilDiv(long a, int b) { return (a + b - 1) / b; }
 
-    static Stage stage(GptConfig c, Layout l, int s, int batch, int seqLen, int K, boolean zero1, double frac) {
+    static Stage stage(GptConfig c, Layout l, int s, int batch, int seqLen, int K, boolean zero1, double frac, boolean recompute) {
         int tp = l.tp(), pp = l.pp(), dp = l.dp();
         long C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), P = c.nPositions();
         int layers = firstLayer(c.nLayer(), pp, s + 1) - firstLayer(c.nLayer(), pp, s);
@@ -60,7 +67,8 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
 
         long b = batch / dp, n = b * seqLen;
         long perLayerAct = n * (C + 2 + 3 * C / tp + C / tp + C + C + 2 + 2 * F / tp + C) + b * (H / tp) * seqLen * (long) seqLen;
-        long act = layers * perLayerAct;
+        // recompute keeps each layer's output (res3, the next block's input) and one shared set of the rest
+        long act = recompute ? layers * n * C + perLayerAct - n * C : layers * perLayerAct;
         if (first) act += n * C;
         if (last) act += n * C + 2 * n + ceilDiv(V, tp) * n + n;
         long scratch = 3 * n * C + 3 * n * C / tp + n * F / tp;
@@ -99,12 +107,13 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
     public String report(int machines, long memoryPerMachine, double bandwidthBytesPerS) {
         StringBuilder sb = new StringBuilder();
         GptConfig c = config;
-        long total = stage(c, Layout.single(), 0, 1, 1, 1, false, 1).params(); // the whole model, unsplit
+        long total = stage(c, Layout.single(), 0, 1, 1, 1, false, 1, false).params(); // the whole model, unsplit
         sb.append(String.format("model: %d layers, n_embd %d, %d heads, vocab %d; %s parameters%n",
                 c.nLayer(), c.nEmbd(), c.nHead(), c.vocabSize(), count(total)));
         // a step's global batch is every micro-batch of it: --batch-size rows, --grad-accum times
         sb.append(String.format("layout: %s = %d ranks; global batch %d rows x %d tokens per step (%d micro-batch(es) of %d rows, %d rows per rank)%s%n",
-                layout, layout.size(), (long) batch * gradAccum, seqLen, gradAccum, batch, batch / layout.dp(), zero1 ? ", ZeRO-1" : ""));
+                layout, layout.size(), (long) batch * gradAccum, seqLen, gradAccum, batch, batch / layout.dp(),
+                (zero1 ? ", ZeRO-1" : "") + (recompute ? ", activation recomputation" : "")));
         Stage w = worst;
         sb.append(String.format("per rank (most loaded: stage %d, %d layers):%n", w.stage(), w.layers()));
         sb.append(line("parameters", 4 * w.params()));

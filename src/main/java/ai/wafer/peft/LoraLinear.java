@@ -29,7 +29,10 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
      */
     private final Scratch scratch;
     private long maskSeed;
-    /** The mask seed for the next forward was drawn already by {@link #beginMicroBatch}. */
+    /**
+     * The micro-batch's mask seed is drawn (by {@link #beginMicroBatch}, or by its first forward): it holds until backward,
+     * so a forward run again in backward (activation recomputation) drops the same inputs.
+     */
     private boolean seeded;
     /**
      * Index of this process's first mask element in the global micro-batch's mask: a data-parallel rank computing
@@ -119,8 +122,7 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         droppedLast = dropout > 0 && training;
         if (droppedLast) {
             // inverted dropout on the adapter's input only (PEFT's lora_dropout); the base path sees x
-            if (!seeded) { maskSeed = maskSeeds.getAsLong(); maskOffset = 0; }
-            seeded = false;
+            if (!seeded) { maskSeed = maskSeeds.getAsLong(); maskOffset = 0; seeded = true; }
             src = dropped(x, N);
         }
         delta(y, src, 0, N);
@@ -135,6 +137,7 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
 
     @Override public void backward(float[] dx, float[] dy, float[] x, int N) {
         float[] src = droppedLast ? dropped(x, N) : x; // the same mask as in forward
+        seeded = false; // the micro-batch ends here: the next forward without beginMicroBatch draws a new mask
         // du = scaling * dy @ B ; dB += scaling * dy^T @ u ; dA += du^T @ x'
         Gemm.sgemm(false, false, N, r, out, scaling, dy, 0, out, loraB.data, loraB.off, r, 0f, du, 0, r);
         if (loraB.trainable()) Gemm.sgemm(true, false, out, r, N, scaling, dy, 0, out, u, 0, r, 1f, loraB.grad(), loraB.off, r);
