@@ -78,8 +78,8 @@ public final class FinetuneCommand implements Callable<Integer> {
             description = "keep the newest N checkpoints of the run, deleting older ones (0 = keep all; default ${DEFAULT-VALUE})") int keepCheckpoints;
     @Option(names = "--resume", paramLabel = "DIR|latest", description = "continue a run bit for bit from a checkpoint (checkpoints/step-N), "
             + "a run directory's latest one, or latest: --out's; its method, base, data and batch options must be this run's") String resume;
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png") Path out;
-    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this, an existing --out is refused)") boolean overwrite;
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png, checkpoints/") Path out;
+    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this or --resume, an existing --out is refused)") boolean overwrite;
 
     @Override public Integer call() {
         Task t = Task.parse(task);
