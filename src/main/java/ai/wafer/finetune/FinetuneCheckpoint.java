@@ -34,6 +34,8 @@ final class FinetuneCheckpoint {
     private FinetuneCheckpoint() {}
 
     static final String WEIGHTS = "trainable.safetensors";
+    /** The best model's files as they were at the checkpoint (hard links: no copy; every file is replaced, never rewritten). */
+    static final String BEST = "best";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /**
@@ -95,7 +97,10 @@ final class FinetuneCheckpoint {
         for (Parameter p : adamw.parameters())
             values.put(p.name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(),
                     MemorySegment.ofArray(p.data).asSlice(4L * p.off, 4L * p.size())));
-        Path dir = TrainCheckpoint.write(runDir, pos.step(), tmp -> SafeTensors.write(tmp.resolve(WEIGHTS), values), adamw, s);
+        Path dir = TrainCheckpoint.write(runDir, pos.step(), tmp -> {
+            SafeTensors.write(tmp.resolve(WEIGHTS), values);
+            if (pos.bestStep() > 0) keepBest(runDir, tmp.resolve(BEST));
+        }, adamw, s);
         TrainCheckpoint.prune(runDir, keep);
         return dir;
     }
@@ -130,16 +135,37 @@ final class FinetuneCheckpoint {
     }
 
     /**
-     * A resume into another --out than the run's: that directory starts as a copy of the run's files (its best model
-     * so far, metrics.jsonl, TensorBoard events), not of its checkpoints.
+     * Sets {@code out} up for a resume from {@code ckpt}: into another --out than the run's, it starts as a copy of the
+     * run's files (metrics.jsonl, TensorBoard events), not of its checkpoints; either way the best model is the one of
+     * the checkpoint's time (a later one, of the steps the resume redoes, may be there).
      */
     static void adopt(Path ckpt, Path out) {
         Path dir = ckpt.toAbsolutePath().normalize().getParent(), run = dir.getParent(); // run/checkpoints/step-N
-        if (!dir.getFileName().toString().equals("checkpoints") || run.equals(out.toAbsolutePath().normalize())) return;
-        try (Stream<Path> files = Files.list(run)) {
-            for (Path f : files.filter(Files::isRegularFile).toList()) AtomicFiles.copy(f, out.resolve(f.getFileName()));
+        if (dir.getFileName().toString().equals("checkpoints") && !run.equals(out.toAbsolutePath().normalize())) copyFiles(run, out);
+        if (Files.isDirectory(ckpt.resolve(BEST))) copyFiles(ckpt.resolve(BEST), out);
+    }
+
+    private static void copyFiles(Path from, Path to) {
+        try (Stream<Path> files = Files.list(from)) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) AtomicFiles.copy(f, to.resolve(f.getFileName()));
         } catch (IOException e) {
-            throw new WaferException(run + ": cannot copy the run's files into " + out + ": " + e.getMessage(), e);
+            throw new WaferException(from + ": cannot copy its files into " + to + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Links (or, where the file system cannot, copies) the files of the run's saved model into {@code best}. */
+    private static void keepBest(Path runDir, Path best) throws IOException {
+        Files.createDirectories(best);
+        try (Stream<Path> files = Files.list(runDir)) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                String n = f.getFileName().toString();
+                if (n.equals(ai.wafer.track.MetricsLog.FILE_NAME) || n.equals("curves.png") || n.startsWith("events.out.tfevents") || n.endsWith(".tmp")) continue;
+                try {
+                    Files.createLink(best.resolve(n), f);
+                } catch (UnsupportedOperationException | IOException e) {
+                    Files.copy(f, best.resolve(n));
+                }
+            }
         }
     }
 }

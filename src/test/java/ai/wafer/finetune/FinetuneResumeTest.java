@@ -26,6 +26,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -149,6 +150,26 @@ class FinetuneResumeTest {
         // a finished run resumed with nothing left to do changes nothing
         Run again = train(Gpt.init(CFG, 3), LORA, train, dev, o, new Finetuner.Checkpoints(11, 0, 3, five), five);
         assertSame(eleven, again);
+    }
+
+    /**
+     * The best model is part of a checkpoint: resumed from step 4, the output directory holds the best model of steps
+     * 1-4 again, not the later one the resume abandons (here nothing is redone: --max-steps 4).
+     */
+    @Test
+    void aResumeRestoresTheBestModelOfItsCheckpoint() throws Exception {
+        TaskData train = data(Task.TOKEN_CLASSIFICATION, 40, 1), dev = data(Task.TOKEN_CLASSIFICATION, 12, 2);
+        Finetuner.Options o = options(LrSchedule.Kind.LINEAR, 0.2f);
+        Path out = tmp.resolve("run"), adapter = out.resolve("adapter_model.safetensors");
+        Run whole = train(Gpt.init(CFG, 3), LORA, train, dev, o, new Finetuner.Checkpoints(0, 4, 0, null), out);
+        Path ck = TrainCheckpoint.dirFor(out, 4);
+        int bestThen = TrainCheckpoint.state(ck).path("finetune").path("bestStep").asInt();
+        assertTrue(bestThen > 0 && bestThen <= 4 && whole.result().bestStep() > 4, bestThen + " then, " + whole.result().bestStep() + " at the end");
+        byte[] later = Files.readAllBytes(adapter), then = Files.readAllBytes(ck.resolve("best/adapter_model.safetensors"));
+        assertFalse(Arrays.equals(later, then));
+        Run back = train(Gpt.init(CFG, 3), LORA, train, dev, o, new Finetuner.Checkpoints(4, 0, 0, ck), out);
+        assertEquals(bestThen, back.result().bestStep());
+        assertArrayEquals(then, Files.readAllBytes(adapter));
     }
 
     @Test
