@@ -77,7 +77,7 @@ final class FinetuneCheckpoint {
     private static String fingerprint(TaskData d) {
         CRC32C crc = new CRC32C();
         java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4);
-        java.util.function.IntConsumer put = v -> { crc.update(b.clear().putInt(v).array()); };
+        java.util.function.IntConsumer put = v -> crc.update(b.clear().putInt(v).array());
         for (Example e : d.examples()) {
             put.accept(e.ids().length);
             for (int t : e.ids()) put.accept(t);
