@@ -14,6 +14,7 @@ import ai.wafer.peft.Lora;
 import ai.wafer.peft.Peft;
 import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
+import ai.wafer.train.TrainCheckpoint;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -54,6 +55,8 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--adapter-size", defaultValue = "64", description = "bottleneck adapters: hidden size") int adapterSize;
     @Option(names = "--top-k", defaultValue = "2", description = "top-k: how many of the last blocks to train") int topK;
     @Option(names = "--epochs", defaultValue = "3") int epochs;
+    @Option(names = "--max-steps", defaultValue = "0", paramLabel = "N", description = "stop after N optimizer steps, across as many epochs as "
+            + "that takes (it replaces --epochs, and the schedule runs over N, as Hugging Face's max_steps; 0 = off, default ${DEFAULT-VALUE})") int maxSteps;
     @Option(names = "--batch-size", defaultValue = "16") int batchSize;
     @Option(names = "--grad-accum", defaultValue = "1") int gradAccum;
     @Option(names = "--lr", description = "peak learning rate (default: 5e-5 full, 1e-3 bitfit/top-k, 2e-3 lora/adapter/prefix, 5e-3 ia3)") Float lr;
@@ -79,8 +82,14 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--comm-timeout", defaultValue = "300", paramLabel = "SECONDS",
             description = "with --parallel: a rank that waits this long in one exchange ends the run with an error naming it (default ${DEFAULT-VALUE})")
     double commTimeout;
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png") Path out;
-    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this, an existing --out is refused)") boolean overwrite;
+    @Option(names = "--save-every", defaultValue = "0", paramLabel = "N",
+            description = "also write a resumable checkpoint (checkpoints/step-N) every N steps; the last step always writes one (default ${DEFAULT-VALUE})") int saveEvery;
+    @Option(names = "--keep-checkpoints", defaultValue = "3", paramLabel = "N",
+            description = "keep the newest N checkpoints of the run, deleting older ones (0 = keep all; default ${DEFAULT-VALUE})") int keepCheckpoints;
+    @Option(names = "--resume", paramLabel = "DIR|latest", description = "continue a run bit for bit from a checkpoint (checkpoints/step-N), "
+            + "a run directory's latest one, or latest: --out's; its method, base, data and batch options must be this run's") String resume;
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png, checkpoints/") Path out;
+    @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this or --resume, an existing --out is refused)") boolean overwrite;
 
     @Override public Integer call() {
         Task t = Task.parse(task);
@@ -88,6 +97,10 @@ public final class FinetuneCommand implements Callable<Integer> {
         Peft.Kind kind = Peft.Kind.parse(method);
         Peft.Spec spec = new Peft.Spec(kind, new Lora.Config(loraR, loraAlpha, loraDropout, loraTargets), topK, prefixTokens, adapterSize);
         PrintWriter err = cmd.commandLine().getErr();
+        var ck = new Finetuner.Checkpoints(maxSteps, saveEvery, keepCheckpoints,
+                resume == null ? null : TrainCheckpoint.resolve(resume.equals("latest") ? out : Path.of(resume)));
+        // a checkpoint is read by every rank, which an MPI job on several machines cannot do (pretraining's rank 0 sends it)
+        if (resume != null && mpi) throw new WaferException("--resume with --mpi is not supported for finetune; resume with --parallel dp=N as threads");
         FinetuneJob job = FinetuneJob.prepare(new FinetuneJob.Request(model, tokenizerDir, t, trainFile, devFile, spec, maxLength, maxTrain, seed,
                 kind == Peft.Kind.FULL && baseDtype == null && groupSize == 0 ? ai.wafer.generate.WeightType.F32 : ai.wafer.generate.WeightType.parse(baseDtype, groupSize, model),
                 new TextClassificationReader.Columns(textField, pairField, labelField), SequenceClassifier.Problem.parse(problemType)), err);
@@ -97,12 +110,12 @@ public final class FinetuneCommand implements Callable<Integer> {
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
         // after the model, data and options are checked, so that --overwrite empties nothing for a refused run
         if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
-        OutputDir.claim(out, false, false, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
+        OutputDir.claim(out, true, resume != null, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
         err.println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + job.model.trainableShare()
                 + (t.classifies() ? "; " + job.train.labels().size() + " labels" : "") + (recompute ? "; activations recomputed in backward" : ""));
         Finetuner.Result r;
         long sent = -1;
-        if (parallel == null) r = job.run(opt, out, err);
+        if (parallel == null) r = job.run(opt, ck, out, err);
         else {
             // under MPI this process is one rank and holds the job's model; as threads, rank 0 does and the others get replicas
             IntFunction<FinetuneModel> rankModel = rank -> {
@@ -110,7 +123,7 @@ public final class FinetuneCommand implements Callable<Integer> {
                 m.gpt.setRecompute(recompute);
                 return m;
             };
-            var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, ParallelPretrain.timeout(commTimeout));
+            var s = new DataParallelFinetune.Setup(rankModel, job.train, job.dev, opt, out, model.toString(), err, ParallelPretrain.timeout(commTimeout), ck);
             var pr = DataParallelFinetune.run(dataParallel(parallel), ParallelPretrain.Engine.of(mpi), s);
             if (!pr.lead()) return 0; // rank 0 writes the rest
             r = pr.run();
@@ -121,8 +134,8 @@ public final class FinetuneCommand implements Callable<Integer> {
                 r.steps(), r.seconds(), r.stoppedEarly() ? " (stopped early)" : "", r.stateBytes() / 1e6,
                 r.mappedBytes() > 0 ? String.format(" (+ %.1f MB frozen weights mapped from the file)", r.mappedBytes() / 1e6) : "",
                 r.peakHeapBytes() / 1e6, out + (sent < 0 ? "" : " (" + sent + " bytes sent per rank in the last step)"),
-                r.best() == null ? "" : String.format("; best dev (step %d): %s %.4f", r.bestStep(),
-                        r.best().primaryName(), r.best().primary()));
+                r.bestStep() == 0 ? "" : String.format("; best dev (step %d): %s %.4f", r.bestStep(),
+                        Evaluator.Scores.primaryName(t, job.model.problem() == SequenceClassifier.Problem.REGRESSION), r.bestScore()));
         return 0;
     }
 

@@ -47,10 +47,13 @@ public final class Evaluator {
             };
         }
 
-        public String primaryName() {
+        public String primaryName() { return primaryName(task, regression != null); }
+
+        /** The name of {@link #primary} for a task (a regression head's is the negated MSE). */
+        public static String primaryName(Task task, boolean regression) {
             return switch (task) {
                 case TOKEN_CLASSIFICATION -> "accuracy";
-                case SEQUENCE_CLASSIFICATION -> regression != null ? "neg_mse" : "macro_f1";
+                case SEQUENCE_CLASSIFICATION -> regression ? "neg_mse" : "macro_f1";
                 case CAUSAL_LM -> "neg_loss";
             };
         }

@@ -102,8 +102,11 @@ public final class FinetuneJob {
     }
 
     /** Trains in this process and saves the best model (or adapter) into {@code out}; progress goes to {@code log} (may be null). */
-    public Finetuner.Result run(Finetuner.Options opt, Path out, PrintWriter log) {
-        return new Finetuner(model, train, dev, opt).run(out, request.model().toString(), log);
+    public Finetuner.Result run(Finetuner.Options opt, Path out, PrintWriter log) { return run(opt, Finetuner.Checkpoints.NONE, out, log); }
+
+    /** As {@link #run(Finetuner.Options, Path, PrintWriter)}, with a step budget, checkpoints every N steps, or a resume. */
+    public Finetuner.Result run(Finetuner.Options opt, Finetuner.Checkpoints ck, Path out, PrintWriter log) {
+        return new Finetuner(model, train, dev, opt).checkpoints(ck).run(out, request.model().toString(), log);
     }
 
     /**

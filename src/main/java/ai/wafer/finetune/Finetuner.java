@@ -56,9 +56,29 @@ public final class Finetuner {
         }
     }
 
-    /** The outcome: the best dev scores (null without dev data) and at which step, steps run, wall time, peak heap. */
+    /**
+     * The step budget and training checkpoints: {@code maxSteps} &gt; 0 stops after that many optimiser steps, across as
+     * many epochs as it takes (Hugging Face's max_steps: it replaces the epochs, and the schedule runs over it);
+     * a checkpoint every {@code saveEvery} steps (0: none but the last step's, which every run writes), the newest
+     * {@code keep} kept (0: all); {@code resume}: a checkpoint (or a run directory: its latest) to continue, or null.
+     */
+    public record Checkpoints(int maxSteps, int saveEvery, int keep, Path resume) {
+        public static final Checkpoints NONE = new Checkpoints(0, 0, ai.wafer.train.Pretrainer.Reporting.KEEP, null);
+
+        public Checkpoints {
+            TrainingChecks.require(maxSteps >= 0, "--max-steps", maxSteps, ">= 0");
+            TrainingChecks.require(saveEvery >= 0, "--save-every", saveEvery, ">= 0");
+            TrainingChecks.require(keep >= 0, "--keep-checkpoints", keep, ">= 0");
+        }
+    }
+
+    /**
+     * The outcome: the best dev scores of this process's evaluations (null without dev data, or when a resumed run
+     * found none better) and the best score and step of the whole run (NaN and 0 without dev data), steps run
+     * (counting those before a resume), wall time, peak heap.
+     */
     public record Result(Evaluator.Scores best, int bestStep, int steps, double seconds, long peakHeapBytes, boolean stoppedEarly,
-                         long stateBytes, long mappedBytes) {}
+                         long stateBytes, long mappedBytes, double bestScore) {}
 
     /**
      * Heap bytes of training state: every heap parameter's values, plus a gradient and AdamW's two moments for
@@ -82,6 +102,7 @@ public final class Finetuner {
     private final TaskData train, dev;
     private final Options opt;
     private Replicas replicas = Replicas.ONE;
+    private Checkpoints checkpoints = Checkpoints.NONE;
 
     public Finetuner(FinetuneModel fm, TaskData train, TaskData dev, Options opt) {
         if (opt.gradAccum() < 1 || opt.batchSize() < 1 || opt.epochs() < 1)
@@ -98,6 +119,12 @@ public final class Finetuner {
         return this;
     }
 
+    /** Sets the step budget, checkpoints and resume. */
+    public Finetuner checkpoints(Checkpoints c) {
+        this.checkpoints = c;
+        return this;
+    }
+
     /**
      * Trains; saves the best model (or the last, without dev data) into {@code out} by {@link FinetuneModel#save}
      * ({@code baseName} goes into an adapter's base_model_name_or_path). Progress lines go to {@code log} (may be null;
@@ -111,27 +138,46 @@ public final class Finetuner {
         Batcher batcher = new Batcher(opt.batchSize(), opt.maxLength(), fm.padId, opt.padding());
         int batchesPerEpoch = (train.examples().size() + opt.batchSize() - 1) / opt.batchSize();
         int stepsPerEpoch = (batchesPerEpoch + opt.gradAccum() - 1) / opt.gradAccum();
-        int total = stepsPerEpoch * opt.epochs();
+        int total = checkpoints.maxSteps() > 0 ? checkpoints.maxSteps() : stepsPerEpoch * opt.epochs();
         LrSchedule sched = new LrSchedule(opt.schedule(), opt.lr(), Math.round(opt.warmupRatio() * total), total, opt.minLrRatio());
         fm.gpt.reserve(opt.batchSize(), Math.min(opt.maxLength(), maxLength(train)));
         if (log != null) log.println("wafer: " + fm.trainableShare() + "; " + train.examples().size() + " training examples, "
                 + total + " steps (" + stepsPerEpoch + " per epoch) of " + opt.batchSize() + " x " + opt.gradAccum());
         long started = System.nanoTime();
         Evaluator.Scores best = null;
-        int bestStep = 0, sinceBest = 0, step = 0;
-        boolean stop = false, savedAny = false;
+        double bestScore = Double.NaN;
+        int bestStep = 0, sinceBest = 0, step = 0, startEpoch = 0, startBatch = 0;
+        boolean stop = false;
+        Map<String, String> identity = FinetuneCheckpoint.identity(fm, train, opt);
+        Path ckpt = null;
+        if (checkpoints.resume() != null) {
+            Path from = ai.wafer.train.TrainCheckpoint.resolve(checkpoints.resume());
+            FinetuneCheckpoint.Position p = FinetuneCheckpoint.load(from, identity, adamw);
+            if (fm.method != null) fm.method.skipRandom(p.randomState());
+            step = p.step();
+            startEpoch = p.epoch();
+            startBatch = p.batch();
+            bestScore = p.bestScore() == null ? Double.NaN : p.bestScore();
+            bestStep = p.bestStep();
+            sinceBest = p.sinceBest();
+            if (out != null) FinetuneCheckpoint.adopt(from, out);
+            if (log != null) log.println("wafer: resumed from " + from + " at step " + step + (step >= total ? " (nothing left to do: raise --max-steps or --epochs to continue)" : ""));
+        }
         resetPeaks();
         double[] lossAndTargets = new double[2];
-        try (MetricsLog metrics = out == null ? null : MetricsLog.open(out);
+        try (MetricsLog metrics = out == null ? null : MetricsLog.openForResume(out, step);
              TensorBoardWriter tb = out == null ? null : TensorBoardWriter.create(out)) {
+            if (tb != null && step > 0) tb.resumedAt(step); // TensorBoard drops the steps a resume redoes
             ProgressBar bar = opt.progressBar() ? new ProgressBarBuilder().setTaskName("finetune").setInitialMax(total)
-                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).showSpeed().setUnit(" steps", 1).build() : null;
+                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).showSpeed().setUnit(" steps", 1)
+                    .startsFrom(step, java.time.Duration.ZERO).build() : null;
             try {
-                for (int epoch = 0; epoch < opt.epochs() && !stop; epoch++) {
+                // with --max-steps the epochs go on until the budget is spent; each epoch's seed fixes its batch order
+                for (int epoch = startEpoch; step < total && !stop; epoch++) {
                     fm.setTraining(true);
                     List<Batcher.Batch> batches = batcher.batches(train.examples(), true, opt.seed() + epoch);
                     List<Batcher.Batch> mine = replicas.rows(batches);
-                    for (int from = 0; from < batches.size() && !stop; from += opt.gradAccum()) {
+                    for (int from = epoch == startEpoch ? startBatch : 0; from < batches.size() && step < total && !stop; from += opt.gradAccum()) {
                         long t0 = System.nanoTime();
                         int K = Math.min(opt.gradAccum(), batches.size() - from);
                         fm.zeroGrad();
@@ -155,8 +201,8 @@ public final class Finetuner {
                         float lr = sched.at(step);
                         double norm = adamw.step(lr, opt.gradClip());
                         step++;
-                        TrainingChecks.requireFinite(step, loss, norm, savedAny
-                                ? out + " holds the model of step " + bestStep + ", the last finite one" : "no model was saved");
+                        TrainingChecks.requireFinite(step, loss, norm, (bestStep > 0 ? out + " holds the model of step " + bestStep + ", the last finite one"
+                                : "no model was saved") + (ckpt != null ? "; the last checkpoint is " + ckpt : ""));
                         Map<String, Object> row = new LinkedHashMap<>();
                         row.put("step", step);
                         row.put("epoch", epoch + (double) (from + K) / batches.size());
@@ -165,17 +211,18 @@ public final class Finetuner {
                         row.put("grad_norm", norm);
                         row.put("tokens_per_s", tokens / ((System.nanoTime() - t0) / 1e9));
                         boolean epochEnd = from + K >= batches.size();
-                        boolean evalNow = dev != null && (opt.evalEvery() > 0 ? step % opt.evalEvery() == 0 || step == total : epochEnd);
+                        boolean evalNow = dev != null && (step == total || (opt.evalEvery() > 0 ? step % opt.evalEvery() == 0 : epochEnd));
                         if (evalNow) {
                             Evaluator.Scores s = Evaluator.run(fm, dev, opt.batchSize(), opt.maxLength(), opt.padding());
                             fm.setTraining(true);
                             row.put("eval_loss", s.loss());
                             for (var m : new java.util.TreeMap<>(s.metrics()).entrySet()) row.put("eval_" + m.getKey(), m.getValue());
-                            if (best == null || s.primary() > best.primary()) {
+                            if (bestStep == 0 || s.primary() > bestScore) {
                                 best = s;
+                                bestScore = s.primary();
                                 bestStep = step;
                                 sinceBest = 0;
-                                if (out != null) { fm.save(out, baseName); savedAny = true; }
+                                if (out != null) fm.save(out, baseName);
                             } else if (opt.patience() > 0 && ++sinceBest >= opt.patience()) {
                                 stop = true;
                             }
@@ -191,21 +238,26 @@ public final class Finetuner {
                             for (var e : row.entrySet()) if (!e.getKey().equals("step")) scalars.put(e.getKey(), (Number) e.getValue());
                             tb.scalars(step, scalars);
                         }
+                        // the last step is always a checkpoint (as pretraining's): a finished run resumes and continues
+                        if (out != null && (step == total || stop || checkpoints.saveEvery() > 0 && step % checkpoints.saveEvery() == 0))
+                            ckpt = FinetuneCheckpoint.save(out, checkpoints.keep(), new FinetuneCheckpoint.Position(step,
+                                    epochEnd ? epoch + 1 : epoch, epochEnd ? 0 : from + K, fm.method == null ? new long[0] : fm.method.randomState(),
+                                    bestStep == 0 ? null : bestScore, bestStep, sinceBest), identity, adamw);
                         if (bar != null) {
                             bar.stepTo(step);
-                            bar.setExtraMessage(String.format(" loss %.3f%s", loss, best == null ? "" : String.format(" | best dev %s %.4f",
-                                    best.primaryName(), best.primary())));
+                            bar.setExtraMessage(String.format(" loss %.3f%s", loss, bestStep == 0 ? "" : String.format(" | best dev %s %.4f",
+                                    Evaluator.Scores.primaryName(fm.task, fm.problem() == ai.wafer.model.SequenceClassifier.Problem.REGRESSION), bestScore)));
                         }
                     }
                 }
             } finally {
                 if (bar != null) bar.close();
             }
-            if (out != null && !savedAny) fm.save(out, baseName); // no dev data: the last model
+            if (out != null && bestStep == 0) fm.save(out, baseName); // no dev data: the last model
         }
         fm.setTraining(false);
         if (out != null) Plot.write(out, out.resolve("curves.png"));
-        return new Result(best, bestStep, step, (System.nanoTime() - started) / 1e9, peakHeap(), stop, stateBytes(params), mappedBytes(params));
+        return new Result(best, bestStep, step, (System.nanoTime() - started) / 1e9, peakHeap(), stop, stateBytes(params), mappedBytes(params), bestScore);
     }
 
     private static int maxLength(TaskData d) {

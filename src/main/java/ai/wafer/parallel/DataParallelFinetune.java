@@ -81,9 +81,14 @@ public final class DataParallelFinetune implements Replicas {
      * method, same seed). {@code out} and {@code log} are rank 0's; {@code opt.batchSize()} is the global batch.
      */
     public record Setup(IntFunction<FinetuneModel> model, TaskData train, TaskData dev, Finetuner.Options opt,
-                        Path out, String baseName, PrintWriter log, Duration timeout) {
+                        Path out, String baseName, PrintWriter log, Duration timeout, Finetuner.Checkpoints checkpoints) {
         public Setup {
             if (timeout == null) timeout = ThreadCommunicator.DEFAULT_TIMEOUT;
+        }
+
+        public Setup(IntFunction<FinetuneModel> model, TaskData train, TaskData dev, Finetuner.Options opt, Path out, String baseName,
+                     PrintWriter log, Duration timeout) {
+            this(model, train, dev, opt, out, baseName, log, timeout, Finetuner.Checkpoints.NONE);
         }
     }
 
@@ -110,7 +115,8 @@ public final class DataParallelFinetune implements Replicas {
         if (lead && s.log() != null)
             s.log().printf("wafer: parallel dp=%d: about %d rows of each global batch of %d per rank; %,d trainable values exchanged per step%n",
                     c.size(), (o.batchSize() + c.size() - 1) / c.size(), o.batchSize(), sync.exchangedElements());
-        Finetuner.Result r = new Finetuner(fm, s.train(), s.dev(), o).replicas(sync)
+        // every rank restores a resumed checkpoint itself (the same files); rank 0 alone writes them
+        Finetuner.Result r = new Finetuner(fm, s.train(), s.dev(), o).replicas(sync).checkpoints(s.checkpoints())
                 .run(lead ? s.out() : null, s.baseName(), lead ? s.log() : null);
         c.barrier(); // rank 0's files are complete before any rank returns
         return new Result(r, fm, sync.lastStepBytes(), lead);

@@ -122,6 +122,19 @@ public final class Lora implements Method {
         for (LoraLinear[] row : layers) for (LoraLinear ll : row) if (ll != null) ll.beginMicroBatch(tokenRowsBefore);
     }
 
+    /** The adapted layers, in model order. */
+    private List<LoraLinear> adapted() {
+        return java.util.Arrays.stream(layers).flatMap(java.util.Arrays::stream).filter(java.util.Objects::nonNull).toList();
+    }
+
+    @Override public long[] randomState() { return adapted().stream().mapToLong(LoraLinear::seedsDrawn).toArray(); }
+
+    @Override public void skipRandom(long[] state) {
+        List<LoraLinear> all = adapted();
+        if (state.length != all.size()) throw new IllegalArgumentException(state.length + " mask streams saved for " + all.size() + " LoRA layers");
+        for (int i = 0; i < state.length; i++) all.get(i).skipSeeds(state[i]);
+    }
+
     @Override public void setTraining(boolean on) {
         for (LoraLinear[] row : layers) for (LoraLinear ll : row) if (ll != null) ll.training = on;
     }

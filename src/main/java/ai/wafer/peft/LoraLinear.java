@@ -20,6 +20,8 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
     final float scaling, dropout;
     /** The seed of each micro-batch's dropout mask, one draw per micro-batch. */
     private final LongSupplier maskSeeds;
+    /** Seeds drawn so far: where the stream stands, for a training checkpoint ({@link #skipSeeds}). */
+    private long drawn;
     boolean training = true;
     /** u = x' @ A^T [N, r] (kept for dB) and du, its gradient. */
     private float[] u = new float[0], du = new float[0];
@@ -88,9 +90,22 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
      * and offsets the mask so every rank drops what the one-process run drops for the same rows.
      */
     void beginMicroBatch(long tokenRowsBefore) {
-        maskSeed = maskSeeds.getAsLong();
+        maskSeed = nextSeed();
         seeded = true;
         maskOffset = tokenRowsBefore * in;
+    }
+
+    private long nextSeed() {
+        drawn++;
+        return maskSeeds.getAsLong();
+    }
+
+    long seedsDrawn() { return drawn; }
+
+    /** Advances a fresh layer's mask stream to where a run that drew {@code n} seeds left it (resuming that run). */
+    void skipSeeds(long n) {
+        if (drawn != 0) throw new IllegalStateException("the mask stream has been drawn from already");
+        for (long i = 0; i < n; i++) nextSeed();
     }
 
     private static final long GOLDEN_GAMMA = 0x9e3779b97f4a7c15L;
@@ -122,7 +137,7 @@ public final class LoraLinear implements BlockHooks.LinearAdapter {
         droppedLast = dropout > 0 && training;
         if (droppedLast) {
             // inverted dropout on the adapter's input only (PEFT's lora_dropout); the base path sees x
-            if (!seeded) { maskSeed = maskSeeds.getAsLong(); maskOffset = 0; seeded = true; }
+            if (!seeded) { maskSeed = nextSeed(); maskOffset = 0; seeded = true; }
             src = dropped(x, N);
         }
         delta(y, src, 0, N);

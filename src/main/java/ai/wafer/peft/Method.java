@@ -30,6 +30,16 @@ public interface Method {
      */
     default void beginMicroBatch(long tokenRowsBefore) {}
 
+    /**
+     * Where the method's random streams stand (LoRA: the mask seeds each layer has drawn), for a training checkpoint;
+     * empty when it draws nothing. {@link #skipRandom} brings a freshly created method (same seed) to the same place.
+     */
+    default long[] randomState() { return new long[0]; }
+
+    default void skipRandom(long[] state) {
+        if (state.length != 0) throw new IllegalArgumentException("this method has no random stream to restore");
+    }
+
     /** Training mode turns dropout on (LoRA); evaluation turns it off. */
     default void setTraining(boolean on) {}
 

@@ -27,6 +27,8 @@ import java.util.stream.Stream;
  * Everything a training run needs to continue exactly where it stopped, in one directory:
  * the model as a Hugging Face checkpoint, the AdamW moments ({@code optimizer.safetensors}, keys
  * {@code m.NAME} and {@code v.NAME}), and {@code state.json} (step, data position, batch shape).
+ * Fine-tuning's checkpoints ({@code finetune.FinetuneCheckpoint}) are written and read by the same code, with the
+ * trainable tensors in place of the model and their own state.json fields.
  * A directory is written under a temporary name and renamed, so a crash leaves either the old
  * checkpoint or the new one, never half of one.
  */
@@ -55,12 +57,26 @@ public final class TrainCheckpoint {
     }
 
     public static Path save(Path runDir, Gpt model, AdamW opt, State st) {
-        Path dir = dirFor(runDir, st.step());
+        ObjectNode s = JSON.createObjectNode();
+        s.set("data", JSON.valueToTree(st.data()));
+        s.put("batch_size", st.batchSize());
+        s.put("seq_len", st.seqLen());
+        s.put("grad_accum", st.gradAccum());
+        return write(runDir, st.step(), tmp -> Checkpoint.save(model, tmp), opt, s);
+    }
+
+    /**
+     * The one checkpoint writer (pretraining's and fine-tuning's): {@code weights} writes the model's files into the
+     * temporary directory, then come the AdamW moments and state.json (step, AdamW's step count and the fields of
+     * {@code state}); the directory is renamed into place last.
+     */
+    public static Path write(Path runDir, int step, ai.wafer.io.AtomicFiles.Writer weights, AdamW opt, ObjectNode state) {
+        Path dir = dirFor(runDir, step);
         Path tmp = dir.resolveSibling(dir.getFileName() + ".tmp");
         try {
             deleteTree(tmp);
             Files.createDirectories(tmp);
-            Checkpoint.save(model, tmp);
+            weights.write(tmp);
             Map<String, SafeTensors.Tensor> moments = new LinkedHashMap<>();
             List<Parameter> ps = opt.parameters();
             for (int i = 0; i < ps.size(); i++) {
@@ -70,12 +86,9 @@ public final class TrainCheckpoint {
             }
             SafeTensors.write(tmp.resolve("optimizer.safetensors"), moments);
             ObjectNode s = JSON.createObjectNode();
-            s.put("step", st.step());
+            s.put("step", step);
             s.put("adamw_steps", opt.stepCount());
-            s.set("data", JSON.valueToTree(st.data()));
-            s.put("batch_size", st.batchSize());
-            s.put("seq_len", st.seqLen());
-            s.put("grad_accum", st.gradAccum());
+            s.setAll(state);
             Files.writeString(tmp.resolve("state.json"), JSON.writeValueAsString(s));
             deleteTree(dir);
             Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
@@ -116,8 +129,12 @@ public final class TrainCheckpoint {
         }
     }
 
-    /** The model config stored in a checkpoint. */
-    public static GptConfig config(Path ckpt) { return GptConfig.read(ckpt.resolve("config.json")); }
+    /** The model config stored in a (pretraining) checkpoint. */
+    public static GptConfig config(Path ckpt) {
+        if (!Files.isRegularFile(ckpt.resolve("config.json")))
+            throw new WaferException(ckpt + ": no config.json, so not a pretraining checkpoint (a fine-tuning one resumes with wafer finetune)");
+        return GptConfig.read(ckpt.resolve("config.json"));
+    }
 
     /**
      * Restores parameters and moments into {@code model} and {@code opt} (which must have the
@@ -134,6 +151,18 @@ public final class TrainCheckpoint {
             throw new WaferException(ckpt + ": the checkpoint's model has " + saved.mup() + " but this run builds " + have.mup()
                     + " (resume with the run's --mup options, or with --resume alone)");
         Checkpoint.load(model, ckpt, Map.of());
+        JsonNode s = restore(ckpt, opt);
+        try {
+            TokenLoader.State data = JSON.treeToValue(s.get("data"), TokenLoader.State.class);
+            return new State(s.get("step").asInt(), data, s.get("batch_size").asInt(), s.get("seq_len").asInt(), s.get("grad_accum").asInt());
+        } catch (IOException | NullPointerException e) {
+            throw new WaferException(ckpt + "/state.json: unreadable or incomplete (" + e.getMessage() + ")");
+        }
+    }
+
+    /** Restores the AdamW moments and step count of {@code opt} from a checkpoint {@link #write} made; returns its state.json. */
+    public static JsonNode restore(Path ckpt, AdamW opt) {
+        JsonNode s = state(ckpt);
         try (SafeTensors.Reader r = SafeTensors.open(ckpt.resolve("optimizer.safetensors"))) {
             List<Parameter> ps = opt.parameters();
             for (int i = 0; i < ps.size(); i++) {
@@ -144,14 +173,20 @@ public final class TrainCheckpoint {
                 r.read("v." + n, opt.secondMoments().get(i), 0);
             }
         }
+        opt.setStepCount(s.get("adamw_steps").asLong());
+        return s;
+    }
+
+    /** A checkpoint's state.json. */
+    public static JsonNode state(Path ckpt) {
+        JsonNode s;
         try {
-            JsonNode s = JSON.readTree(ckpt.resolve("state.json").toFile());
-            opt.setStepCount(s.get("adamw_steps").asLong());
-            TokenLoader.State data = JSON.treeToValue(s.get("data"), TokenLoader.State.class);
-            return new State(s.get("step").asInt(), data, s.get("batch_size").asInt(), s.get("seq_len").asInt(), s.get("grad_accum").asInt());
-        } catch (IOException | NullPointerException e) {
-            throw new WaferException(ckpt + "/state.json: unreadable or incomplete (" + e.getMessage() + ")");
+            s = JSON.readTree(ckpt.resolve("state.json").toFile());
+        } catch (IOException e) {
+            throw new WaferException(ckpt + "/state.json: unreadable (" + e.getMessage() + ")");
         }
+        if (!s.has("step") || !s.has("adamw_steps")) throw new WaferException(ckpt + "/state.json: incomplete (no step or adamw_steps)");
+        return s;
     }
 
     static String describe(GptConfig c) {

@@ -174,4 +174,56 @@ class FinetuneCliTest {
         assertEquals(2, m.code());
         assertTrue(m.err().contains("q_proj"), m.err());
     }
+
+    /**
+     * Issue 17 item 2 on the command line: a run of 4 steps (--max-steps) ends with a checkpoint, and --resume latest
+     * continues it in place to 6, bit for bit the 6-step run (a constant schedule: the budget does not change the
+     * rates); metrics.jsonl holds each step once and TensorBoard is told to drop nothing before step 5. The options
+     * show their defaults; another method, or --mpi, is refused by name.
+     */
+    @Test
+    void finetuneResumesItsLatestCheckpoint() throws Exception {
+        Path train = write("resume.conll", "EU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\nBlackburn\tI-PER\n\nBonn\tB-LOC\nsays\tO\n\n"
+                + "German\tB-MISC\ncall\tO\n\nMonday\tO\n\nParis\tB-LOC\n");
+        java.util.function.BiFunction<String, String[], String[]> run = (out, extra) -> {
+            java.util.List<String> a = new java.util.ArrayList<>(java.util.List.of("finetune", "--model", base.toString(), "--task",
+                    "token-classification", "--train", train.toString(), "--batch-size", "2", "--schedule", "constant",
+                    "--warmup-ratio", "0", "--no-progress", "--out", tmp.resolve(out).toString()));
+            a.addAll(java.util.List.of(extra));
+            if (!a.contains("--method")) a.addAll(java.util.List.of("--method", "lora"));
+            return a.toArray(String[]::new);
+        };
+        var whole = wafer(run.apply("whole6", new String[] {"--max-steps", "6"}));
+        assertEquals(0, whole.code(), whole.err());
+        var part = wafer(run.apply("part", new String[] {"--max-steps", "4"}));
+        assertEquals(0, part.code(), part.err());
+        assertTrue(Files.isDirectory(tmp.resolve("part/checkpoints/step-000004")), "the last step is a checkpoint");
+        var other = wafer(run.apply("part", new String[] {"--max-steps", "6", "--resume", "latest", "--method", "ia3"}));
+        assertEquals(2, other.code());
+        assertTrue(other.err().contains("--method differs from the run this checkpoint continues: it had lora"), other.err());
+        var mpi = wafer(run.apply("part", new String[] {"--resume", "latest", "--parallel", "dp=2", "--mpi"}));
+        assertEquals(2, mpi.code());
+        assertTrue(mpi.err().contains("--resume with --mpi"), mpi.err());
+        var resumed = wafer(run.apply("part", new String[] {"--max-steps", "6", "--resume", "latest"}));
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(resumed.err().contains("resumed from " + tmp.resolve("part/checkpoints/step-000004") + " at step 4"), resumed.err());
+        try (var a = ai.wafer.io.SafeTensors.open(tmp.resolve("whole6/adapter_model.safetensors"));
+             var b = ai.wafer.io.SafeTensors.open(tmp.resolve("part/adapter_model.safetensors"))) {
+            assertEquals(a.names(), b.names());
+            for (String n : a.names()) org.junit.jupiter.api.Assertions.assertArrayEquals(a.floats(n), b.floats(n), n);
+        }
+        java.util.function.Function<String, java.util.List<Object>> steps = dir -> ai.wafer.track.MetricsLog.read(tmp.resolve(dir)).stream()
+                .map(row -> (Object) java.util.List.of(row.get("step"), row.get("loss"), row.get("grad_norm"), row.get("lr"))).toList();
+        assertEquals(steps.apply("whole6"), steps.apply("part"), "each step once, with the whole run's numbers");
+        try (var files = Files.list(tmp.resolve("part"))) {
+            var ev = files.filter(f -> f.getFileName().toString().startsWith("events.out.tfevents")).sorted().toList();
+            assertEquals(2, ev.size());
+            var starts = ai.wafer.track.TensorBoardReader.readEvents(ev.getLast()).stream().filter(e -> e.sessionStatus() == 1).toList();
+            assertEquals(5, starts.getFirst().step(), "TensorBoard purges from the first redone step");
+        }
+        String help = Wafer.commandLine().getSubcommands().get("finetune").getUsageMessage();
+        for (String o : new String[] {"--max-steps=N", "--save-every=N", "--keep-checkpoints=N", "--resume=DIR|latest"}) assertTrue(help.contains(o), help);
+        assertTrue(help.contains("max_steps; 0 = off, default 0)") && help.contains("step always writes one (default 0)")
+                && help.contains("(0 = keep all; default 3)"), help);
+    }
 }

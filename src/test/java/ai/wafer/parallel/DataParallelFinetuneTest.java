@@ -71,8 +71,12 @@ class DataParallelFinetuneTest {
 
     /** p thread ranks; every replica must end bit-identical to rank 0. */
     Ranks parallel(int p, Peft.Spec spec, TaskData train, TaskData dev, Finetuner.Options o, String name) {
+        return parallel(p, spec, train, dev, o, Finetuner.Checkpoints.NONE, name);
+    }
+
+    Ranks parallel(int p, Peft.Spec spec, TaskData train, TaskData dev, Finetuner.Options o, Finetuner.Checkpoints ck, String name) {
         Path out = tmp.resolve(name);
-        var setup = new DataParallelFinetune.Setup(r -> model(spec, train), train, dev, o, out, "toy", null, Duration.ofSeconds(60));
+        var setup = new DataParallelFinetune.Setup(r -> model(spec, train), train, dev, o, out, "toy", null, Duration.ofSeconds(60), ck);
         List<DataParallelFinetune.Result> rs = ThreadCommunicator.run(p, setup.timeout(), c -> DataParallelFinetune.onRank(c, setup));
         Run first = outcome(out, rs.get(0).model());
         for (var r : rs) {
@@ -135,5 +139,26 @@ class DataParallelFinetuneTest {
         TaskData train = toy(34, 3); // batches of 8: the last has 2 rows, so rank 0 of 3 computes nothing there
         var o = options(8, 1, 2, 1e-2f);
         assertSameRun(single(LORA, train, null, o, "one"), parallel(3, LORA, train, null, o, "dp3").rank0(), "LoRA dp=3");
+    }
+
+    /**
+     * Issue 17 item 2 with data parallelism: every rank restores the checkpoint rank 0 wrote (LoRA dropout's mask
+     * streams included), so a dp=2 run resumed at step 3 is the uninterrupted dp=2 run bit for bit; the checkpoint,
+     * the one-process form, also resumes on one process (to the dp run's usual tolerance).
+     */
+    @Test void aDataParallelRunResumesBitForBit() {
+        TaskData train = toy(34, 3), dev = toy(12, 2);
+        var o = options(8, 1, 2, 1e-2f); // 5 steps an epoch, 10 in all
+        Ranks whole = parallel(2, LORA_DROPOUT, train, dev, o, new Finetuner.Checkpoints(0, 3, 0, null), "whole");
+        Path ck = ai.wafer.train.TrainCheckpoint.dirFor(tmp.resolve("whole"), 3);
+        Ranks resumed = parallel(2, LORA_DROPOUT, train, dev, o, new Finetuner.Checkpoints(0, 3, 0, ck), "resumed");
+        assertEquals(10, whole.rank0().losses().size());
+        assertEquals(whole.rank0().losses(), resumed.rank0().losses());
+        assertEquals(whole.rank0().norms(), resumed.rank0().norms());
+        for (int i = 0; i < whole.rank0().params().size(); i++)
+            assertArrayEquals(whole.rank0().params().get(i), resumed.rank0().params().get(i), "trainable tensor " + i);
+        FinetuneModel one = model(LORA_DROPOUT, train);
+        new Finetuner(one, train, dev, o).checkpoints(new Finetuner.Checkpoints(0, 0, 0, ck)).run(tmp.resolve("one"), "toy", null);
+        assertSameRun(whole.rank0(), outcome(tmp.resolve("one"), one), "dp=2 checkpoint resumed on one process");
     }
 }

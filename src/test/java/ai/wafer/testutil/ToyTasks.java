@@ -45,4 +45,36 @@ public final class ToyTasks {
         }
         return new TaskData(Task.TOKEN_CLASSIFICATION, ex, gold, pos, List.of("t0", "t1", "t2"), Set.of(), 0, "toy");
     }
+
+    /**
+     * n sequences of 3..maxLength tokens (ids below 30) labelled by their first token's parity: sequence
+     * classification, learnable from one token (chance 1/2).
+     */
+    public static TaskData classification(int n, long seed, int maxLength) {
+        Random r = new Random(seed);
+        List<Example> ex = new ArrayList<>();
+        List<List<String>> gold = new ArrayList<>();
+        List<int[]> pos = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int[] ids = new int[3 + r.nextInt(maxLength - 2)];
+            for (int t = 0; t < ids.length; t++) ids[t] = r.nextInt(30);
+            ex.add(new Example(ids, null, ids[0] % 2));
+            gold.add(List.of("c" + ids[0] % 2));
+            pos.add(new int[] {ids.length - 1});
+        }
+        return new TaskData(Task.SEQUENCE_CLASSIFICATION, ex, gold, pos, List.of("c0", "c1"), Set.of(), 0, "toy");
+    }
+
+    /** n causal-LM examples of 3..maxLength tokens (ids below 30) counting up mod 30 from a random start, loss on every token. */
+    public static TaskData counting(int n, long seed, int maxLength) {
+        Random r = new Random(seed);
+        List<Example> ex = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int[] ids = new int[3 + r.nextInt(maxLength - 2)];
+            int start = r.nextInt(30);
+            for (int t = 0; t < ids.length; t++) ids[t] = (start + t) % 30;
+            ex.add(new Example(ids, ids.clone(), -1));
+        }
+        return new TaskData(Task.CAUSAL_LM, ex, List.of(), List.of(), List.of(), Set.of(), 0, "toy");
+    }
 }
