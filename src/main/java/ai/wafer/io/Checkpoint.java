@@ -26,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 import java.util.regex.Pattern;
 
 /**
@@ -268,7 +269,7 @@ public final class Checkpoint {
      * {@value #SCALE} tensor, the rest F32) as GPT2LMHeadModel names them; shards above {@code maxShardBytes} (0 = one file).
      */
     public static void save(Gpt model, Path dir, SafeTensors.DType dtype, long maxShardBytes) {
-        save(model, model.config, Map.of(), dir, dtype, maxShardBytes);
+        save(model, model.config, Map.of(), dir, dtype, 0, maxShardBytes);
     }
 
     /**
@@ -276,10 +277,10 @@ public final class Checkpoint {
      * a fine-tuned head's tensors under their own names, as GPT2For*Classification saves them.
      */
     public static void save(Gpt model, GptConfig config, Map<String, Parameter> heads, Path dir) {
-        save(model, config, heads, dir, SafeTensors.DType.F32, 0);
+        save(model, config, heads, dir, SafeTensors.DType.F32, 0, 0);
     }
 
-    private static void save(Gpt model, GptConfig config, Map<String, Parameter> heads, Path dir, SafeTensors.DType dtype, long maxShardBytes) {
+    private static void save(Gpt model, GptConfig config, Map<String, Parameter> heads, Path dir, SafeTensors.DType dtype, int group, long maxShardBytes) {
         try {
             Files.createDirectories(dir);
             config.write(dir.resolve("config.json"));
@@ -289,9 +290,22 @@ public final class Checkpoint {
         Map<String, SafeTensors.Tensor> out = new LinkedHashMap<>();
         for (Parameter p : model.parameters()) {
             String name = p.name.equals("lm_head.weight") ? p.name : PREFIX + p.name;
+            long[] shape = Arrays.stream(p.shape).asLongStream().toArray();
             if (dtype == SafeTensors.DType.I8 && p.weights() instanceof Int8Weights q) {
-                out.put(name, new SafeTensors.Tensor(Arrays.stream(p.shape).asLongStream().toArray(), q.quantized(), SafeTensors.DType.I8));
+                out.put(name, new SafeTensors.Tensor(shape, q.quantized(), SafeTensors.DType.I8));
                 out.put(name + SCALE, new SafeTensors.Tensor(q.scaleShape(), q.scales()));
+            } else if (dtype == SafeTensors.DType.I8 && p.shape.length == 2 && p != model.wpe) {
+                // quantized when the writer reaches it (the matrix, then its scales, adjacent in name order) and dropped
+                // after: a model larger than memory converts one matrix at a time
+                boolean perColumn = int8PerColumn(p.name);
+                Int8Weights[] last = new Int8Weights[1];
+                Supplier<Int8Weights> q = () -> last[0] != null ? last[0] : (last[0] = Int8Weights.of(p.weights(), p.shape[0], p.shape[1], perColumn, group));
+                out.put(name, SafeTensors.Tensor.lazy(shape, SafeTensors.DType.I8, () -> q.get().quantized()));
+                out.put(name + SCALE, SafeTensors.Tensor.lazy(Int8Weights.scaleShape(p.shape[0], p.shape[1], perColumn, group), SafeTensors.DType.F32, () -> {
+                    MemorySegment sc = q.get().scales();
+                    last[0] = null;
+                    return sc;
+                }));
             } else out.put(name, tensor(p));
         }
         heads.forEach((name, p) -> out.put(name, tensor(p)));
@@ -378,9 +392,7 @@ public final class Checkpoint {
                 if (q.groupSize() != group)
                     throw new WaferException(from + " is int8 with group size " + q.groupSize() + ", not " + group + "; convert from the float model to regroup (requantizing adds error)");
             }
-            if (dtype == SafeTensors.DType.I8)
-                for (Parameter p : model.parameters()) if (p.shape.length == 2 && p != model.wpe) p.toInt8(int8PerColumn(p.name), group);
-            save(model, to, dtype, maxShardBytes);
+            save(model, model.config, Map.of(), to, dtype, group, maxShardBytes);
             ObjectNode config = (ObjectNode) JSON.readTree(from.resolve("config.json").toFile());
             config.put("torch_dtype", switch (dtype) {
                 case F32, I8 -> "float32";

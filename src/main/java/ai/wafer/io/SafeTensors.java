@@ -26,6 +26,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Supplier;
 import java.util.regex.Pattern;
 
 /**
@@ -90,7 +91,7 @@ public final class SafeTensors {
      * written in the file's dtype; or, with {@code stored} set, values already in that dtype (int8 weights), written
      * byte for byte.
      */
-    public record Tensor(long[] shape, MemorySegment values, DType stored) {
+    public record Tensor(long[] shape, Supplier<MemorySegment> source, long byteSize, DType stored) {
         public Tensor {
             long n = 1;
             for (long d : shape) {
@@ -98,9 +99,24 @@ public final class SafeTensors {
                 n *= d;
             }
             int bytes = stored == null ? Float.BYTES : stored.bytes;
-            if (n * bytes != values.byteSize())
-                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n + " values but data has " + values.byteSize() / bytes);
+            if (n * bytes != byteSize)
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n + " values but data has " + byteSize / bytes);
         }
+
+        public Tensor(long[] shape, MemorySegment values, DType stored) { this(shape, () -> values, values.byteSize(), stored); }
+
+        /**
+         * A tensor whose values are made only when the writer reaches it, and dropped after: a model larger than memory
+         * is converted one matrix at a time ({@code stored}: the dtype the values are in, written as they are).
+         */
+        public static Tensor lazy(long[] shape, DType stored, Supplier<MemorySegment> values) {
+            long n = 1;
+            for (long d : shape) n *= d;
+            return new Tensor(shape, values, n * stored.bytes, stored);
+        }
+
+        /** The values: little-endian float32, or bytes of {@link #stored} (made now for a {@link #lazy} tensor). */
+        public MemorySegment values() { return source.get(); }
 
         public Tensor(long[] shape, MemorySegment values) { this(shape, values, null); }
 
@@ -109,12 +125,12 @@ public final class SafeTensors {
         /** {@code Tensor.of(data, rows, cols)}. */
         public static Tensor of(float[] data, long... shape) { return new Tensor(shape, data); }
 
-        public long numel() { return values.byteSize() / (stored == null ? Float.BYTES : stored.bytes); }
+        public long numel() { return byteSize / (stored == null ? Float.BYTES : stored.bytes); }
 
-        public float get(long i) { return values.getAtIndex(F32_LE, i); }
+        public float get(long i) { return values().getAtIndex(F32_LE, i); }
 
         /** The values as a new array. */
-        public float[] data() { return values.toArray(F32_LE); }
+        public float[] data() { return values().toArray(F32_LE); }
 
         /** The dtype written for this tensor in a file of {@code dtype}. */
         DType in(DType dtype) { return stored != null ? stored : dtype; }
@@ -467,28 +483,29 @@ public final class SafeTensors {
                 // Stream through a small buffer: a checkpoint can be many GB.
                 ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
                 for (Tensor t : tensors.values()) {
-                    for (long i = 0, n = t.stored() == null ? 0 : t.values().byteSize(); i < n; ) { // stored bytes, as they are
+                    MemorySegment v = t.values(); // once: a lazy tensor makes its values here
+                    for (long i = 0, n = t.stored() == null ? 0 : v.byteSize(); i < n; ) { // stored bytes, as they are
                         if (!buf.hasRemaining()) {
                             buf.flip();
                             writeFully(ch, buf);
                             buf.clear();
                         }
                         int k = (int) Math.min(buf.remaining(), n - i);
-                        MemorySegment.copy(t.values(), i, MemorySegment.ofBuffer(buf), 0, k); // the buffer's segment starts at its position
+                        MemorySegment.copy(v, i, MemorySegment.ofBuffer(buf), 0, k); // the buffer's segment starts at its position
                         buf.position(buf.position() + k);
                         i += k;
                     }
                     for (long i = 0, n = t.stored() != null ? 0 : t.numel(); i < n; i++) {
-                        float v = t.get(i);
+                        float x = v.getAtIndex(F32_LE, i);
                         if (buf.remaining() < 4) {
                             buf.flip();
                             writeFully(ch, buf);
                             buf.clear();
                         }
                         switch (dtype) {
-                            case F32 -> buf.putFloat(v);
-                            case BF16 -> buf.putShort(Bf16Weights.toBf16(v));
-                            case F16 -> buf.putShort(Float.floatToFloat16(v));
+                            case F32 -> buf.putFloat(x);
+                            case BF16 -> buf.putShort(Bf16Weights.toBf16(x));
+                            case F16 -> buf.putShort(Float.floatToFloat16(x));
                             default -> throw new AssertionError(dtype);
                         }
                     }

@@ -80,7 +80,13 @@ public final class Int8Weights implements Weights {
     public MemorySegment scales() { return scale; }
 
     /** [groups, cols] for a per-column matrix, [rows, groups] for a per-row one. */
-    public long[] scaleShape() { return perColumn ? new long[] {groups, cols} : new long[] {rows, groups}; }
+    public long[] scaleShape() { return scaleShape(rows, cols, perColumn, groupSize); }
+
+    /** The shape of the scales of a [rows, cols] matrix quantized per column or per row, in groups of {@code group} inputs (0: one group). */
+    public static long[] scaleShape(int rows, int cols, boolean perColumn, int group) {
+        int in = perColumn ? rows : cols, groups = group == 0 || in == 0 ? 1 : (in + group - 1) / group;
+        return perColumn ? new long[] {groups, cols} : new long[] {rows, groups};
+    }
 
     /** Inputs per scale, 0 for one scale per output channel. */
     public int groupSize() { return groupSize; }
