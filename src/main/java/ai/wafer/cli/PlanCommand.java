@@ -29,6 +29,9 @@ public final class PlanCommand implements Callable<Integer> {
             description = "share of parameters that train (e.g. 0.01 for LoRA; default: ${DEFAULT-VALUE})") double trainableFraction;
     @Option(names = "--recompute", description = "activation recomputation (as pretrain/finetune --recompute): each block's input kept, the rest rebuilt in backward")
     boolean recompute;
+    @Option(names = "--dtype", defaultValue = "fp32", description = "the frozen base's weights (with --trainable-fraction below 1), "
+            + "or with --generate all the matrices: fp32, bf16 or int8 (default: ${DEFAULT-VALUE})") String dtype;
+    @Option(names = "--generate", description = "plan generation (--batch-size sequences of up to --seq-len tokens), not training") boolean generate;
     @Option(names = "--machines", defaultValue = "1", description = "machines the ranks are spread over (default: ${DEFAULT-VALUE})") int machines;
     @Option(names = "--memory-per-machine", paramLabel = "SIZE", description = "e.g. 80GB or 64GiB") String memory;
     @Option(names = "--bandwidth", paramLabel = "RATE", description = "between machines, e.g. 10Gbit/s or 12.5GB/s") String bandwidth;
@@ -42,11 +45,23 @@ public final class PlanCommand implements Callable<Integer> {
             throw new WaferException("--batch-size, --seq-len, --grad-accum and --machines must be >= 1");
         if (seqLen > c.nPositions()) throw new WaferException("--seq-len " + seqLen + " exceeds the model's n_positions " + c.nPositions());
         if (!(trainableFraction > 0 && trainableFraction <= 1)) throw new WaferException("--trainable-fraction must be in (0, 1]");
-        Layout l = Layout.parse(parallel);
-        Plan p = Plan.of(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, recompute);
+        int bytes = switch (dtype.toLowerCase()) {
+            case "fp32" -> 4;
+            case "bf16" -> 2;
+            case "int8" -> 1;
+            default -> throw new WaferException("--dtype must be fp32, bf16 or int8, got '" + dtype + "'");
+        };
         long mem = memory == null ? 0 : Plan.parseBytes(memory);
-        double bw = bandwidth == null ? 0 : Plan.parseBandwidth(bandwidth);
         var out = spec.commandLine().getOut();
+        if (generate) {
+            out.print(Plan.generation(c, batch, seqLen, bytes, mem));
+            out.flush();
+            return 0;
+        }
+        if (bytes != 4 && trainableFraction == 1) throw new WaferException("--dtype " + dtype + " is the frozen base's: give --trainable-fraction below 1 (the trainable weights are fp32)");
+        Layout l = Layout.parse(parallel);
+        Plan p = Plan.of(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, recompute, bytes);
+        double bw = bandwidth == null ? 0 : Plan.parseBandwidth(bandwidth);
         out.print(p.report(machines, mem, bw));
         out.flush(); // print() does not flush an autoflushing PrintWriter
         return 0;

@@ -17,14 +17,17 @@ import ai.wafer.model.GptConfig;
  *                          percent): only those have gradients, moments and all-reduce traffic.
  * @param recompute         activation recomputation ({@code --recompute}): a micro-batch keeps each block's input and
  *                          one shared set of the other per-layer buffers instead of one set per layer.
+ * @param frozenBytes       bytes a frozen parameter value takes: 4 (fp32), 2 (a bf16 base), 1 (int8, scales aside).
  */
 public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int gradAccum, boolean zero1,
-                   double trainableFraction, boolean recompute, Stage worst) {
+                   double trainableFraction, boolean recompute, int frozenBytes, Stage worst) {
 
     /** One rank of stage {@code stage}: counts in floats (elements) and bytes sent per step. */
     public record Stage(int stage, int layers, long params, long trainable, long gradients, long optimizer,
-                        long activations, long dpBytes, long tpBytes, long ppBytes) {
-        public long memoryBytes() { return 4 * (params + gradients + optimizer + activations); }
+                        long activations, long dpBytes, long tpBytes, long ppBytes, int frozenBytes) {
+        public long memoryBytes() { return paramBytes() + 4 * (gradients + optimizer + activations); }
+        /** The parameters' bytes: trainable ones float32, frozen ones {@link #frozenBytes} each. */
+        public long paramBytes() { return 4 * trainable + frozenBytes * (params - trainable); }
         public long bytesPerStep() { return dpBytes + tpBytes + ppBytes; }
     }
 
@@ -34,14 +37,19 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
 
     public static Plan of(GptConfig c, Layout l, int batch, int seqLen, int gradAccum, boolean zero1, double trainableFraction,
                           boolean recompute) {
+        return of(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, recompute, 4);
+    }
+
+    public static Plan of(GptConfig c, Layout l, int batch, int seqLen, int gradAccum, boolean zero1, double trainableFraction,
+                          boolean recompute, int frozenBytes) {
         if (batch % l.dp() != 0) throw new ai.wafer.WaferException("--batch-size " + batch + " must be a multiple of dp=" + l.dp());
         if (c.nLayer() < l.pp()) throw new ai.wafer.WaferException("pp=" + l.pp() + " needs at least as many layers; the model has " + c.nLayer());
         Stage worst = null;
         for (int s = 0; s < l.pp(); s++) {
-            Stage st = stage(c, l, s, batch, seqLen, gradAccum, zero1, trainableFraction, recompute);
+            Stage st = stage(c, l, s, batch, seqLen, gradAccum, zero1, trainableFraction, recompute, frozenBytes);
             if (worst == null || st.memoryBytes() > worst.memoryBytes()) worst = st;
         }
-        return new Plan(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, recompute, worst);
+        return new Plan(c, l, batch, seqLen, gradAccum, zero1, trainableFraction, recompute, frozenBytes, worst);
     }
 
     /** Layers of stage s: [s*L/pp, (s+1)*L/pp). */
@@ -49,7 +57,7 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
 
     static long ceilDiv(long a, int b) { return (a + b - 1) / b; }
 
-    static Stage stage(GptConfig c, Layout l, int s, int batch, int seqLen, int K, boolean zero1, double frac, boolean recompute) {
+    static Stage stage(GptConfig c, Layout l, int s, int batch, int seqLen, int K, boolean zero1, double frac, boolean recompute, int frozenBytes) {
         int tp = l.tp(), pp = l.pp(), dp = l.dp();
         long C = c.nEmbd(), F = c.nInner(), V = c.vocabSize(), H = c.nHead(), P = c.nPositions();
         int layers = firstLayer(c.nLayer(), pp, s + 1) - firstLayer(c.nLayer(), pp, s);
@@ -82,7 +90,7 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
                 + Traffic.allGather(4 * n * tp, tp) + Traffic.allReduce(8 * n, tp);      // parallel cross-entropy
         long tpBytes = K * perMicro;
         long ppBytes = K * 4 * n * C * ((last ? 0 : 1) + (first ? 0 : 1));
-        return new Stage(s, layers, params, trainable, trainable, optimizer, activations, dpBytes, tpBytes, ppBytes);
+        return new Stage(s, layers, params, trainable, trainable, optimizer, activations, dpBytes, tpBytes, ppBytes, frozenBytes);
     }
 
     /** Ranks per machine when the job is spread evenly over {@code machines}. */
@@ -107,7 +115,7 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
     public String report(int machines, long memoryPerMachine, double bandwidthBytesPerS) {
         StringBuilder sb = new StringBuilder();
         GptConfig c = config;
-        long total = stage(c, Layout.single(), 0, 1, 1, 1, false, 1, false).params(); // the whole model, unsplit
+        long total = stage(c, Layout.single(), 0, 1, 1, 1, false, 1, false, 4).params(); // the whole model, unsplit
         sb.append(String.format("model: %d layers, n_embd %d, %d heads, vocab %d; %s parameters%n",
                 c.nLayer(), c.nEmbd(), c.nHead(), c.vocabSize(), count(total)));
         // a step's global batch is every micro-batch of it: --batch-size rows, --grad-accum times
@@ -116,7 +124,7 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
                 (zero1 ? ", ZeRO-1" : "") + (recompute ? ", activation recomputation" : "")));
         Stage w = worst;
         sb.append(String.format("per rank (most loaded: stage %d, %d layers):%n", w.stage(), w.layers()));
-        sb.append(line("parameters", 4 * w.params()));
+        sb.append(line(frozenBytes == 4 ? "parameters" : "parameters (frozen " + (frozenBytes == 1 ? "int8)" : "bf16)"), w.paramBytes()));
         sb.append(line("gradients", 4 * w.gradients()));
         sb.append(line("optimizer (AdamW m, v)", 4 * w.optimizer()));
         sb.append(line("activations", 4 * w.activations()));
@@ -134,13 +142,47 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
         sb.append(String.format("machines: %d, %d rank(s) each, %s per machine", machines, per, bytes(need)));
         if (memoryPerMachine > 0)
             sb.append(need <= memoryPerMachine ? String.format(": fits in %s%n", bytes(memoryPerMachine))
-                    : String.format(": does NOT fit in %s%n", bytes(memoryPerMachine)));
+                    : String.format(": does NOT fit in %s%n", bytes(memoryPerMachine)) + streamed(need, frozenBytes * (w.params() - w.trainable()), memoryPerMachine));
         else sb.append(String.format("%n"));
         long inter = interMachineBytes(machines);
         if (machines > 1) {
             sb.append(String.format("between machines: %s per rank per step", bytes(inter)));
             if (bandwidthBytesPerS > 0) sb.append(String.format(", %.3f s at %s/s", inter / bandwidthBytesPerS, bytes((long) bandwidthBytesPerS)));
             sb.append(String.format("%n"));
+        }
+        return sb.toString();
+    }
+
+    /**
+     * How a frozen base that does not fit would stream ({@code ai.wafer.model.WeightStream}'s rule: three quarters of the
+     * memory for the process, the frozen weights beyond what that leaves read from disk every pass).
+     */
+    private static String streamed(long need, long frozen, long memory) {
+        long budget = (long) (0.75 * memory) - (need - frozen), read = frozen - Math.max(0, budget);
+        if (frozen == 0 || read >= frozen) return "";
+        return String.format("  the frozen base streams: %s of its %s kept in memory, %s read from disk each forward and each backward pass%n",
+                bytes(frozen - read), bytes(frozen), bytes(read));
+    }
+
+    /**
+     * Generation (not training) of {@code batch} sequences of up to {@code seqLen} tokens with weights of {@code weightBytes}
+     * per value (vectors and wpe float32): the weights, the KV cache, and what streams when they exceed the memory; a
+     * decoding step reads every weight once, so the bytes per token bound its speed.
+     */
+    public static String generation(GptConfig c, int batch, int seqLen, int weightBytes, long memory) {
+        long total = stage(c, Layout.single(), 0, 1, 1, 1, false, 1, false, 4).params();
+        long C = c.nEmbd(), vectors = c.nLayer() * (9 * C + c.nInner()) + 2 * C, wpe = (long) c.nPositions() * C;
+        long weights = weightBytes * (total - vectors - wpe) + 4 * (vectors + wpe), blocks = weightBytes * (long) c.nLayer() * (4 * C * C + 2 * C * c.nInner());
+        long kv = 2L * c.nLayer() * C * seqLen * batch * 4;
+        StringBuilder sb = new StringBuilder(String.format("generation: %d sequence(s) of up to %d tokens, %s weights%n", batch, seqLen,
+                weightBytes == 4 ? "fp32" : weightBytes == 2 ? "bf16" : "int8"));
+        sb.append(line("weights", weights)).append(line("KV cache", kv)).append(line("total", weights + kv));
+        sb.append(String.format("  a decoding step reads the weights once: %s per step%n", bytes(weights)));
+        if (memory > 0) {
+            long budget = (long) (0.75 * memory) - (weights - blocks) - kv;
+            sb.append(weights + kv <= 0.75 * memory ? String.format("fits in %s%n", bytes(memory))
+                    : String.format("does NOT fit in %s: the blocks stream, %s of their %s kept in memory, %s read from disk per token%n",
+                    bytes(memory), bytes(Math.max(0, budget)), bytes(blocks), bytes(blocks - Math.max(0, budget))));
         }
         return sb.toString();
     }

@@ -44,7 +44,7 @@ class PlanTest {
 
     @Test void handComputedPipeline() {
         Plan p = Plan.of(SMALL, new Layout(1, 1, 2), 4, 8, 4, false, 1);
-        Plan.Stage s0 = Plan.stage(SMALL, p.layout(), 0, 4, 8, 4, false, 1, false), s1 = Plan.stage(SMALL, p.layout(), 1, 4, 8, 4, false, 1, false);
+        Plan.Stage s0 = Plan.stage(SMALL, p.layout(), 0, 4, 8, 4, false, 1, false, 4), s1 = Plan.stage(SMALL, p.layout(), 1, 4, 8, 4, false, 1, false, 4);
         assertEquals(244 + 40 + 32, s0.params());
         assertEquals(244 + 8 + 40, s1.params()); // ln_f and the tied head's copy of wte
         // stage 0 keeps min(K=4, pp-0=2) micro-batches: 2 * (2688 + 128) + 1280
