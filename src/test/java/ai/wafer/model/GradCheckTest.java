@@ -1,7 +1,6 @@
 package ai.wafer.model;
 
 import ai.wafer.tensor.Activation;
-import ai.wafer.tensor.Gelu;
 import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Weights;
 
@@ -79,15 +78,6 @@ class GradCheckTest {
         float[] dx = new float[n];
         Kernels.JAVA.activationBackward(act, dx, x, r, n);
         check(act + " dx", x, dx, L, 1e-2, 2e-2);
-    }
-
-    @Test
-    void exactGeluMatchesErf() {
-        // Phi against values of the standard normal CDF (to 1e-7 relative), including the far tail.
-        double[][] cases = {{0, 0.5}, {1, 0.8413447460685429}, {-1, 0.15865525393145707}, {-3, 0.0013498980316301},
-                {-6, 9.865876450377e-10}, {2.5, 0.9937903346742238}};
-        for (double[] c : cases)
-            assertTrue(Math.abs(Gelu.phi(c[0]) - c[1]) <= 2e-7 * c[1], "Phi(" + c[0] + ") = " + Gelu.phi(c[0]));
     }
 
     @Test
