@@ -66,21 +66,22 @@ public final class Gelu {
         }
     }
 
-    /** GELU'(x) = Phi(x) + x pdf(x), pdf(x) = exp(-x^2/2) / sqrt(2 pi) with x^2 split exactly (see {@link #phi}). */
+    /** GELU'(x) = Phi(x) + x pdf(x), pdf(x) = exp(-x^2/2) / sqrt(2 pi) with x^2 split exactly (see {@link #phi}); pdf is 0 past |x| = 20. */
     private static FloatVector exactGrad(FloatVector x) {
-        FloatVector hi = x.mul(x), lo = x.fma(x, hi.neg());
+        FloatVector xc = x.max(-20f).min(20f), hi = xc.mul(xc), lo = xc.fma(xc, hi.neg());
         FloatVector pdf = VecMath.exp(hi.mul(-0.5f)).mul(lo.fma(-0.5f, 1f)).mul(INV_SQRT_2PI);
         return x.fma(pdf, phi(x));
     }
 
     /**
-     * Phi(x) = erfc(-x / sqrt 2) / 2 in float lanes, relative error about 5e-7 also in the lower tail (what an
+     * Phi(x) = erfc(-x / sqrt 2) / 2 in float lanes, relative error below 1e-6 also in the lower tail (what an
      * AdamW step sees of a unit that is almost always off). erfc(a) = t exp(-a^2 + P(t)) for a = |x| / sqrt 2,
-     * t = 1 / (1 + a/2) (a Chebyshev-fitted exponential, Numerical Recipes' erfcc: fractional error below 1.2e-7), with a^2 = x^2 / 2 taken from the exact x^2 = hi + lo (an
-     * fma) and the sum -hi/2 + P(t) carried with its rounding error, so the exp's argument (up to 87) loses nothing
-     * to float rounding; erfc(-a) = 2 - erfc(a) for x > 0.
+     * t = 1 / (1 + a/2) (Numerical Recipes' erfcc, a Chebyshev-fitted exponential: fractional error below 1.2e-7),
+     * with a^2 = x^2 / 2 taken from the exact x^2 = hi + lo (an fma) and the sum -hi/2 + P(t) carried with its
+     * rounding error, so the exp's argument (up to 87) loses nothing to float rounding; erfc(-a) = 2 - erfc(a) for x > 0.
      */
     static FloatVector phi(FloatVector x) {
+        x = x.max(-20f).min(20f); // Phi is 0 or 1 in float beyond; x^2 of a huge x would overflow into NaN
         FloatVector ax = x.abs();
         FloatVector t = ax.fma(SQRT_HALF * 0.5f, 1f);
         t = FloatVector.broadcast(S, 1f).div(t);

@@ -39,6 +39,12 @@ class GeluTest {
             worstB = Math.max(worstB, Math.abs(d[i] - ref[i][3]) / (ref[i][1] + Math.abs(xi) * pdf));
         }
         assertTrue(worstF < 1e-6 && worstB < 1e-6, "exact GELU: relative error forward " + worstF + ", backward " + worstB);
+        // huge inputs (a diverged run) stay finite: GELU is x or 0 there, its derivative 1 or 0
+        float[] big = {1e20f, -1e20f, 3e38f}, bo = new float[3], bd = new float[3];
+        Gelu.forward(Activation.GELU, bo, big, 3);
+        Gelu.backward(Activation.GELU, bd, big, new float[] {1, 1, 1}, 3);
+        assertTrue(bo[0] == 1e20f && bo[1] == 0f && bo[2] == 3e38f && bd[0] == 1f && bd[1] == 0f && bd[2] == 1f,
+                java.util.Arrays.toString(bo) + " " + java.util.Arrays.toString(bd));
         // tanh form: relative to |value|, to |s| + |x s'| for the derivative (s = (1 + tanh u) / 2); its exp(-2u) rounds
         // u = sqrt(2/pi) (x + 0.044715 x^3) to float, so where |u| > 1 the bound is 1e-6 |u| (1e-25 values at x = -9)
         Gelu.forward(Activation.GELU_TANH, out, x, n);
