@@ -1,42 +1,26 @@
 package ai.wafer.tensor;
 
-import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The MLP nonlinearity, forward and backward: exact GELU (x * Phi(x), the erf form Cerebras-GPT
- * uses), the tanh approximation ("gelu_new"), or ReLU.
+ * uses), the tanh approximation ("gelu_new"), or ReLU. All in float lanes.
  */
 public final class Gelu {
     private Gelu() {}
 
-    private static final double SQRT_HALF = Math.sqrt(0.5);
-    private static final double INV_SQRT_2PI = 1.0 / Math.sqrt(2 * Math.PI);
-    private static final double TANH_K = Math.sqrt(2.0 / Math.PI);
+    private static final float SQRT_HALF = (float) Math.sqrt(0.5), INV_SQRT_2PI = (float) (1.0 / Math.sqrt(2 * Math.PI));
+    private static final float TANH_K = (float) Math.sqrt(2.0 / Math.PI), TANH_A = 0.044715f;
 
-    // Exact GELU is evaluated in double lanes: float lanes cost the fixtures' 1e-4 after three AdamW
-    // steps. D holds doubles, S the same number of floats (half the bits) for loads and stores.
-    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Float> S = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
-
-    private static DoubleVector load(float[] a, int i) {
-        return (DoubleVector) FloatVector.fromArray(S, a, i).convertShape(VectorOperators.F2D, D, 0);
-    }
-
-    private static void store(DoubleVector v, float[] a, int i) {
-        ((FloatVector) v.convertShape(VectorOperators.D2F, S, 0)).intoArray(a, i);
-    }
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     public static void forward(Activation act, float[] out, float[] inp, int n) {
         Parallel.forRange(n, (w, from, to) -> {
             switch (act) {
                 case GELU -> exactForward(out, inp, from, to);
-                case GELU_TANH -> { for (int i = from; i < to; i++) { double x = inp[i];
-                    out[i] = (float) (0.5 * x * (1 + Math.tanh(TANH_K * (x + 0.044715 * x * x * x)))); } }
+                case GELU_TANH -> tanhForward(out, inp, from, to);
                 case RELU -> { for (int i = from; i < to; i++) out[i] = Math.max(inp[i], 0f); }
             }
         });
@@ -47,72 +31,110 @@ public final class Gelu {
         Parallel.forRange(n, (w, from, to) -> {
             switch (act) {
                 case GELU -> exactBackward(dinp, inp, dout, from, to);
-                case GELU_TANH -> { for (int i = from; i < to; i++) { double x = inp[i];
-                    double t = Math.tanh(TANH_K * (x + 0.044715 * x * x * x));
-                    double d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * TANH_K * (1 + 3 * 0.044715 * x * x);
-                    dinp[i] = (float) (dout[i] * d); } }
+                case GELU_TANH -> tanhBackward(dinp, inp, dout, from, to);
                 case RELU -> { for (int i = from; i < to; i++) dinp[i] = inp[i] > 0 ? dout[i] : 0f; }
             }
         });
     }
 
     // The vector loops live in small static methods of their own: inside the big lambda the JIT
-    // gave up inlining the Vector API calls and the backward ran 8x slower than the forward.
+    // gave up inlining the Vector API calls and the backward ran 8x slower than the forward. The tail
+    // runs the same lane code under a mask, so every element gets the same float formula.
     private static void exactForward(float[] out, float[] inp, int from, int to) {
         int i = from;
         for (int ub = from + S.loopBound(to - from); i < ub; i += S.length()) {
-            DoubleVector x = load(inp, i);
-            store(x.mul(phi(x)), out, i);
+            FloatVector x = FloatVector.fromArray(S, inp, i);
+            x.mul(phi(x)).intoArray(out, i);
         }
-        for (; i < to; i++) { double x = inp[i]; out[i] = (float) (x * phi(x)); }
+        if (i < to) {
+            var m = S.indexInRange(i, to);
+            FloatVector x = FloatVector.fromArray(S, inp, i, m);
+            x.mul(phi(x)).intoArray(out, i, m);
+        }
     }
 
     private static void exactBackward(float[] dinp, float[] inp, float[] dout, int from, int to) {
         int i = from;
         for (int ub = from + S.loopBound(to - from); i < ub; i += S.length()) {
-            DoubleVector x = load(inp, i);
-            DoubleVector pdf = VecMath.exp(x.mul(x).mul(-0.5)).mul(INV_SQRT_2PI);
-            store(phi(x).add(x.mul(pdf)).mul(load(dout, i)), dinp, i);
+            FloatVector x = FloatVector.fromArray(S, inp, i);
+            exactGrad(x).mul(FloatVector.fromArray(S, dout, i)).intoArray(dinp, i);
         }
-        for (; i < to; i++) {
-            double x = inp[i];
-            double d = phi(x) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI;
-            dinp[i] = (float) (dout[i] * d);
+        if (i < to) {
+            var m = S.indexInRange(i, to);
+            FloatVector x = FloatVector.fromArray(S, inp, i, m);
+            exactGrad(x).mul(FloatVector.fromArray(S, dout, i, m)).intoArray(dinp, i, m);
         }
     }
 
-    /** Phi on a vector: the same formula as {@link #erfc}, lane by lane. */
-    static DoubleVector phi(DoubleVector x) {
-        DoubleVector z = x.mul(-SQRT_HALF), az = z.abs();
-        DoubleVector t = DoubleVector.broadcast(D, 1.0).div(az.mul(0.5).add(1.0));
-        DoubleVector p = t.mul(0.17087277).add(-0.82215223);
-        p = p.mul(t).add(1.48851587);
-        p = p.mul(t).add(-1.13520398);
-        p = p.mul(t).add(0.27886807);
-        p = p.mul(t).add(-0.18628806);
-        p = p.mul(t).add(0.09678418);
-        p = p.mul(t).add(0.37409196);
-        p = p.mul(t).add(1.00002368);
-        p = p.mul(t).add(-1.26551223);
-        DoubleVector r = t.mul(VecMath.exp(az.mul(az).neg().add(p)));
-        VectorMask<Double> neg = z.lt(0.0);
-        r = r.blend(DoubleVector.broadcast(D, 2.0).sub(r), neg); // erfc(-a) = 2 - erfc(a)
-        return r.mul(0.5);
+    /** GELU'(x) = Phi(x) + x pdf(x), pdf(x) = exp(-x^2/2) / sqrt(2 pi) with x^2 split exactly (see {@link #phi}); pdf is 0 past |x| = 20. */
+    private static FloatVector exactGrad(FloatVector x) {
+        FloatVector xc = x.max(-20f).min(20f), hi = xc.mul(xc), lo = xc.fma(xc, hi.neg());
+        FloatVector pdf = VecMath.exp(hi.mul(-0.5f)).mul(lo.fma(-0.5f, 1f)).mul(INV_SQRT_2PI);
+        return x.fma(pdf, phi(x));
     }
-
-    /** The standard normal CDF, Phi(x) = erfc(-x / sqrt 2) / 2, accurate to ~1e-7 relative even in the tails. */
-    public static double phi(double x) { return 0.5 * erfc(-x * SQRT_HALF); }
 
     /**
-     * Complementary error function by a Chebyshev-fitted exponential (fractional error below 1.2e-7
-     * for every z): erfc(z) = t * exp(-z^2 + P(t)), t = 1 / (1 + z/2), for z >= 0.
+     * Phi(x) = erfc(-x / sqrt 2) / 2 in float lanes, relative error below 1e-6 also in the lower tail (what an
+     * AdamW step sees of a unit that is almost always off). erfc(a) = t exp(-a^2 + P(t)) for a = |x| / sqrt 2,
+     * t = 1 / (1 + a/2) (Numerical Recipes' erfcc, a Chebyshev-fitted exponential: fractional error below 1.2e-7),
+     * with a^2 = x^2 / 2 taken from the exact x^2 = hi + lo (an fma) and the sum -hi/2 + P(t) carried with its
+     * rounding error, so the exp's argument (up to 87) loses nothing to float rounding; erfc(-a) = 2 - erfc(a) for x > 0.
      */
-    static double erfc(double z) {
-        double az = Math.abs(z);
-        double t = 1.0 / (1.0 + 0.5 * az);
-        double p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
-                + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-        double r = t * Math.exp(-az * az + p);
-        return z >= 0 ? r : 2.0 - r;
+    static FloatVector phi(FloatVector x) {
+        x = x.max(-20f).min(20f); // Phi is 0 or 1 in float beyond; x^2 of a huge x would overflow into NaN
+        FloatVector ax = x.abs();
+        FloatVector t = ax.fma(SQRT_HALF * 0.5f, 1f);
+        t = FloatVector.broadcast(S, 1f).div(t);
+        FloatVector p = t.fma(0.17087277f, -0.82215223f);
+        p = p.fma(t, FloatVector.broadcast(S, 1.48851587f));
+        p = p.fma(t, FloatVector.broadcast(S, -1.13520398f));
+        p = p.fma(t, FloatVector.broadcast(S, 0.27886807f));
+        p = p.fma(t, FloatVector.broadcast(S, -0.18628806f));
+        p = p.fma(t, FloatVector.broadcast(S, 0.09678418f));
+        p = p.fma(t, FloatVector.broadcast(S, 0.37409196f));
+        p = p.fma(t, FloatVector.broadcast(S, 1.00002368f));
+        p = p.fma(t, FloatVector.broadcast(S, -1.26551223f));
+        FloatVector hi = x.mul(x), lo = x.fma(x, hi.neg());
+        FloatVector a = hi.mul(-0.5f), s = a.add(p); // two-sum: s + e = a + p exactly
+        FloatVector bb = s.sub(a), e = a.sub(s.sub(bb)).add(p.sub(bb));
+        FloatVector half = t.mul(VecMath.exp(s)).mul(e.sub(lo.mul(0.5f)).add(1f)).mul(0.5f); // erfc(|x|/sqrt 2) / 2
+        return half.blend(FloatVector.broadcast(S, 1f).sub(half), x.compare(VectorOperators.GT, 0f));
+    }
+
+    // gelu_new: 0.5 x (1 + tanh u) = x s with s = sigmoid(2u) = 1 / (1 + exp(-2u)), u = k (x + a x^3), which keeps
+    // its relative accuracy where tanh u is near -1; the derivative is s + 2 x s (1 - s) k (1 + 3 a x^2), s (1 - s) = s (s exp(-2u)).
+    private static void tanhForward(float[] out, float[] inp, int from, int to) {
+        int i = from;
+        for (int ub = from + S.loopBound(to - from); i < ub; i += S.length()) {
+            FloatVector x = FloatVector.fromArray(S, inp, i);
+            x.div(tanhExp(x).add(1f)).intoArray(out, i);
+        }
+        if (i < to) {
+            var m = S.indexInRange(i, to);
+            FloatVector x = FloatVector.fromArray(S, inp, i, m);
+            x.div(tanhExp(x).add(1f)).intoArray(out, i, m);
+        }
+    }
+
+    private static void tanhBackward(float[] dinp, float[] inp, float[] dout, int from, int to) {
+        int i = from;
+        for (int ub = from + S.loopBound(to - from); i < ub; i += S.length())
+            tanhGrad(FloatVector.fromArray(S, inp, i)).mul(FloatVector.fromArray(S, dout, i)).intoArray(dinp, i);
+        if (i < to) {
+            var m = S.indexInRange(i, to);
+            tanhGrad(FloatVector.fromArray(S, inp, i, m)).mul(FloatVector.fromArray(S, dout, i, m)).intoArray(dinp, i, m);
+        }
+    }
+
+    private static FloatVector tanhGrad(FloatVector x) {
+        FloatVector e = tanhExp(x), s = FloatVector.broadcast(S, 1f).div(e.add(1f));
+        FloatVector du = x.mul(x).fma(3 * TANH_A * TANH_K, TANH_K);
+        return x.mul(2f).mul(s).mul(s.mul(e)).fma(du, s);
+    }
+
+    /** exp(-2u) for gelu_new, its argument kept below 87 so that 1 + exp stays finite (gelu_new is below 1e-36 there). */
+    private static FloatVector tanhExp(FloatVector x) {
+        FloatVector u = x.mul(x).fma(TANH_A, 1f).mul(x).mul(TANH_K);
+        return VecMath.exp(u.mul(-2f).min(87f));
     }
 }

@@ -51,7 +51,11 @@ class PretrainCliTest {
         Gpt m = Checkpoint.load(out);
         try (SafeTensors.Reader ref = SafeTensors.open(tiny.resolve("expected/final_params.safetensors"));
              SafeTensors.Reader saved = SafeTensors.open(out)) {
-            for (Parameter p : m.parameters()) assertClose(p.name, ref.floats(p.name), p.array(), 1e-4);
+            // c_attn to 1e-3: its q and k gradients are near-cancelled sums (a softmax row's dS sums to zero), so their
+            // AdamW steps carry float32 rounding noise of up to lr; PyTorch's own float32 run misses its float64
+            // reference by 4.3e-4 there (GptReferenceTest, which bounds that noise element by element)
+            for (Parameter p : m.parameters())
+                assertClose(p.name, ref.floats(p.name), p.array(), p.name.contains("attn.c_attn") ? 1e-3 : 1e-4);
             // Hugging Face's names: prefixed, no lm_head when tied
             assertTrue(saved.contains("transformer.h.0.attn.c_attn.weight"));
             assertTrue(!saved.contains("lm_head.weight"));
