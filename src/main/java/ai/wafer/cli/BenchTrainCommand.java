@@ -69,12 +69,13 @@ public final class BenchTrainCommand implements Callable<Integer> {
             System.out.printf("{\"what\": \"train\", \"framework\": \"wafer\", \"gemm\": \"%s\", \"threads\": %d, \"layers\": %d, \"d_model\": %d, "
                             + "\"heads\": %d, \"vocab\": %d, \"params\": %d, \"batch\": %d, \"seq\": %d, \"ms_per_step\": %.1f, "
                             + "\"ms_min\": %.1f, \"ms_max\": %.1f, \"steps\": %d, \"warmup_steps\": %d, \"warmup_settled\": %b, \"spread\": %.3f, \"stable\": %b, "
-                            + "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_heap_mb\": %d}%n",
+                            + "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_heap_mb\": %d, \"recompute\": %b}%n",
                     Gemm.impl(), Parallel.threads(), cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(),
-                    B, T, med, min, max, steps, warm, settled, spread, spread <= SETTLED, tokS, gflops, peak >> 20);
+                    B, T, med, min, max, steps, warm, settled, spread, spread <= SETTLED, tokS, gflops, peak >> 20, recompute);
         } else {
-            System.out.printf("model: %d layers, d %d, %d heads, vocab %d, %,d parameters; batch %d x %d; %d threads; gemm %s%n",
-                    cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(), B, T, Parallel.threads(), Gemm.impl());
+            System.out.printf("model: %d layers, d %d, %d heads, vocab %d, %,d parameters; batch %d x %d; %d threads; gemm %s%s%n",
+                    cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(), B, T, Parallel.threads(), Gemm.impl(),
+                    recompute ? "; activations recomputed in backward" : "");
             System.out.printf("%.1f ms/step (median of %d after %d warm-up steps; min %.1f, max %.1f), %.0f tokens/s, %.1f GFLOP/s, peak heap %,d MB%n",
                     med, steps, warm, min, max, tokS, gflops, peak >> 20);
             if (!settled) System.out.printf("the warm-up steps had not settled after %d (--max-warmup)%n", warm);
