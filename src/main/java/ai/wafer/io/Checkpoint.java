@@ -299,7 +299,12 @@ public final class Checkpoint {
                 // after: a model larger than memory converts one matrix at a time
                 boolean perColumn = int8PerColumn(p.name);
                 Int8Weights[] last = new Int8Weights[1];
-                Supplier<Int8Weights> q = () -> last[0] != null ? last[0] : (last[0] = Int8Weights.of(p.weights(), p.shape[0], p.shape[1], perColumn, group));
+                Supplier<Int8Weights> q = () -> {
+                    if (last[0] != null) return last[0];
+                    last[0] = Int8Weights.of(p.weights(), p.shape[0], p.shape[1], perColumn, group);
+                    if (p.weights().mapping() != null) p.weights().mapping().unload(); // read: out of this process's memory
+                    return last[0];
+                };
                 out.put(name, SafeTensors.Tensor.lazy(shape, SafeTensors.DType.I8, () -> q.get().quantized()));
                 out.put(name + SCALE, SafeTensors.Tensor.lazy(Int8Weights.scaleShape(p.shape[0], p.shape[1], perColumn, group), SafeTensors.DType.F32, () -> {
                     MemorySegment sc = q.get().scales();

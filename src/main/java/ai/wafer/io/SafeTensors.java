@@ -509,6 +509,7 @@ public final class SafeTensors {
                             default -> throw new AssertionError(dtype);
                         }
                     }
+                    if (v.isMapped()) v.unload(); // a source mapped from a file, written: out of this process's memory
                 }
                 buf.flip();
                 writeFully(ch, buf);
