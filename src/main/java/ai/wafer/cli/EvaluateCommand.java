@@ -60,7 +60,7 @@ public final class EvaluateCommand implements Callable<Integer> {
         if (model == null) throw new WaferException("--method prompt needs --model (the base model to prompt)");
         boolean conll = data.getFileName().toString().toLowerCase().endsWith(".conll");
         if (task != null && Task.parse(task) != Task.SEQUENCE_CLASSIFICATION || conll)
-            throw new WaferException("--method prompt classifies sequences only; " + (conll ? data + " is CoNLL (token classification)" : "--task " + task) + " is not supported by prompting");
+            throw new WaferException("--method prompt classifies sequences only; " + (conll ? data + " is CoNLL: token classification" : "--task " + task) + " is not supported by prompting");
         return Evaluation.prompt(new Evaluation.PromptRequest(model, tokenizerDir, data, fewshotData, template, shots, fewshotSeed, png), cmd.commandLine().getErr());
     }
 

@@ -52,7 +52,7 @@ class EvaluatePromptCliTest {
         Path conll = Files.writeString(tmp.resolve("pos.conll"), "The\tat\ncat\tnn\n");
         var tagging = wafer("evaluate", "--method", "prompt", "--model", base.toString(), "--data", conll.toString());
         assertEquals(2, tagging.code());
-        assertTrue(tagging.err().contains("is CoNLL (token classification) is not supported by prompting"), tagging.err());
+        assertTrue(tagging.err().contains("is CoNLL: token classification is not supported by prompting"), tagging.err());
         var task = wafer("evaluate", "--method", "prompt", "--model", base.toString(), "--data", data.toString(), "--task", "token-classification");
         assertTrue(task.code() == 2 && task.err().contains("--task token-classification is not supported by prompting"), task.err());
         var batch = wafer("evaluate", "--method", "prompt", "--model", base.toString(), "--data", data.toString(), "--batch-size", "4");
