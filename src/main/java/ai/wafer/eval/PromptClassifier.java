@@ -76,10 +76,10 @@ public final class PromptClassifier {
 
     /**
      * Per example: the gold and the predicted label, and the mean cross-entropy of the gold label under the softmax of
-     * the labels' log-likelihoods; {@code cutDemos}/{@code cutTargets}: prompts whose demonstrations had to be shortened
-     * to fit the context, and those where even the target lost its first tokens.
+     * the labels' log-likelihoods; {@code cutDemos}/{@code cutLeft}: prompts whose demonstrations had to be shortened
+     * to fit the context, and those that did not fit even with empty demonstration texts, so lost their first tokens.
      */
-    public record Result(List<String> labels, List<String> gold, List<String> pred, double loss, int cutDemos, int cutTargets) {}
+    public record Result(List<String> labels, List<String> gold, List<String> pred, double loss, int cutDemos, int cutLeft) {}
 
     /**
      * Classifies {@code data} by prompting with {@code shots} demonstrations from {@code pool} (seeded draw, never the
@@ -100,7 +100,7 @@ public final class PromptClassifier {
         SplittableRandom r = new SplittableRandom(seed);
         List<String> gold = new ArrayList<>(), pred = new ArrayList<>();
         double loss = 0;
-        int cutDemos = 0, cutTargets = 0;
+        int cutDemos = 0, cutLeft = 0;
         for (LabeledText target : data) {
             List<LabeledText> demos = demonstrations(pool, target, shots, r);
             int[][] texts = new int[demos.size()][];
@@ -110,7 +110,7 @@ public final class PromptClassifier {
             if (ctx.length > room && !demos.isEmpty()) cutDemos++;
             // shorten the longest demonstrations first, one token of cap at a time, until the prompt fits or they are empty
             while (ctx.length > room && cap > 0) ctx = tok.encode(prompt(t, demos, texts, cap = Math.max(0, cap - Math.max(1, (ctx.length - room) / texts.length)), tok, target));
-            if (ctx.length > room) cutTargets++; // logLikelihoods drops the prompt's first tokens: the demonstrations', then the target's
+            if (ctx.length > room) cutLeft++; // logLikelihoods drops the prompt's first tokens: the demonstrations', then the target's
             double[] ll = ChoiceScorer.logLikelihoods(model, ctx, answers, target.where());
             int best = 0;
             double max = ll[0];
@@ -122,7 +122,7 @@ public final class PromptClassifier {
             pred.add(labels.get(best));
             progress.accept(gold.size());
         }
-        return new Result(labels, gold, pred, loss / data.size(), cutDemos, cutTargets);
+        return new Result(labels, gold, pred, loss / data.size(), cutDemos, cutLeft);
     }
 
     /** The next target's demonstrations from {@code r}'s stream: never the target itself, nor an example of the same text. */

@@ -108,7 +108,7 @@ public final class Evaluation {
         }
         int P = model.config.nPositions();
         if (p.cutDemos() > 0) log.printf("wafer: warning: %d of %d prompts were longer than the model's %d positions: their demonstrations' texts were shortened to fit%n", p.cutDemos(), data.size(), P);
-        if (p.cutTargets() > 0) log.printf("wafer: warning: %d of %d targets alone did not fit in %d positions: their prompts lost their first tokens%n", p.cutTargets(), data.size(), P);
+        if (p.cutLeft() > 0) log.printf("wafer: warning: %d of %d prompts did not fit in %d positions even with empty demonstration texts: they lost their first tokens (the demonstrations', then the target's)%n", p.cutLeft(), data.size(), P);
         List<List<String>> gold = p.gold().stream().map(List::of).toList(), pred = p.pred().stream().map(List::of).toList();
         var scores = new Evaluator.Scores(Task.SEQUENCE_CLASSIFICATION, p.loss(), gold, pred, ClassificationReport.of(p.gold(), p.pred()));
         return new Evaluation(Task.SEQUENCE_CLASSIFICATION, r.data(), data.size(), scores, r.confusionPng());

@@ -77,7 +77,7 @@ class PromptClassifierTest {
         var target = new LabeledText("short one", "a", "test:1");
         var r = PromptClassifier.run(m, TOK, List.of(target), pool, PromptClassifier.Template.DEFAULT, 2, 3, done -> { });
         assertEquals(1, r.cutDemos());
-        assertEquals(0, r.cutTargets());
+        assertEquals(0, r.cutLeft());
         // the longest prompt that fits: the target part and both labels still there
         String cut = PromptClassifier.prompt(PromptClassifier.Template.DEFAULT, pool, new int[][] {TOK.encode(pool.get(0).text()), TOK.encode(pool.get(1).text())}, 5, TOK, target);
         assertTrue(cut.startsWith("Text: word word word word word\nLabel: a\n\nText: word word word word word\nLabel: b\n\n"), cut);
