@@ -79,7 +79,7 @@ public final class PromptClassifier {
      * the labels' log-likelihoods; {@code cutDemos}/{@code cutLeft}: prompts whose demonstrations had to be shortened
      * to fit the context, and those that did not fit even with empty demonstration texts, so lost their first tokens.
      */
-    public record Result(List<String> labels, List<String> gold, List<String> pred, double loss, int cutDemos, int cutLeft) {}
+    public record Result(List<String> gold, List<String> pred, double loss, int cutDemos, int cutLeft) {}
 
     /**
      * Classifies {@code data} by prompting with {@code shots} demonstrations from {@code pool} (seeded draw, never the
@@ -108,7 +108,7 @@ public final class PromptClassifier {
             for (int i = 0; i < texts.length; i++) cap = Math.max(cap, (texts[i] = tok.encode(demos.get(i).text())).length);
             int[] ctx = tok.encode(prompt(t, demos, texts, cap, tok, target));
             if (ctx.length > room && !demos.isEmpty()) cutDemos++;
-            // shorten the longest demonstrations first, one token of cap at a time, until the prompt fits or they are empty
+            // cap the demonstrations' texts (the longest lose most), lowering the cap by the excess shared among them, until the prompt fits or they are empty
             while (ctx.length > room && cap > 0) ctx = tok.encode(prompt(t, demos, texts, cap = Math.max(0, cap - Math.max(1, (ctx.length - room) / texts.length)), tok, target));
             if (ctx.length > room) cutLeft++; // logLikelihoods drops the prompt's first tokens: the demonstrations', then the target's
             double[] ll = ChoiceScorer.logLikelihoods(model, ctx, answers, target.where());
@@ -122,7 +122,7 @@ public final class PromptClassifier {
             pred.add(labels.get(best));
             progress.accept(gold.size());
         }
-        return new Result(labels, gold, pred, loss / data.size(), cutDemos, cutLeft);
+        return new Result(gold, pred, loss / data.size(), cutDemos, cutLeft);
     }
 
     /** The next target's demonstrations from {@code r}'s stream: never the target itself, nor an example of the same text. */
