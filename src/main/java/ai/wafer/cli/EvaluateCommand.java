@@ -19,7 +19,8 @@ import java.util.concurrent.Callable;
 @Command(name = "evaluate", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Score a fine-tuned model on a labelled file: a per-label classification report (sklearn's layout);",
                 "for IOB/IOB2/IOBES tags also entity-level reports (seqeval default and strict modes); for sequence",
-                "classification also a confusion matrix (text and PNG); for causal LM the response loss and perplexity."})
+                "classification also a confusion matrix (text and PNG); for causal LM the response loss and perplexity.",
+                "--method prompt: the same reports for in-context classification by a base model (no fine-tuning)."})
 public final class EvaluateCommand implements Callable<Integer> {
     @Spec CommandSpec cmd;
 
@@ -38,14 +39,38 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--text-pair-field", paramLabel = "FIELD", description = "sequence classification: the second text of a pair (default: as fine-tuned)") String pairField;
     @Option(names = "--label-field", description = "sequence classification: the field or column of the label (default: as fine-tuned)") String labelField;
     @Option(names = "--tokenizer", paramLabel = "DIR", description = "tokenizer directory (default: the model's)") Path tokenizerDir;
+    @Option(names = "--method", defaultValue = "finetuned", description = "finetuned (default: the model as fine-tuned) or prompt (in-context "
+            + "classification: the base model scores each label's verbaliser after a prompt of --shots demonstrations)") String method;
+    @Option(names = "--shots", defaultValue = "0", paramLabel = "K", description = "prompt: demonstrations in front of each example (default ${DEFAULT-VALUE})") int shots;
+    @Option(names = "--template", paramLabel = "FILE.json", description = "prompt: {\"instruction\", \"example\" (with {text}), \"separator\", \"verbalisers\": {label: text}} "
+            + "(default: example \"Text: {text}\\nLabel:\", verbaliser \" \" + label, separator \"\\n\\n\")") Path template;
+    @Option(names = "--fewshot-data", paramLabel = "FILE", description = "prompt: where demonstrations come from, a training split (default: --data, never the example itself)") Path fewshotData;
+    @Option(names = "--fewshot-seed", defaultValue = "1234", description = "prompt: seed of the demonstrations' draw (default ${DEFAULT-VALUE})") long fewshotSeed;
 
     @Override public Integer call() throws Exception {
         if (!format.equals("text") && !format.equals("json")) throw new WaferException("--format must be text or json, got '" + format + "'");
-        var request = new Evaluation.Request(model, adapter, task == null ? null : Task.parse(task), tokenizerDir, data, batchSize,
-                maxLength, Batcher.Side.parse(paddingSide), png, new TextClassificationReader.Columns(textField, pairField, labelField));
-        Evaluation e = Evaluation.run(request, cmd.commandLine().getErr());
+        if (!method.equals("finetuned") && !method.equals("prompt")) throw new WaferException("--method must be finetuned or prompt, got '" + method + "'");
+        boolean prompt = method.equals("prompt");
+        var parsed = cmd.commandLine().getParseResult();
+        for (String o : prompt ? new String[] {"--adapter", "--batch-size", "--padding-side", "--max-length", "--text-field", "--label-field", "--text-pair-field"} : new String[] {"--shots", "--template", "--fewshot-data", "--fewshot-seed"})
+            if (parsed.hasMatchedOption(o)) throw new WaferException(o + (prompt ? " does not apply to --method prompt (the base model, one example at a time, the whole context)" : " needs --method prompt"));
+        Evaluation e = prompt ? prompted() : finetuned();
         if (format.equals("json")) System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(e.toMap()));
         else System.out.print(e.toText(digits));
         return 0;
+    }
+
+    private Evaluation prompted() {
+        if (model == null) throw new WaferException("--method prompt needs --model (the base model to prompt)");
+        boolean conll = data.getFileName().toString().toLowerCase().endsWith(".conll");
+        if (task != null && Task.parse(task) != Task.SEQUENCE_CLASSIFICATION || conll)
+            throw new WaferException("--method prompt classifies sequences only; " + (conll ? data + " is CoNLL: token classification" : "--task " + task) + " is not supported by prompting");
+        return Evaluation.prompt(new Evaluation.PromptRequest(model, tokenizerDir, data, fewshotData, template, shots, fewshotSeed, png), cmd.commandLine().getErr());
+    }
+
+    private Evaluation finetuned() {
+        var request = new Evaluation.Request(model, adapter, task == null ? null : Task.parse(task), tokenizerDir, data, batchSize,
+                maxLength, Batcher.Side.parse(paddingSide), png, new TextClassificationReader.Columns(textField, pairField, labelField));
+        return Evaluation.run(request, cmd.commandLine().getErr());
     }
 }

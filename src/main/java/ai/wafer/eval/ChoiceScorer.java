@@ -66,16 +66,23 @@ public final class ChoiceScorer {
         SplittableRandom r = new SplittableRandom(seed);
         List<Item> out = new ArrayList<>(items.size());
         for (Item it : items) {
-            List<Item> candidates = new ArrayList<>(pool);
-            candidates.remove(it); // records: an equal item is the item itself
-            if (candidates.size() < k) throw new WaferException(k + "-shot needs " + k + " examples besides each item; the few-shot pool has " + candidates.size());
             StringBuilder ctx = new StringBuilder();
-            for (int i = 0; i < k; i++) {
-                Item ex = candidates.remove(r.nextInt(candidates.size()));
-                ctx.append(ex.context()).append(ex.choices().get(ex.label())).append("\n\n");
-            }
+            for (Item ex : draw(pool, it::equals, k, r)) ctx.append(ex.context()).append(ex.choices().get(ex.label())).append("\n\n");
             out.add(new Item(ctx + it.context(), it.choices(), it.label(), it.where()));
         }
+        return out;
+    }
+
+    /**
+     * The few-shot draw (one for each target, in order, from one stream {@code r}): k distinct examples of {@code pool},
+     * none for which {@code isTarget} holds, picked as lm-evaluation-harness picks them.
+     */
+    public static <T> List<T> draw(List<T> pool, java.util.function.Predicate<T> isTarget, int k, SplittableRandom r) {
+        List<T> candidates = new ArrayList<>(pool);
+        candidates.removeIf(isTarget);
+        if (candidates.size() < k) throw new WaferException(k + "-shot needs " + k + " examples besides each item; the few-shot pool has " + candidates.size());
+        List<T> out = new ArrayList<>(k);
+        for (int i = 0; i < k; i++) out.add(candidates.remove(r.nextInt(candidates.size())));
         return out;
     }
 
@@ -84,46 +91,59 @@ public final class ChoiceScorer {
 
     /** As {@link #score(Gpt, Tokenizer, List)}, telling {@code progress} the items done after each. */
     public static Result score(Gpt model, Tokenizer tok, List<Item> items, java.util.function.LongConsumer progress) {
-        int correct = 0, correctNorm = 0, P = model.config.nPositions(), done = 0;
+        int correct = 0, correctNorm = 0, done = 0;
         for (Item it : items) {
             if (done > 0) progress.accept(done);
             done++;
-            int[] ctx = tok.encode(it.context());
             int n = it.choices().size();
-            int[][] rows = new int[n][];
-            int[] start = new int[n];
-            int T = 0;
-            for (int c = 0; c < n; c++) {
-                int[] ans = tok.encode(it.choices().get(c));
-                int keep = Math.min(ctx.length, Math.max(1, P + 1 - ans.length)); // drop context from the left if too long
-                if (ans.length >= P) throw new WaferException(it.where() + ": choice " + c + " alone is longer than the model's " + P + " positions");
-                int[] row = new int[keep + ans.length];
-                System.arraycopy(ctx, ctx.length - keep, row, 0, keep);
-                System.arraycopy(ans, 0, row, keep, ans.length);
-                rows[c] = row;
-                start[c] = keep;
-                T = Math.max(T, row.length - 1);
-            }
-            int[] x = new int[n * T];
-            for (int c = 0; c < n; c++) System.arraycopy(rows[c], 0, x, c * T, rows[c].length - 1);
-            model.forward(x, null, n, T);
-            float[] logits = model.activations().logits;
-            int V = model.config.vocabSize();
+            int[][] answers = new int[n][];
+            for (int c = 0; c < n; c++) answers[c] = tok.encode(it.choices().get(c));
+            double[] ll = logLikelihoods(model, tok.encode(it.context()), answers, it.where());
             double best = -Double.MAX_VALUE, bestNorm = -Double.MAX_VALUE;
             int arg = -1, argNorm = -1;
             for (int c = 0; c < n; c++) {
-                double ll = 0;
-                for (int t = start[c]; t < rows[c].length; t++) ll += logProb(logits, (c * T + t - 1) * V, V, rows[c][t]);
-                if (Double.isNaN(ll)) // no score to compare (and no choice to count as right)
-                    throw new WaferException(it.where() + ": the log-likelihood of choice " + c + " is NaN: the model's weights are not finite (a diverged run?)");
-                double norm = ll / it.choices().get(c).getBytes(StandardCharsets.UTF_8).length;
-                if (ll > best) { best = ll; arg = c; }
+                double norm = ll[c] / it.choices().get(c).getBytes(StandardCharsets.UTF_8).length;
+                if (ll[c] > best) { best = ll[c]; arg = c; }
                 if (norm > bestNorm) { bestNorm = norm; argNorm = c; }
             }
             if (arg == it.label()) correct++;
             if (argNorm == it.label()) correctNorm++;
         }
         return new Result(items.size(), correct, correctNorm);
+    }
+
+    /**
+     * The log-likelihood of each continuation's tokens after the context's (the sum of their log-probabilities), the
+     * continuations of one context run as one batch, right-padded (causal: pads never reach real tokens). A context too
+     * long for the model loses tokens from its left, as lm-evaluation-harness cuts it; {@code where} names the item in errors.
+     */
+    public static double[] logLikelihoods(Gpt model, int[] ctx, int[][] answers, String where) {
+        int P = model.config.nPositions(), n = answers.length, T = 0;
+        int[][] rows = new int[n][];
+        int[] start = new int[n];
+        for (int c = 0; c < n; c++) {
+            int[] ans = answers[c];
+            if (ans.length >= P) throw new WaferException(where + ": choice " + c + " alone is longer than the model's " + P + " positions");
+            int keep = Math.min(ctx.length, Math.max(1, P + 1 - ans.length)); // drop context from the left if too long
+            int[] row = new int[keep + ans.length];
+            System.arraycopy(ctx, ctx.length - keep, row, 0, keep);
+            System.arraycopy(ans, 0, row, keep, ans.length);
+            rows[c] = row;
+            start[c] = keep;
+            T = Math.max(T, row.length - 1);
+        }
+        int[] x = new int[n * T];
+        for (int c = 0; c < n; c++) System.arraycopy(rows[c], 0, x, c * T, rows[c].length - 1);
+        model.forward(x, null, n, T);
+        float[] logits = model.activations().logits;
+        int V = model.config.vocabSize();
+        double[] ll = new double[n];
+        for (int c = 0; c < n; c++) {
+            for (int t = start[c]; t < rows[c].length; t++) ll[c] += logProb(logits, (c * T + t - 1) * V, V, rows[c][t]);
+            if (Double.isNaN(ll[c])) // no score to compare (and no choice to count as right)
+                throw new WaferException(where + ": the log-likelihood of choice " + c + " is NaN: the model's weights are not finite (a diverged run?)");
+        }
+        return ll;
     }
 
     static double logProb(float[] logits, int off, int V, int target) {

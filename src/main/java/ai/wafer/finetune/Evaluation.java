@@ -3,8 +3,12 @@ package ai.wafer.finetune;
 import ai.wafer.WaferException;
 import ai.wafer.data.Batcher;
 import ai.wafer.data.TextClassificationReader;
+import ai.wafer.eval.ClassificationReport;
 import ai.wafer.eval.ConfusionMatrix;
 import ai.wafer.eval.EntityReport;
+import ai.wafer.eval.PromptClassifier;
+import ai.wafer.io.Checkpoint;
+import ai.wafer.model.Gpt;
 import ai.wafer.eval.Tagging;
 import ai.wafer.model.SequenceClassifier.Problem;
 import ai.wafer.model.Task;
@@ -100,6 +104,31 @@ public final class Evaluation {
         if (asked == null) return saved;
         return new TextClassificationReader.Columns(asked.text() != null ? asked.text() : saved.text(),
                 asked.pair() != null ? asked.pair() : saved.pair(), asked.label() != null ? asked.label() : saved.label());
+    }
+
+    /**
+     * What {@code evaluate --method prompt} scores: a base model prompted with {@code shots} demonstrations from
+     * {@code fewshotData} (null: from {@code data}, never the target), written by {@code template} (null: the default).
+     */
+    public record PromptRequest(Path model, Path tokenizer, Path data, Path fewshotData, Path template, int shots, long seed, Path confusionPng) {}
+
+    /** In-context classification ({@link PromptClassifier}) with the reports of a fine-tuned sequence classifier; warnings to {@code log}. */
+    public static Evaluation prompt(PromptRequest r, PrintWriter log) {
+        var template = r.template() == null ? PromptClassifier.Template.DEFAULT : PromptClassifier.Template.read(r.template());
+        var data = TextClassificationReader.read(r.data());
+        var pool = r.fewshotData() == null ? data : TextClassificationReader.read(r.fewshotData());
+        Gpt model = Checkpoint.load(r.model());
+        Tokenizer tok = Tokenizer.load(r.tokenizer() != null ? r.tokenizer() : r.model());
+        PromptClassifier.Result p;
+        try (var progress = new ai.wafer.track.Progress("evaluate", data.size(), "examples")) {
+            p = PromptClassifier.run(model, tok, data, pool, template, r.shots(), r.seed(), progress);
+        }
+        int P = model.config.nPositions();
+        if (p.cutDemos() > 0) log.printf("wafer: warning: %d of %d prompts were longer than the model's %d positions: their demonstrations' texts were shortened to fit%n", p.cutDemos(), data.size(), P);
+        if (p.cutLeft() > 0) log.printf("wafer: warning: %d of %d prompts did not fit in %d positions even with empty demonstration texts: they lost their first tokens (the demonstrations', then the target's)%n", p.cutLeft(), data.size(), P);
+        List<List<String>> gold = p.gold().stream().map(List::of).toList(), pred = p.pred().stream().map(List::of).toList();
+        var scores = new Evaluator.Scores(Task.SEQUENCE_CLASSIFICATION, p.loss(), gold, pred, ClassificationReport.of(p.gold(), p.pred()), null);
+        return new Evaluation(Task.SEQUENCE_CLASSIFICATION, ai.wafer.model.SequenceClassifier.Problem.SINGLE_LABEL, r.data(), data.size(), scores, r.confusionPng());
     }
 
     /** The reports as text, decimals as {@code digits} (sklearn's and seqeval's layout). */
