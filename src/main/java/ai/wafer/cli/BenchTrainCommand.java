@@ -9,6 +9,7 @@ import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
 import ai.wafer.train.AdamW;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.Arrays;
@@ -32,7 +33,10 @@ public final class BenchTrainCommand implements Callable<Integer> {
     @Option(names = "--profile", description = "also print where the time of a step goes, per layer kind") boolean profile;
     @Option(names = "--json", description = "one JSON line instead of text") boolean json;
 
+    @Mixin PrecisionOption precision;
+
     @Override public Integer call() {
+        precision.apply();
         GptConfig cfg = preset != null ? GptConfig.preset(preset) : GptConfig.of(nLayer, nEmbd, nHead, vocab, Math.max(1024, T));
         Gpt model = Gpt.init(cfg, 0);
         FlatStore.of(model.parameters()); // as Pretrainer lays them out
@@ -60,14 +64,15 @@ public final class BenchTrainCommand implements Callable<Integer> {
         double gflops = flops / (med / 1e3) / 1e9;
         long peak = Finetuner.peakHeap();
         if (json) {
-            System.out.printf("{\"what\": \"train\", \"framework\": \"wafer\", \"gemm\": \"%s\", \"threads\": %d, \"layers\": %d, \"d_model\": %d, "
+            System.out.printf("{\"what\": \"train\", \"framework\": \"wafer\", \"gemm\": \"%s\", \"precision\": \"%s\", \"threads\": %d, \"layers\": %d, \"d_model\": %d, "
                             + "\"heads\": %d, \"vocab\": %d, \"params\": %d, \"batch\": %d, \"seq\": %d, \"ms_per_step\": %.1f, "
                             + "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_heap_mb\": %d}%n",
-                    Gemm.impl(), Parallel.threads(), cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(),
+                    Gemm.impl(), precision.precision, Parallel.threads(), cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(),
                     B, T, med, tokS, gflops, peak >> 20);
         } else {
-            System.out.printf("model: %d layers, d %d, %d heads, vocab %d, %,d parameters; batch %d x %d; %d threads; gemm %s%n",
-                    cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(), B, T, Parallel.threads(), Gemm.impl());
+            System.out.printf("model: %d layers, d %d, %d heads, vocab %d, %,d parameters; batch %d x %d; %d threads; gemm %s, %s%n",
+                    cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(), B, T, Parallel.threads(), Gemm.impl(),
+                    precision.precision);
             System.out.printf("%.1f ms/step (median of %d), %.0f tokens/s, %.1f GFLOP/s, peak heap %,d MB%n", med, steps, tokS, gflops, peak >> 20);
         }
         if (profile) System.out.print(Profile.report(steps));

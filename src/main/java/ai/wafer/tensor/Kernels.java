@@ -75,10 +75,13 @@ public interface Kernels {
     Kernels BLAS = new BlasKernels();
 
     /**
-     * The selected implementation; always {@link #JAVA} on a thread inside {@link Parallel#runSerially} (such ranks
-     * must not fan out into OpenBLAS's own thread pool).
+     * The selected implementation, wrapped in {@link Bf16Kernels} under {@code --precision bf16} ({@link Precision});
+     * always the Java kernels on a thread inside {@link Parallel#runSerially} (such ranks must not fan out into
+     * OpenBLAS's or oneDNN's own thread pool).
      */
     static Kernels current() {
-        return Gemm.impl() == Gemm.Impl.BLAS && !Parallel.serialOnThisThread() ? BLAS : JAVA;
+        boolean blas = Gemm.impl() == Gemm.Impl.BLAS && !Parallel.serialOnThisThread();
+        if (Precision.selected() == Precision.bf16) return blas ? Bf16Kernels.OVER_BLAS : Bf16Kernels.OVER_JAVA;
+        return blas ? BLAS : JAVA;
     }
 }
