@@ -40,7 +40,7 @@ final class OneDnn {
             int bits = (int) linker.downcallHandle(lib.findOrThrow("dnnl_get_effective_cpu_isa"), FunctionDescriptor.of(I)).invokeExact();
             MemorySegment name = (MemorySegment) linker.downcallHandle(lib.findOrThrow("dnnl_cpu_isa2str"),
                     FunctionDescriptor.of(P, I)).invokeExact(bits);
-            isa = name.reinterpret(64).getString(0);
+            isa = name.reinterpret(64).getString(0).replace("cpu_isa_", "");
             if ((bits & ISA_BF16) != ISA_BF16) err = "this CPU has no bf16 instructions (oneDNN: " + isa + ")";
             else h = linker.downcallHandle(lib.findOrThrow("dnnl_gemm_bf16bf16f32"),
                     FunctionDescriptor.of(I, C, C, L, L, L, F, P, L, P, L, F, P, L), Linker.Option.critical(true));
