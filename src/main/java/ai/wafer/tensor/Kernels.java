@@ -6,7 +6,7 @@ package ai.wafer.tensor;
  * heap arrays (a trainable weight and its gradient sit at one offset of their arrays: a flat store's slice). Two
  * implementations: {@link JavaKernels} (Vector API) and {@link BlasKernels} (OpenBLAS through FFM for the GEMMs,
  * the Java kernels for the rest); the defaults below are the Java ones ({@link LayerNorm}, {@link Gelu},
- * {@link Attention}, {@link VecMath}). {@link #current} picks one as
+ * {@link Attention}, {@link VecMath}); {@link Bf16Kernels} wraps either for bf16 mixed precision. {@link #current} picks one as
  * {@code WAFER_GEMM=java|blas} says (default OpenBLAS when it loads; see {@link Gemm#setImpl}). Another device is
  * one more implementation of this interface.
  */
