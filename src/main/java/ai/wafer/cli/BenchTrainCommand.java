@@ -10,6 +10,7 @@ import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Parallel;
 import ai.wafer.train.AdamW;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.Arrays;
@@ -37,8 +38,11 @@ public final class BenchTrainCommand implements Callable<Integer> {
     @Option(names = "--profile", description = "also print where the time of a step goes, per layer kind") boolean profile;
     @Option(names = "--json", description = "one JSON line instead of text") boolean json;
 
+    @Mixin PrecisionOption precision;
+
     @Override public Integer call() {
         if (steps < 1 || maxWarmup < 0) throw new WaferException("--steps must be positive and --max-warmup not negative");
+        precision.apply();
         GptConfig cfg = preset != null ? GptConfig.preset(preset) : GptConfig.of(nLayer, nEmbd, nHead, vocab, Math.max(1024, T));
         Gpt model = Gpt.init(cfg, 0);
         model.setRecompute(recompute);
@@ -66,16 +70,16 @@ public final class BenchTrainCommand implements Callable<Integer> {
         double gflops = flops / (med / 1e3) / 1e9;
         long peak = Finetuner.peakHeap();
         if (json) {
-            System.out.printf("{\"what\": \"train\", \"framework\": \"wafer\", \"gemm\": \"%s\", \"threads\": %d, \"layers\": %d, \"d_model\": %d, "
+            System.out.printf("{\"what\": \"train\", \"framework\": \"wafer\", \"gemm\": \"%s\", \"precision\": \"%s\", \"threads\": %d, \"layers\": %d, \"d_model\": %d, "
                             + "\"heads\": %d, \"vocab\": %d, \"params\": %d, \"batch\": %d, \"seq\": %d, \"ms_per_step\": %.1f, "
                             + "\"ms_min\": %.1f, \"ms_max\": %.1f, \"steps\": %d, \"warmup_steps\": %d, \"warmup_settled\": %b, \"spread\": %.3f, \"stable\": %b, "
                             + "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_heap_mb\": %d, \"recompute\": %b}%n",
-                    Gemm.impl(), Parallel.threads(), cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(),
+                    Gemm.impl(), precision.precision, Parallel.threads(), cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(),
                     B, T, med, min, max, steps, warm, settled, spread, spread <= SETTLED, tokS, gflops, peak >> 20, recompute);
         } else {
-            System.out.printf("model: %d layers, d %d, %d heads, vocab %d, %,d parameters; batch %d x %d; %d threads; gemm %s%s%n",
+            System.out.printf("model: %d layers, d %d, %d heads, vocab %d, %,d parameters; batch %d x %d; %d threads; gemm %s, %s%s%n",
                     cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(), B, T, Parallel.threads(), Gemm.impl(),
-                    recompute ? "; activations recomputed in backward" : "");
+                    precision.precision, recompute ? "; activations recomputed in backward" : "");
             System.out.printf("%.1f ms/step (median of %d after %d warm-up steps; min %.1f, max %.1f), %.0f tokens/s, %.1f GFLOP/s, peak heap %,d MB%n",
                     med, steps, warm, min, max, tokS, gflops, peak >> 20);
             if (!settled) System.out.printf("the warm-up steps had not settled after %d (--max-warmup)%n", warm);

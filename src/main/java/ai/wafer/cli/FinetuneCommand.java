@@ -16,6 +16,7 @@ import ai.wafer.train.AdamW;
 import ai.wafer.train.LrSchedule;
 import ai.wafer.train.TrainCheckpoint;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -91,7 +92,10 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png, checkpoints/") Path out;
     @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this or --resume, an existing --out is refused)") boolean overwrite;
 
+    @Mixin PrecisionOption precision;
+
     @Override public Integer call() {
+        precision.apply();
         Task t = Task.parse(task);
         Batcher.Side side = Batcher.Side.parse(paddingSide);
         Peft.Kind kind = Peft.Kind.parse(method);

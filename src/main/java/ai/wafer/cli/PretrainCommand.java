@@ -14,6 +14,7 @@ import ai.wafer.train.TrainCheckpoint;
 import ai.wafer.tokenizer.TokenizerFiles;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -95,7 +96,10 @@ public final class PretrainCommand implements Callable<Integer> {
     /** Called after every step (tests end the process there, as kill -9 would); never set by the command line. */
     java.util.function.Consumer<Pretrainer.StepResult> afterStep = r -> { };
 
+    @Mixin PrecisionOption precision;
+
     @Override public Integer call() {
+        precision.apply();
         if (gradAccum < 1) throw new WaferException("--grad-accum must be at least 1");
         Gpt model = buildModel();
         if (seqLen > model.config.nPositions())

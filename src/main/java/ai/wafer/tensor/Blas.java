@@ -115,7 +115,7 @@ public final class Blas {
         }
     }
 
-    private static void check(float[] a, int off, int rows, int cols, int ld, String name) {
+    static void check(float[] a, int off, int rows, int cols, int ld, String name) {
         if (off < 0 || ld < cols || (long) off + (long) (rows - 1) * ld + cols > a.length) {
             throw new IndexOutOfBoundsException(name + ": " + rows + "x" + cols + " ld=" + ld + " off=" + off
                     + " exceeds length " + a.length);

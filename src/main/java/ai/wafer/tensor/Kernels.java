@@ -6,7 +6,7 @@ package ai.wafer.tensor;
  * heap arrays (a trainable weight and its gradient sit at one offset of their arrays: a flat store's slice). Two
  * implementations: {@link JavaKernels} (Vector API) and {@link BlasKernels} (OpenBLAS through FFM for the GEMMs,
  * the Java kernels for the rest); the defaults below are the Java ones ({@link LayerNorm}, {@link Gelu},
- * {@link Attention}, {@link VecMath}). {@link #current} picks one as
+ * {@link Attention}, {@link VecMath}); {@link Bf16Kernels} wraps either for bf16 mixed precision. {@link #current} picks one as
  * {@code WAFER_GEMM=java|blas} says (default OpenBLAS when it loads; see {@link Gemm#setImpl}). Another device is
  * one more implementation of this interface.
  */
@@ -75,10 +75,13 @@ public interface Kernels {
     Kernels BLAS = new BlasKernels();
 
     /**
-     * The selected implementation; always {@link #JAVA} on a thread inside {@link Parallel#runSerially} (such ranks
-     * must not fan out into OpenBLAS's own thread pool).
+     * The selected implementation, wrapped in {@link Bf16Kernels} under {@code --precision bf16} ({@link Precision});
+     * always the Java kernels on a thread inside {@link Parallel#runSerially} (such ranks must not fan out into
+     * OpenBLAS's or oneDNN's own thread pool).
      */
     static Kernels current() {
-        return Gemm.impl() == Gemm.Impl.BLAS && !Parallel.serialOnThisThread() ? BLAS : JAVA;
+        boolean blas = Gemm.impl() == Gemm.Impl.BLAS && !Parallel.serialOnThisThread();
+        if (Precision.selected() == Precision.bf16) return blas ? Bf16Kernels.OVER_BLAS : Bf16Kernels.OVER_JAVA;
+        return blas ? BLAS : JAVA;
     }
 }

@@ -1,0 +1,122 @@
+package ai.wafer.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * bf16 mixed precision ({@code --precision bf16}, see {@link Precision}): the layer GEMMs ({@link #sgemm},
+ * {@link #matmul}) round both inputs to bfloat16 (to nearest even) and accumulate in float32, as PyTorch's autocast
+ * runs a matmul; everything else (weights, gradients, the optimizer, LayerNorm, attention, GELU) stays float32 in the
+ * wrapped kernels. The product runs in oneDNN ({@link OneDnn}) where the CPU has bf16 instructions and this wraps the
+ * OpenBLAS kernels; otherwise the rounded inputs go to the wrapped float32 GEMM: the same products (a product of two
+ * bf16 values is exact in float32), at float32 speed.
+ */
+final class Bf16Kernels implements Kernels {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    /** Packed bf16 operands (oneDNN) or bf16-rounded float32 ones (the fallback), per calling thread, grown on demand. */
+    private static final ThreadLocal<short[][]> PACKED = ThreadLocal.withInitial(() -> new short[2][0]);
+    private static final ThreadLocal<float[][]> ROUNDED = ThreadLocal.withInitial(() -> new float[2][0]);
+
+    static final Bf16Kernels OVER_BLAS = new Bf16Kernels(Kernels.BLAS, OneDnn.available());
+    static final Bf16Kernels OVER_JAVA = new Bf16Kernels(Kernels.JAVA, false);
+
+    private final Kernels fp32;
+    private final boolean oneDnn;
+
+    Bf16Kernels(Kernels fp32, boolean oneDnn) {
+        this.fp32 = fp32;
+        this.oneDnn = oneDnn;
+    }
+
+    /** Which path the bf16 products take here, and why (printed by the commands that take --precision). */
+    static String describe() {
+        if (Gemm.impl() == Gemm.Impl.JAVA) return "Java fallback (bf16-rounded inputs, float32 FMA): WAFER_GEMM=java or no OpenBLAS";
+        return OneDnn.available() ? "oneDNN (" + OneDnn.ISA + ")" : "OpenBLAS fallback (bf16-rounded inputs, float32 FMA): " + OneDnn.ERROR;
+    }
+
+    @Override public void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
+                                float[] B, int bOff, int ldb, float beta, float[] C, int cOff, int ldc) {
+        gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc);
+    }
+
+    @Override public void matmul(boolean transA, boolean transW, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
+                                 Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc) {
+        if (W instanceof F32Weights f) gemm(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, f.off() + wOff, ldw, beta, C, cOff, ldc);
+        else gemm(transA, transW, M, N, K, alpha, A, aOff, lda, null, W, wOff, ldw, beta, C, cOff, ldc);
+    }
+
+    /** B is the heap array {@code B}, or when that is null the storage {@code Bw}; both read from bOff on. */
+    private void gemm(boolean transA, boolean transB, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
+                      float[] B, Weights Bw, long bOff, int ldb, float beta, float[] C, int cOff, int ldc) {
+        if (M <= 0 || N <= 0) return;
+        if (K <= 0 || alpha == 0f) {
+            Gemm.scaleC(M, N, beta, C, cOff, ldc);
+            return;
+        }
+        int aRows = transA ? K : M, aCols = transA ? M : K, bRows = transB ? N : K, bCols = transB ? K : N;
+        if (oneDnn) {
+            Blas.check(C, cOff, M, N, ldc, "C"); // native code has no bounds checks
+            short[][] p = PACKED.get();
+            if (p[0].length < aRows * aCols) p[0] = new short[aRows * aCols];
+            if (p[1].length < bRows * bCols) p[1] = new short[bRows * bCols];
+            pack(A, null, aOff, lda, aRows, aCols, p[0], null);
+            pack(B, Bw, bOff, ldb, bRows, bCols, p[1], null);
+            OneDnn.gemm(transA, transB, M, N, K, alpha, p[0], aCols, p[1], bCols, beta, C, cOff, ldc);
+        } else {
+            float[][] r = ROUNDED.get();
+            if (r[0].length < aRows * aCols) r[0] = new float[aRows * aCols];
+            if (r[1].length < bRows * bCols) r[1] = new float[bRows * bCols];
+            pack(A, null, aOff, lda, aRows, aCols, null, r[0]);
+            pack(B, Bw, bOff, ldb, bRows, bCols, null, r[1]);
+            fp32.sgemm(transA, transB, M, N, K, alpha, r[0], 0, aCols, r[1], 0, bCols, beta, C, cOff, ldc);
+        }
+    }
+
+    /**
+     * rows x cols of {@code src} (or of the storage {@code w} when src is null) from {@code off}, row stride ld, rounded
+     * to bf16 into dense rows of {@code bits} (bf16 bit patterns) or, when that is null, of {@code values} (as float32).
+     */
+    private static void pack(float[] src, Weights w, long off, int ld, int rows, int cols, short[] bits, float[] values) {
+        Parallel.forRange(rows, (t, from, to) -> {
+            float[] row = src != null ? src : new float[cols];
+            for (int r = from; r < to; r++) {
+                int s = Math.toIntExact(off + (long) r * ld);
+                if (src == null) {
+                    w.read(off + (long) r * ld, row, 0, cols);
+                    s = 0;
+                }
+                if (bits != null) round(row, s, bits, r * cols, cols);
+                else round(row, s, values, r * cols, cols);
+            }
+        });
+    }
+
+    /** dst[d..d+n) = src[s..s+n) rounded to bf16 bit patterns (nearest even, as {@link Bf16Weights#toBf16}). */
+    static void round(float[] src, int s, short[] dst, int d, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L)
+            ((ShortVector) rounded(FloatVector.fromArray(F, src, s + i)).lanewise(VectorOperators.LSHR, 16)
+                    .convertShape(VectorOperators.I2S, S, 0)).intoArray(dst, d + i);
+        for (; i < n; i++) dst[d + i] = Bf16Weights.toBf16(src[s + i]);
+    }
+
+    /** dst[d..d+n) = src[s..s+n) rounded to the nearest bf16 value, kept as float32. */
+    static void round(float[] src, int s, float[] dst, int d, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) rounded(FloatVector.fromArray(F, src, s + i)).and(0xFFFF0000).reinterpretAsFloats().intoArray(dst, d + i);
+        for (; i < n; i++) dst[d + i] = Bf16Weights.fromBf16(Bf16Weights.toBf16(src[s + i]));
+    }
+
+    /** The bits of v rounded to nearest even at bit 16 (carries past the largest bf16 make infinity); NaN stays quiet NaN. */
+    private static IntVector rounded(FloatVector v) {
+        IntVector u = v.reinterpretAsInts();
+        IntVector r = u.add(u.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7FFF);
+        return r.blend(u.or(0x400000), v.test(VectorOperators.IS_NAN).cast(u.species()));
+    }
+}
