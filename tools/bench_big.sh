@@ -31,10 +31,12 @@ for size in $SIZES; do
     fi
     sync; { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null || true # each run starts from the disk, as a user's first run would
     run "generate $size $dt" ./wafer generate --model "$src" --dtype "$dt" --prompt "The history of the jury" --max-tokens 16 --greedy
+    ./wafer plan --preset "cerebras-gpt-$size" --generate --dtype "$dt" --batch-size 1 --seq-len 32 --memory-per-machine 24GB | tee -a "$LOG"
     run "lora $size $dt" ./wafer finetune --model "$src" --base-dtype "$dt" --task token-classification \
-      --train data/brown/pos-train.conll --method lora --max-train 64 --batch-size 4 --max-length 32 --max-steps 3 \
+      --train data/brown/pos-train.conll --method lora --max-train 64 --batch-size 2 --max-length 32 --max-steps 3 \
       --no-progress --out "$DIR/lora-$size-$dt" --overwrite
-    ./wafer plan --preset "cerebras-gpt-$size" --batch-size 4 --seq-len 32 --trainable-fraction 0.001 --base-dtype "$dt" \
+    grep -o '"step": [0-9]*\|"elapsed_s": [0-9.]*' "$DIR/lora-$size-$dt/metrics.jsonl" | paste -sd' ' | tee -a "$LOG"
+    ./wafer plan --preset "cerebras-gpt-$size" --batch-size 2 --seq-len 32 --trainable-fraction 0.001 --dtype "$dt" \
       --memory-per-machine 24GB | tee -a "$LOG"
   done
 done
