@@ -8,7 +8,6 @@ import ai.wafer.parallel.Plan;
 import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.tensor.F32Weights;
 import ai.wafer.tensor.Int8Weights;
-import ai.wafer.tensor.MappedHalfWeights;
 
 /**
  * How inference keeps the weight matrices in memory: fp32, bf16, or int8 with a scale per output channel
@@ -45,24 +44,29 @@ public record WeightType(Kind kind, int groupSize) {
      * dequantized for fp32 or bf16, saying so.
      */
     public void applyToFrozen(Gpt m) {
-        // the heap the converted matrices take, checked before converting any (a clear error, not an OutOfMemoryError halfway)
+        // the memory the converted matrices take, checked before converting any (a clear error, not an OutOfMemoryError
+        // halfway): float32 on the heap; bf16 and int8 off it, as a mapped file's (plus one matrix widened on the heap)
         long need = 0, widened = 0;
         int fileGroup = -1; // the group size of an int8 file's matrices, -1 when there are none
         for (Parameter p : m.parameters()) {
             if (p.shape.length < 2 || p == m.wpe || p.trainable()) continue;
             if (p.weights() instanceof Int8Weights q && q.mapped()) fileGroup = q.groupSize();
-            boolean stays = kind == Kind.BF16 ? p.weights() instanceof MappedHalfWeights h && h.bf16()
+            boolean stays = kind == Kind.BF16 ? p.weights() instanceof Bf16Weights
                     : kind == Kind.F32 ? p.isMapped() && !(p.weights() instanceof Int8Weights) : p.weights() instanceof Int8Weights;
             if (stays || p.weights().getClass().equals(kind == Kind.BF16 ? Bf16Weights.class : F32Weights.class)) continue;
             need += (long) p.size() * (kind == Kind.INT8 ? 1 : kind == Kind.BF16 ? 2 : 4);
             widened = Math.max(widened, 4L * p.size()); // a matrix widened to float32 while it is converted
         }
-        need += widened;
         Runtime rt = Runtime.getRuntime();
-        long left = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
-        if (need > left)
-            throw new WaferException("--dtype " + name().toLowerCase() + ": the model's matrices need about " + gb(need) + " of heap in that form; "
+        long heap = kind == Kind.F32 ? need + widened : widened, left = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        if (heap > left)
+            throw new WaferException("--dtype " + name().toLowerCase() + ": converting the model's matrices needs about " + gb(heap) + " of heap; "
                     + "this JVM has " + gb(left) + " left of its " + gb(rt.maxMemory()) + " (raise it with WAFER_JAVA_OPTS=-Xmx..., or use int8, or fp32 from a mapped file)");
+        long free = ai.wafer.model.WeightStream.memAvailable();
+        if (kind != Kind.F32 && need > free)
+            throw new WaferException("--dtype " + name().toLowerCase() + ": the model's matrices need about " + gb(need) + " of memory in that form; "
+                    + "this machine has " + gb(free) + " available (convert the file once with wafer convert --dtype " + name().toLowerCase()
+                    + ": a converted file is mapped and streamed from disk where it does not fit)");
         if (fileGroup >= 0 && kind != Kind.INT8)
             System.err.println("wafer: the model file stores its matrices int8; " + (kind == Kind.F32 ? "fp32" : "bf16") + " (as asked) dequantizes them onto the heap");
         if (fileGroup >= 0 && kind == Kind.INT8 && groupSize != 0 && fileGroup != groupSize) // 0 is the option's default
@@ -70,7 +74,7 @@ public record WeightType(Kind kind, int groupSize) {
         int group = groupSize == 0 && fileGroup > 0 ? fileGroup : groupSize; // a matrix merged with an adapter: as the file's
         for (Parameter p : m.parameters()) {
             if (p.shape.length < 2 || p == m.wpe || p.trainable()) continue;
-            if (kind == Kind.BF16 && !(p.weights() instanceof MappedHalfWeights h && h.bf16())) p.toBf16(); // a bf16 file stays mapped
+            if (kind == Kind.BF16 && !(p.weights() instanceof Bf16Weights)) p.toBf16(); // a bf16 file stays mapped
             else if (kind == Kind.INT8) p.toInt8(ai.wafer.io.Checkpoint.int8PerColumn(p.name), group); // Conv1D [in, out]: scales per output column
             else if (kind == Kind.F32 && !(p.weights() instanceof F32Weights || p.isMapped() && !(p.weights() instanceof Int8Weights))) p.toHeap();
         }

@@ -3,6 +3,7 @@ package ai.wafer.io;
 import ai.wafer.WaferException;
 
 import ai.wafer.tensor.MappedF32Weights;
+import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.tensor.MappedHalfWeights;
 import ai.wafer.tensor.Weights;
 
@@ -37,8 +38,8 @@ public interface TensorReader extends AutoCloseable {
         if (s == null) return null;
         return switch (info(name).dtype()) {
             case F32 -> new MappedF32Weights(s.asReadOnly());
-            case BF16 -> new MappedHalfWeights(s.asReadOnly(), true);
-            case F16 -> new MappedHalfWeights(s.asReadOnly(), false);
+            case BF16 -> Bf16Weights.of(s.asReadOnly());
+            case F16 -> new MappedHalfWeights(s.asReadOnly());
             default -> null;
         };
     }

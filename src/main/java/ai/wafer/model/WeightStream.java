@@ -167,7 +167,7 @@ public final class WeightStream {
     }
 
     /** MemAvailable of /proc/meminfo in bytes; the JVM's maximum heap where there is none (not Linux). */
-    static long memAvailable() {
+    public static long memAvailable() {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/meminfo")))
                 if (line.startsWith("MemAvailable:")) return 1024 * Long.parseLong(line.replaceAll("\\D+", ""));

@@ -5,11 +5,17 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
 /**
- * bfloat16 values (the top 16 bits of a float) packed on the heap, two to an int: element 2i in the low half and
- * 2i+1 in the high half (little-endian order, so the same bytes as a short[] or a safetensors BF16 tensor). Widening
- * a pair is one shift (the even element) and one mask (the odd one), with no lane conversion: the kernels read 2L
- * weights per int vector. Half the bytes of float32, so a memory-bound decode step streams half as much.
+ * bfloat16 values (the top 16 bits of a float) in a segment of little-endian 16-bit words, read two to an int: element
+ * 2i in the low half and 2i+1 in the high half (the bytes of a short[] or of a safetensors BF16 tensor, so the same
+ * class serves values rounded onto the heap and a bf16 checkpoint mapped in place). Widening a pair is one shift (the
+ * even element) and one mask (the odd one), with no lane conversion: the kernels read 2L weights per int vector. Half
+ * the bytes of float32, so a memory-bound decode step streams half as much.
  */
 public final class Bf16Weights implements Weights {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -18,29 +24,36 @@ public final class Bf16Weights implements Weights {
     private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
     private static final int BW = F32Weights.BW, TILE = F32Weights.TILE;
 
-    private final int[] pairs;
+    private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private final MemorySegment pairs;
     private final int size;
 
-    private Bf16Weights(int[] pairs, int size) {
+    private Bf16Weights(MemorySegment pairs, int size) {
         this.pairs = pairs;
         this.size = size;
     }
 
+    /** The bf16 values of a segment (a BF16 tensor mapped from its file), used in place. */
+    public static Bf16Weights of(MemorySegment bf16) { return new Bf16Weights(bf16, Math.toIntExact(bf16.byteSize() / 2)); }
+
     /** {@code values} rounded to bfloat16 (to nearest even), in parallel. */
     public static Bf16Weights of(float[] values) { return of(Weights.of(values)); }
 
-    /** Any storage's values rounded to bfloat16. */
+    /**
+     * Any storage's values rounded to bfloat16, off the heap as a mapped file's are: the kernels see one kind of segment,
+     * which the JIT turns into plain vector loads (a heap segment decoded at a quarter of the speed); freed with this storage.
+     */
     public static Bf16Weights of(Weights w) {
         if (w instanceof Bf16Weights b) return b;
         int n = Math.toIntExact(w.size());
-        int[] p = new int[(n + 1) / 2];
-        int chunk = 1 << 14; // pairs per task
-        Parallel.forRange((p.length + chunk - 1) / chunk, (t, from, to) -> {
-            float[] buf = new float[2 * chunk];
+        MemorySegment p = Arena.ofAuto().allocate(2L * n, 64);
+        int chunk = 1 << 15; // values per task
+        Parallel.forRange((n + chunk - 1) / chunk, (t, from, to) -> {
+            float[] buf = new float[chunk];
             for (int c = from; c < to; c++) {
-                int i0 = c * chunk * 2, m = Math.min(2 * chunk, n - i0);
+                int i0 = c * chunk, m = Math.min(chunk, n - i0);
                 w.read(i0, buf, 0, m);
-                for (int i = 0; i < m; i++) p[(i0 + i) >> 1] |= (i & 1) == 0 ? toBf16(buf[i]) & 0xFFFF : toBf16(buf[i]) << 16;
+                for (int i = 0; i < m; i++) p.setAtIndex(LE16, i0 + i, toBf16(buf[i]));
             }
         });
         return new Bf16Weights(p, n);
@@ -61,12 +74,16 @@ public final class Bf16Weights implements Weights {
 
     @Override public long bytes() { return 2L * size; }
 
+    @Override public boolean mapped() { return pairs.isMapped(); }
+
+    @Override public MemorySegment mapping() { return pairs.isMapped() ? pairs : null; }
+
     @Override public float get(long i) { return at(Math.toIntExact(i)); }
 
-    private float at(int i) {
-        int p = pairs[i >> 1];
-        return Float.intBitsToFloat((i & 1) == 0 ? p << 16 : p & 0xFFFF0000);
-    }
+    private float at(int i) { return Float.intBitsToFloat(pairs.getAtIndex(LE16, i) << 16); }
+
+    /** The int vector of pairs starting at pair index {@code pair}. */
+    private IntVector load(int pair) { return IntVector.fromMemorySegment(I, pairs, 4L * pair, ByteOrder.LITTLE_ENDIAN); }
 
     @Override public void read(long from, float[] dst, int off, int n) {
         int f = Math.toIntExact(from);
@@ -107,13 +124,12 @@ public final class Bf16Weights implements Weights {
 
     /** Columns j0..j0+4L, rows k0..k1, for input rows i and i+1 (acc[ao, +4L) and acc[ao + 4L, +4L)). */
     private void inOut2(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] acc, int ao) {
-        int[] m = pairs;
         int bo = ao + BW;
         FloatVector e0 = start(k0, acc, ao), o0 = start(k0, acc, ao + L), e1 = start(k0, acc, ao + 2 * L), o1 = start(k0, acc, ao + 3 * L);
         FloatVector f0 = start(k0, acc, bo), p0 = start(k0, acc, bo + L), f1 = start(k0, acc, bo + 2 * L), p1 = start(k0, acc, bo + 3 * L);
         int x0 = i * K, x1 = x0 + K, half = N >> 1;
         for (int k = k0, wk = (k0 * N + j0) >> 1; k < k1; k++, wk += half) {
-            IntVector a = IntVector.fromArray(I, m, wk), b = IntVector.fromArray(I, m, wk + L);
+            IntVector a = load(wk), b = load(wk + L);
             FloatVector ae = a.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), ao2 = a.and(HIGH).reinterpretAsFloats();
             FloatVector be = b.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), bo2 = b.and(HIGH).reinterpretAsFloats();
             FloatVector u = FloatVector.broadcast(F, x[x0 + k]), v = FloatVector.broadcast(F, x[x1 + k]);
@@ -125,11 +141,10 @@ public final class Bf16Weights implements Weights {
     }
 
     private void inOut1(int i, int j0, int N, int K, int k0, int k1, float[] x, float[] acc, int ao) {
-        int[] m = pairs;
         FloatVector e0 = start(k0, acc, ao), o0 = start(k0, acc, ao + L), e1 = start(k0, acc, ao + 2 * L), o1 = start(k0, acc, ao + 3 * L);
         int x0 = i * K, half = N >> 1;
         for (int k = k0, wk = (k0 * N + j0) >> 1; k < k1; k++, wk += half) {
-            IntVector a = IntVector.fromArray(I, m, wk), b = IntVector.fromArray(I, m, wk + L);
+            IntVector a = load(wk), b = load(wk + L);
             FloatVector u = FloatVector.broadcast(F, x[x0 + k]);
             e0 = a.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(u, e0);
             o0 = a.and(HIGH).reinterpretAsFloats().fma(u, o0);
@@ -170,20 +185,19 @@ public final class Bf16Weights implements Weights {
         int x0 = i0 * cols, x1 = i1 * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         int c = 0, upper = cols % 2 == 0 ? (cols / (2 * L)) * (2 * L) : 0; // odd rows straddle ints: scalar below
-        int[] m = pairs;
         for (; c < upper; c += 2 * L) {
             FloatVector e0 = FloatVector.fromArray(F, xp, x0 + c), o0 = FloatVector.fromArray(F, xp, x0 + c + L);
             FloatVector e1 = FloatVector.fromArray(F, xp, x1 + c), o1 = FloatVector.fromArray(F, xp, x1 + c + L);
-            IntVector p = IntVector.fromArray(I, m, (w0 + c) >> 1);
+            IntVector p = load((w0 + c) >> 1);
             FloatVector qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), qo = p.and(HIGH).reinterpretAsFloats();
             a00 = qo.fma(o0, qe.fma(e0, a00)); a01 = qo.fma(o1, qe.fma(e1, a01));
-            p = IntVector.fromArray(I, m, (w1 + c) >> 1);
+            p = load((w1 + c) >> 1);
             qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
             a10 = qo.fma(o0, qe.fma(e0, a10)); a11 = qo.fma(o1, qe.fma(e1, a11));
-            p = IntVector.fromArray(I, m, (w2 + c) >> 1);
+            p = load((w2 + c) >> 1);
             qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
             a20 = qo.fma(o0, qe.fma(e0, a20)); a21 = qo.fma(o1, qe.fma(e1, a21));
-            p = IntVector.fromArray(I, m, (w3 + c) >> 1);
+            p = load((w3 + c) >> 1);
             qe = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(); qo = p.and(HIGH).reinterpretAsFloats();
             a30 = qo.fma(o0, qe.fma(e0, a30)); a31 = qo.fma(o1, qe.fma(e1, a31));
         }
@@ -204,16 +218,15 @@ public final class Bf16Weights implements Weights {
         int x0 = i * cols, w0 = r * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         int c = 0, upper = cols % 2 == 0 ? (cols / (2 * L)) * (2 * L) : 0;
-        int[] m = pairs;
         for (; c < upper; c += 2 * L) {
             FloatVector e = FloatVector.fromArray(F, xp, x0 + c), o = FloatVector.fromArray(F, xp, x0 + c + L);
-            IntVector p = IntVector.fromArray(I, m, (w0 + c) >> 1);
+            IntVector p = load((w0 + c) >> 1);
             a0 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a0); b0 = p.and(HIGH).reinterpretAsFloats().fma(o, b0);
-            p = IntVector.fromArray(I, m, (w1 + c) >> 1);
+            p = load((w1 + c) >> 1);
             a1 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a1); b1 = p.and(HIGH).reinterpretAsFloats().fma(o, b1);
-            p = IntVector.fromArray(I, m, (w2 + c) >> 1);
+            p = load((w2 + c) >> 1);
             a2 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a2); b2 = p.and(HIGH).reinterpretAsFloats().fma(o, b2);
-            p = IntVector.fromArray(I, m, (w3 + c) >> 1);
+            p = load((w3 + c) >> 1);
             a3 = p.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(e, a3); b3 = p.and(HIGH).reinterpretAsFloats().fma(o, b3);
         }
         float s0 = VecMath.sum(a0.add(b0)), s1 = VecMath.sum(a1.add(b1)), s2 = VecMath.sum(a2.add(b2)), s3 = VecMath.sum(a3.add(b3));

@@ -6,7 +6,7 @@ import java.lang.foreign.MemorySegment;
  * Where a weight tensor's values live, shared by training and inference: flat, row-major, one class per
  * element type and place. {@link F32Weights} is float32 on the heap (what training writes), {@link MappedF32Weights}
  * float32 in a segment (a read-only mapping of a checkpoint file), {@link Bf16Weights} bfloat16 packed on the heap,
- * {@link Int8Weights} int8 with a scale per output channel or per group of inputs (heap or mapped), {@link MappedHalfWeights} bf16 or fp16 in a mapped file.
+ * {@link Int8Weights} int8 with a scale per output channel or per group of inputs (heap or mapped), {@link MappedHalfWeights} fp16 in a mapped file; {@link Bf16Weights} serves bf16 on the heap or mapped.
  *
  * <p>Matrix products take a storage, through {@link Kernels}: the GEMM ({@link Kernels#matmul}) for training and
  * prefill, and {@link #decode} for a few rows at a time (decoding, bound by memory bandwidth), which every storage

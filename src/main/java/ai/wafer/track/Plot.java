@@ -44,6 +44,41 @@ public final class Plot {
         return writePng(render(rows, runName), png);
     }
 
+    /**
+     * The losses of several runs on one chart, each named by its directory: train loss as a line, eval loss with
+     * markers, one colour per run (runs of one recipe in two precisions, say).
+     */
+    public static Path compare(List<Path> runs, Path png) {
+        XYChart c = chart(HEIGHT, "loss", "loss");
+        Color[] colors = {new Color(31, 119, 180), new Color(214, 39, 40), new Color(44, 160, 44), new Color(148, 103, 189), new Color(255, 127, 14)};
+        Series anchor = null;
+        java.util.Set<String> names = new java.util.HashSet<>();
+        for (int i = 0; i < runs.size(); i++) {
+            Path r = runs.get(i);
+            List<Map<String, Object>> rows = MetricsLog.read(r);
+            Path dir = Files.isDirectory(r) ? r : r.toAbsolutePath().getParent();
+            String name = dir == null || dir.getFileName() == null ? "run " + (i + 1) : dir.getFileName().toString();
+            if (!names.add(name)) name = r.toString(); // two runs/pretrain: their paths tell them apart
+            Series train = series(rows, "loss"), eval = series(rows, "eval_loss");
+            if (train.isEmpty() && eval.isEmpty()) throw new WaferException("run " + r + ": metrics have no step with loss or eval_loss to plot");
+            Color col = colors[i % colors.length];
+            if (!train.isEmpty()) {
+                XYSeries s = c.addSeries(name + " train loss", train.steps(), train.values());
+                s.setMarker(SeriesMarkers.NONE);
+                s.setLineColor(new Color(col.getRed(), col.getGreen(), col.getBlue(), 110));
+            }
+            if (!eval.isEmpty()) {
+                XYSeries s = c.addSeries(name + " eval loss", eval.steps(), eval.values());
+                s.setMarker(SeriesMarkers.CIRCLE);
+                s.setMarkerColor(col);
+                s.setLineColor(col);
+            }
+            if (anchor == null) anchor = !train.isEmpty() ? train : eval;
+        }
+        addTickAnchor(c, anchor.steps().getFirst(), anchor.values().getFirst());
+        return writePng(BitmapEncoder.getBufferedImage(c), png);
+    }
+
     /** Writes {@code image} to {@code png}, making its directory if needed. */
     public static Path writePng(BufferedImage image, Path png) {
         AtomicFiles.write(png, tmp -> {

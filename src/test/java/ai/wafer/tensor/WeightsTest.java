@@ -107,7 +107,7 @@ class WeightsTest {
         MemorySegment s = arena.allocate(2L * w.length + 1).asSlice(1, 2L * w.length);
         var le = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < w.length; i++) s.setAtIndex(le, i, bf16 ? Bf16Weights.toBf16(w[i]) : Float.floatToFloat16(w[i]));
-        return new MappedHalfWeights(s.asReadOnly(), bf16);
+        return bf16 ? Bf16Weights.of(s.asReadOnly()) : new MappedHalfWeights(s.asReadOnly());
     }
 
     @Test

@@ -12,6 +12,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -68,6 +69,19 @@ class PlotTest {
             log.log(1, "tokens_per_s", 100);
         }
         assertThrows(WaferException.class, () -> Plot.write(run, run.resolve("c.png")));
+    }
+
+    @Test void comparesRunsOnOneChartAndNeedsAnOutput() throws Exception {
+        Path a = sampleRun(), b = dir.resolve("other/gpt-111m-test"); // the same directory name: told apart by path
+        try (MetricsLog log = MetricsLog.open(b)) {
+            for (int s = 1; s <= 200; s += 10) log.log(s, "loss", 9.0 - s / 50.0, "eval_loss", 9.2 - s / 50.0);
+        }
+        BufferedImage img = ImageIO.read(Plot.compare(List.of(a, b), dir.resolve("both.png")).toFile());
+        assertEquals(Plot.HEIGHT, img.getHeight());
+        assertTrue(nonBackgroundPixels(img, img.getHeight() / 6, img.getHeight() * 5 / 6) > 800, "two runs' curves drawn");
+        CommandLine cl = Wafer.commandLine();
+        cl.setErr(new PrintWriter(new StringWriter()));
+        assertEquals(2, cl.execute("plot", a.toString(), b.toString()), "comparing runs without --out is refused");
     }
 
     /** Pixels in the horizontal band [y0, y1) of the plot area that are neither white nor near-white. */
