@@ -35,7 +35,7 @@ for size in $SIZES; do
     run "lora $size $dt" ./wafer finetune --model "$src" --base-dtype "$dt" --task token-classification \
       --train data/brown/pos-train.conll --method lora --max-train 64 --batch-size 2 --max-length 32 --max-steps 3 \
       --no-progress --out "$DIR/lora-$size-$dt" --overwrite
-    grep -o '"step": [0-9]*\|"elapsed_s": [0-9.]*' "$DIR/lora-$size-$dt/metrics.jsonl" | paste -sd' ' | tee -a "$LOG"
+    grep -o '"step":[0-9]*\|"elapsed_s":[0-9.]*' "$DIR/lora-$size-$dt/metrics.jsonl" | paste -sd' ' | tee -a "$LOG"
     ./wafer plan --preset "cerebras-gpt-$size" --batch-size 2 --seq-len 32 --trainable-fraction 0.001 --dtype "$dt" \
       --memory-per-machine 24GB | tee -a "$LOG"
   done

@@ -1,6 +1,7 @@
 package ai.wafer.parallel;
 
 import ai.wafer.model.GptConfig;
+import ai.wafer.model.WeightStream;
 
 /**
  * What a layout costs each rank, before anything is rented: memory (parameters, gradients, AdamW
@@ -142,7 +143,8 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
         sb.append(String.format("machines: %d, %d rank(s) each, %s per machine", machines, per, bytes(need)));
         if (memoryPerMachine > 0)
             sb.append(need <= memoryPerMachine ? String.format(": fits in %s%n", bytes(memoryPerMachine))
-                    : String.format(": does NOT fit in %s%n", bytes(memoryPerMachine)) + streamed(need, frozenBytes * (w.params() - w.trainable()), memoryPerMachine));
+                    : String.format(": does NOT fit in %s%n", bytes(memoryPerMachine))
+                    + streamed(need, frozenBytes * (w.params() - w.trainable()), memoryPerMachine, frozenBytes * (w.params() - w.trainable()) / Math.max(1, w.layers())));
         else sb.append(String.format("%n"));
         long inter = interMachineBytes(machines);
         if (machines > 1) {
@@ -154,11 +156,11 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
     }
 
     /**
-     * How a frozen base that does not fit would stream ({@code ai.wafer.model.WeightStream}'s rule: three quarters of the
-     * memory for the process, the frozen weights beyond what that leaves read from disk every pass).
+     * How a frozen base that does not fit would stream ({@link WeightStream#budget}: the blocks beyond what it keeps are
+     * read from disk every pass; {@code need} less the frozen weights counts as the heap).
      */
-    private static String streamed(long need, long frozen, long memory) {
-        long budget = (long) (0.75 * memory) - (need - frozen), read = frozen - Math.max(0, budget);
+    private static String streamed(long need, long frozen, long memory, long perLayer) {
+        long budget = WeightStream.budget(memory, memory, 0, need - frozen, perLayer), read = frozen - Math.max(0, budget);
         if (frozen == 0 || read >= frozen) return "";
         return String.format("  the frozen base streams: %s of its %s kept in memory, %s read from disk each forward and each backward pass%n",
                 bytes(frozen - read), bytes(frozen), bytes(read));
@@ -179,8 +181,8 @@ public record Plan(GptConfig config, Layout layout, int batch, int seqLen, int g
         sb.append(line("weights", weights)).append(line("KV cache", kv)).append(line("total", weights + kv));
         sb.append(String.format("  a decoding step reads the weights once: %s per step%n", bytes(weights)));
         if (memory > 0) {
-            long budget = (long) (0.75 * memory) - (weights - blocks) - kv;
-            sb.append(weights + kv <= 0.75 * memory ? String.format("fits in %s%n", bytes(memory))
+            long budget = WeightStream.budget(memory, memory, weights - blocks, kv, blocks / c.nLayer());
+            sb.append(blocks <= budget ? String.format("fits in %s%n", bytes(memory))
                     : String.format("does NOT fit in %s: the blocks stream, %s of their %s kept in memory, %s read from disk per token%n",
                     bytes(memory), bytes(Math.max(0, budget)), bytes(blocks), bytes(blocks - Math.max(0, budget))));
         }
