@@ -20,6 +20,9 @@ public final class Fingerprint {
             for (int d : p.shape) update(crc, d);
             int stride = Math.max(1, p.size() / 4096);
             for (int i = 0; i < p.size(); i += stride) update(crc, Float.floatToIntBits(p.weights().get(i)));
+            // a sample every few pages maps (fault-around) most of a mapped tensor: let it go again, or a model larger
+            // than memory would fill the process before weight streaming starts
+            if (p.weights().mapping() != null) p.weights().mapping().unload();
         }
         return String.format("%08x", crc.getValue());
     }
