@@ -131,8 +131,8 @@ public final class WeightStream {
         read = read.thenRunAsync(() -> {
             long t = System.nanoTime();
             for (MemorySegment s : segs) {
-                // the block in memory before its turn: one call that reads and maps every page (Linux 5.14+), five times
-                // the rate here of MemorySegment.load's touch of one page after another
+                // the block in memory before its turn: one call that reads and maps every page (Linux 5.14+), faster
+                // here than MemorySegment.load's touch of one page after another (tools/PopulateTiming.java, BENCHMARKS.md)
                 if (!advise(s, MADV_POPULATE_READ)) s.load();
                 bytesRead += s.byteSize();
             }
