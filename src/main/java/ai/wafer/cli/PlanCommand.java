@@ -54,6 +54,8 @@ public final class PlanCommand implements Callable<Integer> {
         long mem = memory == null ? 0 : Plan.parseBytes(memory);
         var out = spec.commandLine().getOut();
         if (generate) {
+            for (String o : new String[] {"--parallel", "--grad-accum", "--zero1", "--trainable-fraction", "--recompute", "--machines", "--bandwidth"})
+                if (spec.commandLine().getParseResult().hasMatchedOption(o)) throw new WaferException(o + " plans training; --generate plans one machine's generation");
             out.print(Plan.generation(c, batch, seqLen, bytes, mem));
             out.flush();
             return 0;
