@@ -24,6 +24,7 @@ public final class Bf16Weights implements Weights {
     private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
     private static final int BW = F32Weights.BW, TILE = F32Weights.TILE;
 
+    private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
     private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private final MemorySegment pairs;
     private final int size;
@@ -102,7 +103,9 @@ public final class Bf16Weights implements Weights {
         int blocks = (N + BW - 1) / BW, KB = F32Weights.KB;
         Parallel.forRange(blocks, (t, from, to) -> {
             int full = N % 2 == 0 ? Math.max(from, Math.min(to, N / BW)) : from; // [from, full) run vectorized
-            float[] acc = new float[(full - from) * n * BW]; // per block and row: even and odd columns of 2 int vectors
+            // per block and row: even and odd columns of 2 int vectors; reused per thread (the first band writes before reading)
+            float[] acc = ACC.get();
+            if (acc.length < (full - from) * n * BW) ACC.set(acc = new float[(full - from) * n * BW]);
             for (int k0 = 0; k0 < K; k0 += KB) {
                 int k1 = Math.min(K, k0 + KB);
                 for (int b = from; b < full; b++) {
