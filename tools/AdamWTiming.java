@@ -6,7 +6,7 @@ import ai.wafer.train.AdamW;
 /**
  * Milliseconds of one AdamW update (AdamW.apply, without the gradient norm) over the parameters of a preset (default
  * gpt2-124m), bound to a flat store as training binds them; the best of 8. Run after a build:
- * {@code java --add-modules jdk.incubator.vector -cp "target/classes:target/lib/*" tools/AdamWTiming.java [PRESET]}
+ * {@code java --add-modules jdk.incubator.vector -cp "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/AdamWTiming.java [PRESET]}
  */
 public class AdamWTiming {
     public static void main(String[] args) {

@@ -9,7 +9,7 @@ import java.util.Random;
  * Milliseconds of one layer's attention and GELU, forward and backward, at the Cerebras-GPT 111M shape (B 4, T 256,
  * C 768, 12 heads; GELU over B T 4C), in the calling thread's CPU time (steady under other load), best of 8 rounds
  * after 4 untimed ones. Run one-threaded after a build, in each checkout to compare:
- * {@code WAFER_THREADS=1 java --add-modules jdk.incubator.vector -cp "target/classes:target/lib/*" tools/AttentionGeluTiming.java}
+ * {@code WAFER_THREADS=1 java --add-modules jdk.incubator.vector -cp "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/AttentionGeluTiming.java}
  */
 public class AttentionGeluTiming {
     public static void main(String[] args) {

@@ -8,7 +8,7 @@ import java.util.Arrays;
  * CPU time of the process and of the calling thread over 20 bf16 GEMMs (1024 x 3072 x 768) through {@link Kernels},
  * three rounds: on a machine shared with other jobs, the process's CPU time per GEMM shows what OpenMP's idle threads
  * burn (compare {@code OMP_WAIT_POLICY=active} and {@code passive}). Run after a build:
- * {@code WAFER_THREADS=2 OMP_WAIT_POLICY=passive java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "target/classes:target/lib/*" tools/Bf16GemmCpu.java}
+ * {@code WAFER_THREADS=2 OMP_WAIT_POLICY=passive java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/Bf16GemmCpu.java}
  */
 public class Bf16GemmCpu {
     public static void main(String[] args) {

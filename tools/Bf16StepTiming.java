@@ -12,7 +12,7 @@ import java.util.SplittableRandom;
  * Training steps (forward, backward, AdamW) of a preset (default cerebras-gpt-111m, B 4, T 256) in fp32 and in bf16,
  * alternating in one process, timed in the main thread's CPU time: with {@code WAFER_THREADS=1} every kernel (Java,
  * OpenBLAS, oneDNN) runs on that thread, so the figure holds on a machine shared with other jobs. Run after a build:
- * {@code WAFER_THREADS=1 java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "target/classes:target/lib/*" tools/Bf16StepTiming.java [PRESET] [ROUNDS]}
+ * {@code WAFER_THREADS=1 java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/Bf16StepTiming.java [PRESET] [ROUNDS]}
  */
 public class Bf16StepTiming {
     public static void main(String[] args) {

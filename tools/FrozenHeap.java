@@ -7,7 +7,7 @@ import java.nio.file.Path;
 /**
  * The heap a model directory costs as a frozen base for LoRA ({@code Checkpoint.loadFrozen}) and loaded whole onto the
  * heap ({@code Checkpoint.load}): used heap after a full GC, before and after each load. Run after a build:
- * {@code java --add-modules jdk.incubator.vector -cp "target/classes:target/lib/*" tools/FrozenHeap.java DIR}
+ * {@code java --add-modules jdk.incubator.vector -cp "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/FrozenHeap.java DIR}
  */
 public class FrozenHeap {
     public static void main(String[] args) {

@@ -17,7 +17,7 @@ import java.util.TreeMap;
 /**
  * The µP sweep's plot (tools/mup_sweep.sh): held-out loss against learning rate (log axis), one line per width,
  * standard parametrisation on the left and µP on the right, with XChart (the chart library of `wafer plot`).
- * java --class-path "target/classes:target/lib/*" tools/MupSweepPlot.java results.tsv out.png
+ * java --class-path "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/MupSweepPlot.java results.tsv out.png
  */
 public class MupSweepPlot {
     public static void main(String[] args) throws Exception {

@@ -11,7 +11,7 @@ float64 from the same checkpoint, then prints
   allowance computed with --grad-noise from the float32 gradients);
 - with --watch NAME:INDEX, one element's gradient, m_hat/sqrt(v_hat) and value at each step in both.
 
-  /usr/bin/python3 tools/adamw_precision.py --fixture src/test/resources/fixtures/gpt-odd --batch 3 --seq 7 \
+  /usr/bin/python3 tools/adamw_precision.py --fixture wafer-core/src/test/resources/fixtures/gpt-odd --batch 3 --seq 7 \
       --rtol 1e-4 --watch h.1.attn.c_attn.weight:3082
 
 (gpt-tiny, gpt-untied and gpt-buffers: --batch 2 --seq 8.) --dump-grads DIR writes each step's float64 and

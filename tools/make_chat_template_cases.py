@@ -1,6 +1,6 @@
 """Expected prompts of real chat templates, rendered as transformers' apply_chat_template does (jinja2 with
 trim_blocks and lstrip_blocks, add_generation_prompt=True, raise_exception defined), for ChatTemplateTest.
-Run with /usr/bin/python3 (jinja2 3.x); writes src/test/resources/fixtures/chat-templates/cases.json."""
+Run with /usr/bin/python3 (jinja2 3.x); writes wafer-core/src/test/resources/fixtures/chat-templates/cases.json."""
 import json
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -32,5 +32,5 @@ bad = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
 json.dump({"bos_token": "<s>", "eos_token": "</s>", "cases": cases,
            "refused": {"template": "llama2", "source": TEMPLATES["llama2"], "messages": bad,
                        "message": "Conversation roles must alternate user/assistant/user/assistant/..."}},
-          open("src/test/resources/fixtures/chat-templates/cases.json", "w"), indent=1)
+          open("wafer-core/src/test/resources/fixtures/chat-templates/cases.json", "w"), indent=1)
 print(len(cases), "cases")

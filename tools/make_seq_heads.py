@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes src/test/resources/fixtures/seq-heads/cases.json: what PyTorch computes for Hugging Face's
+"""Writes wafer-core/src/test/resources/fixtures/seq-heads/cases.json: what PyTorch computes for Hugging Face's
 GPT2ForSequenceClassification head (score = Linear(C, K, bias=False) on each row's last real token) with
 problem_type multi_label_classification (BCEWithLogitsLoss, mean) and regression (MSELoss, mean, one output):
 the pooled logits, the loss, and the gradients of the loss with respect to score.weight and the hidden states.
@@ -10,7 +10,7 @@ Plus, for the regression report, MSE, MAE and Pearson's r of one gold/prediction
 import json, os
 import torch
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src/test/resources/fixtures/seq-heads/cases.json")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wafer-core/src/test/resources/fixtures/seq-heads/cases.json")
 B, T, C = 3, 5, 6
 lengths, starts = [5, 2, 4], [0, 3, 1]  # row 1 and 2 left-padded
 

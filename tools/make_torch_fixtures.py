@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the PyTorch-format test fixtures under src/test/resources/fixtures/torch/ with real torch.save.
+"""Writes the PyTorch-format test fixtures under wafer-core/src/test/resources/fixtures/torch/ with real torch.save.
 
 Each checkpoint is laid out as the Cerebras-GPT hub repositories are (config.json + pytorch_model.bin, or
 pytorch_model-0000k-of-0000n.bin shards + pytorch_model.bin.index.json): keys with the `transformer.` prefix,
@@ -15,7 +15,7 @@ import argparse, collections, json, os, shutil, struct, zipfile
 import torch
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-FIX = os.path.join(ROOT, "src/test/resources/fixtures")
+FIX = os.path.join(ROOT, "wafer-core/src/test/resources/fixtures")
 OUT = os.path.join(FIX, "torch")
 # the command the malicious pickle names; MaliciousPickle's test asserts this file never appears
 MARKER = "/tmp/wafer-malicious-fixture-ran"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Makes the µP fixture (src/test/resources/fixtures/gpt-mup): a tiny checkpoint in the form of Cerebras' µP
+"""Makes the µP fixture (wafer-core/src/test/resources/fixtures/gpt-mup): a tiny checkpoint in the form of Cerebras' µP
 checkpoints (Cerebras-GPT-Intermediate *_muP: model_type "btlm", learned positions, GELU, tied embeddings) and
 what a float64 PyTorch reference of Hugging Face's BTLM formulas (cerebras/btlm-3b-8k-base, modeling_btlm.py)
 computes with it, in the layout of the other fixtures (see fixtures/README.md):
@@ -15,7 +15,7 @@ width); embeddings, biases and LayerNorms keep it.
 The weights and tokens come from ../shared/tools/torch_ref.py (its `make`, seed 14, and its token-shard and
 safetensors helpers); the forward, loss and AdamW here are written out again with the µP factors.
 
-  /usr/bin/python3 tools/mup_ref.py --out src/test/resources/fixtures/gpt-mup
+  /usr/bin/python3 tools/mup_ref.py --out wafer-core/src/test/resources/fixtures/gpt-mup
 """
 import argparse, importlib.util, json, math, os, re
 import numpy as np

@@ -44,4 +44,4 @@ column -t "$OUT/results.tsv"
 # the best learning rate of each (param, width), by held-out loss
 awk -F'\t' 'NR > 1 && (!(($1" "$2) in best) || $5 < best[$1" "$2]) { best[$1" "$2] = $5; lr[$1" "$2] = $3 }
     END { for (k in best) print "best " k ": lr " lr[k] " (held-out loss " best[k] ")" }' "$OUT/results.tsv" | sort
-java --class-path "target/classes:target/lib/*" tools/MupSweepPlot.java "$OUT/results.tsv" "$OUT/mup_sweep.png"
+java --class-path "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/MupSweepPlot.java "$OUT/results.tsv" "$OUT/mup_sweep.png"
