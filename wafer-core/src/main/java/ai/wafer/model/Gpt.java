@@ -467,6 +467,7 @@ public final class Gpt {
     private float run(Activations a, int[] inputs, float[] in, int[] targets, int[] start, boolean head) {
         GptConfig c = config;
         int B = a.B, T = a.T, C = c.nEmbd(), BT = B * T;
+        Kernels.current().newPass();
         a.leftPadded = false;
         for (int b = 0; start != null && b < B; b++) a.leftPadded |= (a.start[b] = start[b]) > 0;
         int[] pad = a.leftPad();
@@ -624,6 +625,7 @@ public final class Gpt {
         }
         a.B = B;
         a.T = T;
+        Kernels.current().newPass();
         Encoder.forward(a.encoded, tokens, 0, wte.weights(), wpe.weights(), B, T, C, 0, null, a.past);
         scale(a.encoded, B * T * C, c.mup().embeddingsScale());
         float[] res = a.encoded;

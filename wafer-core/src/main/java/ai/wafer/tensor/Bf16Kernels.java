@@ -22,6 +22,22 @@ final class Bf16Kernels implements Kernels {
     /** Packed bf16 operands (oneDNN) or bf16-rounded float32 ones (the fallback), per calling thread, grown on demand. */
     private static final ThreadLocal<short[][]> PACKED = ThreadLocal.withInitial(() -> new short[2][0]);
     private static final ThreadLocal<float[][]> ROUNDED = ThreadLocal.withInitial(() -> new float[2][0]);
+    /**
+     * The float32 heap weights this thread's current pass has rounded (oneDNN path), by where they are: the backward's
+     * input gradient multiplies by the same weights as the forward, so each is rounded and packed once a pass, not
+     * twice (packing was a quarter of a 111M layer product's time: Bf16PackBench). Emptied by
+     * {@link #newPass}; frozen storages (mapped, bf16, int8: a large base) are packed per product instead, to keep
+     * their memory.
+     */
+    private static final ThreadLocal<java.util.Map<Slot, short[]>> PASS = ThreadLocal.withInitial(java.util.HashMap::new);
+
+    /** A weight matrix within its heap array: the array (by identity), the offset, rows, columns and row stride. */
+    private record Slot(float[] array, long off, int rows, int cols, int ld) {
+        @Override public boolean equals(Object o) {
+            return o instanceof Slot s && s.array == array && s.off == off && s.rows == rows && s.cols == cols && s.ld == ld;
+        }
+        @Override public int hashCode() { return System.identityHashCode(array) * 31 + Long.hashCode(off); }
+    }
 
     static final Bf16Kernels OVER_BLAS = new Bf16Kernels(Kernels.BLAS, OneDnn.available());
     static final Bf16Kernels OVER_JAVA = new Bf16Kernels(Kernels.JAVA, false);
@@ -45,9 +61,24 @@ final class Bf16Kernels implements Kernels {
         gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc);
     }
 
+    @Override public void newPass() { PASS.get().clear(); }
+
     @Override public void matmul(boolean transA, boolean transW, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                  Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc) {
-        if (W instanceof F32Weights f) gemm(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, f.off() + wOff, ldw, beta, C, cOff, ldc);
+        if (oneDnn && W instanceof F32Weights f && M > 0 && N > 0 && K > 0 && alpha != 0f) {
+            int wRows = transW ? N : K, wCols = transW ? K : N;
+            short[] packed = PASS.get().computeIfAbsent(new Slot(f.array(), f.off() + wOff, wRows, wCols, ldw), s -> {
+                short[] p = new short[wRows * wCols];
+                pack(s.array(), null, s.off(), ldw, wRows, wCols, p, null);
+                return p;
+            });
+            Blas.check(C, cOff, M, N, ldc, "C");
+            int aRows = transA ? K : M, aCols = transA ? M : K;
+            short[][] p = PACKED.get();
+            if (p[0].length < aRows * aCols) p[0] = new short[aRows * aCols];
+            pack(A, null, aOff, lda, aRows, aCols, p[0], null);
+            OneDnn.gemm(transA, transW, M, N, K, alpha, p[0], aCols, packed, wCols, beta, C, cOff, ldc);
+        } else if (W instanceof F32Weights f) gemm(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, f.off() + wOff, ldw, beta, C, cOff, ldc);
         else gemm(transA, transW, M, N, K, alpha, A, aOff, lda, null, W, wOff, ldw, beta, C, cOff, ldc);
     }
 

@@ -24,6 +24,12 @@ public interface Kernels {
                 Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc);
 
     /**
+     * A forward pass starts: the weights may have changed since the last one (an optimizer step, a load), and stay
+     * as they are until its backward is done. bf16 keeps the rounded weights of a pass for its backward.
+     */
+    default void newPass() {}
+
+    /**
      * The decode product for n (a few) rows: out[n, N] = x[n, K] @ op(W), W stored [K, N] or, when
      * {@code rows}, [N, K] (see {@link Weights#decode}). Memory bound, so on the CPU every storage runs its own kernel.
      */

@@ -100,6 +100,49 @@ class Bf16GemmTest {
         assertTrue(bf16[0] != fp32[0], "the bf16 run ran its products in bf16");
     }
 
+    /**
+     * A pass rounds each float32 weight once for its forward and backward; after an optimizer step the next pass
+     * rounds the new values: its gradients are those of a fresh model holding them.
+     */
+    @Test
+    void aPassAfterAnOptimizerStepUsesTheNewWeights() {
+        Precision.select(Precision.bf16);
+        try {
+            GptConfig cfg = GptConfig.of(2, 64, 4, 97, 32);
+            Gpt a = Gpt.init(cfg, 5), b = Gpt.init(cfg, 6);
+            FlatStore.of(a.parameters());
+            FlatStore.of(b.parameters());
+            AdamW opt = new AdamW(a.parameters(), new AdamW.Hyper(0.9f, 0.95f, 1e-8f, 0.1f));
+            int B = 2, T = 32;
+            int[] x = new int[B * T], y = new int[B * T];
+            for (int i = 0; i < B * T; i++) { x[i] = i * 5 % 97; y[i] = (i * 5 + 3) % 97; }
+            a.zeroGrad();
+            a.forward(x, y, B, T);
+            a.backward();
+            opt.step(1e-2f, 1f);
+            a.zeroGrad();
+            float la = a.forward(x, y, B, T);
+            a.backward();
+            for (int i = 0; i < a.parameters().size(); i++) {
+                var pa = a.parameters().get(i);
+                var pb = b.parameters().get(i);
+                System.arraycopy(pa.data, pa.off, pb.data, pb.off, pa.size());
+            }
+            b.zeroGrad();
+            float lb = b.forward(x, y, B, T);
+            b.backward();
+            assertEquals(lb, la, "loss after the step");
+            for (int i = 0; i < a.parameters().size(); i++) {
+                var pa = a.parameters().get(i);
+                var pb = b.parameters().get(i);
+                for (int j = 0; j < pa.size(); j++)
+                    assertEquals(pb.grad()[pb.off + j], pa.grad()[pa.off + j], pa.name + " gradient at " + j);
+            }
+        } finally {
+            Precision.select(Precision.fp32);
+        }
+    }
+
     private static float[] train(Precision p) {
         Precision.select(p);
         GptConfig cfg = GptConfig.of(2, 64, 4, 97, 32);
