@@ -24,7 +24,7 @@ public final class Bf16Weights implements Weights {
     private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
     private static final int BW = F32Weights.BW, TILE = F32Weights.TILE;
 
-    private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]), XP = ThreadLocal.withInitial(() -> new float[0]);
     private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private final MemorySegment pairs;
     private final int size;
@@ -245,7 +245,8 @@ public final class Bf16Weights implements Weights {
      * odd-indexed ones (matching the shift/mask halves of a packed int vector); the tail stays in place.
      */
     private static float[] pairs(float[] x, int n, int cols) {
-        float[] xp = new float[n * cols];
+        float[] xp = XP.get(); // the calling thread's, reused: a decode step allocates nothing
+        if (xp.length < n * cols) XP.set(xp = new float[n * cols]);
         int upper = (cols / (2 * L)) * (2 * L);
         for (int i = 0; i < n; i++) {
             int o = i * cols;
