@@ -130,8 +130,12 @@ public final class Int8Weights implements Weights {
             return;
         }
         if (rowsLayout) {
-            Parallel.forRange(N, (t, from, to) -> {
-                for (int r = from; r < to; r++) for (int i = 0; i < n; i++) out[i * N + r] = dotRow(q, scale, groups, group, r, K, x, i * K);
+            // four rows at a time share each load of x; the rows of a thread's range are read in order
+            Parallel.forRange((N + 3) / 4, (t, from, to) -> {
+                for (int r = 4 * from, r1 = Math.min(N, 4 * to); r < r1; r += 4) {
+                    if (r + 4 <= r1) for (int i = 0; i < n; i++) dotRows4(q, scale, groups, group, r, K, x, i * K, out, i * N + r);
+                    else for (int rr = r; rr < r1; rr++) for (int i = 0; i < n; i++) out[i * N + rr] = dotRow(q, scale, groups, group, rr, K, x, i * K);
+                }
             });
             return;
         }
@@ -190,6 +194,39 @@ public final class Int8Weights implements Weights {
     /** L weights from q[at], widened to floats. */
     private static FloatVector widen(MemorySegment q, long at) {
         return (FloatVector) ByteVector.fromMemorySegment(B, q, at, O).convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    /** Rows r..r+3 against x[xo, xo + K) into out[o..o+3]: {@link #dotRow} four times over one pass of x. */
+    private static void dotRows4(MemorySegment q, MemorySegment scale, int groups, int group, int r, int K, float[] x, int xo, float[] out, int o) {
+        long b0 = (long) r * K, b1 = b0 + K, b2 = b1 + K, b3 = b2 + K;
+        FloatVector t0 = FloatVector.zero(F), t1 = t0, t2 = t0, t3 = t0;
+        float u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+        for (int g0 = 0, gi = 0; g0 < K; g0 += group, gi++) {
+            int g1 = Math.min(K, g0 + group), c = g0, upper = g0 + ((g1 - g0) / L) * L;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            for (; c < upper; c += L) {
+                FloatVector xv = FloatVector.fromArray(F, x, xo + c);
+                a0 = widen(q, b0 + c).fma(xv, a0);
+                a1 = widen(q, b1 + c).fma(xv, a1);
+                a2 = widen(q, b2 + c).fma(xv, a2);
+                a3 = widen(q, b3 + c).fma(xv, a3);
+            }
+            float s0 = scale.getAtIndex(LE, (long) r * groups + gi), s1 = scale.getAtIndex(LE, (long) (r + 1) * groups + gi);
+            float s2 = scale.getAtIndex(LE, (long) (r + 2) * groups + gi), s3 = scale.getAtIndex(LE, (long) (r + 3) * groups + gi);
+            t0 = a0.fma(FloatVector.broadcast(F, s0), t0); t1 = a1.fma(FloatVector.broadcast(F, s1), t1);
+            t2 = a2.fma(FloatVector.broadcast(F, s2), t2); t3 = a3.fma(FloatVector.broadcast(F, s3), t3);
+            float v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+            for (; c < g1; c++) {
+                float xc = x[xo + c];
+                v0 += q.get(ValueLayout.JAVA_BYTE, b0 + c) * xc; v1 += q.get(ValueLayout.JAVA_BYTE, b1 + c) * xc;
+                v2 += q.get(ValueLayout.JAVA_BYTE, b2 + c) * xc; v3 += q.get(ValueLayout.JAVA_BYTE, b3 + c) * xc;
+            }
+            u0 += v0 * s0; u1 += v1 * s1; u2 += v2 * s2; u3 += v3 * s3;
+        }
+        out[o] = VecMath.sum(t0) + u0;
+        out[o + 1] = VecMath.sum(t1) + u1;
+        out[o + 2] = VecMath.sum(t2) + u2;
+        out[o + 3] = VecMath.sum(t3) + u3;
     }
 
     /** Row r against x[xo, xo + K): each group's dot product (four chains, as the float32 rows kernel) times its scale. */
