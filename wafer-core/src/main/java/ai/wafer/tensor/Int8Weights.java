@@ -130,59 +130,107 @@ public final class Int8Weights implements Weights {
             return;
         }
         if (rowsLayout) {
-            Parallel.forRange(N, (t, from, to) -> {
-                for (int r = from; r < to; r++) for (int i = 0; i < n; i++) out[i * N + r] = dotRow(r, K, x, i * K);
+            // four rows at a time share each load of x; the rows of a thread's range are read in order
+            Parallel.forRange((N + 3) / 4, (t, from, to) -> {
+                for (int r = 4 * from, r1 = Math.min(N, 4 * to); r < r1; r += 4) {
+                    if (r + 4 <= r1) for (int i = 0; i < n; i++) dotRows4(q, scale, groups, group, r, K, x, i * K, out, i * N + r);
+                    else for (int rr = r; rr < r1; rr++) for (int i = 0; i < n; i++) out[i * N + rr] = dotRow(q, scale, groups, group, rr, K, x, i * K);
+                }
             });
             return;
         }
-        // as the float32 kernel: bands of KB rows over the thread's blocks of 4L columns (four independent FMA chains);
-        // a band lies in one group (group % KB == 0), so its sums take that group's scales once and join the partial
-        // sums waiting in out
-        int BW = F32Weights.BW, blocks = (N + BW - 1) / BW, KB = F32Weights.KB;
-        Parallel.forRange(blocks, (t, from, to) -> {
-            int full = Math.max(from, Math.min(to, N / BW)); // [from, full) are whole blocks
-            for (int k0 = 0; k0 < K; k0 += KB) {
-                int k1 = Math.min(K, k0 + KB);
-                long so = 4L * (k0 / group) * N;
-                for (int b = from; b < full; b++) {
-                    int j0 = b * BW;
-                    FloatVector s0 = FloatVector.fromMemorySegment(F, scale, so + 4L * j0, O), s1 = FloatVector.fromMemorySegment(F, scale, so + 4L * (j0 + L), O);
-                    FloatVector s2 = FloatVector.fromMemorySegment(F, scale, so + 4L * (j0 + 2 * L), O), s3 = FloatVector.fromMemorySegment(F, scale, so + 4L * (j0 + 3 * L), O);
-                    for (int i = 0; i < n; i++) {
-                        int o = i * N + j0, xo = i * K;
-                        // one scale per channel (groupSize 0): the unscaled sums wait in out and are scaled once, after
-                        // the last band (a multiply per band cost 10% of decode); groups scale each band's own sums
-                        FloatVector a0, a1, a2, a3;
-                        if (groupSize == 0) {
-                            a0 = F32Weights.start(k0, out, o); a1 = F32Weights.start(k0, out, o + L);
-                            a2 = F32Weights.start(k0, out, o + 2 * L); a3 = F32Weights.start(k0, out, o + 3 * L);
-                        } else a0 = a1 = a2 = a3 = FloatVector.zero(F);
-                        for (int k = k0, wk = k0 * N + j0; k < k1; k++, wk += N) {
-                            FloatVector u = FloatVector.broadcast(F, x[xo + k]);
-                            a0 = widen(wk).fma(u, a0);
-                            a1 = widen(wk + L).fma(u, a1);
-                            a2 = widen(wk + 2 * L).fma(u, a2);
-                            a3 = widen(wk + 3 * L).fma(u, a3);
-                        }
-                        if (groupSize == 0) {
-                            if (k1 == K) { a0 = a0.mul(s0); a1 = a1.mul(s1); a2 = a2.mul(s2); a3 = a3.mul(s3); }
-                            F32Weights.store4(a0, a1, a2, a3, out, o);
-                        } else F32Weights.store4(a0.fma(s0, F32Weights.start(k0, out, o)), a1.fma(s1, F32Weights.start(k0, out, o + L)),
-                                a2.fma(s2, F32Weights.start(k0, out, o + 2 * L)), a3.fma(s3, F32Weights.start(k0, out, o + 3 * L)), out, o);
-                    }
+        // a sweep down the rows, four at a time, over the thread's columns: memory is read in order. (Bands of 16 rows
+        // over blocks of columns, the float32 kernel's order, read 16 streams of one row's N bytes each, too short for the
+        // prefetchers at a byte a weight: 7 GB/s a core against the sweep's 12, tools/Int8DecodeTiming.java.) A group of
+        // rows (G % 16 == 0, so four rows never straddle two) scales its four rows' sum as it joins out; with one scale
+        // per channel, out holds the unscaled sums until the last row
+        int vectors = N / L;
+        Parallel.forRange(vectors, (t, from, to) -> sweep(q, scale, groupSize, group, n, N, K, x, out, from * L, to * L));
+        if (vectors * L < N) F32Weights.decodeScalar(this, false, vectors * L, N, n, N, K, x, out);
+    }
+
+    /** Columns [j0, j1) of the [in, out] decode (static, over locals: the JIT then hoists the segments' checks). */
+    private static void sweep(MemorySegment q, MemorySegment scale, int groupSize, int group, int n, int N, int K, float[] x, float[] out, int j0, int j1) {
+        for (int i = 0; i < n; i++) java.util.Arrays.fill(out, i * N + j0, i * N + j1, 0f);
+        boolean grouped = groupSize != 0;
+        int k = 0;
+        for (; k + 4 <= K; k += 4) {
+            long r0 = (long) k * N, r1 = r0 + N, r2 = r1 + N, r3 = r2 + N, so = 4L * (k / group) * N;
+            for (int j = j0; j < j1; j += L) {
+                FloatVector w0 = widen(q, r0 + j), w1 = widen(q, r1 + j), w2 = widen(q, r2 + j), w3 = widen(q, r3 + j);
+                if (n == 1 && !grouped) {
+                    FloatVector a = w0.fma(FloatVector.broadcast(F, x[k]), FloatVector.fromArray(F, out, j));
+                    a = w1.fma(FloatVector.broadcast(F, x[k + 1]), a);
+                    a = w2.fma(FloatVector.broadcast(F, x[k + 2]), a);
+                    w3.fma(FloatVector.broadcast(F, x[k + 3]), a).intoArray(out, j);
+                    continue;
+                }
+                FloatVector s = grouped ? FloatVector.fromMemorySegment(F, scale, so + 4L * j, O) : null;
+                for (int i = 0, xo = 0, o = j; i < n; i++, xo += K, o += N) {
+                    FloatVector a = grouped ? FloatVector.zero(F) : FloatVector.fromArray(F, out, o);
+                    a = w0.fma(FloatVector.broadcast(F, x[xo + k]), a);
+                    a = w1.fma(FloatVector.broadcast(F, x[xo + k + 1]), a);
+                    a = w2.fma(FloatVector.broadcast(F, x[xo + k + 2]), a);
+                    a = w3.fma(FloatVector.broadcast(F, x[xo + k + 3]), a);
+                    (grouped ? a.fma(s, FloatVector.fromArray(F, out, o)) : a).intoArray(out, o);
                 }
             }
-            for (int b = full; b < to; b++) F32Weights.decodeScalar(this, false, b * BW, Math.min(N, b * BW + BW), n, N, K, x, out);
-        });
+        }
+        for (; k < K; k++) { // K % 4 rows
+            long r0 = (long) k * N, so = 4L * (k / group) * N;
+            for (int j = j0; j < j1; j += L) {
+                FloatVector w0 = widen(q, r0 + j);
+                if (grouped) w0 = w0.mul(FloatVector.fromMemorySegment(F, scale, so + 4L * j, O));
+                for (int i = 0, o = j; i < n; i++, o += N) w0.fma(FloatVector.broadcast(F, x[i * K + k]), FloatVector.fromArray(F, out, o)).intoArray(out, o);
+            }
+        }
+        if (!grouped)
+            for (int j = j0; j < j1; j += L) {
+                FloatVector s = FloatVector.fromMemorySegment(F, scale, 4L * j, O);
+                for (int i = 0, o = j; i < n; i++, o += N) FloatVector.fromArray(F, out, o).mul(s).intoArray(out, o);
+            }
     }
 
     /** L weights from q[at], widened to floats. */
-    private FloatVector widen(long at) {
+    private static FloatVector widen(MemorySegment q, long at) {
         return (FloatVector) ByteVector.fromMemorySegment(B, q, at, O).convertShape(VectorOperators.B2F, F, 0);
     }
 
+    /** Rows r..r+3 against x[xo, xo + K) into out[o..o+3]: {@link #dotRow} four times over one pass of x. */
+    private static void dotRows4(MemorySegment q, MemorySegment scale, int groups, int group, int r, int K, float[] x, int xo, float[] out, int o) {
+        long b0 = (long) r * K, b1 = b0 + K, b2 = b1 + K, b3 = b2 + K;
+        FloatVector t0 = FloatVector.zero(F), t1 = t0, t2 = t0, t3 = t0;
+        float u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+        for (int g0 = 0, gi = 0; g0 < K; g0 += group, gi++) {
+            int g1 = Math.min(K, g0 + group), c = g0, upper = g0 + ((g1 - g0) / L) * L;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            for (; c < upper; c += L) {
+                FloatVector xv = FloatVector.fromArray(F, x, xo + c);
+                a0 = widen(q, b0 + c).fma(xv, a0);
+                a1 = widen(q, b1 + c).fma(xv, a1);
+                a2 = widen(q, b2 + c).fma(xv, a2);
+                a3 = widen(q, b3 + c).fma(xv, a3);
+            }
+            float s0 = scale.getAtIndex(LE, (long) r * groups + gi), s1 = scale.getAtIndex(LE, (long) (r + 1) * groups + gi);
+            float s2 = scale.getAtIndex(LE, (long) (r + 2) * groups + gi), s3 = scale.getAtIndex(LE, (long) (r + 3) * groups + gi);
+            t0 = a0.fma(FloatVector.broadcast(F, s0), t0); t1 = a1.fma(FloatVector.broadcast(F, s1), t1);
+            t2 = a2.fma(FloatVector.broadcast(F, s2), t2); t3 = a3.fma(FloatVector.broadcast(F, s3), t3);
+            float v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+            for (; c < g1; c++) {
+                float xc = x[xo + c];
+                v0 += q.get(ValueLayout.JAVA_BYTE, b0 + c) * xc; v1 += q.get(ValueLayout.JAVA_BYTE, b1 + c) * xc;
+                v2 += q.get(ValueLayout.JAVA_BYTE, b2 + c) * xc; v3 += q.get(ValueLayout.JAVA_BYTE, b3 + c) * xc;
+            }
+            u0 += v0 * s0; u1 += v1 * s1; u2 += v2 * s2; u3 += v3 * s3;
+        }
+        out[o] = VecMath.sum(t0) + u0;
+        out[o + 1] = VecMath.sum(t1) + u1;
+        out[o + 2] = VecMath.sum(t2) + u2;
+        out[o + 3] = VecMath.sum(t3) + u3;
+    }
+
     /** Row r against x[xo, xo + K): each group's dot product (four chains, as the float32 rows kernel) times its scale. */
-    private float dotRow(int r, int K, float[] x, int xo) {
+    private static float dotRow(MemorySegment q, MemorySegment scale, int groups, int group, int r, int K, float[] x, int xo) {
         long base = (long) r * K;
         FloatVector acc = FloatVector.zero(F);
         float tail = 0;
@@ -190,12 +238,12 @@ public final class Int8Weights implements Weights {
             int g1 = Math.min(K, g0 + group), c = g0, upper = g0 + ((g1 - g0) / (4 * L)) * (4 * L);
             FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
             for (; c < upper; c += 4 * L) {
-                a0 = widen(base + c).fma(FloatVector.fromArray(F, x, xo + c), a0);
-                a1 = widen(base + c + L).fma(FloatVector.fromArray(F, x, xo + c + L), a1);
-                a2 = widen(base + c + 2 * L).fma(FloatVector.fromArray(F, x, xo + c + 2 * L), a2);
-                a3 = widen(base + c + 3 * L).fma(FloatVector.fromArray(F, x, xo + c + 3 * L), a3);
+                a0 = widen(q, base + c).fma(FloatVector.fromArray(F, x, xo + c), a0);
+                a1 = widen(q, base + c + L).fma(FloatVector.fromArray(F, x, xo + c + L), a1);
+                a2 = widen(q, base + c + 2 * L).fma(FloatVector.fromArray(F, x, xo + c + 2 * L), a2);
+                a3 = widen(q, base + c + 3 * L).fma(FloatVector.fromArray(F, x, xo + c + 3 * L), a3);
             }
-            for (; c + L <= g1; c += L) a0 = widen(base + c).fma(FloatVector.fromArray(F, x, xo + c), a0);
+            for (; c + L <= g1; c += L) a0 = widen(q, base + c).fma(FloatVector.fromArray(F, x, xo + c), a0);
             float s = scale.getAtIndex(LE, (long) r * groups + gi), t = 0;
             acc = a0.add(a1).add(a2.add(a3)).fma(FloatVector.broadcast(F, s), acc);
             for (; c < g1; c++) t += q.get(ValueLayout.JAVA_BYTE, base + c) * x[xo + c];
