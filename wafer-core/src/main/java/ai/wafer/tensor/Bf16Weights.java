@@ -2,7 +2,9 @@ package ai.wafer.tensor;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -22,6 +24,7 @@ public final class Bf16Weights implements Weights {
     private static final int L = F.length();
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final int BW = F32Weights.BW, TILE = F32Weights.TILE;
 
     private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]), XP = ThreadLocal.withInitial(() -> new float[0]);
@@ -86,9 +89,14 @@ public final class Bf16Weights implements Weights {
     /** The int vector of pairs starting at pair index {@code pair}. */
     private IntVector load(int pair) { return IntVector.fromMemorySegment(I, pairs, 4L * pair, ByteOrder.LITTLE_ENDIAN); }
 
+    /** Widened L values at a time (a bf16 value is the high half of its float32): the GEMMs pack through this. */
     @Override public void read(long from, float[] dst, int off, int n) {
-        int f = Math.toIntExact(from);
-        for (int i = 0; i < n; i++) dst[off + i] = at(f + i);
+        int f = Math.toIntExact(from), i = 0;
+        MemorySegment p = pairs;
+        for (; i <= n - L; i += L)
+            ((IntVector) ShortVector.fromMemorySegment(S, p, 2L * (f + i), ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, off + i);
+        for (; i < n; i++) dst[off + i] = at(f + i);
     }
 
     @Override public void decode(boolean rows, int n, int N, int K, float[] x, float[] out) {

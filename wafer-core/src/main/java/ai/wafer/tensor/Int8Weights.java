@@ -112,10 +112,26 @@ public final class Int8Weights implements Weights {
         return q.get(ValueLayout.JAVA_BYTE, i) * scaleOf(r, c);
     }
 
+    /**
+     * A row piece at a time, L values widened and scaled together: per column, the scales lie beside the values; per
+     * row, one scale covers a group's piece. The GEMMs pack through this.
+     */
     @Override public void read(long from, float[] dst, int off, int n) {
-        // a row at a time, so the scale index moves without a division per value
+        MemorySegment q = this.q, scale = this.scale;
         for (long i = from, end = from + n; i < end; ) {
             int r = Math.toIntExact(i / cols), c = (int) (i % cols), c1 = (int) Math.min(cols, c + end - i);
+            if (perColumn) {
+                long s0 = (long) (r / group) * cols; // the scales of row r's group, by column
+                for (; c + L <= c1; c += L, i += L, off += L)
+                    widen(q, i).mul(FloatVector.fromMemorySegment(F, scale, 4 * (s0 + c), O)).intoArray(dst, off);
+            } else {
+                for (int g1; c + L <= c1; ) { // the piece of each group of inputs, under its one scale
+                    g1 = Math.min(c1, (c / group + 1) * group);
+                    FloatVector s = FloatVector.broadcast(F, scale.getAtIndex(LE, (long) r * groups + c / group));
+                    for (; c + L <= g1; c += L, i += L, off += L) widen(q, i).mul(s).intoArray(dst, off);
+                    if (c < g1) break; // fewer than L left in this group: the scalar loop finishes the piece
+                }
+            }
             for (; c < c1; c++, i++) dst[off++] = q.get(ValueLayout.JAVA_BYTE, i) * scaleOf(r, c);
         }
     }

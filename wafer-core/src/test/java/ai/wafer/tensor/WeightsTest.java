@@ -110,6 +110,27 @@ class WeightsTest {
         return bf16 ? Bf16Weights.of(s.asReadOnly()) : new MappedHalfWeights(s.asReadOnly());
     }
 
+    /** read (what the GEMMs pack through, vectorized) gives get's values from any start, across rows and groups. */
+    @Test
+    void readMatchesGetFromAnyStart() {
+        Random r = new Random(11);
+        try (Arena arena = Arena.ofShared()) {
+            for (Kind kind : kinds(arena)) {
+                for (int[] shape : new int[][] {{70, 130}, {128, 96}, {33, 17}}) {
+                    int K = shape[0], N = shape[1];
+                    Weights W = kind.make.make(rand(r, K * N), K, N);
+                    for (int t = 0; t < 40; t++) {
+                        int from = r.nextInt(K * N), n = r.nextInt(Math.min(K * N - from, 3 * N) + 1);
+                        float[] got = new float[n + 3];
+                        W.read(from, got, 3, n);
+                        for (int i = 0; i < n; i++)
+                            assertEquals(W.get(from + i), got[3 + i], kind.name + " " + K + "x" + N + " read(" + from + ", " + n + ") at " + i);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void productsMatchADoubleDotProduct() {
         Random r = new Random(7);
