@@ -87,7 +87,13 @@ public final class BenchTrainCommand implements Callable<Integer> {
                 System.out.printf("spread %.0f%% of the median (over %.0f%%): too wide to trust; the machine is busy or the JIT "
                         + "has not settled (raise --steps or --max-warmup)%n", 100 * spread, 100 * SETTLED);
         }
-        if (profile) System.out.print(Profile.report(steps));
+        if (profile) {
+            // the products against their path's own speed on the MLP's shape (the largest layer product)
+            double pathPeak = ai.wafer.tensor.Precision.peakGflops(B * T, cfg.nInner(), cfg.nEmbd(), 5);
+            System.out.printf("product path alone (%s, %d x %d x %d, inputs already in its format): %.1f GFLOP/s%n",
+                    precision.precision, B * T, cfg.nInner(), cfg.nEmbd(), pathPeak);
+            System.out.print(Profile.report(steps, Profile.flops(cfg, B, T), pathPeak));
+        }
         return 0;
     }
 
@@ -107,7 +113,9 @@ public final class BenchTrainCommand implements Callable<Integer> {
         model.zeroGrad();
         model.forward(x, y, B, T);
         model.backward();
+        long t = Profile.t();
         opt.step(1e-4f, 1f);
+        Profile.add("adamw", t);
         return (System.nanoTime() - t0) / 1e6;
     }
 }

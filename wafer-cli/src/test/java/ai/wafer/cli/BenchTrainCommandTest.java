@@ -31,4 +31,24 @@ class BenchTrainCommandTest {
 
         assertEquals(2, wafer("bench", "train", "--steps", "0").code());
     }
+
+    /** --profile: each product's GFLOP/s from the shape's FLOPs and its time, against the path's own speed. */
+    @Test
+    void profileGivesEachProductsRateAndTheProductsShare() {
+        PretrainCliTest.Run r = wafer("bench", "train", "--n-layer", "2", "--n-embd", "32", "--n-head", "2", "--vocab-size", "64",
+                "--batch-size", "2", "--seq-len", "16", "--steps", "2", "--max-warmup", "1", "--profile");
+        assertEquals(0, r.code(), r.err());
+        var rows = new java.util.HashMap<String, String[]>();
+        for (String line : r.out().split("\n")) {
+            String[] f = line.trim().split("\\s{2,}|\\s+(?=[0-9])");
+            rows.put(f[0], f);
+        }
+        assertTrue(r.out().contains("product path alone (fp32, 32 x 128 x 32"), r.out());
+        // c_fc fwd: 2 x (2 x 16) x 32 x 128 flops a step over its milliseconds
+        String[] fc = rows.get("c_fc fwd");
+        double ms = Double.parseDouble(fc[1]), gflops = Double.parseDouble(fc[3]);
+        assertEquals(2.0 * 32 * 32 * 128 * 2 / (ms / 1e3) / 1e9, gflops, 0.051 + 0.01 * gflops, String.join("|", fc));
+        assertTrue(rows.containsKey("adamw") && rows.get("adamw").length == 3, "adamw timed, no rate: " + r.out());
+        assertTrue(rows.containsKey("matrix products"), r.out());
+    }
 }
