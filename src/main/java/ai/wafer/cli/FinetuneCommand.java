@@ -37,7 +37,8 @@ import ai.wafer.parallel.ParallelPretrain;
                 "results); longer examples are truncated to --max-length with a warning."})
 public final class FinetuneCommand implements Callable<Integer> {
     @Spec CommandSpec cmd;
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "pretrained model directory (config.json + safetensors or pytorch_model.bin, sharded or not)") Path model;
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "pretrained model directory (config.json + safetensors or pytorch_model.bin, sharded or not), or a model "
+            + "fine-tuned for this --task, trained further with its head and labels (--method full; continual learning)") Path model;
     @Option(names = "--task", required = true, description = "token-classification, sequence-classification or causal-lm") String task;
     @Option(names = "--train", required = true, paramLabel = "FILE") Path trainFile;
     @Option(names = "--dev", paramLabel = "FILE", description = "scored during training; the best model is kept") Path devFile;
