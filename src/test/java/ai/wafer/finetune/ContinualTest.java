@@ -2,12 +2,14 @@ package ai.wafer.finetune;
 
 import ai.wafer.WaferException;
 import ai.wafer.data.Batcher;
+import ai.wafer.data.Example;
 import ai.wafer.io.SafeTensors;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
 import ai.wafer.model.Parameter;
 import ai.wafer.model.Task;
 import ai.wafer.peft.Peft;
+import ai.wafer.testutil.Fixtures;
 import ai.wafer.testutil.ToyTasks;
 import ai.wafer.train.LrSchedule;
 import ai.wafer.train.TrainCheckpoint;
@@ -160,6 +162,41 @@ class ContinualTest {
         assertEquals(want.keySet(), f.keySet(), "every trainable tensor, classifier included");
         for (String n : want.keySet()) assertArrayEquals(want.get(n), f.get(n).data(), 1e-6f * (1 + max(want.get(n))), n);
         assertTrue(max(want.get("classifier.weight")) > 0);
+    }
+
+    /** Against PyTorch (tools/make_fisher.py): the Fisher of a token classifier on gpt-tiny over three examples, in float64 there. */
+    @Test
+    void theFisherMatchesPyTorch() throws Exception {
+        var cases = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Fixtures.fixture("fisher").resolve("cases.json").toFile());
+        List<String> labels = new ArrayList<>();
+        cases.get("labels").forEach(l -> labels.add(l.asText()));
+        List<Example> examples = new ArrayList<>();
+        for (var e : cases.get("examples")) examples.add(new Example(ints(e.get("ids")), ints(e.get("labels")), -1));
+        TaskData d = new TaskData(Task.TOKEN_CLASSIFICATION, examples, List.of(), List.of(), labels, Set.of(), 0, "fisher/cases.json");
+        FinetuneModel fm = FinetuneModel.create(ai.wafer.io.Checkpoint.load(Fixtures.fixture("gpt-tiny")), Task.TOKEN_CLASSIFICATION, labels,
+                Peft.Spec.of(Peft.Kind.FULL), 100, 1);
+        for (Parameter p : fm.headParameters()) {
+            float[] v = floats(cases.get("head").get(p.name));
+            System.arraycopy(v, 0, p.data, p.off, v.length);
+        }
+        Map<String, SafeTensors.Tensor> f = Ewc.estimate(fm, d, 3, 1, 32);
+        var want = cases.get("fisher");
+        for (var it = want.fieldNames(); it.hasNext(); ) {
+            String n = it.next();
+            Fixtures.assertClose(n, floats(want.get(n)), f.get(n).data(), 1e-3);
+        }
+    }
+
+    static int[] ints(com.fasterxml.jackson.databind.JsonNode a) {
+        int[] v = new int[a.size()];
+        for (int i = 0; i < v.length; i++) v[i] = a.get(i).asInt();
+        return v;
+    }
+
+    static float[] floats(com.fasterxml.jackson.databind.JsonNode a) {
+        float[] v = new float[a.size()];
+        for (int i = 0; i < v.length; i++) v[i] = (float) a.get(i).asDouble();
+        return v;
     }
 
     static float max(float[] a) {
