@@ -99,7 +99,7 @@ public final class FinetuneJob {
                     + saved.cliName + " and --method full (other methods start from a base model)");
         FinetuneModel fm = FinetuneModel.continued(r.model(), saved);
         if (fm.problem() != r.problem())
-            throw new WaferException(r.model() + " is a " + fm.problem().name().toLowerCase() + " model; --problem-type must say so");
+            throw new WaferException(r.model() + " is a " + fm.problem().hfName + " model: give --problem-type " + fm.problem().hfName);
         return fm;
     }
 
