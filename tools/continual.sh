@@ -24,6 +24,8 @@ EWC=${EWC:-100 1000 10000}
 ft --model $BASE "${ON_A[@]}" "${FULL[@]}" --fisher-examples 500 --out $D/a
 ft --model $D/a "${ON_B[@]}" "${FULL[@]}" --out $D/sequential
 ft --model $D/a "${ON_B[@]}" "${FULL[@]}" --replay $A-train.conll --replay-ratio 0.25 --out $D/replay
+# the same, stopped at sequential's 252 steps (an epoch of replay is a pass over B at 24 a batch: 84 steps, not 63)
+ft --model $D/a "${ON_B[@]}" "${FULL[@]}" --replay $A-train.conll --replay-ratio 0.25 --max-steps 252 --out $D/replay-252
 for l in $EWC; do ft --model $D/a "${ON_B[@]}" "${FULL[@]}" --ewc $l --out $D/ewc-$l; done
 ft --model $BASE "${ON_A[@]}" "${LORA[@]}" --out $D/lora-a
 ft --model $BASE "${ON_B[@]}" "${LORA[@]}" --out $D/lora-b
@@ -34,11 +36,12 @@ acc() {
   ./wafer evaluate --task token-classification "$@" --format json 2>/dev/null | python3 -c 'import json, sys; print("%.4f" % json.load(sys.stdin)["report"]["accuracy"])'
 }
 before=$(acc --model $D/a --data $A-test.conll)
+echo "A's model on B's test sentences: $(acc --model $D/a --data $B-test.conll)"
 lora_a=$(acc --model $BASE --adapter $D/lora-a --data $A-test.conll)
 echo
 echo "| method | A before B | A after B | B |"
 echo "| --- | --- | --- | --- |"
-for m in sequential replay $(for l in $EWC; do echo ewc-$l; done); do
+for m in sequential replay replay-252 $(for l in $EWC; do echo ewc-$l; done); do
   echo "| $m | $before | $(acc --model $D/$m --data $A-test.conll) | $(acc --model $D/$m --data $B-test.conll) |"
 done
 # separate adapters: A's adapter is untouched by B's training, so its score after B is measured on the same files
