@@ -127,7 +127,7 @@ public final class Finetuner {
         return this;
     }
 
-    /** Continual learning: an earlier task's examples in every batch, and or the EWC penalty (either may be null). */
+    /** Continual learning: an earlier task's examples in every batch, the EWC penalty, or both (either may be null). */
     public Finetuner continual(Replay replay, Ewc ewc) {
         this.replay = replay;
         this.ewc = ewc;
