@@ -38,7 +38,8 @@ import ai.wafer.parallel.ParallelPretrain;
                 "results); longer examples are truncated to --max-length with a warning."})
 public final class FinetuneCommand implements Callable<Integer> {
     @Spec CommandSpec cmd;
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "pretrained model directory (config.json + safetensors or pytorch_model.bin, sharded or not)") Path model;
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "pretrained model directory (config.json + safetensors or pytorch_model.bin, sharded or not), or a model "
+            + "fine-tuned for this --task, trained further with its head and labels (--method full; continual learning)") Path model;
     @Option(names = "--task", required = true, description = "token-classification, sequence-classification or causal-lm") String task;
     @Option(names = "--train", required = true, paramLabel = "FILE") Path trainFile;
     @Option(names = "--dev", paramLabel = "FILE", description = "scored during training; the best model is kept") Path devFile;
@@ -90,6 +91,15 @@ public final class FinetuneCommand implements Callable<Integer> {
             description = "keep the newest N checkpoints of the run, deleting older ones (0 = keep all; default ${DEFAULT-VALUE})") int keepCheckpoints;
     @Option(names = "--resume", paramLabel = "DIR|latest", description = "continue a run bit for bit from a checkpoint (checkpoints/step-N), "
             + "a run directory's latest one, or latest: --out's; its method, base, data and batch options must be this run's") String resume;
+    @Option(names = "--replay", paramLabel = "FILE", description = "continual learning: an earlier task's training data (same --task, "
+            + "labels all the model's) mixed into every batch, as --replay-ratio says") Path replayFile;
+    @Option(names = "--replay-ratio", defaultValue = "0.25", paramLabel = "R", description = "with --replay: each batch holds "
+            + "round(R x --batch-size) of its examples, R in (0, 1) (default ${DEFAULT-VALUE})") float replayRatio;
+    @Option(names = "--ewc", paramLabel = "LAMBDA", description = "continual learning (--method full): elastic weight consolidation, "
+            + "LAMBDA/2 sum F (w - w*)^2 added to the loss, w* the --model's weights and F its fisher.safetensors (see --fisher-examples)") Float ewc;
+    @Option(names = "--fisher-examples", defaultValue = "0", paramLabel = "N", description = "--method full: after training, write "
+            + "OUT/fisher.safetensors, the diagonal empirical Fisher of the saved model over N training examples, for a later --ewc run "
+            + "from it (0 = none; default ${DEFAULT-VALUE})") int fisherExamples;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "best model (or adapter), metrics.jsonl, TensorBoard events, curves.png, checkpoints/") Path out;
     @Option(names = "--overwrite", description = "--out may hold an earlier run or model: empty it first (without this or --resume, an existing --out is refused)") boolean overwrite;
 
@@ -110,12 +120,20 @@ public final class FinetuneCommand implements Callable<Integer> {
                 kind == Peft.Kind.FULL && baseDtype == null && groupSize == 0 ? ai.wafer.generate.WeightType.F32 : ai.wafer.generate.WeightType.parse(baseDtype, groupSize, model),
                 new TextClassificationReader.Columns(textField, pairField, labelField), SequenceClassifier.Problem.parse(problemType)), err);
         job.model.gpt.setRecompute(recompute);
+        if (parallel != null && (replayFile != null || ewc != null || fisherExamples > 0))
+            throw new WaferException("--replay, --ewc and --fisher-examples run in one process: drop --parallel");
+        if (replayFile == null && cmd.commandLine().getParseResult().hasMatchedOption("--replay-ratio"))
+            throw new WaferException("--replay-ratio without --replay: nothing to replay");
+        ai.wafer.train.TrainingChecks.require(fisherExamples >= 0, "--fisher-examples", fisherExamples, ">= 0");
+        if (fisherExamples > 0 && kind != Peft.Kind.FULL)
+            throw new WaferException("--fisher-examples is for --method full (got --method " + kind.cliName() + ")");
+        job.continual(replayFile, replayRatio, batchSize, ewc);
         float rate = lr != null ? lr : Finetuner.Options.defaultLr(kind);
         var opt = new Finetuner.Options(epochs, batchSize, gradAccum, rate, LrSchedule.parse(schedule), warmupRatio, 0f,
                 new AdamW.Hyper(0.9f, 0.999f, 1e-8f, weightDecay), gradClip, job.maxLength, evalEvery, patience, seed, !noProgress, side);
         // after the model, data and options are checked, so that --overwrite empties nothing for a refused run
         if (overwrite && mpi) throw new WaferException("--overwrite with --mpi: every rank would empty " + out + "; remove it before the run");
-        OutputDir.claim(out, true, resume != null, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile));
+        OutputDir.claim(out, true, resume != null, overwrite, java.util.Arrays.asList(model, tokenizerDir, trainFile, devFile, replayFile));
         err.println("wafer: " + t + " with " + kind.cliName() + " on " + model + ": " + job.model.trainableShare()
                 + (t.classifies() ? "; " + job.train.labels().size() + " labels" : "") + (recompute ? "; activations recomputed in backward" : ""));
         Finetuner.Result r;
@@ -136,6 +154,10 @@ public final class FinetuneCommand implements Callable<Integer> {
         }
         Plot.write(out, out.resolve("curves.png"));
         job.finish(out, merge);
+        if (fisherExamples > 0) {
+            job.writeFisher(out, fisherExamples);
+            err.println("wafer: wrote " + out.resolve(ai.wafer.finetune.Ewc.FILE) + " (Fisher information over " + Math.min(fisherExamples, job.train.examples().size()) + " training examples)");
+        }
         err.printf("wafer: %d steps in %.1f s%s; weights+grads+moments on the heap %.1f MB%s, peak heap %.0f MB; saved %s%s%n",
                 r.steps(), r.seconds(), r.stoppedEarly() ? " (stopped early)" : "", r.stateBytes() / 1e6,
                 r.mappedBytes() > 0 ? String.format(" (+ %.1f MB frozen weights mapped from the file)", r.mappedBytes() / 1e6) : "",

@@ -74,7 +74,7 @@ final class FinetuneCheckpoint {
     }
 
     /** CRC32C of the examples' tokens and labels and of the label names: the data, whatever file it came from. */
-    private static String fingerprint(TaskData d) {
+    static String fingerprint(TaskData d) {
         CRC32C crc = new CRC32C();
         java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4);
         java.util.function.IntConsumer put = v -> crc.update(b.clear().putInt(v).array());
@@ -119,6 +119,10 @@ final class FinetuneCheckpoint {
                 throw new WaferException(ckpt + ": " + e.getKey() + " differs from the run this checkpoint continues: it had "
                         + was + ", this run has " + e.getValue() + " (a resume needs the same " + e.getKey() + ")");
         }
+        for (var e : s.path("run").properties()) // an option of that run that this one lacks (--replay, --ewc)
+            if (!identity.containsKey(e.getKey()))
+                throw new WaferException(ckpt + ": the run this checkpoint continues had " + e.getKey() + " (" + e.getValue().asText()
+                        + "), this run has not (a resume needs the same " + e.getKey() + ")");
         try (SafeTensors.Reader r = SafeTensors.open(ckpt.resolve(WEIGHTS))) {
             for (Parameter p : adamw.parameters()) {
                 if (!r.contains(p.name) || r.info(p.name).numel() != p.size())

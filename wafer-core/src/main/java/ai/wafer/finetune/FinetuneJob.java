@@ -46,6 +46,8 @@ public final class FinetuneJob {
     public final int maxLength;
     /** The model being fine-tuned (rank 0's in a data-parallel run). */
     public final FinetuneModel model;
+    private Replay replay;
+    private Ewc ewc;
 
     private FinetuneJob(Request request, Tokenizer tokenizer, TaskData train, TaskData dev, int maxLength, FinetuneModel model) {
         this.request = request;
@@ -61,7 +63,8 @@ public final class FinetuneJob {
         Peft.Kind kind = r.spec().kind();
         Tokenizer tok = Tokenizer.load(r.tokenizerDir());
         if (!Files.isRegularFile(r.model().resolve("config.json"))) throw new WaferException(r.model() + ": no config.json (not a model directory)");
-        Gpt gpt = loadBase(r.model(), kind);
+        FinetuneModel earlier = continued(r);
+        Gpt gpt = earlier != null ? earlier.gpt : loadBase(r.model(), kind);
         int room = gpt.config.nPositions() - (kind == Peft.Kind.PREFIX ? r.spec().prefixTokens() : 0);
         int maxLen = r.maxLength() != null ? r.maxLength() : Math.min(512, room); // a prefix's virtual tokens take positions too
         if (maxLen < 1 || maxLen > room)
@@ -69,7 +72,8 @@ public final class FinetuneJob {
                     + gpt.config.nPositions() + (kind == Peft.Kind.PREFIX ? " minus the prefix" : "") + ")");
         if (r.task() != Task.SEQUENCE_CLASSIFICATION && (r.problem() != Problem.SINGLE_LABEL || !r.columns().equals(TextClassificationReader.Columns.DEFAULT)))
             throw new WaferException("--problem-type and the --*-field options are for --task sequence-classification");
-        TaskData train = TaskData.load(r.task(), r.train(), tok, null, maxLen, r.columns(), r.problem()).sample(r.maxTrain(), r.seed());
+        TaskData train = TaskData.load(r.task(), r.train(), tok, earlier == null ? null : earlier.labels, maxLen, r.columns(), r.problem())
+                .sample(r.maxTrain(), r.seed());
         TaskData dev = r.dev() == null ? null : TaskData.load(r.task(), r.dev(), tok, train.labels(), maxLen, r.columns(), r.problem());
         if (log != null) {
             for (String w : train.warnings(maxLen)) log.println("wafer: warning: " + w);
@@ -77,10 +81,49 @@ public final class FinetuneJob {
         }
         if (r.baseType().kind() != WeightType.Kind.F32 && kind == Peft.Kind.FULL)
             throw new WaferException("--base-dtype " + r.baseType().name().toLowerCase() + ": full fine-tuning has no frozen base to keep in it");
-        FinetuneModel fm = FinetuneModel.create(gpt, r.task(), train.labels(), r.spec(), tok.eot(), r.seed(), r.problem());
+        FinetuneModel fm = earlier != null ? earlier : FinetuneModel.create(gpt, r.task(), train.labels(), r.spec(), tok.eot(), r.seed(), r.problem());
         fm.columns = r.columns();
         r.baseType().applyToFrozen(fm.gpt);
         return new FinetuneJob(r, tok, train, dev, maxLen, fm);
+    }
+
+    /**
+     * A whole fine-tuned classifier as {@code --model} (a first task's, for continual learning) is trained further with
+     * its head and labels (the new data's labels it lacks are warned about and take no loss); null for a base model.
+     */
+    private static FinetuneModel continued(Request r) {
+        Task saved = ai.wafer.peft.FineTuned.savedTask(r.model(), null);
+        if (saved == null || !saved.classifies()) return null;
+        if (saved != r.task() || r.spec().kind() != Peft.Kind.FULL)
+            throw new WaferException(r.model() + " is a fine-tuned " + saved.cliName + " model: it trains further with --task "
+                    + saved.cliName + " and --method full (other methods start from a base model)");
+        FinetuneModel fm = FinetuneModel.continued(r.model(), saved);
+        if (fm.problem() != r.problem())
+            throw new WaferException(r.model() + " is a " + fm.problem().hfName + " model: give --problem-type " + fm.problem().hfName);
+        return fm;
+    }
+
+    /**
+     * Continual learning: {@code replayFile} (null: none), an earlier task's data of this task and the model's labels,
+     * mixed into every batch at {@code ratio}; {@code ewcLambda} (null: none) the EWC penalty anchored at {@code --model},
+     * whose Fisher file it needs (full fine-tuning only: the other methods' trainable tensors are not the model's).
+     */
+    public void continual(Path replayFile, float ratio, int batchSize, Float ewcLambda) {
+        if (replayFile != null)
+            replay = Replay.of(TaskData.load(request.task(), replayFile, tokenizer, train.labels(), maxLength, request.columns(), request.problem()), ratio, batchSize);
+        if (ewcLambda != null) {
+            if (request.spec().kind() != Peft.Kind.FULL) throw new WaferException("--ewc is for --method full (got --method " + request.spec().kind().cliName() + ")");
+            ewc = Ewc.load(request.model(), ewcLambda, model.parameters().stream().filter(ai.wafer.model.Parameter::trainable).toList());
+        }
+    }
+
+    /**
+     * Writes {@code out}/{@link Ewc#FILE} after full fine-tuning: the diagonal empirical Fisher of the model saved in {@code out} (the best one,
+     * the anchor of a later {@code --ewc} run from it) over {@code n} training examples.
+     */
+    public void writeFisher(Path out, int n) {
+        FinetuneModel saved = FinetuneModel.continued(out, request.task());
+        ai.wafer.io.SafeTensors.write(out.resolve(Ewc.FILE), Ewc.estimate(saved, train, n, request.seed(), maxLength));
     }
 
     /**
@@ -95,7 +138,8 @@ public final class FinetuneJob {
     /** Another data-parallel rank's model, identical to {@link #model} at the start: the same base, method and seed. */
     public FinetuneModel replica() {
         Request r = request;
-        FinetuneModel fm = FinetuneModel.create(loadBase(r.model(), r.spec().kind()), r.task(), train.labels(), r.spec(), tokenizer.eot(), r.seed(), r.problem());
+        FinetuneModel earlier = continued(r);
+        FinetuneModel fm = earlier != null ? earlier : FinetuneModel.create(loadBase(r.model(), r.spec().kind()), r.task(), train.labels(), r.spec(), tokenizer.eot(), r.seed(), r.problem());
         fm.columns = r.columns();
         r.baseType().applyToFrozen(fm.gpt);
         return fm;
@@ -106,7 +150,7 @@ public final class FinetuneJob {
 
     /** As {@link #run(Finetuner.Options, Path, PrintWriter)}, with a step budget, checkpoints every N steps, or a resume. */
     public Finetuner.Result run(Finetuner.Options opt, Finetuner.Checkpoints ck, Path out, PrintWriter log) {
-        return new Finetuner(model, train, dev, opt).checkpoints(ck).run(out, request.model().toString(), log);
+        return new Finetuner(model, train, dev, opt).checkpoints(ck).continual(replay, ewc).run(out, request.model().toString(), log);
     }
 
     /**

@@ -63,6 +63,16 @@ public final class FinetuneModel extends FineTuned {
         return new FinetuneModel(new FineTuned(base, task, used, spec, m, Head.create(task, base.config, used, seed ^ 0x5eed, problem), padId, fp));
     }
 
+    /**
+     * A whole fine-tuned classifier ({@code model}, with config.json's labels and the head in its weights) set up to
+     * train every weight further (full fine-tuning on a next task: continual learning).
+     */
+    public static FinetuneModel continued(Path model, Task task) {
+        FineTuned ft = FineTuned.load(model, null, task);
+        Peft.apply(ft.gpt, Peft.Spec.of(Peft.Kind.FULL), 0); // every weight trainable; full fine-tuning has no random state
+        return new FinetuneModel(new FineTuned(ft.gpt, ft.task, ft.labels, ft.spec, null, ft.head, ft.padId, Fingerprint.of(ft.gpt)));
+    }
+
     /** Base, method and head parameters, each once: the optimiser takes the trainable ones. */
     public List<Parameter> parameters() {
         List<Parameter> all = new ArrayList<>(gpt.parameters());

@@ -102,6 +102,8 @@ public final class Finetuner {
     private final Options opt;
     private Replicas replicas = Replicas.ONE;
     private Checkpoints checkpoints = Checkpoints.NONE;
+    private Replay replay;
+    private Ewc ewc;
 
     public Finetuner(FinetuneModel fm, TaskData train, TaskData dev, Options opt) {
         if (opt.gradAccum() < 1 || opt.batchSize() < 1 || opt.epochs() < 1)
@@ -124,6 +126,13 @@ public final class Finetuner {
         return this;
     }
 
+    /** Continual learning: an earlier task's examples in every batch, the EWC penalty, or both (either may be null). */
+    public Finetuner continual(Replay replay, Ewc ewc) {
+        this.replay = replay;
+        this.ewc = ewc;
+        return this;
+    }
+
     /**
      * Trains; saves the best model (or the last, without dev data) into {@code out} by {@link FinetuneModel#save}
      * ({@code baseName} goes into an adapter's base_model_name_or_path). Progress lines go to {@code log} (may be null;
@@ -135,11 +144,13 @@ public final class Finetuner {
         replicas.store(params); // the trainable parameters become slices of one buffer (this layout's)
         AdamW adamw = new AdamW(params, opt.hyper());
         Batcher batcher = new Batcher(opt.batchSize(), opt.maxLength(), fm.padId, opt.padding());
-        int batchesPerEpoch = (train.examples().size() + opt.batchSize() - 1) / opt.batchSize();
+        int own = opt.batchSize() - (replay == null ? 0 : replay.perBatch()); // the new task's examples per batch
+        Batcher ownBatcher = new Batcher(own, opt.maxLength(), fm.padId, opt.padding());
+        int batchesPerEpoch = (train.examples().size() + own - 1) / own;
         int stepsPerEpoch = (batchesPerEpoch + opt.gradAccum() - 1) / opt.gradAccum();
         int total = checkpoints.maxSteps() > 0 ? checkpoints.maxSteps() : stepsPerEpoch * opt.epochs();
         LrSchedule sched = new LrSchedule(opt.schedule(), opt.lr(), Math.round(opt.warmupRatio() * total), total, opt.minLrRatio());
-        fm.gpt.reserve(opt.batchSize(), Math.min(opt.maxLength(), maxLength(train)));
+        fm.gpt.reserve(opt.batchSize(), Math.min(opt.maxLength(), Math.max(maxLength(train), replay == null ? 1 : maxLength(replay.earlier()))));
         if (log != null) log.println("wafer: " + fm.trainableShare() + "; " + train.examples().size() + " training examples, "
                 + total + " steps (" + stepsPerEpoch + " per epoch) of " + opt.batchSize() + " x " + opt.gradAccum());
         long started = System.nanoTime();
@@ -148,6 +159,9 @@ public final class Finetuner {
         int bestStep = 0, sinceBest = 0, step = 0, startEpoch = 0, startBatch = 0;
         boolean stop = false;
         Map<String, String> identity = FinetuneCheckpoint.identity(fm, train, opt);
+        if (replay != null) identity.put("--replay", replay.earlier().examples().size() + " examples of fingerprint "
+                + FinetuneCheckpoint.fingerprint(replay.earlier()) + ", " + replay.perBatch() + " per batch");
+        if (ewc != null) identity.put("--ewc", Float.toString(ewc.lambda()));
         Path ckpt = null;
         if (checkpoints.resume() != null) {
             Path from = ai.wafer.train.TrainCheckpoint.resolve(checkpoints.resume());
@@ -174,7 +188,8 @@ public final class Finetuner {
                 // with --max-steps the epochs go on until the budget is spent; each epoch's seed fixes its batch order
                 for (int epoch = startEpoch; step < total && !stop; epoch++) {
                     fm.setTraining(true);
-                    List<Batcher.Batch> batches = batcher.batches(train.examples(), true, opt.seed() + epoch);
+                    List<Batcher.Batch> batches = replay == null ? batcher.batches(train.examples(), true, opt.seed() + epoch)
+                            : replay.batches(ownBatcher, batcher, train.examples(), opt.seed(), epoch);
                     List<Batcher.Batch> mine = replicas.rows(batches);
                     for (int from = epoch == startEpoch ? startBatch : 0; from < batches.size() && step < total && !stop; from += opt.gradAccum()) {
                         long t0 = System.nanoTime();
@@ -197,6 +212,8 @@ public final class Finetuner {
                             for (int l : batches.get(from + k).lengths()) tokens += l;
                         }
                         replicas.sumGradients();
+                        double penalty = ewc == null ? 0 : ewc.addGradient(); // before the norm is clipped, as any gradient
+                        loss += penalty;
                         float lr = sched.at(step);
                         double norm = adamw.step(lr, opt.gradClip());
                         step++;
@@ -206,6 +223,7 @@ public final class Finetuner {
                         row.put("step", step);
                         row.put("epoch", epoch + (double) (from + K) / batches.size());
                         row.put("loss", loss);
+                        if (ewc != null) row.put("ewc_penalty", penalty);
                         row.put("lr", lr);
                         row.put("grad_norm", norm);
                         row.put("tokens_per_s", tokens / ((System.nanoTime() - t0) / 1e9));

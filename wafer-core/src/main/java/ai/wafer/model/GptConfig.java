@@ -41,7 +41,8 @@ public record GptConfig(int vocabSize, int nPositions, int nEmbd, int nLayer, in
             "transformers_version", "task_specific_params", "n_ctx", "id2label", "label2id", "num_labels",
             "problem_type", "classifier_dropout", "_name_or_path", "gradient_checkpointing", "tokenizer_class",
             "output_hidden_states", "output_attentions", "return_dict", "finetuning_task", "prefix",
-            "max_length", "do_sample", "temperature", "top_k", "top_p", "name_or_path", "auto_map");
+            "max_length", "do_sample", "temperature", "top_k", "top_p", "name_or_path", "auto_map",
+            "wafer_max_length", "wafer_columns"); // a fine-tuned model's training settings, which peft/FineTuned reads
 
     /**
      * Keys of what Wafer does not compute, accepted only at the value that turns the feature off (Hugging Face's
