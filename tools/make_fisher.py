@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes src/test/resources/fixtures/fisher/cases.json: the diagonal empirical Fisher information that EWC uses
+"""Writes wafer-core/src/test/resources/fixtures/fisher/cases.json: the diagonal empirical Fisher information that EWC uses
 (finetune/Ewc.estimate), as PyTorch computes it in float64 for a token classifier on the gpt-tiny checkpoint: the mean
 over three examples of the squared gradient of each example's loss (cross-entropy averaged over its labelled tokens,
 as a batch of one trains; -100 marks a token without a label). The classifier head (Linear(C, 3) with bias, Hugging
@@ -15,7 +15,7 @@ spec = importlib.util.spec_from_file_location("torch_ref", os.path.join(root, ".
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
 
-cfg, p = ref.load(os.path.join(root, "src/test/resources/fixtures/gpt-tiny"))
+cfg, p = ref.load(os.path.join(root, "wafer-core/src/test/resources/fixtures/gpt-tiny"))
 C, K = cfg["n_embd"], 3
 g = torch.Generator().manual_seed(11)
 p["classifier.weight"] = (torch.randn(K, C, generator=g, dtype=torch.float32) * 0.3).double().requires_grad_(True)
@@ -54,7 +54,7 @@ kept = ["classifier.weight", "classifier.bias", "ln_f.weight", "h.0.attn.c_attn.
 out = {"labels": ["t0", "t1", "t2"], "examples": [{"ids": i, "labels": l} for i, l in examples],
        "head": {"classifier.weight": flat(p["classifier.weight"]), "classifier.bias": flat(p["classifier.bias"])},
        "fisher": {n: flat(fisher[n]) for n in kept}}
-path = os.path.join(root, "src/test/resources/fixtures/fisher/cases.json")
+path = os.path.join(root, "wafer-core/src/test/resources/fixtures/fisher/cases.json")
 os.makedirs(os.path.dirname(path), exist_ok=True)
 with open(path, "w") as f:
     json.dump(out, f)
