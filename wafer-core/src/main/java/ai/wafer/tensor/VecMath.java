@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -66,16 +67,27 @@ public final class VecMath {
     }
 
     /**
-     * The sum of the lanes, added in lane order. {@code reduceLanes(ADD)} is free to add in any order,
-     * and does (a tree when compiled, a loop before), so its last bit would depend on the JIT.
+     * The sum of the lanes, as a fixed tree: each lane i plus lane i ^ h, for h = L/2 down to 1 (log2 L swaps and adds,
+     * where adding lane by lane in order took L extracts and a chain of L dependent adds: a decode step sums each of the
+     * tied head's 50,257 rows and each cached position's score). {@code reduceLanes(ADD)} is free to add in any order,
+     * and does (a tree when compiled, a loop before), so its last bit would depend on the JIT; this order is fixed.
      */
     public static float sum(FloatVector v) {
+        if (v.length() == L) {
+            for (VectorShuffle<Float> swap : SWAPS) v = v.add(v.rearrange(swap));
+            return v.lane(0);
+        }
         float s = 0f;
         for (int i = 0; i < v.length(); i++) s += v.lane(i);
         return s;
     }
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    /** lane i to lane i ^ h, for h = L/2, L/4, ..., 1. */
+    @SuppressWarnings("unchecked")
+    private static final VectorShuffle<Float>[] SWAPS = java.util.stream.IntStream.iterate(L / 2, h -> h > 0, h -> h / 2)
+            .mapToObj(h -> VectorShuffle.fromOp(F, i -> i ^ h)).toArray(VectorShuffle[]::new);
 
     /** sum_i a[ao + i] * b[bo + i] for i < n: one vector accumulator, summed by {@link #sum}, then the scalar tail. */
     public static float dot(float[] a, int ao, float[] b, int bo, int n) {
