@@ -155,56 +155,78 @@ public final class Int8Weights implements Weights {
             });
             return;
         }
-        // a sweep down the rows, four at a time, over the thread's columns: memory is read in order. (Bands of 16 rows
-        // over blocks of columns, the float32 kernel's order, read 16 streams of one row's N bytes each, too short for the
-        // prefetchers at a byte a weight: 7 GB/s a core against the sweep's 12, tools/Int8DecodeTiming.java.) A group of
-        // rows (G % 16 == 0, so four rows never straddle two) scales its four rows' sum as it joins out; with one scale
-        // per channel, out holds the unscaled sums until the last row
-        int vectors = N / L;
-        Parallel.forRange(vectors, (t, from, to) -> sweep(q, scale, groupSize, group, n, N, K, x, out, from * L, to * L));
-        if (vectors * L < N) F32Weights.decodeScalar(this, false, vectors * L, N, n, N, K, x, out);
+        // a sweep down the rows, four at a time, each thread over its own range of rows: memory is read in order,
+        // one stretch a thread. (Bands of 16 rows over blocks of columns, the float32 kernel's order, read 16 streams of
+        // one row's N bytes each, too short for the prefetchers at a byte a weight; splitting the columns gave each
+        // thread every row's half, which held mlp.c_proj (3072 rows of 768) to 9 GB/s.) Each thread sums into its own
+        // partial vector, and the partials are added after. A group of rows (G % 16 == 0, so four rows never straddle
+        // two) scales its four rows' sum as it joins the partial; one scale per channel scales the total
+        int vectors = N / L, cols = vectors * L, threads = Parallel.threads(), size = n * N;
+        float[] part = PARTIALS.get();
+        if (part.length < threads * size) PARTIALS.set(part = new float[threads * size]);
+        boolean[] ran = RAN.get();
+        if (ran.length < threads) RAN.set(ran = new boolean[threads]);
+        final float[] p = part;
+        final boolean[] did = ran;
+        if (cols > 0) Parallel.forRange((K + 3) / 4, (t, from, to) -> {
+            sweep(q, scale, groupSize, group, n, N, K, x, p, t * size, cols, 4 * from, Math.min(K, 4 * to));
+            did[t] = true;
+        });
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < cols; j += L) {
+                FloatVector sum = FloatVector.zero(F);
+                for (int t = 0; t < threads; t++) if (did[t]) sum = sum.add(FloatVector.fromArray(F, p, t * size + i * N + j));
+                if (groupSize == 0) sum = sum.mul(FloatVector.fromMemorySegment(F, scale, 4L * j, O));
+                sum.intoArray(out, i * N + j);
+            }
+        java.util.Arrays.fill(did, false);
+        if (cols < N) F32Weights.decodeScalar(this, false, cols, N, n, N, K, x, out);
     }
 
-    /** Columns [j0, j1) of the [in, out] decode (static, over locals: the JIT then hoists the segments' checks). */
-    private static void sweep(MemorySegment q, MemorySegment scale, int groupSize, int group, int n, int N, int K, float[] x, float[] out, int j0, int j1) {
-        for (int i = 0; i < n; i++) java.util.Arrays.fill(out, i * N + j0, i * N + j1, 0f);
+    /** Per-thread partial sums of the [in, out] decode, and which threads wrote theirs, of the calling thread. */
+    private static final ThreadLocal<float[]> PARTIALS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<boolean[]> RAN = ThreadLocal.withInitial(() -> new boolean[0]);
+
+    /**
+     * Rows [k0, k1) of the [in, out] decode over columns [0, cols), into dst[d + i * N + j] (overwritten; unscaled
+     * when there is one scale per channel). Static, over locals: the JIT then hoists the segments' checks.
+     */
+    private static void sweep(MemorySegment q, MemorySegment scale, int groupSize, int group, int n, int N, int K, float[] x,
+                              float[] dst, int d, int cols, int k0, int k1) {
+        for (int i = 0; i < n; i++) java.util.Arrays.fill(dst, d + i * N, d + i * N + cols, 0f);
         boolean grouped = groupSize != 0;
-        int k = 0;
-        for (; k + 4 <= K; k += 4) {
+        int k = k0;
+        for (; k + 4 <= k1; k += 4) {
             long r0 = (long) k * N, r1 = r0 + N, r2 = r1 + N, r3 = r2 + N, so = 4L * (k / group) * N;
-            for (int j = j0; j < j1; j += L) {
+            for (int j = 0; j < cols; j += L) {
                 FloatVector w0 = widen(q, r0 + j), w1 = widen(q, r1 + j), w2 = widen(q, r2 + j), w3 = widen(q, r3 + j);
                 if (n == 1 && !grouped) {
-                    FloatVector a = w0.fma(FloatVector.broadcast(F, x[k]), FloatVector.fromArray(F, out, j));
+                    int o = d + j;
+                    FloatVector a = w0.fma(FloatVector.broadcast(F, x[k]), FloatVector.fromArray(F, dst, o));
                     a = w1.fma(FloatVector.broadcast(F, x[k + 1]), a);
                     a = w2.fma(FloatVector.broadcast(F, x[k + 2]), a);
-                    w3.fma(FloatVector.broadcast(F, x[k + 3]), a).intoArray(out, j);
+                    w3.fma(FloatVector.broadcast(F, x[k + 3]), a).intoArray(dst, o);
                     continue;
                 }
                 FloatVector s = grouped ? FloatVector.fromMemorySegment(F, scale, so + 4L * j, O) : null;
-                for (int i = 0, xo = 0, o = j; i < n; i++, xo += K, o += N) {
-                    FloatVector a = grouped ? FloatVector.zero(F) : FloatVector.fromArray(F, out, o);
+                for (int i = 0, xo = 0, o = d + j; i < n; i++, xo += K, o += N) {
+                    FloatVector a = grouped ? FloatVector.zero(F) : FloatVector.fromArray(F, dst, o);
                     a = w0.fma(FloatVector.broadcast(F, x[xo + k]), a);
                     a = w1.fma(FloatVector.broadcast(F, x[xo + k + 1]), a);
                     a = w2.fma(FloatVector.broadcast(F, x[xo + k + 2]), a);
                     a = w3.fma(FloatVector.broadcast(F, x[xo + k + 3]), a);
-                    (grouped ? a.fma(s, FloatVector.fromArray(F, out, o)) : a).intoArray(out, o);
+                    (grouped ? a.fma(s, FloatVector.fromArray(F, dst, o)) : a).intoArray(dst, o);
                 }
             }
         }
-        for (; k < K; k++) { // K % 4 rows
+        for (; k < k1; k++) { // the last rows of K % 4
             long r0 = (long) k * N, so = 4L * (k / group) * N;
-            for (int j = j0; j < j1; j += L) {
+            for (int j = 0; j < cols; j += L) {
                 FloatVector w0 = widen(q, r0 + j);
                 if (grouped) w0 = w0.mul(FloatVector.fromMemorySegment(F, scale, so + 4L * j, O));
-                for (int i = 0, o = j; i < n; i++, o += N) w0.fma(FloatVector.broadcast(F, x[i * K + k]), FloatVector.fromArray(F, out, o)).intoArray(out, o);
+                for (int i = 0, o = d + j; i < n; i++, o += N) w0.fma(FloatVector.broadcast(F, x[i * K + k]), FloatVector.fromArray(F, dst, o)).intoArray(dst, o);
             }
         }
-        if (!grouped)
-            for (int j = j0; j < j1; j += L) {
-                FloatVector s = FloatVector.fromMemorySegment(F, scale, 4L * j, O);
-                for (int i = 0, o = j; i < n; i++, o += N) FloatVector.fromArray(F, out, o).mul(s).intoArray(out, o);
-            }
     }
 
     /** L weights from q[at], widened to floats. */
