@@ -8,6 +8,7 @@ import ai.wafer.generate.WeightType;
 import ai.wafer.io.Checkpoint;
 import ai.wafer.model.Gpt;
 import ai.wafer.model.GptConfig;
+import ai.wafer.model.Profile;
 import ai.wafer.tensor.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -30,6 +31,7 @@ import java.util.concurrent.Callable;
 public final class BenchGenerateCommand implements Callable<Integer> {
     @Option(names = "--preset", defaultValue = "cerebras-gpt-111m", description = "model shape, random weights (default: ${DEFAULT-VALUE})") String preset;
     @Option(names = "--model", paramLabel = "DIR", description = "a checkpoint instead of a preset") Path model;
+    @Option(names = "--profile", description = "also print where a decoding step's time goes, per layer kind (the last run)") boolean profile;
     @Option(names = "--dtype", split = ",", defaultValue = "fp32,bf16,int8", description = "weight types to run (default: ${DEFAULT-VALUE})") List<String> dtypes;
     @Option(names = "--context", defaultValue = "256", description = "prompt length before decoding (default: ${DEFAULT-VALUE})") int context;
     @Option(names = "--decode", defaultValue = "64", description = "tokens decoded per run (default: ${DEFAULT-VALUE})") int decode;
@@ -55,6 +57,7 @@ public final class BenchGenerateCommand implements Callable<Integer> {
             double limit = batch * bw / m.weightBytesPerToken();
             System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.1f | %.0f%% |%n", d, r[0], r[1],
                     m.weightBytesPerToken() / 1e6, limit, 100 * r[1] / limit);
+            if (profile) System.out.print(d + ", a decoding step of the last run:\n" + Profile.report(batch * decode));
         }
         return 0;
     }
@@ -76,11 +79,13 @@ public final class BenchGenerateCommand implements Callable<Integer> {
             long t1 = System.nanoTime();
             int[] tok = new int[batch];
             Arrays.fill(tok, Sampler.argmax(logits, 0, V));
+            if (profile && r == warmup + runs - 1) Profile.start();
             for (int s = 0; s < decode; s++) {
                 m.decode(caches, tok, batch, logits);
                 for (int b = 0; b < batch; b++) tok[b] = Sampler.argmax(logits, b * V, V);
             }
             long t2 = System.nanoTime();
+            Profile.stop();
             if (r < warmup) continue;
             bestPrefill = Math.max(bestPrefill, batch * context / ((t1 - t0) / 1e9));
             bestDecode = Math.max(bestDecode, batch * decode / ((t2 - t1) / 1e9));

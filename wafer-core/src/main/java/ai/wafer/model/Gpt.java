@@ -638,9 +638,12 @@ public final class Gpt {
         for (int b = 0; b < B; b++) {
             System.arraycopy(res, (b * T + T - 1) * C, res, b * C, C); // each row's last position (rows only move down)
         }
+        long t = Profile.t();
         layerNorm(a.lnf, a.lnfMean, a.lnfRstd, res, lnfW, lnfB, B);
+        t = Profile.add("layernorm fwd", t);
         Kernels.current().decode(lmHead.weights(), true, B, V, C, a.lnf, logits);
         scale(logits, B * V, c.mup().logitScale());
+        Profile.add("lm_head fwd", t);
     }
 
     /** A row-parallel layer's output: the ranks' partial sums summed, then the (replicated) bias added once. */

@@ -17,7 +17,7 @@ public final class Gelu {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     public static void forward(Activation act, float[] out, float[] inp, int n) {
-        Parallel.forRange(n, (w, from, to) -> {
+        Parallel.forElements(n, (w, from, to) -> {
             switch (act) {
                 case GELU -> exactForward(out, inp, from, to);
                 case GELU_TANH -> tanhForward(out, inp, from, to);
@@ -28,7 +28,7 @@ public final class Gelu {
 
     /** dinp[i] = dout[i] * f'(inp[i]) (overwrites dinp; it may be the same array as dout). */
     public static void backward(Activation act, float[] dinp, float[] inp, float[] dout, int n) {
-        Parallel.forRange(n, (w, from, to) -> {
+        Parallel.forElements(n, (w, from, to) -> {
             switch (act) {
                 case GELU -> exactBackward(dinp, inp, dout, from, to);
                 case GELU_TANH -> tanhBackward(dinp, inp, dout, from, to);

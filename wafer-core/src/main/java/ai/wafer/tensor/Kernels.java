@@ -74,7 +74,7 @@ public interface Kernels {
 
     /** acc[i] += x[i] for i < n: the residual connection. */
     default void add(float[] acc, float[] x, int n) {
-        Parallel.forRange(n, (w, from, to) -> VecMath.axpy(1f, x, from, acc, from, to - from));
+        Parallel.forElements(n, (w, from, to) -> VecMath.axpy(1f, x, from, acc, from, to - from));
     }
 
     Kernels JAVA = new JavaKernels();
