@@ -25,11 +25,24 @@ final class Bf16Kernels implements Kernels {
     /**
      * The float32 heap weights this thread's current pass has rounded (oneDNN path), by where they are: the backward's
      * input gradient multiplies by the same weights as the forward, so each is rounded and packed once a pass, not
-     * twice (packing was a quarter of a 111M layer product's time: Bf16PackBench). Emptied by
-     * {@link #newPass}; frozen storages (mapped, bf16, int8: a large base) are packed per product instead, to keep
-     * their memory.
+     * twice (packing was a quarter of a 111M layer product's time: Bf16PackBench). {@link #newPass} marks them all
+     * stale (the next use packs again, into the same array: a pass allocates nothing) and forgets those the last pass
+     * did not use (a model no longer trained is not kept alive); frozen storages (mapped, bf16, int8: a large base) are
+     * packed per product instead, to keep their memory.
      */
-    private static final ThreadLocal<java.util.Map<Slot, short[]>> PASS = ThreadLocal.withInitial(java.util.HashMap::new);
+    private static final ThreadLocal<Pass> PASS = ThreadLocal.withInitial(Pass::new);
+
+    /** This thread's packed weights, each stamped with the pass that packed it. */
+    private static final class Pass {
+        final java.util.Map<Slot, Packed> packed = new java.util.HashMap<>();
+        long id = 1;
+    }
+
+    private static final class Packed {
+        final short[] bits;
+        long pass;
+        Packed(int n) { bits = new short[n]; }
+    }
 
     /** A weight matrix within its heap array: the array (by identity), the offset, rows, columns and row stride. */
     private record Slot(float[] array, long off, int rows, int cols, int ld) {
@@ -61,17 +74,23 @@ final class Bf16Kernels implements Kernels {
         gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc);
     }
 
-    @Override public void newPass() { PASS.get().clear(); }
+    @Override public void newPass() {
+        Pass p = PASS.get();
+        long last = p.id++;
+        p.packed.values().removeIf(e -> e.pass < last);
+    }
 
     @Override public void matmul(boolean transA, boolean transW, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                  Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc) {
         if (oneDnn && W instanceof F32Weights f && M > 0 && N > 0 && K > 0 && alpha != 0f) {
             int wRows = transW ? N : K, wCols = transW ? K : N;
-            short[] packed = PASS.get().computeIfAbsent(new Slot(f.array(), f.off() + wOff, wRows, wCols, ldw), s -> {
-                short[] p = new short[wRows * wCols];
-                pack(s.array(), null, s.off(), ldw, wRows, wCols, p, null);
-                return p;
-            });
+            Pass pass = PASS.get();
+            Packed e = pass.packed.computeIfAbsent(new Slot(f.array(), f.off() + wOff, wRows, wCols, ldw), s -> new Packed(wRows * wCols));
+            if (e.pass != pass.id) {
+                pack(f.array(), null, f.off() + wOff, ldw, wRows, wCols, e.bits, null);
+                e.pass = pass.id;
+            }
+            short[] packed = e.bits;
             Blas.check(C, cOff, M, N, ldc, "C");
             int aRows = transA ? K : M, aCols = transA ? M : K;
             short[][] p = PACKED.get();
