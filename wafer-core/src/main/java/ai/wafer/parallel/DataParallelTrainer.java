@@ -263,7 +263,7 @@ public final class DataParallelTrainer implements StepEngine {
         zero1.reduceScatter();
         double[] s = sq;
         s[0] = 0;
-        zero1.forOwned((p, g, from, to) -> { for (int j = from; j < to; j++) s[0] += (double) g[j] * g[j]; });
+        zero1.forOwned((p, g, from, to) -> s[0] += AdamW.squaredSum(g, from, to - from));
         dp.allReduceSum(s, 0, 1);
         double norm = Math.sqrt(s[0]);
         zero1.update(lr, AdamW.clipScale(norm, opt.gradClip()));

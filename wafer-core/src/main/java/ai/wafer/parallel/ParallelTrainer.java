@@ -255,9 +255,7 @@ public final class ParallelTrainer implements StepEngine {
         double sharded = 0, replicated = 0;
         for (Parameter p : model.parameters()) {
             if (model.isTiedHeadCopy(p)) continue;
-            double s = 0;
-            float[] gr = p.grad();
-            for (int j = p.off, end = j + p.size(); j < end; j++) s += (double) gr[j] * gr[j];
+            double s = AdamW.squaredSum(p.grad(), p.off, p.size());
             if (model.isReplicated(p)) replicated += s; else sharded += s;
         }
         return combine(sharded, replicated);

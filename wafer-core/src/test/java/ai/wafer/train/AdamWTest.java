@@ -60,4 +60,21 @@ class AdamWTest {
         for (int i = 0; i < a.length; i++) a[i] = Math.abs(a[i]);
         return a;
     }
+
+    /** The squared gradient sum (clipping's norm): the double sum, and the same bits on one thread as on the team. */
+    @Test
+    void squaredSumIsTheDoubleSumOnAnyNumberOfThreads() {
+        SplittableRandom r = new SplittableRandom(3);
+        for (int n : new int[] {0, 1, 15, 16, 17, 16384, 16385, 100_003}) {
+            float[] g = new float[n + 5];
+            for (int j = 0; j < g.length; j++) g[j] = (float) r.nextGaussian() * (j % 7 == 0 ? 1e3f : 1e-3f);
+            double want = 0;
+            for (int j = 5; j < n + 5; j++) want += (double) g[j] * g[j];
+            double team = AdamW.squaredSum(g, 5, n);
+            assertEquals(want, team, 1e-12 * want, "n " + n);
+            double[] one = new double[1];
+            ai.wafer.tensor.Parallel.runSerially(() -> one[0] = AdamW.squaredSum(g, 5, n));
+            assertEquals(team, one[0], 0.0, "n " + n + " on one thread");
+        }
+    }
 }
