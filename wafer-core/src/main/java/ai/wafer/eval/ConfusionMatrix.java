@@ -2,8 +2,6 @@ package ai.wafer.eval;
 
 import ai.wafer.WaferException;
 
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
