@@ -2,7 +2,6 @@ package ai.wafer.model;
 
 import ai.wafer.WaferException;
 import ai.wafer.parallel.Communicator;
-import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
 import ai.wafer.tensor.VecMath;
@@ -693,13 +692,10 @@ public final class Gpt {
         float[] dlogits = a.logits;
         // head: logits = s lnf @ head^T, s the µP logit scale (a vocabulary slice gives a partial sum of dlnf)
         float s = config.mup().logitScale();
-        Kernels.current().matmul(false, false, BT, C, V, s, dlogits, 0, V, lmHead.weights(), 0, C, 0f, a.dx, 0, C);
+        Kernels.current().matmulBackward(true, BT, V, C, s, dlogits, a.lnf, lmHead.weights(), 0, C, a.dx, false,
+                lmHead.trainable() ? lmHead.grad() : null, lmHead.off);
         if (tp != null) tp.allReduceSum(a.dx, 0, BT * C);
-        t = Profile.add("lm_head bwd", t);
-        if (lmHead.trainable()) {
-            Gemm.sgemm(true, false, V, C, BT, s, dlogits, 0, V, a.lnf, 0, C, 1f, lmHead.grad(), lmHead.off, C);
-            Profile.add("lm_head bwd", t);
-        }
+        Profile.add("lm_head bwd", t);
         backwardBody(a, a.dx, null);
     }
 

@@ -1,6 +1,5 @@
 package ai.wafer.model;
 
-import ai.wafer.tensor.Gemm;
 import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
 import ai.wafer.tensor.Weights;
@@ -42,10 +41,8 @@ public final class Linear {
      */
     public static void backward(float[] dinp, boolean accumulate, float[] dout, float[] inp, Parameter w, Parameter b,
                                 int N, int C, int OC) {
-        if (dinp != null)
-            Kernels.current().matmul(false, true, N, C, OC, 1f, dout, 0, OC, w.weights(), 0, OC, accumulate ? 1f : 0f, dinp, 0, C);
-        if (w.trainable())
-            Gemm.sgemm(true, false, C, OC, N, 1f, inp, 0, C, dout, 0, OC, 1f, w.grad(), w.off, OC);
+        Kernels.current().matmulBackward(false, N, OC, C, 1f, dout, inp, w.weights(), 0, OC, dinp, accumulate,
+                w.trainable() ? w.grad() : null, w.off);
         if (b != null && b.trainable()) {
             float[] db = b.grad();
             int bo = b.off;

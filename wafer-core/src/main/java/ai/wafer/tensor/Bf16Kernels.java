@@ -83,22 +83,62 @@ final class Bf16Kernels implements Kernels {
     @Override public void matmul(boolean transA, boolean transW, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                  Weights W, long wOff, int ldw, float beta, float[] C, int cOff, int ldc) {
         if (oneDnn && W instanceof F32Weights f && M > 0 && N > 0 && K > 0 && alpha != 0f) {
-            int wRows = transW ? N : K, wCols = transW ? K : N;
-            Pass pass = PASS.get();
-            Packed e = pass.packed.computeIfAbsent(new Slot(f.array(), f.off() + wOff, wRows, wCols, ldw), s -> new Packed(wRows * wCols));
-            if (e.pass != pass.id) {
-                pack(f.array(), null, f.off() + wOff, ldw, wRows, wCols, e.bits, null);
-                e.pass = pass.id;
-            }
-            short[] packed = e.bits;
+            short[] w = passWeight(f, wOff, transW ? N : K, transW ? K : N, ldw);
             Blas.check(C, cOff, M, N, ldc, "C");
             int aRows = transA ? K : M, aCols = transA ? M : K;
-            short[][] p = PACKED.get();
-            if (p[0].length < aRows * aCols) p[0] = new short[aRows * aCols];
-            pack(A, null, aOff, lda, aRows, aCols, p[0], null);
-            OneDnn.gemm(transA, transW, M, N, K, alpha, p[0], aCols, packed, wCols, beta, C, cOff, ldc);
+            short[] a = packed(0, aRows * aCols);
+            pack(A, null, aOff, lda, aRows, aCols, a, null);
+            OneDnn.gemm(transA, transW, M, N, K, alpha, a, aCols, w, transW ? K : N, beta, C, cOff, ldc);
         } else if (W instanceof F32Weights f) gemm(transA, transW, M, N, K, alpha, A, aOff, lda, f.array(), null, f.off() + wOff, ldw, beta, C, cOff, ldc);
         else gemm(transA, transW, M, N, K, alpha, A, aOff, lda, null, W, wOff, ldw, beta, C, cOff, ldc);
+    }
+
+    /**
+     * Both backward products on dout rounded once: the input gradient (dout x the pass's rounded weight) and the weight
+     * gradient (dout with the rounded input). At 111M the second rounding of every dout was 50 ms a step, half of it
+     * the LM head's 1024 x 50257 logit gradient.
+     */
+    @Override public void matmulBackward(boolean transW, int M, int N, int K, float alpha, float[] dout, float[] inp, Weights W, long wOff,
+                                         int ldw, float[] dinp, boolean accumulate, float[] gW, int gOff) {
+        if (!oneDnn || M <= 0 || N <= 0 || K <= 0 || alpha == 0f || !(W instanceof F32Weights f)) {
+            Kernels.super.matmulBackward(transW, M, N, K, alpha, dout, inp, W, wOff, ldw, dinp, accumulate, gW, gOff);
+            return;
+        }
+        short[] d = packed(1, M * N);
+        pack(dout, null, 0, N, M, N, d, null);
+        if (dinp != null) { // dinp[M, K] (+)= dout @ op(W)^T
+            short[] w = passWeight(f, wOff, transW ? N : K, transW ? K : N, ldw);
+            Blas.check(dinp, 0, M, K, K, "dinp");
+            OneDnn.gemm(false, !transW, M, K, N, alpha, d, N, w, transW ? K : N, accumulate ? 1f : 0f, dinp, 0, K);
+        }
+        if (gW == null) return;
+        short[] x = packed(0, M * K);
+        pack(inp, null, 0, K, M, K, x, null);
+        if (transW) { // gW[N, K] += dout^T @ inp
+            Blas.check(gW, gOff, N, K, ldw, "gW");
+            OneDnn.gemm(true, false, N, K, M, alpha, d, N, x, K, 1f, gW, gOff, ldw);
+        } else { // gW[K, N] += inp^T @ dout
+            Blas.check(gW, gOff, K, N, ldw, "gW");
+            OneDnn.gemm(true, false, K, N, M, alpha, x, K, d, N, 1f, gW, gOff, ldw);
+        }
+    }
+
+    /** This thread's packing buffer {@code i} (0: A, 1: B or dout), at least n long. */
+    private static short[] packed(int i, int n) {
+        short[][] p = PACKED.get();
+        if (p[i].length < n) p[i] = new short[n];
+        return p[i];
+    }
+
+    /** The float32 heap weight (rows x cols from wOff, row stride ld) rounded and packed once this pass. */
+    private static short[] passWeight(F32Weights f, long wOff, int rows, int cols, int ld) {
+        Pass pass = PASS.get();
+        Packed e = pass.packed.computeIfAbsent(new Slot(f.array(), f.off() + wOff, rows, cols, ld), s -> new Packed(rows * cols));
+        if (e.pass != pass.id) {
+            pack(f.array(), null, f.off() + wOff, ld, rows, cols, e.bits, null);
+            e.pass = pass.id;
+        }
+        return e.bits;
     }
 
     /** B is the heap array {@code B}, or when that is null the storage {@code Bw}; both read from bOff on. */
@@ -112,12 +152,10 @@ final class Bf16Kernels implements Kernels {
         int aRows = transA ? K : M, aCols = transA ? M : K, bRows = transB ? N : K, bCols = transB ? K : N;
         if (oneDnn) {
             Blas.check(C, cOff, M, N, ldc, "C"); // native code has no bounds checks
-            short[][] p = PACKED.get();
-            if (p[0].length < aRows * aCols) p[0] = new short[aRows * aCols];
-            if (p[1].length < bRows * bCols) p[1] = new short[bRows * bCols];
-            pack(A, null, aOff, lda, aRows, aCols, p[0], null);
-            pack(B, Bw, bOff, ldb, bRows, bCols, p[1], null);
-            OneDnn.gemm(transA, transB, M, N, K, alpha, p[0], aCols, p[1], bCols, beta, C, cOff, ldc);
+            short[] a = packed(0, aRows * aCols), b = packed(1, bRows * bCols);
+            pack(A, null, aOff, lda, aRows, aCols, a, null);
+            pack(B, Bw, bOff, ldb, bRows, bCols, b, null);
+            OneDnn.gemm(transA, transB, M, N, K, alpha, a, aCols, b, bCols, beta, C, cOff, ldc);
         } else {
             float[][] r = ROUNDED.get();
             if (r[0].length < aRows * aCols) r[0] = new float[aRows * aCols];

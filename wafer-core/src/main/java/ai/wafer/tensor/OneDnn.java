@@ -78,6 +78,7 @@ final class OneDnn {
                      float beta, float[] C, int cOff, int ldc) {
         int status;
         try {
+            Parallel.releaseCores();
             OMP_THREADS.invokeExact(Parallel.threads()); // as many threads as Wafer's own team (WAFER_THREADS)
             status = (int) GEMM.invokeExact((byte) (transA ? 'T' : 'N'), (byte) (transB ? 'T' : 'N'), (long) M, (long) N, (long) K, alpha,
                     MemorySegment.ofArray(A), (long) lda, MemorySegment.ofArray(B), (long) ldb, beta,

@@ -90,6 +90,57 @@ class Bf16GemmTest {
         }
     }
 
+    /**
+     * The backward of a product, both layouts of W (a Conv1D [K, N] and the LM head's [N, K]): the input gradient and
+     * the weight gradient against float64 products of the bf16-rounded operands, and bit for bit the two products
+     * called one by one (the default of the seam), which round dout twice.
+     */
+    @Test
+    void backwardProductsRoundDoutOnceAndMatchTheSeparateProducts() {
+        Precision.select(Precision.bf16);
+        Random r = new Random(3);
+        for (Gemm.Impl impl : Gemm.Impl.values()) {
+            Gemm.setImpl(impl);
+            Kernels k = Kernels.current();
+            for (boolean transW : new boolean[] {false, true}) {
+                int M = 45, N = 70, K = 33, ldw = transW ? K : N;
+                float alpha = 0.5f;
+                float[] dout = gauss(r, M * N), inp = gauss(r, M * K), w = gauss(r, (transW ? N : K) * ldw);
+                float[] dinp = gauss(r, M * K), g = gauss(r, 3 + w.length), dinp0 = dinp.clone(), g0 = g.clone();
+                k.matmulBackward(transW, M, N, K, alpha, dout, inp, Weights.of(w), 0, ldw, dinp, true, g, 3);
+                float[] dinp2 = dinp0.clone(), g2 = g0.clone();
+                k.matmul(false, !transW, M, K, N, alpha, dout, 0, N, Weights.of(w), 0, ldw, 1f, dinp2, 0, K);
+                if (transW) k.sgemm(true, false, N, K, M, alpha, dout, 0, N, inp, 0, K, 1f, g2, 3, ldw);
+                else k.sgemm(true, false, K, N, M, alpha, inp, 0, K, dout, 0, N, 1f, g2, 3, ldw);
+                String what = k.getClass().getSimpleName() + " over " + impl + " transW=" + transW;
+                for (int i = 0; i < dinp.length; i++) assertEquals(Float.floatToIntBits(dinp2[i]), Float.floatToIntBits(dinp[i]), what + " dinp " + i);
+                for (int i = 0; i < g.length; i++) assertEquals(Float.floatToIntBits(g2[i]), Float.floatToIntBits(g[i]), what + " gW " + i);
+                for (int i = 0; i < M; i++)
+                    for (int c = 0; c < K; c++) { // dinp[i, c] += alpha * sum_j dout[i, j] op(W)[c, j]
+                        double s = 0, abs = 0;
+                        for (int j = 0; j < N; j++) {
+                            double p = (double) bf(dout[i * N + j]) * bf(transW ? w[j * ldw + c] : w[c * ldw + j]);
+                            s += p;
+                            abs += Math.abs(p);
+                        }
+                        assertEquals(dinp0[i * K + c] + alpha * s, dinp[i * K + c], N * 0x1p-23 * abs + 1e-5, what + " dinp at " + i + "," + c);
+                    }
+                for (int c = 0; c < K; c++)
+                    for (int j = 0; j < N; j++) { // dW[c, j] (stored [j, c] when transW) += alpha * sum_i inp[i, c] dout[i, j]
+                        double s = 0, abs = 0;
+                        for (int i = 0; i < M; i++) {
+                            double p = (double) bf(inp[i * K + c]) * bf(dout[i * N + j]);
+                            s += p;
+                            abs += Math.abs(p);
+                        }
+                        int at = 3 + (transW ? j * ldw + c : c * ldw + j);
+                        assertEquals(g0[at] + alpha * s, g[at], M * 0x1p-23 * abs + 1e-5, what + " gW at " + c + "," + j);
+                    }
+                assertEquals(g0[0], g[0], "the gradient before its offset untouched");
+            }
+        }
+    }
+
     /** Training in bf16 follows float32's loss curve: 40 AdamW steps of a small model on a repeating token pattern. */
     @Test
     void trainingInBf16FollowsFloat32() {
