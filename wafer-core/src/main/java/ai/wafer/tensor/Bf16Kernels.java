@@ -1,10 +1,7 @@
 package ai.wafer.tensor;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -18,7 +15,6 @@ import jdk.incubator.vector.VectorSpecies;
 final class Bf16Kernels implements Kernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     /** Packed bf16 operands (oneDNN) or bf16-rounded float32 ones (the fallback), per calling thread, grown on demand. */
     private static final ThreadLocal<short[][]> PACKED = ThreadLocal.withInitial(() -> new short[2][0]);
     private static final ThreadLocal<float[][]> ROUNDED = ThreadLocal.withInitial(() -> new float[2][0]);
@@ -44,8 +40,15 @@ final class Bf16Kernels implements Kernels {
         Packed(int n) { bits = new short[n]; }
     }
 
-    /** A weight matrix within its heap array: the array (by identity), the offset, rows, columns and row stride. */
+    /**
+     * A weight matrix within its heap array: the array (by identity), the offset, rows, columns and row stride; a dense
+     * one (stride = columns) as one row of all its values, the key {@link #nextPassWeights} fills.
+     */
     private record Slot(float[] array, long off, int rows, int cols, int ld) {
+        static Slot of(float[] array, long off, int rows, int cols, int ld) {
+            return ld == cols ? new Slot(array, off, 1, rows * cols, rows * cols) : new Slot(array, off, rows, cols, ld);
+        }
+
         @Override public boolean equals(Object o) {
             return o instanceof Slot s && s.array == array && s.off == off && s.rows == rows && s.cols == cols && s.ld == ld;
         }
@@ -72,6 +75,19 @@ final class Bf16Kernels implements Kernels {
     @Override public void sgemm(boolean transA, boolean transB, int M, int N, int K, float alpha, float[] A, int aOff, int lda,
                                 float[] B, int bOff, int ldb, float beta, float[] C, int cOff, int ldc) {
         gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, null, bOff, ldb, beta, C, cOff, ldc);
+    }
+
+    /**
+     * The pass cache's entry for the dense weight array[off, off + n), stamped for the next pass: AdamW writes the
+     * rounding of the values it steps into it (2 bytes an element more to write, where rounding at the pass read 4 and
+     * wrote 2 again: 70 ms of a 111M step). Frozen and mapped weights never reach it.
+     */
+    @Override public short[] nextPassWeights(float[] array, int off, int n) {
+        if (!oneDnn || n <= 0) return null;
+        Pass pass = PASS.get();
+        Packed e = pass.packed.computeIfAbsent(Slot.of(array, off, 1, n, n), s -> new Packed(n));
+        e.pass = pass.id + 1;
+        return e.bits;
     }
 
     @Override public void newPass() {
@@ -133,7 +149,7 @@ final class Bf16Kernels implements Kernels {
     /** The float32 heap weight (rows x cols from wOff, row stride ld) rounded and packed once this pass. */
     private static short[] passWeight(F32Weights f, long wOff, int rows, int cols, int ld) {
         Pass pass = PASS.get();
-        Packed e = pass.packed.computeIfAbsent(new Slot(f.array(), f.off() + wOff, rows, cols, ld), s -> new Packed(rows * cols));
+        Packed e = pass.packed.computeIfAbsent(Slot.of(f.array(), f.off() + wOff, rows, cols, ld), s -> new Packed(rows * cols));
         if (e.pass != pass.id) {
             pack(f.array(), null, f.off() + wOff, ld, rows, cols, e.bits, null);
             e.pass = pass.id;
@@ -185,26 +201,12 @@ final class Bf16Kernels implements Kernels {
         });
     }
 
-    /** dst[d..d+n) = src[s..s+n) rounded to bf16 bit patterns (nearest even, as {@link Bf16Weights#toBf16}). */
-    static void round(float[] src, int s, short[] dst, int d, int n) {
-        int i = 0;
-        for (; i <= n - L; i += L)
-            ((ShortVector) rounded(FloatVector.fromArray(F, src, s + i)).lanewise(VectorOperators.LSHR, 16)
-                    .convertShape(VectorOperators.I2S, S, 0)).intoArray(dst, d + i);
-        for (; i < n; i++) dst[d + i] = Bf16Weights.toBf16(src[s + i]);
-    }
+    static void round(float[] src, int s, short[] dst, int d, int n) { Bf16Weights.round(src, s, dst, d, n); }
 
     /** dst[d..d+n) = src[s..s+n) rounded to the nearest bf16 value, kept as float32. */
     static void round(float[] src, int s, float[] dst, int d, int n) {
         int i = 0;
-        for (; i <= n - L; i += L) rounded(FloatVector.fromArray(F, src, s + i)).and(0xFFFF0000).reinterpretAsFloats().intoArray(dst, d + i);
+        for (; i <= n - L; i += L) Bf16Weights.toBf16(FloatVector.fromArray(F, src, s + i)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, d + i);
         for (; i < n; i++) dst[d + i] = Bf16Weights.fromBf16(Bf16Weights.toBf16(src[s + i]));
-    }
-
-    /** The bits of v rounded to nearest even at bit 16 (carries past the largest bf16 make infinity); NaN stays quiet NaN. */
-    private static IntVector rounded(FloatVector v) {
-        IntVector u = v.reinterpretAsInts();
-        IntVector r = u.add(u.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7FFF);
-        return r.blend(u.or(0x400000), v.test(VectorOperators.IS_NAN).cast(u.species()));
     }
 }

@@ -74,6 +74,24 @@ public final class Bf16Weights implements Weights {
 
     public static float fromBf16(short s) { return Float.intBitsToFloat(s << 16); }
 
+    /** dst[d..d+n) = src[s..s+n) rounded to bf16 bit patterns (nearest even, as {@link #toBf16(float)}). */
+    public static void round(float[] src, int s, short[] dst, int d, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L)
+            ((ShortVector) toBf16(FloatVector.fromArray(F, src, s + i)).convertShape(VectorOperators.I2S, S, 0)).intoArray(dst, d + i);
+        for (; i < n; i++) dst[d + i] = toBf16(src[s + i]);
+    }
+
+    /**
+     * {@link #toBf16} in vector lanes: each lane's bf16 bit pattern in its low 16 bits (callers narrow to shorts in
+     * their own species). Carries past the largest bf16 make infinity; NaN stays a quiet NaN.
+     */
+    public static IntVector toBf16(FloatVector v) {
+        IntVector u = v.reinterpretAsInts();
+        IntVector r = u.add(u.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7FFF);
+        return r.blend(u.or(0x400000), v.test(VectorOperators.IS_NAN).cast(u.species())).lanewise(VectorOperators.LSHR, 16);
+    }
+
     @Override public long size() { return size; }
 
     @Override public long bytes() { return 2L * size; }

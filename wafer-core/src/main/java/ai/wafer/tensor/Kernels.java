@@ -45,6 +45,14 @@ public interface Kernels {
     default void newPass() {}
 
     /**
+     * Where an optimizer stepping the dense trainable weight array[off, off + n) leaves the new values rounded to bf16
+     * ({@link Bf16Weights#toBf16}), so that the next pass's products use them instead of rounding the weight again;
+     * null when the products take no rounded weights. The caller must fill all n and be the last to write those
+     * values before the next pass ({@link #newPass}); a later pass (another micro-batch) rounds them itself.
+     */
+    default short[] nextPassWeights(float[] array, int off, int n) { return null; }
+
+    /**
      * The decode product for n (a few) rows: out[n, N] = x[n, K] @ op(W), W stored [K, N] or, when
      * {@code rows}, [N, K] (see {@link Weights#decode}). Memory bound, so on the CPU every storage runs its own kernel.
      */

@@ -1,6 +1,8 @@
 package ai.wafer.train;
 
 import ai.wafer.model.Parameter;
+import ai.wafer.tensor.Bf16Weights;
+import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
@@ -110,25 +112,49 @@ public final class AdamW {
      */
     public void apply(float lr, float gscale) {
         step++;
+        Kernels k = Kernels.current();
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
-            update(p.data, p.off, p.grad(), p.off, m.get(i), v.get(i), 0, p.size(), lr * p.lrScale, p.decays(), gscale, hp, step);
+            // a matrix the next pass multiplies in bf16 gets its rounding here, while the new values are in registers
+            short[] bits = p.decays() ? k.nextPassWeights(p.data, p.off, p.size()) : null;
+            update(p.data, p.off, p.grad(), p.off, m.get(i), v.get(i), 0, p.size(), lr * p.lrScale, p.decays(), gscale, hp, step, bits);
         }
+    }
+
+    /** {@link #update} without a bf16 copy of the new values. */
+    public static void update(float[] w, int wOff, float[] g, int gOff, float[] m, float[] v, int mOff, int n,
+                              float lr, boolean decays, float gscale, Hyper hp, long step) {
+        update(w, wOff, g, gOff, m, v, mOff, n, lr, decays, gscale, hp, step, null);
     }
 
     /**
      * The AdamW update, the one implementation every optimiser path runs (whole parameters here, ZeRO-1
      * chunks and tensor shards in ai.wafer.parallel): w[wOff+i] from g[gOff+i] and the moments m, v at
      * [mOff+i], for i in [0, n), over the cores. {@code step} is the 1-based count for the bias corrections;
-     * the weight decay applies when {@code decays}. Element-wise, so the threads do not change a bit.
+     * the weight decay applies when {@code decays}. Element-wise, so the threads do not change a bit. When
+     * {@code bits} is not null, bits[i] receives w[wOff+i]'s new value rounded to bf16.
      */
     public static void update(float[] w, int wOff, float[] g, int gOff, float[] m, float[] v, int mOff, int n,
-                              float lr, boolean decays, float gscale, Hyper hp, long step) {
+                              float lr, boolean decays, float gscale, Hyper hp, long step, short[] bits) {
         float b1 = hp.beta1(), b2 = hp.beta2(), eps = hp.eps();
         double bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
         float decay = decays ? 1f - lr * hp.weightDecay() : 1f;
-        Parallel.forRange(n, (t, from, to) -> range(w, wOff + from, g, gOff + from, m, v, mOff + from, to - from, lr, decay, gscale, b1, b2, eps, bc1, bc2));
+        Parallel.forRange(n, (t, from, to) -> {
+            if (bits == null) {
+                range(w, wOff + from, g, gOff + from, m, v, mOff + from, to - from, lr, decay, gscale, b1, b2, eps, bc1, bc2);
+                return;
+            }
+            // in blocks that stay in L1, each rounded as soon as it is stepped: the bf16 copy costs its write only
+            for (int b = from; b < to; b += ROUND_BLOCK) {
+                int len = Math.min(ROUND_BLOCK, to - b);
+                range(w, wOff + b, g, gOff + b, m, v, mOff + b, len, lr, decay, gscale, b1, b2, eps, bc1, bc2);
+                Bf16Weights.round(w, wOff + b, bits, b, len);
+            }
+        });
     }
+
+    /** Elements stepped then rounded to bf16 at a time (8 KiB of weights). */
+    private static final int ROUND_BLOCK = 2048;
 
     private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
     /** As many floats as D has doubles: a float vector widens to one double vector. */
