@@ -1,6 +1,7 @@
 package ai.wafer.model;
 
 import ai.wafer.WaferException;
+import ai.wafer.tensor.Parallel;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -65,5 +66,5 @@ public final class FlatStore {
         return pos + (long) chunk * p;
     }
 
-    public void zeroGrad() { Arrays.fill(grads, 0f); }
+    public void zeroGrad() { Parallel.forElements(grads.length, (w, from, to) -> Arrays.fill(grads, from, to, 0f)); }
 }

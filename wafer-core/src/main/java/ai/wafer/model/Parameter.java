@@ -4,6 +4,7 @@ import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.tensor.F32Weights;
 import ai.wafer.tensor.Int8Weights;
 import ai.wafer.tensor.MappedF32Weights;
+import ai.wafer.tensor.Parallel;
 import ai.wafer.tensor.Weights;
 
 import java.lang.foreign.MemorySegment;
@@ -166,7 +167,13 @@ public final class Parameter {
         if (!on) grad = null;
     }
 
-    public void zeroGrad() { if (grad != null) Arrays.fill(grad, off, off + size(), 0f); }
+    /** Zeroes the gradient, over the cores: one thread filled 444 MB at 111M in 75 ms, 4% of a bf16 step. */
+    public void zeroGrad() {
+        if (grad == null) return;
+        float[] g = grad;
+        int o = off;
+        Parallel.forElements(size(), (w, from, to) -> Arrays.fill(g, o + from, o + to, 0f));
+    }
 
     @Override public String toString() { return name + Arrays.toString(shape); }
 }
