@@ -111,6 +111,7 @@ public final class BenchTrainCommand implements Callable<Integer> {
     private double step(Gpt model, AdamW opt, int[] x, int[] y) {
         long t0 = System.nanoTime();
         model.zeroGrad();
+        Profile.add("zero grad", t0); // outside the model, but part of every step
         model.forward(x, y, B, T);
         model.backward();
         long t = Profile.t();
