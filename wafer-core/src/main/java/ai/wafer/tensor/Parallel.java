@@ -79,7 +79,7 @@ public final class Parallel {
     /**
      * Native code with its own thread team (oneDNN's OpenMP threads) is about to run on the cores: idle workers park
      * now instead of spinning out their wait. On two cores a spinning worker took a core from that team for the first
-     * milliseconds of each product (bf16 111M step 5% faster without it).
+     * milliseconds of each product (a bf16 111M step 1-9% faster without it, BENCHMARKS.md).
      */
     static void releaseCores() { released++; }
 

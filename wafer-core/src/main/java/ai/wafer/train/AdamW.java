@@ -115,7 +115,7 @@ public final class AdamW {
         Kernels k = Kernels.current();
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
-            // a matrix the next pass multiplies in bf16 gets its rounding here, while the new values are in registers
+            // a matrix the next pass multiplies in bf16 gets its rounding here, while the new values are in cache
             short[] bits = p.decays() ? k.nextPassWeights(p.data, p.off, p.size()) : null;
             update(p.data, p.off, p.grad(), p.off, m.get(i), v.get(i), 0, p.size(), lr * p.lrScale, p.decays(), gscale, hp, step, bits);
         }
