@@ -66,5 +66,14 @@ public final class FlatStore {
         return pos + (long) chunk * p;
     }
 
+    /**
+     * Carries out the pending {@link Parameter#zeroGrad} of parameters [first, end) (those no backward wrote this
+     * step): for the collectives that read {@link #grads} directly rather than through {@link Parameter#grad()}.
+     */
+    public void materializeZeros(int first, int end) { for (int i = first; i < end; i++) params.get(i).grad(); }
+
+    /** {@link #materializeZeros} of every parameter. */
+    public void materializeZeros() { materializeZeros(0, params.size()); }
+
     public void zeroGrad() { Parallel.forElements(grads.length, (w, from, to) -> Arrays.fill(grads, from, to, 0f)); }
 }

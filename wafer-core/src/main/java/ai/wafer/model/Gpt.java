@@ -692,8 +692,9 @@ public final class Gpt {
         float[] dlogits = a.logits;
         // head: logits = s lnf @ head^T, s the µP logit scale (a vocabulary slice gives a partial sum of dlnf)
         float s = config.mup().logitScale();
+        boolean fresh = lmHead.trainable() && lmHead.claimZeroGrad(); // the first gradient of a tied wte this step
         Kernels.current().matmulBackward(true, BT, V, C, s, dlogits, a.lnf, lmHead.weights(), 0, C, a.dx, false,
-                lmHead.trainable() ? lmHead.grad() : null, lmHead.off);
+                lmHead.trainable() ? lmHead.grad() : null, lmHead.off, !fresh);
         if (tp != null) tp.allReduceSum(a.dx, 0, BT * C);
         Profile.add("lm_head bwd", t);
         backwardBody(a, a.dx, null);

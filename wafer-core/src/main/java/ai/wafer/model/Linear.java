@@ -41,8 +41,9 @@ public final class Linear {
      */
     public static void backward(float[] dinp, boolean accumulate, float[] dout, float[] inp, Parameter w, Parameter b,
                                 int N, int C, int OC) {
+        boolean fresh = w.trainable() && w.claimZeroGrad(); // the product writes dW whole: no zeros to fill and read
         Kernels.current().matmulBackward(false, N, OC, C, 1f, dout, inp, w.weights(), 0, OC, dinp, accumulate,
-                w.trainable() ? w.grad() : null, w.off);
+                w.trainable() ? w.grad() : null, w.off, !fresh);
         if (b != null && b.trainable()) {
             float[] db = b.grad();
             int bo = b.off;

@@ -64,6 +64,7 @@ public final class DataParallelFinetune implements Replicas {
     }
 
     @Override public void sumGradients() {
+        store.materializeZeros();
         if (dp.size() > 1) for (FlatStore.Bucket b : store.buckets) dp.allReduceSum(store.grads, b.from(), b.length());
         long now = dp.bytesSent();
         lastBytes = now - mark;

@@ -96,6 +96,7 @@ public final class DataParallelTrainer implements StepEngine {
     private void gradientsReady(int layer) {
         while (nextBucket < readyAt.length && readyAt[nextBucket] >= layer) {
             FlatStore.Bucket b = store.buckets.get(nextBucket); // its gradients are final: summed in place
+            store.materializeZeros(b.first(), b.end()); // a parameter no backward wrote this step counts zero
             pending[nextBucket++] = comm.submit(() -> dp.allReduceSum(store.grads, b.from(), b.length()));
         }
     }

@@ -141,6 +141,7 @@ public final class ParallelTrainer implements StepEngine {
     }
 
     private double allReduceStep(float lr) {
+        store.materializeZeros();
         if (g.dp().size() > 1) for (FlatStore.Bucket b : store.buckets) g.dp().allReduceSum(store.grads, b.from(), b.length());
         sumTiedCopies();
         double norm = Math.sqrt(squaredNorm());

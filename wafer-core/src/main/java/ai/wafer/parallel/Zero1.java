@@ -50,6 +50,7 @@ final class Zero1 {
 
     /** Sums every bucket's gradients over dp into this rank's chunk (the padding is zero, so it adds nothing to a norm). */
     void reduceScatter() {
+        store.materializeZeros();
         for (FlatStore.Bucket b : store.buckets) dp.reduceScatterSum(store.grads, b.from(), b.chunk());
     }
 

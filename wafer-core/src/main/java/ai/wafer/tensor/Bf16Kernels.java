@@ -115,9 +115,9 @@ final class Bf16Kernels implements Kernels {
      * the LM head's 1024 x 50257 logit gradient.
      */
     @Override public void matmulBackward(boolean transW, int M, int N, int K, float alpha, float[] dout, float[] inp, Weights W, long wOff,
-                                         int ldw, float[] dinp, boolean accumulate, float[] gW, int gOff) {
+                                         int ldw, float[] dinp, boolean accumulate, float[] gW, int gOff, boolean gAccumulate) {
         if (!oneDnn || M <= 0 || N <= 0 || K <= 0 || alpha == 0f || !(W instanceof F32Weights f)) {
-            Kernels.super.matmulBackward(transW, M, N, K, alpha, dout, inp, W, wOff, ldw, dinp, accumulate, gW, gOff);
+            Kernels.super.matmulBackward(transW, M, N, K, alpha, dout, inp, W, wOff, ldw, dinp, accumulate, gW, gOff, gAccumulate);
             return;
         }
         short[] d = packed(1, M * N);
@@ -132,10 +132,10 @@ final class Bf16Kernels implements Kernels {
         pack(inp, null, 0, K, M, K, x, null);
         if (transW) { // gW[N, K] += dout^T @ inp
             Blas.check(gW, gOff, N, K, ldw, "gW");
-            OneDnn.gemm(true, false, N, K, M, alpha, d, N, x, K, 1f, gW, gOff, ldw);
+            OneDnn.gemm(true, false, N, K, M, alpha, d, N, x, K, gAccumulate ? 1f : 0f, gW, gOff, ldw);
         } else { // gW[K, N] += inp^T @ dout
             Blas.check(gW, gOff, K, N, ldw, "gW");
-            OneDnn.gemm(true, false, K, N, M, alpha, x, K, d, N, 1f, gW, gOff, ldw);
+            OneDnn.gemm(true, false, K, N, M, alpha, x, K, d, N, gAccumulate ? 1f : 0f, gW, gOff, ldw);
         }
     }
 

@@ -27,15 +27,17 @@ public interface Kernels {
      * The backward of {@link #matmul} {@code out[M, N] = alpha * inp[M, K] @ op(W)} (dense rows, as the layers store
      * them): {@code dinp = alpha * dout @ op(W)^T}, added to dinp when {@code accumulate} (skipped when dinp is null),
      * and W's gradient, laid out as W (row stride {@code ldw}), {@code gW[gOff..] += alpha * inp^T @ dout}, or
-     * {@code alpha * dout^T @ inp} when W is stored [N, K] ({@code transW}); skipped when gW is null. One call because
+     * {@code alpha * dout^T @ inp} when W is stored [N, K] ({@code transW}), written over gW's old values unless
+     * {@code gAccumulate} (a gradient still zero this step: {@code Parameter.claimZeroGrad}); skipped when gW is null. One call because
      * both products read dout: bf16 rounds it once for the two (llm.c's matmul_backward, for the same reason).
      */
     default void matmulBackward(boolean transW, int M, int N, int K, float alpha, float[] dout, float[] inp, Weights W, long wOff,
-                                int ldw, float[] dinp, boolean accumulate, float[] gW, int gOff) {
+                                int ldw, float[] dinp, boolean accumulate, float[] gW, int gOff, boolean gAccumulate) {
         if (dinp != null) matmul(false, !transW, M, K, N, alpha, dout, 0, N, W, wOff, ldw, accumulate ? 1f : 0f, dinp, 0, K);
         if (gW == null) return;
-        if (transW) sgemm(true, false, N, K, M, alpha, dout, 0, N, inp, 0, K, 1f, gW, gOff, ldw);
-        else sgemm(true, false, K, N, M, alpha, inp, 0, K, dout, 0, N, 1f, gW, gOff, ldw);
+        float beta = gAccumulate ? 1f : 0f;
+        if (transW) sgemm(true, false, N, K, M, alpha, dout, 0, N, inp, 0, K, beta, gW, gOff, ldw);
+        else sgemm(true, false, K, N, M, alpha, inp, 0, K, dout, 0, N, beta, gW, gOff, ldw);
     }
 
     /**

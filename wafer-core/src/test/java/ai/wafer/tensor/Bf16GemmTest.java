@@ -102,17 +102,18 @@ class Bf16GemmTest {
         for (Gemm.Impl impl : Gemm.Impl.values()) {
             Gemm.setImpl(impl);
             Kernels k = Kernels.current();
-            for (boolean transW : new boolean[] {false, true}) {
+            for (int variant = 0; variant < 4; variant++) {
+                boolean transW = (variant & 1) != 0, gAcc = (variant & 2) != 0; // gAcc false: a gradient still zero this step
                 int M = 45, N = 70, K = 33, ldw = transW ? K : N;
                 float alpha = 0.5f;
                 float[] dout = gauss(r, M * N), inp = gauss(r, M * K), w = gauss(r, (transW ? N : K) * ldw);
                 float[] dinp = gauss(r, M * K), g = gauss(r, 3 + w.length), dinp0 = dinp.clone(), g0 = g.clone();
-                k.matmulBackward(transW, M, N, K, alpha, dout, inp, Weights.of(w), 0, ldw, dinp, true, g, 3);
+                k.matmulBackward(transW, M, N, K, alpha, dout, inp, Weights.of(w), 0, ldw, dinp, true, g, 3, gAcc);
                 float[] dinp2 = dinp0.clone(), g2 = g0.clone();
                 k.matmul(false, !transW, M, K, N, alpha, dout, 0, N, Weights.of(w), 0, ldw, 1f, dinp2, 0, K);
-                if (transW) k.sgemm(true, false, N, K, M, alpha, dout, 0, N, inp, 0, K, 1f, g2, 3, ldw);
-                else k.sgemm(true, false, K, N, M, alpha, inp, 0, K, dout, 0, N, 1f, g2, 3, ldw);
-                String what = k.getClass().getSimpleName() + " over " + impl + " transW=" + transW;
+                if (transW) k.sgemm(true, false, N, K, M, alpha, dout, 0, N, inp, 0, K, gAcc ? 1f : 0f, g2, 3, ldw);
+                else k.sgemm(true, false, K, N, M, alpha, inp, 0, K, dout, 0, N, gAcc ? 1f : 0f, g2, 3, ldw);
+                String what = k.getClass().getSimpleName() + " over " + impl + " transW=" + transW + " gAccumulate=" + gAcc;
                 for (int i = 0; i < dinp.length; i++) assertEquals(Float.floatToIntBits(dinp2[i]), Float.floatToIntBits(dinp[i]), what + " dinp " + i);
                 for (int i = 0; i < g.length; i++) assertEquals(Float.floatToIntBits(g2[i]), Float.floatToIntBits(g[i]), what + " gW " + i);
                 for (int i = 0; i < M; i++)
@@ -134,7 +135,7 @@ class Bf16GemmTest {
                             abs += Math.abs(p);
                         }
                         int at = 3 + (transW ? j * ldw + c : c * ldw + j);
-                        assertEquals(g0[at] + alpha * s, g[at], M * 0x1p-23 * abs + 1e-5, what + " gW at " + c + "," + j);
+                        assertEquals((gAcc ? g0[at] : 0) + alpha * s, g[at], M * 0x1p-23 * abs + 1e-5, what + " gW at " + c + "," + j);
                     }
                 assertEquals(g0[0], g[0], "the gradient before its offset untouched");
             }
