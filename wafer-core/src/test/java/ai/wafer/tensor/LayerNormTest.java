@@ -23,18 +23,12 @@ class LayerNormTest {
             float[] x = gauss(r, N * C, 3f, 1.5f), w = gauss(r, 5 + C, 1f, 0.2f), b = gauss(r, 3 + C, 0.5f, 0f);
             float[] out = new float[N * C], mean = new float[N], rstd = new float[N];
             LayerNorm.forward(out, mean, rstd, x, w, 5, b, 3, N, C, EPS);
+            double[] m = new double[N], rs = new double[N], ref = reference(x, w, 5, b, 3, N, C, m, rs);
             for (int i = 0; i < N; i++) {
-                double m = 0, v = 0;
-                for (int c = 0; c < C; c++) m += x[i * C + c];
-                m /= C;
-                for (int c = 0; c < C; c++) v += (x[i * C + c] - m) * (x[i * C + c] - m);
-                double rs = 1 / Math.sqrt(v / C + EPS);
-                assertEquals(m, mean[i], 1e-6 * (Math.abs(m) + 1), "mean of row " + i);
-                assertEquals(rs, rstd[i], 1e-6 * rs, "rstd of row " + i);
-                for (int c = 0; c < C; c++) {
-                    double ref = (x[i * C + c] - m) * rs * w[5 + c] + b[3 + c];
-                    assertEquals(ref, out[i * C + c], 2e-6 * (Math.abs(ref) + 1), "C=" + C + " out[" + i + "," + c + "]");
-                }
+                assertEquals(m[i], mean[i], 1e-6 * (Math.abs(m[i]) + 1), "mean of row " + i);
+                assertEquals(rs[i], rstd[i], 1e-6 * rs[i], "rstd of row " + i);
+                for (int c = 0; c < C; c++)
+                    assertEquals(ref[i * C + c], out[i * C + c], 2e-6 * (Math.abs(ref[i * C + c]) + 1), "C=" + C + " out[" + i + "," + c + "]");
             }
         }
     }
@@ -61,16 +55,26 @@ class LayerNormTest {
 
     /** sum(g * LayerNorm(x)) in float64. */
     private static double loss(float[] x, float[] w, float[] b, float[] g, int N, int C) {
+        double[] y = reference(x, w, 0, b, 0, N, C, new double[N], new double[N]);
         double s = 0;
+        for (int i = 0; i < y.length; i++) s += g[i] * y[i];
+        return s;
+    }
+
+    /** LayerNorm in float64 (w at wo, b at bo); each row's mean and 1 / std into mean and rstd. */
+    private static double[] reference(float[] x, float[] w, int wo, float[] b, int bo, int N, int C, double[] mean, double[] rstd) {
+        double[] y = new double[N * C];
         for (int i = 0; i < N; i++) {
             double m = 0, v = 0;
             for (int c = 0; c < C; c++) m += x[i * C + c];
             m /= C;
             for (int c = 0; c < C; c++) v += (x[i * C + c] - m) * (x[i * C + c] - m);
             double rs = 1 / Math.sqrt(v / C + EPS);
-            for (int c = 0; c < C; c++) s += g[i * C + c] * ((x[i * C + c] - m) * rs * w[c] + b[c]);
+            for (int c = 0; c < C; c++) y[i * C + c] = (x[i * C + c] - m) * rs * w[wo + c] + b[bo + c];
+            mean[i] = m;
+            rstd[i] = rs;
         }
-        return s;
+        return y;
     }
 
     private static float[] gauss(Random r, int n, float mean, float sd) {
