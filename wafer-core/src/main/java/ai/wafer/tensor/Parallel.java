@@ -104,19 +104,24 @@ public final class Parallel {
             body = b;
             PENDING.set(THREADS - 1);
             for (int i = 1; i < THREADS; i++) WORKERS[i].wake();
+            Throwable f = null;
             try {
                 runChunk(b, 0, n);
-                int spins = 0;
-                while (PENDING.get() > 0) {
-                    if (++spins < 20_000) Thread.onSpinWait(); else LockSupport.park();
-                }
-            } finally {
-                body = null;
-                caller = null;
+            } catch (Throwable t) {
+                f = t;
             }
-            Throwable f = failure;
+            // the workers finish their chunks even when the caller's threw: a worker that had not yet read the body
+            // would find it cleared (and its error would surface in the next loop)
+            int spins = 0;
+            while (PENDING.get() > 0) {
+                if (++spins < 20_000) Thread.onSpinWait(); else LockSupport.park();
+            }
+            body = null;
+            caller = null;
+            if (f == null) f = failure;
             if (f instanceof RuntimeException re) throw re;
             if (f instanceof Error er) throw er;
+            if (f != null) throw new IllegalStateException(f);
         }
     }
 

@@ -31,9 +31,20 @@ class ParallelTest {
             if (to == 64) throw boom;
         }));
         assertSame(boom, got);
-        assertThrows(IllegalArgumentException.class, () -> Parallel.forRange(64, (w, from, to) -> {
-            if (from == 0) throw new IllegalArgumentException("caller chunk");
-        }));
+        // the caller's own chunk throws at once while the workers are parked (as after a oneDNN call): the loop must
+        // still wait for them, or a late worker finds the body gone and its error surfaces in the next loop
+        IllegalArgumentException early = new IllegalArgumentException("caller chunk"); // made in advance: thrown at once
+        for (int round = 0; round < 50; round++) {
+            Parallel.releaseCores();
+            try { Thread.sleep(1); } catch (InterruptedException e) { throw new AssertionError(e); }
+            AtomicIntegerArray others = new AtomicIntegerArray(1);
+            assertSame(early, assertThrows(IllegalArgumentException.class, () -> Parallel.forRange(64, (w, from, to) -> {
+                if (from == 0) throw early;
+                others.addAndGet(0, to - from);
+            })));
+            assertEquals(Parallel.threads() == 1 ? 0 : 64 - 64 / Parallel.threads(), others.get(0),
+                    "round " + round + ": the other chunks ran before the loop returned");
+        }
         // the team still works afterwards
         AtomicIntegerArray hits = new AtomicIntegerArray(64);
         Parallel.forRange(64, (w, from, to) -> { for (int i = from; i < to; i++) hits.incrementAndGet(i); });
