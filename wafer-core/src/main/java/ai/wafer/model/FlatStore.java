@@ -1,15 +1,13 @@
 package ai.wafer.model;
 
 import ai.wafer.WaferException;
-import ai.wafer.tensor.Parallel;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
  * The trainable parameters of one rank as slices of two buffers, {@link #values} and {@link #grads} (llm.c's
- * params_memory and grads_memory): the optimiser walks one array, gradients are zeroed with one fill, and the
+ * params_memory and grads_memory): the optimiser walks one array, and the
  * data-parallel exchange works on the buffers in place.
  *
  * <p>Parameters are laid out in reverse order (the order backward finishes their gradients) and grouped into
@@ -75,5 +73,4 @@ public final class FlatStore {
     /** {@link #materializeZeros} of every parameter. */
     public void materializeZeros() { materializeZeros(0, params.size()); }
 
-    public void zeroGrad() { Parallel.forElements(grads.length, (w, from, to) -> Arrays.fill(grads, from, to, 0f)); }
 }

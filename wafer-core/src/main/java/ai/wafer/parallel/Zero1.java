@@ -74,7 +74,7 @@ final class Zero1 {
             for (int q = b.first(); q < b.end(); q++) {
                 Parameter p = store.params.get(q);
                 int a = Math.max(store.at[q], lo), e = Math.min(store.at[q] + p.size(), hi);
-                if (a < e) AdamW.update(store.values, a, store.grads, a, m[i], v[i], a - lo, e - a, lr * p.lrScale, p.decays(), gscale, hp, steps);
+                if (a < e) AdamW.update(store.values, a, store.grads, a, m[i], v[i], a - lo, e - a, lr * p.lrScale, p.decays(), gscale, hp, steps, null);
             }
             dp.allGather(store.values, b.from(), b.chunk());
         }

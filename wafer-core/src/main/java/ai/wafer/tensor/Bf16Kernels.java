@@ -195,13 +195,11 @@ final class Bf16Kernels implements Kernels {
                     w.read(off + (long) r * ld, row, 0, cols);
                     s = 0;
                 }
-                if (bits != null) round(row, s, bits, r * cols, cols);
+                if (bits != null) Bf16Weights.round(row, s, bits, r * cols, cols);
                 else round(row, s, values, r * cols, cols);
             }
         });
     }
-
-    static void round(float[] src, int s, short[] dst, int d, int n) { Bf16Weights.round(src, s, dst, d, n); }
 
     /** dst[d..d+n) = src[s..s+n) rounded to the nearest bf16 value, kept as float32. */
     static void round(float[] src, int s, float[] dst, int d, int n) {

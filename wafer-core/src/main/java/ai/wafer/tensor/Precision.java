@@ -31,7 +31,7 @@ public enum Precision {
         for (int i = 0; i < b.length; i++) b[i] = (float) r.nextDouble(-1, 1);
         boolean oneDnn = selected == bf16 && Gemm.impl() == Gemm.Impl.BLAS && OneDnn.available();
         short[] pa = new short[oneDnn ? a.length : 0], pb = new short[oneDnn ? b.length : 0];
-        if (oneDnn) { Bf16Kernels.round(a, 0, pa, 0, a.length); Bf16Kernels.round(b, 0, pb, 0, b.length); }
+        if (oneDnn) { Bf16Weights.round(a, 0, pa, 0, a.length); Bf16Weights.round(b, 0, pb, 0, b.length); }
         long best = Long.MAX_VALUE;
         for (int i = 0; i < reps + 3; i++) {
             long t0 = System.nanoTime();

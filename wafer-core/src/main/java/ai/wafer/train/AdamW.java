@@ -121,12 +121,6 @@ public final class AdamW {
         }
     }
 
-    /** {@link #update} without a bf16 copy of the new values. */
-    public static void update(float[] w, int wOff, float[] g, int gOff, float[] m, float[] v, int mOff, int n,
-                              float lr, boolean decays, float gscale, Hyper hp, long step) {
-        update(w, wOff, g, gOff, m, v, mOff, n, lr, decays, gscale, hp, step, null);
-    }
-
     /**
      * The AdamW update, the one implementation every optimiser path runs (whole parameters here, ZeRO-1
      * chunks and tensor shards in ai.wafer.parallel): w[wOff+i] from g[gOff+i] and the moments m, v at

@@ -37,7 +37,7 @@ class Bf16GemmTest {
         System.arraycopy(special, 0, v, 3, special.length);
         short[] bits = new short[v.length];
         float[] vals = new float[v.length];
-        Bf16Kernels.round(v, 0, bits, 0, v.length);
+        Bf16Weights.round(v, 0, bits, 0, v.length);
         Bf16Kernels.round(v, 0, vals, 0, v.length);
         for (int i = 0; i < v.length; i++) {
             if (Float.isNaN(v[i])) {

@@ -27,8 +27,8 @@ public class Bf16PackBench {
                     long t0 = System.nanoTime();
                     k.matmul(false, false, M, N, K, 1f, A, 0, K, w, 0, N, 0f, C, 0, N);
                     long t1 = System.nanoTime();
-                    Parallel.forRange(M, (t, f, to) -> { for (int i = f; i < to; i++) Bf16Kernels.round(A, i * K, pa, i * K, K); });
-                    Parallel.forRange(K, (t, f, to) -> { for (int i = f; i < to; i++) Bf16Kernels.round(W, i * N, pw, i * N, N); });
+                    Parallel.forRange(M, (t, f, to) -> { for (int i = f; i < to; i++) Bf16Weights.round(A, i * K, pa, i * K, K); });
+                    Parallel.forRange(K, (t, f, to) -> { for (int i = f; i < to; i++) Bf16Weights.round(W, i * N, pw, i * N, N); });
                     long t2 = System.nanoTime();
                     OneDnn.gemm(false, false, M, N, K, 1f, pa, K, pw, N, 0f, C, 0, N);
                     long t3 = System.nanoTime();

@@ -21,7 +21,7 @@ class AdamWTest {
                 float[] w = rand(r, n + wo), g = rand(r, n + go), m = rand(r, n + mo), v = abs(rand(r, n + mo));
                 float[] w2 = w.clone(), m2 = m.clone(), v2 = v.clone();
                 for (long step = 1; step <= 3; step++) {
-                    AdamW.update(w, wo, g, go, m, v, mo, n, 3e-3f, decays, 0.7f, hp, step);
+                    AdamW.update(w, wo, g, go, m, v, mo, n, 3e-3f, decays, 0.7f, hp, step, null);
                     scalar(w2, wo, g, go, m2, v2, mo, n, 3e-3f, decays, 0.7f, hp, step);
                 }
                 for (int i = 0; i < n + wo; i++) assertEquals(Float.floatToRawIntBits(w2[i]), Float.floatToRawIntBits(w[i]), "w " + n + " " + i);
