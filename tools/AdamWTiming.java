@@ -5,9 +5,10 @@ import ai.wafer.tensor.Precision;
 import ai.wafer.train.AdamW;
 
 /**
- * Milliseconds of one AdamW update (AdamW.apply, without the gradient norm) over the parameters of a preset (default
- * gpt2-124m), bound to a flat store as training binds them; the best of 8, under fp32 and under bf16 (where the update
- * also writes the bf16 rounding of each matrix for the next pass, when oneDNN runs the products), alternating.
+ * Milliseconds of one AdamW update (AdamW.apply) over the parameters of a preset (default gpt2-124m), bound to a flat
+ * store as training binds them; the best of 8, under fp32 and under bf16 (where the update also writes the bf16
+ * rounding of each matrix for the next pass, when oneDNN runs the products), alternating; and of the gradient norm
+ * that clipping takes first (AdamW.gradNorm).
  * Run after a build:
  * {@code java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp "wafer-cli/target/classes:wafer-cli/target/lib/*" tools/AdamWTiming.java [PRESET]}
  */
@@ -27,5 +28,12 @@ public class AdamWTiming {
                 }
                 System.out.printf("%s: AdamW.apply over %,d parameters: %.1f ms (best of 8)%n", p, m.parameterCount(), best);
             }
+        double best = Double.MAX_VALUE;
+        for (int r = 0; r < 8; r++) {
+            long t0 = System.nanoTime();
+            opt.gradNorm();
+            best = Math.min(best, (System.nanoTime() - t0) / 1e6);
+        }
+        System.out.printf("AdamW.gradNorm: %.1f ms (best of 8)%n", best);
     }
 }

@@ -76,12 +76,16 @@ public final class AdamW {
     private static final int BLOCK = 1 << 14;
     private static final ThreadLocal<double[]> SUMS = ThreadLocal.withInitial(() -> new double[0]);
 
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+    /** As many floats as D has doubles: a float vector widens to one double vector. */
+    private static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+
     private static double blockSquares(float[] g, int off, int n) {
         DoubleVector a0 = DoubleVector.zero(D), a1 = a0;
-        int i = 0, L = S.length();
+        int i = 0, L = HALF.length();
         for (; i + 2 * L <= n; i += 2 * L) {
-            DoubleVector x0 = (DoubleVector) FloatVector.fromArray(S, g, off + i).convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector x1 = (DoubleVector) FloatVector.fromArray(S, g, off + i + L).convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector x0 = (DoubleVector) FloatVector.fromArray(HALF, g, off + i).convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector x1 = (DoubleVector) FloatVector.fromArray(HALF, g, off + i + L).convertShape(VectorOperators.F2D, D, 0);
             a0 = x0.fma(x0, a0);
             a1 = x1.fma(x1, a1);
         }
@@ -150,21 +154,19 @@ public final class AdamW {
     /** Elements stepped then rounded to bf16 at a time (8 KiB of weights). */
     private static final int ROUND_BLOCK = 2048;
 
-    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
-    /** As many floats as D has doubles: a float vector widens to one double vector. */
-    private static final VectorSpecies<Float> S = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     /**
-     * The update of n elements from the given offsets in explicit vectors: the same operations in the same order and
-     * precision as the scalar tail (float moments, the bias-corrected step in double), so the result is bit for bit the
-     * scalar one. The compiler did not vectorize the scalar loop once the arrays carried offsets (a flat store's
-     * slices): it ran at half this speed (measured on 124M parameters: 275 against 145 ms a step).
+     * The update of n elements from the given offsets, in PyTorch's single-tensor AdamW formula and precision:
+     * {@code denom = sqrt(v) / sqrt(bc2) + eps}, {@code w = w (1 - lr wd) - (lr / bc1) m / denom}, all in float, the two
+     * bias-correction factors computed in double and used as float scalars, as PyTorch's Python floats are. (Double
+     * lanes, one divide and one square root of double per element, made the update compute-bound: 8 lanes a divide
+     * against 16, at twice the cycles.) The scalar tail runs the same float operations, so every element gets the same
+     * bits whether a vector or the tail updates it.
      */
     private static void range(float[] w, int wo, float[] g, int go, float[] m, float[] v, int mo, int n, float lr, float decay,
                               float gscale, float b1, float b2, float eps, double bc1, double bc2) {
-        // lr m / bc1 / (sqrt(v / bc2) + eps) with the bias corrections folded into two factors: one double divide and one
-        // square root an element, where three divides made the update compute-bound (269 ms of a 111M bf16 step)
-        double lrBc1 = lr / bc1, invBc2 = 1 / bc2;
+        float stepSize = (float) (lr / bc1), bc2Sqrt = (float) Math.sqrt(bc2);
         int i = 0;
         for (int upper = S.loopBound(n); i < upper; i += S.length()) {
             FloatVector gj = FloatVector.fromArray(S, g, go + i).mul(gscale);
@@ -172,11 +174,9 @@ public final class AdamW {
             FloatVector vj = FloatVector.fromArray(S, v, mo + i).mul(b2).add(gj.mul(1 - b2).mul(gj));
             mj.intoArray(m, mo + i);
             vj.intoArray(v, mo + i);
-            DoubleVector step = ((DoubleVector) mj.convertShape(VectorOperators.F2D, D, 0)).mul(lrBc1);
-            DoubleVector vhat = ((DoubleVector) vj.convertShape(VectorOperators.F2D, D, 0)).mul(invBc2);
-            DoubleVector wd = (DoubleVector) FloatVector.fromArray(S, w, wo + i).mul(decay).convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector upd = step.div(vhat.sqrt().add((double) eps));
-            ((FloatVector) wd.sub(upd).convertShape(VectorOperators.D2F, S, 0)).intoArray(w, wo + i);
+            FloatVector denom = vj.sqrt().div(bc2Sqrt).add(eps);
+            FloatVector wj = FloatVector.fromArray(S, w, wo + i).mul(decay);
+            wj.sub(mj.mul(stepSize).div(denom)).intoArray(w, wo + i);
         }
         for (; i < n; i++) {
             float gj = g[go + i] * gscale;
@@ -184,7 +184,8 @@ public final class AdamW {
             float vj = b2 * v[mo + i] + (1 - b2) * gj * gj;
             m[mo + i] = mj;
             v[mo + i] = vj;
-            w[wo + i] = (float) (w[wo + i] * decay - mj * lrBc1 / (Math.sqrt(vj * invBc2) + eps));
+            float denom = (float) Math.sqrt(vj) / bc2Sqrt + eps;
+            w[wo + i] = w[wo + i] * decay - mj * stepSize / denom;
         }
     }
 }

@@ -33,7 +33,10 @@ class AdamWTest {
         }
     }
 
-    /** PyTorch's AdamW as Wafer writes it, one element at a time (the moments in float, the step in double). */
+    /**
+     * PyTorch's single-tensor AdamW, one element at a time, in its precision: float tensors, the bias corrections as
+     * Python floats (double) made float where they meet a tensor.
+     */
     private static void scalar(float[] w, int wo, float[] g, int go, float[] m, float[] v, int mo, int n, float lr, boolean decays,
                                float gscale, AdamW.Hyper hp, long step) {
         float b1 = hp.beta1(), b2 = hp.beta2();
@@ -45,8 +48,8 @@ class AdamWTest {
             float vj = b2 * v[mo + i] + (1 - b2) * gj * gj;
             m[mo + i] = mj;
             v[mo + i] = vj;
-            double mhat = mj / bc1, vhat = vj / bc2;
-            w[wo + i] = (float) (w[wo + i] * decay - lr * mhat / (Math.sqrt(vhat) + hp.eps()));
+            float denom = (float) Math.sqrt(vj) / (float) Math.sqrt(bc2) + hp.eps(); // exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+            w[wo + i] = w[wo + i] * decay - mj * (float) (lr / bc1) / denom;          // param.addcdiv_(exp_avg, denom, value=-step_size)
         }
     }
 
