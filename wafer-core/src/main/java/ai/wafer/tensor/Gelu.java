@@ -37,96 +37,113 @@ public final class Gelu {
         });
     }
 
-    // The vector loops live in small static methods of their own: inside the big lambda the JIT
-    // gave up inlining the Vector API calls and the backward ran 8x slower than the forward. The tail
-    // runs the same lane code under a mask, so every element gets the same float formula.
+    // The vector loops live in small static methods of their own, and each pass over a block computes half of the
+    // formula: the exponential into a per-thread block in L1, then the rest. C2 stops inlining once a compilation has
+    // created 18,000 nodes (NodeCountInliningCutoff, fixed in product builds), and the Vector API spends hundreds a
+    // lane operation: with Phi and its exponential in one loop, the polynomial stayed a call whose vectors were boxed on
+    // every iteration (forward 10 against 6 ms a 111M layer, -XX:+PrintInlining showed it). The masked tails run the
+    // same lane code, so every element gets the same float formula.
     private static void exactForward(float[] out, float[] inp, int from, int to) {
-        int i = from;
-        for (int ub = from + S.loopBound(to - from); i < ub; i += S.length()) {
-            FloatVector x = FloatVector.fromArray(S, inp, i);
-            x.mul(phi(x)).intoArray(out, i);
-        }
-        if (i < to) {
-            var m = S.indexInRange(i, to);
-            FloatVector x = FloatVector.fromArray(S, inp, i, m);
-            x.mul(phi(x)).intoArray(out, i, m);
+        float[] e = GAUSS.get();
+        for (int b = from; b < to; b += BLOCK) {
+            int end = Math.min(to, b + BLOCK);
+            gaussBlock(e, inp, b, end);
+            forwardBlock(out, inp, e, b, end);
         }
     }
 
-    /**
-     * GELU'(x) = Phi(x) + x pdf(x), in blocks of {@link #BLOCK}: Phi of the block into a per-thread scratch, then pdf
-     * and the product with dout. (One loop with both, Phi inlined, compiled in some runs into code 6x slower than
-     * the forward: 590 against 91 ms a 111M step, {@code bench train --profile}, depending on what the JIT had
-     * compiled before; two small loops compile as the forward's does.)
-     */
+    /** dinp = (Phi(x) + x pdf(x)) dout: Phi and pdf share one exponential, exp(-x^2/2) (see {@link #tail}). */
     private static void exactBackward(float[] dinp, float[] inp, float[] dout, int from, int to) {
-        float[] phi = PHI.get();
+        float[] e = GAUSS.get();
         for (int b = from; b < to; b += BLOCK) {
-            int e = Math.min(to, b + BLOCK);
-            phiBlock(phi, inp, b, e);
-            gradBlock(dinp, inp, dout, phi, b, e);
+            int end = Math.min(to, b + BLOCK);
+            gaussBlock(e, inp, b, end);
+            slopeBlock(dinp, inp, dout, e, b, end);
         }
     }
 
     private static final int BLOCK = 1024;
-    private static final ThreadLocal<float[]> PHI = ThreadLocal.withInitial(() -> new float[BLOCK]);
+    private static final ThreadLocal<float[]> GAUSS = ThreadLocal.withInitial(() -> new float[BLOCK]);
 
-    /** phi[0, e - b) = Phi(inp[b, e)). */
-    private static void phiBlock(float[] phi, float[] inp, int b, int e) {
+    /** e[0, end - b) = exp(-x^2 / 2) of inp[b, end), x clamped as {@link #phi} clamps it. */
+    private static void gaussBlock(float[] e, float[] inp, int b, int end) {
         int i = b;
-        for (int ub = b + S.loopBound(e - b); i < ub; i += S.length()) phi(FloatVector.fromArray(S, inp, i)).intoArray(phi, i - b);
-        if (i < e) {
-            var m = S.indexInRange(i, e);
-            phi(FloatVector.fromArray(S, inp, i, m)).intoArray(phi, i - b, m);
+        for (int ub = b + S.loopBound(end - b); i < ub; i += S.length()) gauss(clamp(FloatVector.fromArray(S, inp, i))).intoArray(e, i - b);
+        if (i < end) {
+            var m = S.indexInRange(i, end);
+            gauss(clamp(FloatVector.fromArray(S, inp, i, m))).intoArray(e, i - b, m);
         }
     }
 
-    /** dinp[b, e) = (Phi + x pdf(x)) dout, pdf(x) = exp(-x^2/2) / sqrt(2 pi) with x^2 split exactly (see {@link #phi}); pdf is 0 past |x| = 20. */
-    private static void gradBlock(float[] dinp, float[] inp, float[] dout, float[] phi, int b, int e) {
+    /** out[b, end) = x Phi(x), Phi from the block's exponentials. */
+    private static void forwardBlock(float[] out, float[] inp, float[] e, int b, int end) {
         int i = b;
-        for (int ub = b + S.loopBound(e - b); i < ub; i += S.length()) {
+        for (int ub = b + S.loopBound(end - b); i < ub; i += S.length()) {
             FloatVector x = FloatVector.fromArray(S, inp, i);
-            x.fma(pdf(x), FloatVector.fromArray(S, phi, i - b)).mul(FloatVector.fromArray(S, dout, i)).intoArray(dinp, i);
+            x.mul(phi(clamp(x), FloatVector.fromArray(S, e, i - b))).intoArray(out, i);
         }
-        if (i < e) {
-            var m = S.indexInRange(i, e);
+        if (i < end) {
+            var m = S.indexInRange(i, end);
             FloatVector x = FloatVector.fromArray(S, inp, i, m);
-            x.fma(pdf(x), FloatVector.fromArray(S, phi, i - b, m)).mul(FloatVector.fromArray(S, dout, i, m)).intoArray(dinp, i, m);
+            x.mul(phi(clamp(x), FloatVector.fromArray(S, e, i - b, m))).intoArray(out, i, m);
         }
     }
 
-    private static FloatVector pdf(FloatVector x) {
-        FloatVector xc = x.max(-20f).min(20f), hi = xc.mul(xc), lo = xc.fma(xc, hi.neg());
-        return VecMath.exp(hi.mul(-0.5f)).mul(lo.fma(-0.5f, 1f)).mul(INV_SQRT_2PI);
+    /** dinp[b, end) = (Phi(x) + x pdf(x)) dout, pdf(x) = exp(-x^2/2) / sqrt(2 pi). */
+    private static void slopeBlock(float[] dinp, float[] inp, float[] dout, float[] e, int b, int end) {
+        int i = b;
+        for (int ub = b + S.loopBound(end - b); i < ub; i += S.length()) {
+            FloatVector x = clamp(FloatVector.fromArray(S, inp, i)), ei = FloatVector.fromArray(S, e, i - b);
+            x.mul(ei.mul(INV_SQRT_2PI)).add(phi(x, ei)).mul(FloatVector.fromArray(S, dout, i)).intoArray(dinp, i);
+        }
+        if (i < end) {
+            var m = S.indexInRange(i, end);
+            FloatVector x = clamp(FloatVector.fromArray(S, inp, i, m)), ei = FloatVector.fromArray(S, e, i - b, m);
+            x.mul(ei.mul(INV_SQRT_2PI)).add(phi(x, ei)).mul(FloatVector.fromArray(S, dout, i, m)).intoArray(dinp, i, m);
+        }
+    }
+
+    /** Phi and pdf are 0 or 1 in float beyond |x| = 20; x^2 of a huge x would overflow into NaN. */
+    private static FloatVector clamp(FloatVector x) { return x.max(-20f).min(20f); }
+
+    /**
+     * Phi(x) = erfc(-x / sqrt 2) / 2 from e = exp(-x^2 / 2), x already clamped; relative error below 1e-6 also in the
+     * lower tail (what an AdamW step sees of a unit that is almost always off; see {@link #tail}).
+     */
+    private static FloatVector phi(FloatVector x, FloatVector e) {
+        FloatVector half = tail(x, e);
+        return half.blend(FloatVector.broadcast(S, 1f).sub(half), x.compare(VectorOperators.GT, 0f));
     }
 
     /**
-     * Phi(x) = erfc(-x / sqrt 2) / 2 in float lanes, relative error below 1e-6 also in the lower tail (what an
-     * AdamW step sees of a unit that is almost always off). erfc(a) = t exp(-a^2 + P(t)) for a = |x| / sqrt 2,
-     * t = 1 / (1 + a/2) (Numerical Recipes' erfcc, a Chebyshev-fitted exponential: fractional error below 1.2e-7),
-     * with a^2 = x^2 / 2 taken from the exact x^2 = hi + lo (an fma) and the sum -hi/2 + P(t) carried with its
-     * rounding error, so the exp's argument (up to 87) loses nothing to float rounding; erfc(-a) = 2 - erfc(a) for x > 0.
+     * exp(-x^2 / 2) with x^2 taken exactly as hi + lo (an fma): exp(-hi/2) (1 - lo/2). -hi/2 is exact in float, so the
+     * relative error stays the exponential's own (2e-7) out to |x| = 13, where the value leaves float's normal range.
      */
-    static FloatVector phi(FloatVector x) {
-        x = x.max(-20f).min(20f); // Phi is 0 or 1 in float beyond; x^2 of a huge x would overflow into NaN
-        FloatVector ax = x.abs();
-        FloatVector t = ax.fma(SQRT_HALF * 0.5f, 1f);
-        t = FloatVector.broadcast(S, 1f).div(t);
-        FloatVector p = t.fma(0.17087277f, -0.82215223f);
-        p = p.fma(t, FloatVector.broadcast(S, 1.48851587f));
-        p = p.fma(t, FloatVector.broadcast(S, -1.13520398f));
-        p = p.fma(t, FloatVector.broadcast(S, 0.27886807f));
-        p = p.fma(t, FloatVector.broadcast(S, -0.18628806f));
-        p = p.fma(t, FloatVector.broadcast(S, 0.09678418f));
-        p = p.fma(t, FloatVector.broadcast(S, 0.37409196f));
-        p = p.fma(t, FloatVector.broadcast(S, 1.00002368f));
-        p = p.fma(t, FloatVector.broadcast(S, -1.26551223f));
+    private static FloatVector gauss(FloatVector x) {
         FloatVector hi = x.mul(x), lo = x.fma(x, hi.neg());
-        FloatVector a = hi.mul(-0.5f), s = a.add(p); // two-sum: s + e = a + p exactly
-        FloatVector bb = s.sub(a), e = a.sub(s.sub(bb)).add(p.sub(bb));
-        FloatVector half = t.mul(VecMath.exp(s)).mul(e.sub(lo.mul(0.5f)).add(1f)).mul(0.5f); // erfc(|x|/sqrt 2) / 2
-        return half.blend(FloatVector.broadcast(S, 1f).sub(half), x.compare(VectorOperators.GT, 0f));
+        return VecMath.exp(hi.mul(-0.5f)).mul(lo.fma(-0.5f, 1f));
     }
+
+    /**
+     * Phi(-|x|) = erfc(a) / 2, a = |x| / sqrt 2, from e = exp(-a^2): erfc(a) = t e R(t), t = 1 / (1 + a/2), R a degree-9
+     * polynomial in t fitted to erfc(a) exp(a^2) / t for |x| up to 20 by relative error (tools/fit_erfc.py: 4e-8; 1.7e-7
+     * evaluated in float). The form is Numerical Recipes' erfcc with exp(P(t)) replaced by the polynomial R, so that
+     * pdf's exponential serves both and the sum -a^2 + P(t) never meets float rounding.
+     */
+    private static FloatVector tail(FloatVector x, FloatVector e) {
+        FloatVector t = FloatVector.broadcast(S, 1f).div(x.abs().fma(SQRT_HALF * 0.5f, 1f));
+        FloatVector r = t.fma(0.0025087904650717974f, -0.07220181822776794f);
+        r = r.fma(t, FloatVector.broadcast(S, 0.3141893148422241f));
+        r = r.fma(t, FloatVector.broadcast(S, -0.5248494744300842f));
+        r = r.fma(t, FloatVector.broadcast(S, 0.30771809816360474f));
+        r = r.fma(t, FloatVector.broadcast(S, -0.04158228263258934f));
+        r = r.fma(t, FloatVector.broadcast(S, 0.20750540494918823f));
+        r = r.fma(t, FloatVector.broadcast(S, 0.24214999377727509f));
+        r = r.fma(t, FloatVector.broadcast(S, 0.282480388879776f));
+        r = r.fma(t, FloatVector.broadcast(S, 0.2820815145969391f));
+        return t.mul(e).mul(r).mul(0.5f);
+    }
+
 
     // gelu_new: 0.5 x (1 + tanh u) = x s with s = sigmoid(2u) = 1 / (1 + exp(-2u)), u = k (x + a x^3), which keeps
     // its relative accuracy where tanh u is near -1; the derivative is s + 2 x s (1 - s) k (1 + 3 a x^2), s (1 - s) = s (s exp(-2u)).
