@@ -71,23 +71,30 @@ public final class VecMath {
      * where adding lane by lane in order took L extracts and a chain of L dependent adds: a decode step sums each of the
      * tied head's 50,257 rows and each cached position's score). {@code reduceLanes(ADD)} is free to add in any order,
      * and does (a tree when compiled, a loop before), so its last bit would depend on the JIT; this order is fixed.
+     * Straight-line, each shuffle a constant: compiled on its own (where a caller's compilation ran out of nodes to
+     * inline it, as the attention softmax's does), a loop over an array of shuffles allocated vectors on every call,
+     * 5.8 MB a 111M layer, and training slowed by a third once those allocations began to touch fresh heap pages.
      */
     public static float sum(FloatVector v) {
-        if (v.length() == L) {
-            for (VectorShuffle<Float> swap : SWAPS) v = v.add(v.rearrange(swap));
-            return v.lane(0);
+        if (v.length() != L || L > 32) {
+            float s = 0f;
+            for (int i = 0; i < v.length(); i++) s += v.lane(i);
+            return s;
         }
-        float s = 0f;
-        for (int i = 0; i < v.length(); i++) s += v.lane(i);
-        return s;
+        if (L == 32) v = v.add(v.rearrange(SWAP16));
+        if (L >= 16) v = v.add(v.rearrange(SWAP8));
+        if (L >= 8) v = v.add(v.rearrange(SWAP4));
+        if (L >= 4) v = v.add(v.rearrange(SWAP2));
+        if (L >= 2) v = v.add(v.rearrange(SWAP1));
+        return v.lane(0);
     }
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
-    /** lane i to lane i ^ h, for h = L/2, L/4, ..., 1. */
-    @SuppressWarnings("unchecked")
-    private static final VectorShuffle<Float>[] SWAPS = java.util.stream.IntStream.iterate(L / 2, h -> h > 0, h -> h / 2)
-            .mapToObj(h -> VectorShuffle.fromOp(F, i -> i ^ h)).toArray(VectorShuffle[]::new);
+    /** Lane i to lane i ^ h (null where h >= L). */
+    private static final VectorShuffle<Float> SWAP16 = swap(16), SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
+
+    private static VectorShuffle<Float> swap(int h) { return h < L ? VectorShuffle.fromOp(F, i -> i ^ h) : null; }
 
     /** sum_i a[ao + i] * b[bo + i] for i < n: one vector accumulator, summed by {@link #sum}, then the scalar tail. */
     public static float dot(float[] a, int ao, float[] b, int bo, int n) {
