@@ -6,6 +6,7 @@ import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -137,24 +138,13 @@ public final class AdamW {
         float b1 = hp.beta1(), b2 = hp.beta2(), eps = hp.eps();
         double bc1 = 1 - Math.pow(b1, step), bc2 = 1 - Math.pow(b2, step);
         float decay = decays ? 1f - lr * hp.weightDecay() : 1f;
-        Parallel.forRange(n, (t, from, to) -> {
-            if (bits == null) {
-                range(w, wOff + from, g, gOff + from, m, v, mOff + from, to - from, lr, decay, gscale, b1, b2, eps, bc1, bc2);
-                return;
-            }
-            // in blocks that stay in L1, each rounded as soon as it is stepped: the bf16 copy costs its write only
-            for (int b = from; b < to; b += ROUND_BLOCK) {
-                int len = Math.min(ROUND_BLOCK, to - b);
-                range(w, wOff + b, g, gOff + b, m, v, mOff + b, len, lr, decay, gscale, b1, b2, eps, bc1, bc2);
-                Bf16Weights.round(w, wOff + b, bits, b, len);
-            }
-        });
+        Parallel.forRange(n, (t, from, to) -> range(w, wOff + from, g, gOff + from, m, v, mOff + from, to - from, lr, decay,
+                gscale, b1, b2, eps, bc1, bc2, bits, from));
     }
 
-    /** Elements stepped then rounded to bf16 at a time (8 KiB of weights). */
-    private static final int ROUND_BLOCK = 2048;
-
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    /** As many shorts as S has floats: S's bf16 roundings. */
+    private static final VectorSpecies<Short> HALF_SHORTS = VectorSpecies.of(short.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
 
     /**
      * The update of n elements from the given offsets, in PyTorch's single-tensor AdamW formula and precision:
@@ -162,10 +152,11 @@ public final class AdamW {
      * bias-correction factors computed in double and used as float scalars, as PyTorch's Python floats are. (Double
      * lanes, one divide and one square root of double per element, made the update compute-bound: 8 lanes a divide
      * against 16, at twice the cycles.) The scalar tail runs the same float operations, so every element gets the same
-     * bits whether a vector or the tail updates it.
+     * bits whether a vector or the tail updates it. With {@code bits}, bits[bo + i] gets the new w[wo + i] rounded to bf16
+     * from the register that holds it (a second pass over each block, even from L1, cost 20-25 ms of a 111M step).
      */
     private static void range(float[] w, int wo, float[] g, int go, float[] m, float[] v, int mo, int n, float lr, float decay,
-                              float gscale, float b1, float b2, float eps, double bc1, double bc2) {
+                              float gscale, float b1, float b2, float eps, double bc1, double bc2, short[] bits, int bo) {
         float stepSize = (float) (lr / bc1), bc2Sqrt = (float) Math.sqrt(bc2);
         int i = 0;
         for (int upper = S.loopBound(n); i < upper; i += S.length()) {
@@ -176,7 +167,9 @@ public final class AdamW {
             vj.intoArray(v, mo + i);
             FloatVector denom = vj.sqrt().div(bc2Sqrt).add(eps);
             FloatVector wj = FloatVector.fromArray(S, w, wo + i).mul(decay);
-            wj.sub(mj.mul(stepSize).div(denom)).intoArray(w, wo + i);
+            wj = wj.sub(mj.mul(stepSize).div(denom));
+            wj.intoArray(w, wo + i);
+            if (bits != null) ((ShortVector) Bf16Weights.toBf16(wj).convertShape(VectorOperators.I2S, HALF_SHORTS, 0)).intoArray(bits, bo + i);
         }
         for (; i < n; i++) {
             float gj = g[go + i] * gscale;
@@ -186,6 +179,7 @@ public final class AdamW {
             v[mo + i] = vj;
             float denom = (float) Math.sqrt(vj) / bc2Sqrt + eps;
             w[wo + i] = w[wo + i] * decay - mj * stepSize / denom;
+            if (bits != null) bits[bo + i] = Bf16Weights.toBf16(w[wo + i]);
         }
     }
 }

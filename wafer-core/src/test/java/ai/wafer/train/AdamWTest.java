@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * AdamW's vectorised update against the scalar definition, bit for bit: at offsets, on lengths that leave tails, with
- * and without decay and clipping. (The update itself is checked against PyTorch in GptReferenceTest.)
+ * and without decay and clipping, and the bf16 rounding it writes for the next pass. (The update itself is checked against PyTorch in GptReferenceTest.)
  */
 class AdamWTest {
     @Test
@@ -20,11 +20,14 @@ class AdamWTest {
                 int wo = 5, go = 11, mo = 3;
                 float[] w = rand(r, n + wo), g = rand(r, n + go), m = rand(r, n + mo), v = abs(rand(r, n + mo));
                 float[] w2 = w.clone(), m2 = m.clone(), v2 = v.clone();
+                short[] bits = new short[n];
                 for (long step = 1; step <= 3; step++) {
-                    AdamW.update(w, wo, g, go, m, v, mo, n, 3e-3f, decays, 0.7f, hp, step, null);
+                    AdamW.update(w, wo, g, go, m, v, mo, n, 3e-3f, decays, 0.7f, hp, step, step == 3 ? bits : null);
                     scalar(w2, wo, g, go, m2, v2, mo, n, 3e-3f, decays, 0.7f, hp, step);
                 }
                 for (int i = 0; i < n + wo; i++) assertEquals(Float.floatToRawIntBits(w2[i]), Float.floatToRawIntBits(w[i]), "w " + n + " " + i);
+                for (int i = 0; i < n; i++) // the bf16 copy for the next pass: the new weights, rounded
+                    assertEquals(ai.wafer.tensor.Bf16Weights.toBf16(w2[wo + i]), bits[i], "bf16 " + n + " " + i);
                 for (int i = 0; i < n + mo; i++) {
                     assertEquals(Float.floatToRawIntBits(m2[i]), Float.floatToRawIntBits(m[i]), "m " + n + " " + i);
                     assertEquals(Float.floatToRawIntBits(v2[i]), Float.floatToRawIntBits(v[i]), "v " + n + " " + i);
