@@ -135,7 +135,19 @@ public final class VecMath {
             e.intoArray(x, o + i);
             acc = acc.add(e);
         }
-        float s = sum(acc);
+        // sum(acc)'s tree written out (the same adds in the same order): the attention softmax's compilation inlines this
+        // method and then runs out of nodes (C2's NodeCountInliningCutoff) before a call to sum, which then took the
+        // accumulator boxed, 11 MB a 111M step; the Vector API's own methods are always inlined
+        float s;
+        if (L > 32) s = sum(acc);
+        else {
+            if (L == 32) acc = acc.add(acc.rearrange(SWAP16));
+            if (L >= 16) acc = acc.add(acc.rearrange(SWAP8));
+            if (L >= 8) acc = acc.add(acc.rearrange(SWAP4));
+            if (L >= 4) acc = acc.add(acc.rearrange(SWAP2));
+            if (L >= 2) acc = acc.add(acc.rearrange(SWAP1));
+            s = acc.lane(0);
+        }
         for (; i < n; i++) { float e = (float) Math.exp(x[o + i] - shift); x[o + i] = e; s += e; }
         return s;
     }
