@@ -58,7 +58,11 @@ public final class BenchTrainCommand implements Callable<Integer> {
         boolean settled = warm >= 3 && spread(last) <= SETTLED;
         if (profile) Profile.start();
         double[] ms = new double[steps];
+        long alloc0 = allocatedBytes();
         for (int s = 0; s < steps; s++) ms[s] = step(model, opt, x, y);
+        // a settled step allocates almost nothing; megabytes mean a kernel boxes vectors (a Vector API helper the JIT
+        // did not inline), which also makes that kernel slow
+        double allocMb = alloc0 < 0 ? -1 : (allocatedBytes() - alloc0) / (double) steps / (1 << 20);
         Profile.stop();
         double[] sorted = ms.clone();
         Arrays.sort(sorted);
@@ -73,15 +77,15 @@ public final class BenchTrainCommand implements Callable<Integer> {
             System.out.printf("{\"what\": \"train\", \"framework\": \"wafer\", \"gemm\": \"%s\", \"precision\": \"%s\", \"threads\": %d, \"layers\": %d, \"d_model\": %d, "
                             + "\"heads\": %d, \"vocab\": %d, \"params\": %d, \"batch\": %d, \"seq\": %d, \"ms_per_step\": %.1f, "
                             + "\"ms_min\": %.1f, \"ms_max\": %.1f, \"steps\": %d, \"warmup_steps\": %d, \"warmup_settled\": %b, \"spread\": %.3f, \"stable\": %b, "
-                            + "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_heap_mb\": %d, \"recompute\": %b}%n",
+                            + "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_heap_mb\": %d, \"alloc_mb_per_step\": %.2f, \"recompute\": %b}%n",
                     Gemm.impl(), precision.precision, Parallel.threads(), cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(),
-                    B, T, med, min, max, steps, warm, settled, spread, spread <= SETTLED, tokS, gflops, peak >> 20, recompute);
+                    B, T, med, min, max, steps, warm, settled, spread, spread <= SETTLED, tokS, gflops, peak >> 20, allocMb, recompute);
         } else {
             System.out.printf("model: %d layers, d %d, %d heads, vocab %d, %,d parameters; batch %d x %d; %d threads; gemm %s, %s%s%n",
                     cfg.nLayer(), cfg.nEmbd(), cfg.nHead(), cfg.vocabSize(), model.parameterCount(), B, T, Parallel.threads(), Gemm.impl(),
                     precision.precision, recompute ? "; activations recomputed in backward" : "");
-            System.out.printf("%.1f ms/step (median of %d after %d warm-up steps; min %.1f, max %.1f), %.0f tokens/s, %.1f GFLOP/s, peak heap %,d MB%n",
-                    med, steps, warm, min, max, tokS, gflops, peak >> 20);
+            System.out.printf("%.1f ms/step (median of %d after %d warm-up steps; min %.1f, max %.1f), %.0f tokens/s, %.1f GFLOP/s, peak heap %,d MB, "
+                            + "allocated %.2f MB a step%n", med, steps, warm, min, max, tokS, gflops, peak >> 20, allocMb);
             if (!settled) System.out.printf("the warm-up steps had not settled after %d (--max-warmup)%n", warm);
             if (spread > SETTLED)
                 System.out.printf("spread %.0f%% of the median (over %.0f%%): too wide to trust; the machine is busy or the JIT "
@@ -105,6 +109,12 @@ public final class BenchTrainCommand implements Callable<Integer> {
         double min = Double.MAX_VALUE, max = 0;
         for (double m : ms) { min = Math.min(min, m); max = Math.max(max, m); }
         return (max - min) / min;
+    }
+
+    /** Bytes allocated so far by all threads (-1 where the JVM cannot say). */
+    private static long allocatedBytes() {
+        var bean = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        return bean.isThreadAllocatedMemorySupported() ? bean.getTotalThreadAllocatedBytes() : -1;
     }
 
     /** One training step; its time in ms. */

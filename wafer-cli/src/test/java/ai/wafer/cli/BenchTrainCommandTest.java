@@ -22,11 +22,13 @@ class BenchTrainCommandTest {
         double min = j.get("ms_min").asDouble(), med = j.get("ms_per_step").asDouble(), max = j.get("ms_max").asDouble();
         assertTrue(0 < min && min <= med && med <= max, min + " " + med + " " + max);
         assertEquals(j.get("spread").asDouble() <= 0.1, j.get("stable").asBoolean());
+        assertTrue(j.get("alloc_mb_per_step").asDouble() >= 0, "the heap allocated a step is measured: " + r.out());
 
         PretrainCliTest.Run text = wafer("bench", "train", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--vocab-size", "64",
                 "--batch-size", "2", "--seq-len", "8", "--steps", "2", "--max-warmup", "0");
         assertEquals(0, text.code(), text.err());
         assertTrue(text.out().contains("median of 2 after 0 warm-up steps; min "), text.out());
+        assertTrue(text.out().matches("(?s).*allocated [0-9.]+ MB a step.*"), text.out());
         assertTrue(text.out().contains("had not settled after 0"), text.out());
 
         assertEquals(2, wafer("bench", "train", "--steps", "0").code());
