@@ -543,7 +543,9 @@ public final class Gpt {
         linear(a.fch[l], a.ln2[l], w.fcW, w.fcB, BT, C, Fl, decode);
         if (k.cFc != null) k.cFc.forward(a.fch[l], a.ln2[l], BT);
         t = Profile.add("c_fc fwd", t);
-        Kernels.current().activation(c.activation(), a.fchAct[l], a.fch[l], BT * Fl);
+        // training keeps the slope in fch for the backward (nothing else reads it); generation's GELU runs in place
+        float[] slope = a.fchAct[l] == a.fch[l] ? null : a.fch[l];
+        Kernels.current().activation(c.activation(), a.fchAct[l], a.fch[l], slope, BT * Fl);
         if (k.mlpAct != null) k.mlpAct.forward(a.fchAct[l], BT);
         t = Profile.add("gelu fwd", t);
         if (recompute) return a.res3[l];
@@ -750,7 +752,7 @@ public final class Gpt {
             if (k.mlpProj != null) k.mlpProj.backward(a.dfch, dm, a.fchAct[l], BT);
             t = Profile.add("mlp.c_proj bwd", t);
             if (k.mlpAct != null) k.mlpAct.backward(a.dfch, a.dfch, BT);
-            Kernels.current().activationBackward(c.activation(), a.dfch, a.fch[l], a.dfch, BT * Fl);
+            Kernels.current().activationBackward(a.dfch, a.fch[l], a.dfch, BT * Fl); // fch holds GELU's slope (see block)
             t = Profile.add("gelu bwd", t);
             Linear.backward(dx, false, a.dfch, a.ln2[l], w.fcW, w.fcB, BT, C, Fl);
             if (k.cFc != null) k.cFc.backward(dx, a.dfch, a.ln2[l], BT);

@@ -84,7 +84,7 @@ public final class Bottleneck implements Method {
             ensure(N);
             System.arraycopy(x, 0, x0, 0, N * C);
             Linear.forward(pre, x0, downW, downB, N, C, m);
-            Kernels.current().activation(Activation.GELU, act, pre, N * m);
+            Kernels.current().activation(Activation.GELU, act, pre, pre, N * m); // pre keeps GELU's slope for the backward
             // x += up(act): the up projection accumulates onto the input, which is the skip connection
             Linear.forward(x, act, upW, null, N, m, C);
             for (int i = 0; i < N; i++) for (int c = 0; c < C; c++) x[i * C + c] += x0[i * C + c] + upB.data[upB.off + c];
@@ -92,7 +92,7 @@ public final class Bottleneck implements Method {
 
         @Override public void backward(float[] dx, float[] dout, int N) {
             Linear.backward(dh, false, dout, act, upW, upB, N, m, C);
-            Kernels.current().activationBackward(Activation.GELU, dh, pre, dh, N * m);
+            Kernels.current().activationBackward(dh, pre, dh, N * m);
             if (dx != dout) System.arraycopy(dout, 0, dx, 0, N * C); // the skip path
             Linear.backward(dx, true, dh, x0, downW, downB, N, C, m);
         }

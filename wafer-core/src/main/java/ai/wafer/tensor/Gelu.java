@@ -6,7 +6,10 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The MLP nonlinearity, forward and backward: exact GELU (x * Phi(x), the erf form Cerebras-GPT
- * uses), the tanh approximation ("gelu_new"), or ReLU. All in float lanes.
+ * uses), the tanh approximation ("gelu_new"), or ReLU. All in float lanes. In training the forward also
+ * writes the slope f'(x) where the backward will find it (in place of the input, which nothing else reads):
+ * the exact GELU's slope shares the forward's exponential and polynomial, and the backward is then a product
+ * at memory speed instead of a second pass of transcendental work.
  */
 public final class Gelu {
     private Gelu() {}
@@ -16,24 +19,33 @@ public final class Gelu {
 
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
-    public static void forward(Activation act, float[] out, float[] inp, int n) {
+    /**
+     * out[i] = f(inp[i]) and, unless {@code slope} is null, slope[i] = f'(inp[i]) for i < n. slope may be inp (the
+     * backward's copy replaces the input); out may be inp only without a slope.
+     */
+    public static void forward(Activation act, float[] out, float[] inp, float[] slope, int n) {
         Parallel.forElements(n, (w, from, to) -> {
             switch (act) {
-                case GELU -> exactForward(out, inp, from, to);
-                case GELU_TANH -> tanhForward(out, inp, from, to);
-                case RELU -> { for (int i = from; i < to; i++) out[i] = Math.max(inp[i], 0f); }
+                case GELU -> exactForward(out, inp, slope, from, to);
+                case GELU_TANH -> tanhForward(out, inp, slope, from, to);
+                case RELU -> {
+                    for (int i = from; i < to; i++) {
+                        float x = inp[i];
+                        out[i] = Math.max(x, 0f);
+                        if (slope != null) slope[i] = x > 0 ? 1f : 0f;
+                    }
+                }
             }
         });
     }
 
-    /** dinp[i] = dout[i] * f'(inp[i]) (overwrites dinp; it may be the same array as dout). */
-    public static void backward(Activation act, float[] dinp, float[] inp, float[] dout, int n) {
+    /** dinp[i] = dout[i] * slope[i], the slope the forward kept (dinp may be dout). */
+    public static void backward(float[] dinp, float[] slope, float[] dout, int n) {
         Parallel.forElements(n, (w, from, to) -> {
-            switch (act) {
-                case GELU -> exactBackward(dinp, inp, dout, from, to);
-                case GELU_TANH -> tanhBackward(dinp, inp, dout, from, to);
-                case RELU -> { for (int i = from; i < to; i++) dinp[i] = inp[i] > 0 ? dout[i] : 0f; }
-            }
+            int i = from;
+            for (int ub = from + S.loopBound(to - from); i < ub; i += S.length())
+                FloatVector.fromArray(S, dout, i).mul(FloatVector.fromArray(S, slope, i)).intoArray(dinp, i);
+            for (; i < to; i++) dinp[i] = dout[i] * slope[i];
         });
     }
 
@@ -43,29 +55,20 @@ public final class Gelu {
     // lane operation: with Phi and its exponential in one loop, the polynomial stayed a call whose vectors were boxed on
     // every iteration (forward 10 against 6 ms a 111M layer, -XX:+PrintInlining showed it). The masked tails run the
     // same lane code, so every element gets the same float formula.
-    private static void exactForward(float[] out, float[] inp, int from, int to) {
+    private static void exactForward(float[] out, float[] inp, float[] slope, int from, int to) {
         float[] e = GAUSS.get();
         for (int b = from; b < to; b += BLOCK) {
             int end = Math.min(to, b + BLOCK);
             gaussBlock(e, inp, b, end);
-            forwardBlock(out, inp, e, b, end);
-        }
-    }
-
-    /** dinp = (Phi(x) + x pdf(x)) dout: Phi and pdf share one exponential, exp(-x^2/2) (see {@link #tail}). */
-    private static void exactBackward(float[] dinp, float[] inp, float[] dout, int from, int to) {
-        float[] e = GAUSS.get();
-        for (int b = from; b < to; b += BLOCK) {
-            int end = Math.min(to, b + BLOCK);
-            gaussBlock(e, inp, b, end);
-            slopeBlock(dinp, inp, dout, e, b, end);
+            if (slope == null) forwardBlock(out, inp, e, b, end);
+            else slopeBlock(out, slope, inp, e, b, end);
         }
     }
 
     private static final int BLOCK = 1024;
     private static final ThreadLocal<float[]> GAUSS = ThreadLocal.withInitial(() -> new float[BLOCK]);
 
-    /** e[0, end - b) = exp(-x^2 / 2) of inp[b, end), x clamped as {@link #phi} clamps it. */
+    /** e[0, end - b) = exp(-x^2 / 2) of inp[b, end), x clamped as {@link #clamp} does. */
     private static void gaussBlock(float[] e, float[] inp, int b, int end) {
         int i = b;
         for (int ub = b + S.loopBound(end - b); i < ub; i += S.length()) gauss(clamp(FloatVector.fromArray(S, inp, i))).intoArray(e, i - b);
@@ -89,17 +92,22 @@ public final class Gelu {
         }
     }
 
-    /** dinp[b, end) = (Phi(x) + x pdf(x)) dout, pdf(x) = exp(-x^2/2) / sqrt(2 pi). */
-    private static void slopeBlock(float[] dinp, float[] inp, float[] dout, float[] e, int b, int end) {
+    /**
+     * out[b, end) = x Phi(x) as {@link #forwardBlock}, and slope[b, end) = GELU'(x) = Phi(x) + x pdf(x), pdf(x) =
+     * exp(-x^2/2) / sqrt(2 pi): the same Phi and exponential serve both. Each lane reads x before it writes either.
+     */
+    private static void slopeBlock(float[] out, float[] slope, float[] inp, float[] e, int b, int end) {
         int i = b;
         for (int ub = b + S.loopBound(end - b); i < ub; i += S.length()) {
-            FloatVector x = clamp(FloatVector.fromArray(S, inp, i)), ei = FloatVector.fromArray(S, e, i - b);
-            x.mul(ei.mul(INV_SQRT_2PI)).add(phi(x, ei)).mul(FloatVector.fromArray(S, dout, i)).intoArray(dinp, i);
+            FloatVector x = FloatVector.fromArray(S, inp, i), xc = clamp(x), ei = FloatVector.fromArray(S, e, i - b), phi = phi(xc, ei);
+            x.mul(phi).intoArray(out, i);
+            xc.mul(ei.mul(INV_SQRT_2PI)).add(phi).intoArray(slope, i);
         }
         if (i < end) {
             var m = S.indexInRange(i, end);
-            FloatVector x = clamp(FloatVector.fromArray(S, inp, i, m)), ei = FloatVector.fromArray(S, e, i - b, m);
-            x.mul(ei.mul(INV_SQRT_2PI)).add(phi(x, ei)).mul(FloatVector.fromArray(S, dout, i, m)).intoArray(dinp, i, m);
+            FloatVector x = FloatVector.fromArray(S, inp, i, m), xc = clamp(x), ei = FloatVector.fromArray(S, e, i - b, m), phi = phi(xc, ei);
+            x.mul(phi).intoArray(out, i, m);
+            xc.mul(ei.mul(INV_SQRT_2PI)).add(phi).intoArray(slope, i, m);
         }
     }
 
@@ -147,26 +155,18 @@ public final class Gelu {
 
     // gelu_new: 0.5 x (1 + tanh u) = x s with s = sigmoid(2u) = 1 / (1 + exp(-2u)), u = k (x + a x^3), which keeps
     // its relative accuracy where tanh u is near -1; the derivative is s + 2 x s (1 - s) k (1 + 3 a x^2), s (1 - s) = s (s exp(-2u)).
-    private static void tanhForward(float[] out, float[] inp, int from, int to) {
+    private static void tanhForward(float[] out, float[] inp, float[] slope, int from, int to) {
         int i = from;
         for (int ub = from + S.loopBound(to - from); i < ub; i += S.length()) {
             FloatVector x = FloatVector.fromArray(S, inp, i);
             x.div(tanhExp(x).add(1f)).intoArray(out, i);
+            if (slope != null) tanhGrad(x).intoArray(slope, i);
         }
         if (i < to) {
             var m = S.indexInRange(i, to);
             FloatVector x = FloatVector.fromArray(S, inp, i, m);
             x.div(tanhExp(x).add(1f)).intoArray(out, i, m);
-        }
-    }
-
-    private static void tanhBackward(float[] dinp, float[] inp, float[] dout, int from, int to) {
-        int i = from;
-        for (int ub = from + S.loopBound(to - from); i < ub; i += S.length())
-            tanhGrad(FloatVector.fromArray(S, inp, i)).mul(FloatVector.fromArray(S, dout, i)).intoArray(dinp, i);
-        if (i < to) {
-            var m = S.indexInRange(i, to);
-            tanhGrad(FloatVector.fromArray(S, inp, i, m)).mul(FloatVector.fromArray(S, dout, i, m)).intoArray(dinp, i, m);
+            if (slope != null) tanhGrad(x).intoArray(slope, i, m);
         }
     }
 

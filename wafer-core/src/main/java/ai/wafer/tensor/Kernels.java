@@ -74,11 +74,14 @@ public interface Kernels {
         LayerNorm.backward(dinp, dout, inp, w, dw, wOff, db, bOff, mean, rstd, N, C, scratch);
     }
 
-    /** out[i] = act(inp[i]) for i < n. */
-    default void activation(Activation act, float[] out, float[] inp, int n) { Gelu.forward(act, out, inp, n); }
+    /**
+     * out[i] = act(inp[i]) for i < n; unless {@code slope} is null (inference), also slope[i] = act'(inp[i]) for the
+     * backward (slope may be inp: training keeps it in the pre-activation's buffer).
+     */
+    default void activation(Activation act, float[] out, float[] inp, float[] slope, int n) { Gelu.forward(act, out, inp, slope, n); }
 
-    /** dinp[i] = dout[i] * act'(inp[i]) (dinp may be dout). */
-    default void activationBackward(Activation act, float[] dinp, float[] inp, float[] dout, int n) { Gelu.backward(act, dinp, inp, dout, n); }
+    /** dinp[i] = dout[i] * slope[i], the slope {@link #activation} kept (dinp may be dout). */
+    default void activationBackward(float[] dinp, float[] slope, float[] dout, int n) { Gelu.backward(dinp, slope, dout, n); }
 
     /** Causal self-attention on packed qkv[B,T,3C], scores times {@code scale}, probabilities kept in att (see {@link Attention#forward}). */
     default void attention(float[] out, float[] att, float[] qkv, int B, int T, int C, int H, float scale, int[] start) {

@@ -74,9 +74,10 @@ class GradCheckTest {
         int n = 37;
         float[] x = rand(n, 2), r = rand(n, 1), out = new float[n];
         if (act == Activation.RELU) for (int i = 0; i < n; i++) if (Math.abs(x[i]) < 0.05f) x[i] = 0.5f; // kink
-        DoubleSupplier L = () -> { Kernels.JAVA.activation(act, out, x, n); return dot(out, r, n); };
-        float[] dx = new float[n];
-        Kernels.JAVA.activationBackward(act, dx, x, r, n);
+        DoubleSupplier L = () -> { Kernels.JAVA.activation(act, out, x, null, n); return dot(out, r, n); };
+        float[] dx = new float[n], slope = new float[n], out2 = new float[n];
+        Kernels.JAVA.activation(act, out2, x, slope, n); // the training forward: the slope kept for the backward
+        Kernels.JAVA.activationBackward(dx, slope, r, n);
         check(act + " dx", x, dx, L, 1e-2, 2e-2);
     }
 
