@@ -152,7 +152,6 @@ public final class Gelu {
         return t.mul(e).mul(r).mul(0.5f);
     }
 
-
     // gelu_new: 0.5 x (1 + tanh u) = x s with s = sigmoid(2u) = 1 / (1 + exp(-2u)), u = k (x + a x^3), which keeps
     // its relative accuracy where tanh u is near -1; the derivative is s + 2 x s (1 - s) k (1 + 3 a x^2), s (1 - s) = s (s exp(-2u)).
     private static void tanhForward(float[] out, float[] inp, float[] slope, int from, int to) {
