@@ -7,8 +7,8 @@ import java.util.List;
 
 /**
  * The trainable parameters of one rank as slices of two buffers, {@link #values} and {@link #grads} (llm.c's
- * params_memory and grads_memory): the optimiser walks one array, and the
- * data-parallel exchange works on the buffers in place.
+ * params_memory and grads_memory): the optimiser walks one array, and the data-parallel exchange works on the
+ * buffers in place.
  *
  * <p>Parameters are laid out in reverse order (the order backward finishes their gradients) and grouped into
  * buckets of about {@code bucketBytes}, each padded to a multiple of the group size p so that it splits into p
@@ -72,5 +72,4 @@ public final class FlatStore {
 
     /** {@link #materializeZeros} of every parameter. */
     public void materializeZeros() { materializeZeros(0, params.size()); }
-
 }

@@ -3,7 +3,6 @@ package ai.wafer.tensor;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -17,7 +16,7 @@ public final class LayerNorm {
 
     private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
     /** As many floats as D has doubles: a float vector widens to one double vector. */
-    private static final VectorSpecies<Float> H = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+    private static final VectorSpecies<Float> H = VecMath.HD;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
 
     /** out[N,C] = (inp - mean) * rstd * w + b (w at wo, b at bo); saves mean[N] and rstd[N] for the backward pass. */
@@ -26,52 +25,14 @@ public final class LayerNorm {
         Parallel.forRange(N, (worker, from, to) -> {
             for (int i = from; i < to; i++) {
                 int o = i * C;
-                double m = sum(inp, o, C) / C;
-                double r = 1.0 / Math.sqrt(squaredDeviations(inp, o, C, m) / C + eps);
+                double m = VecMath.doubleSum(inp, o, C) / C;
+                double r = 1.0 / Math.sqrt(VecMath.squaredDeviations(inp, o, C, m) / C + eps);
                 float mf = (float) m, rf = (float) r;
                 normalize(out, inp, o, C, mf, rf, w, wo, b, bo);
                 mean[i] = mf;
                 rstd[i] = rf;
             }
         });
-    }
-
-    /** The sum of x[o, o + n) in double lanes. */
-    private static double sum(float[] x, int o, int n) {
-        DoubleVector a0 = DoubleVector.zero(D), a1 = a0;
-        int c = 0, L = H.length();
-        for (; c + 2 * L <= n; c += 2 * L) {
-            a0 = a0.add(widen(x, o + c));
-            a1 = a1.add(widen(x, o + c + L));
-        }
-        double s = inOrder(a0.add(a1));
-        for (; c < n; c++) s += x[o + c];
-        return s;
-    }
-
-    /** The sum of (x - m)^2 over x[o, o + n), in double lanes. */
-    private static double squaredDeviations(float[] x, int o, int n, double m) {
-        DoubleVector a0 = DoubleVector.zero(D), a1 = a0;
-        int c = 0, L = H.length();
-        for (; c + 2 * L <= n; c += 2 * L) {
-            DoubleVector d0 = widen(x, o + c).sub(m), d1 = widen(x, o + c + L).sub(m);
-            a0 = d0.fma(d0, a0);
-            a1 = d1.fma(d1, a1);
-        }
-        double s = inOrder(a0.add(a1));
-        for (; c < n; c++) { double d = x[o + c] - m; s = Math.fma(d, d, s); }
-        return s;
-    }
-
-    /** The lanes of v added first to last (reduceLanes may add them in any order, which the JIT chooses). */
-    private static double inOrder(DoubleVector v) {
-        double s = 0;
-        for (int l = 0; l < v.length(); l++) s += v.lane(l);
-        return s;
-    }
-
-    private static DoubleVector widen(float[] x, int at) {
-        return (DoubleVector) FloatVector.fromArray(H, x, at).convertShape(VectorOperators.F2D, D, 0);
     }
 
     /** out = (x - m) * r * w + b over one row, in float (the same operations, unfused, as the scalar tail). */
@@ -115,7 +76,7 @@ public final class LayerNorm {
             s0 = s0.add(dnorm.convertShape(VectorOperators.F2D, D, 0));
             s1 = s1.add(dnorm.mul(norm).convertShape(VectorOperators.F2D, D, 0));
         }
-        double dnormMean = inOrder(s0), dnormNormMean = inOrder(s1);
+        double dnormMean = VecMath.inOrder(s0), dnormNormMean = VecMath.inOrder(s1);
         for (; c < C; c++) {
             float norm = (inp[o + c] - m) * r, dnorm = w[wo + c] * dout[o + c];
             dnormMean += dnorm;

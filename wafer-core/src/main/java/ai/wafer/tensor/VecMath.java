@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -95,6 +96,51 @@ public final class VecMath {
     private static final VectorShuffle<Float> SWAP16 = swap(16), SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
 
     private static VectorShuffle<Float> swap(int h) { return h < L ? VectorShuffle.fromOp(F, i -> i ^ h) : null; }
+
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+    /** As many floats as D has doubles: a float vector widens to one double vector. */
+    static final VectorSpecies<Float> HD = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+
+    /** The sum of x[o, o + n) in double lanes (LayerNorm's mean). */
+    public static double doubleSum(float[] x, int o, int n) {
+        DoubleVector a0 = DoubleVector.zero(D), a1 = a0;
+        int c = 0, L = HD.length();
+        for (; c + 2 * L <= n; c += 2 * L) {
+            a0 = a0.add(widen(x, o + c));
+            a1 = a1.add(widen(x, o + c + L));
+        }
+        double s = inOrder(a0.add(a1));
+        for (; c < n; c++) s += x[o + c];
+        return s;
+    }
+
+    /**
+     * The sum of (x - m)^2 over x[o, o + n) in double lanes, two accumulators added lane by lane in order, then the tail
+     * (LayerNorm's variance; with m = 0 every gradient norm's blocks, {@code AdamW.squaredSum}).
+     */
+    public static double squaredDeviations(float[] x, int o, int n, double m) {
+        DoubleVector a0 = DoubleVector.zero(D), a1 = a0;
+        int c = 0, L = HD.length();
+        for (; c + 2 * L <= n; c += 2 * L) {
+            DoubleVector d0 = widen(x, o + c).sub(m), d1 = widen(x, o + c + L).sub(m);
+            a0 = d0.fma(d0, a0);
+            a1 = d1.fma(d1, a1);
+        }
+        double s = inOrder(a0.add(a1));
+        for (; c < n; c++) { double d = x[o + c] - m; s = Math.fma(d, d, s); }
+        return s;
+    }
+
+    /** The lanes of v added first to last (reduceLanes may add them in any order, which the JIT chooses). */
+    static double inOrder(DoubleVector v) {
+        double s = 0;
+        for (int l = 0; l < v.length(); l++) s += v.lane(l);
+        return s;
+    }
+
+    private static DoubleVector widen(float[] x, int at) {
+        return (DoubleVector) FloatVector.fromArray(HD, x, at).convertShape(VectorOperators.F2D, D, 0);
+    }
 
     /** sum_i a[ao + i] * b[bo + i] for i < n: one vector accumulator, summed by {@link #sum}, then the scalar tail. */
     public static float dot(float[] a, int ao, float[] b, int bo, int n) {

@@ -4,7 +4,7 @@ import ai.wafer.model.Parameter;
 import ai.wafer.tensor.Bf16Weights;
 import ai.wafer.tensor.Kernels;
 import ai.wafer.tensor.Parallel;
-import jdk.incubator.vector.DoubleVector;
+import ai.wafer.tensor.VecMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
@@ -62,12 +62,12 @@ public final class AdamW {
      */
     public static double squaredSum(float[] g, int off, int n) {
         int blocks = (n + BLOCK - 1) / BLOCK;
-        if (blocks <= 1) return blockSquares(g, off, n);
+        if (blocks <= 1) return VecMath.squaredDeviations(g, off, n, 0);
         double[] sums = SUMS.get();
         if (sums.length < blocks) SUMS.set(sums = new double[blocks]);
         final double[] out = sums;
         Parallel.forRange(blocks, (t, from, to) -> {
-            for (int b = from; b < to; b++) out[b] = blockSquares(g, off + b * BLOCK, Math.min(BLOCK, n - b * BLOCK));
+            for (int b = from; b < to; b++) out[b] = VecMath.squaredDeviations(g, off + b * BLOCK, Math.min(BLOCK, n - b * BLOCK), 0);
         });
         double s = 0;
         for (int b = 0; b < blocks; b++) s += out[b];
@@ -76,26 +76,6 @@ public final class AdamW {
 
     private static final int BLOCK = 1 << 14;
     private static final ThreadLocal<double[]> SUMS = ThreadLocal.withInitial(() -> new double[0]);
-
-    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
-    /** As many floats as D has doubles: a float vector widens to one double vector. */
-    private static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
-
-    private static double blockSquares(float[] g, int off, int n) {
-        DoubleVector a0 = DoubleVector.zero(D), a1 = a0;
-        int i = 0, L = HALF.length();
-        for (; i + 2 * L <= n; i += 2 * L) {
-            DoubleVector x0 = (DoubleVector) FloatVector.fromArray(HALF, g, off + i).convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector x1 = (DoubleVector) FloatVector.fromArray(HALF, g, off + i + L).convertShape(VectorOperators.F2D, D, 0);
-            a0 = x0.fma(x0, a0);
-            a1 = x1.fma(x1, a1);
-        }
-        double s = 0;
-        DoubleVector a = a0.add(a1);
-        for (int l = 0; l < a.length(); l++) s += a.lane(l);
-        for (; i < n; i++) s += (double) g[off + i] * g[off + i];
-        return s;
-    }
 
     /** PyTorch's clip_grad_norm_ factor for a global norm: min(1, clip / (norm + 1e-6)); 1 when clip <= 0 (off). */
     public static float clipScale(double norm, float clip) { return clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f; }
